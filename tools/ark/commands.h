@@ -1,0 +1,10 @@
+// Subcommands of the `ark` program; each add_*_command registers one on the app, with its callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ark::tools {
+
+void add_info_command(CLI::App& app);
+
+}  // namespace ark::tools

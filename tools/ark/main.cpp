@@ -1,0 +1,22 @@
+// The `ark` command-line program. Each subcommand lives in its own file and registers itself here.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "ark/error.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ark: run LLMs quantized with AutoRound fast"};
+  app.require_subcommand(1);
+  ark::tools::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ark::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
