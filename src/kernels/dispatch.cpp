@@ -1,0 +1,40 @@
+#include "kernels/dispatch.h"
+
+namespace ark {
+
+// Declares an implementation defined in another file and yields its address, so adding one is one line here.
+#define ARK_LINEAR_IMPL(name)     \
+  [] {                            \
+    extern const LinearImpl name; \
+    return &name;                 \
+  }()
+
+// The lists live in namespace ark (not an unnamed one) so ARK_LINEAR_IMPL's block-scope extern declarations
+// name ark::<impl>, which is where implementations are defined.
+
+// Decode (M < kernel_switch_threshold), best first; the reference stays last.
+static const LinearImpl* const kSmallMImpls[] = {
+    &kRefLinearImpl,
+};
+
+// Prefill GEMM (M >= kernel_switch_threshold), best first; the reference stays last.
+static const LinearImpl* const kLargeMImpls[] = {
+    &kRefLinearImpl,
+};
+
+namespace {
+
+template <size_t N>
+const LinearImpl& first_accepting(const LinearImpl* const (&list)[N], const LinearProblem& p) {
+  for (const LinearImpl* impl : list)
+    if (impl->accepts(p)) return *impl;
+  return kRefLinearImpl;
+}
+
+}  // namespace
+
+const LinearImpl& select_linear_impl(Regime regime, const LinearProblem& p) {
+  return regime == Regime::kSmallM ? first_accepting(kSmallMImpls, p) : first_accepting(kLargeMImpls, p);
+}
+
+}  // namespace ark

@@ -1,0 +1,74 @@
+// Kernel selection for QuantLinear: ordered implementation lists (oneDNN's pattern). At post_init the layer
+// walks a list and keeps the first implementation whose accepts() says yes, as a plain function pointer; the
+// reference is last and accepts everything, so a choice always exists. There is one list per regime:
+//   small-M (decode, M < kernel_switch_threshold): stream each packed byte once;
+//   large-M (prefill): blocked GEMM reusing dequantized tiles across rows.
+// To add an implementation: define `extern const LinearImpl kYourImpl = {...};` in your own kernel file
+// (under src/kernels/x86/<isa>/ for ISA code) and add one line `ARK_LINEAR_IMPL(kYourImpl),` to the list in
+// dispatch.cpp, best first.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "ark/dtype.h"
+#include "ark/quant_linear.h"
+#include "kernels/cpu_features.h"
+#include "linear/packed_weight.h"
+
+namespace ark {
+
+// What a kernel is asked to do, known at post_init.
+struct LinearProblem {
+  int bits = 4;
+  int64_t n = 0, k = 0, num_groups = 0;
+  bool scales_f16 = true;
+  ComputeMode mode = ComputeMode::kExact;  // resolved: kExact or kInt8, never kAuto
+  IsaLevel isa = IsaLevel::kRef;           // highest level the kernel may use
+  bool avx_vnni = false;                   // the CPU has AVX-VNNI (VEX int8 dot products) and isa >= kAvx2
+};
+
+// One forward's operands, prepared by QuantLinear before the kernels run (activations already in packed-K
+// order, padding zeroed). Kernels read, never write, past nothing: they write exactly y[m][n] for their rows.
+struct LinearArgs {
+  int64_t m = 0;
+  // exact mode: fp32 activations [m][ldx], packed-K order, positions past k_padded unused.
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  // int8 mode: xq[m][ldxq] = round(x / x_scale) in [-127, 127], packed-K order; per row and group:
+  // x_scale[m * G + g] = max|x| / 127 over the group (0 for an all-zero group), xq_sum[m * G + g] = sum of
+  // xq.
+  const int8_t* xq = nullptr;
+  int64_t ldxq = 0;
+  const float* x_scale = nullptr;
+  const int32_t* xq_sum = nullptr;
+  // output rows y[m][ldy] of dtype y_dtype (F32, BF16 or F16); bias (fp32, n values) is added if not null.
+  void* y = nullptr;
+  int64_t ldy = 0;
+  DType y_dtype = DType::F32;
+  const float* bias = nullptr;
+};
+
+// Computes rows [m_begin, m_end) x N-tiles [tile_begin, tile_end). Called concurrently on disjoint ranges; no
+// allocation, locks or exceptions; stack scratch only (keep it under 64 KiB).
+using LinearKernelFn = void (*)(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end,
+                                int64_t tile_begin, int64_t tile_end);
+
+struct LinearImpl {
+  const char* name;  // XNNPACK-style: gemv_qd8_w4_avx512vnni, gemm_f32_wN_avx512, ref, ...
+  bool (*accepts)(const LinearProblem& p);
+  LinearKernelFn run;
+  // Rows per work item the layer hands one thread (0: all rows at once, as decode kernels want: each weight
+  // byte is streamed once for every row). The layer splits N-tiles across threads for each row block.
+  int64_t m_block;
+};
+
+enum class Regime : uint8_t { kSmallM, kLargeM };
+
+// First implementation of the regime's list that accepts p (the reference at worst).
+const LinearImpl& select_linear_impl(Regime regime, const LinearProblem& p);
+
+// The reference: scalar, reads the layout through its definition; accepts every problem in both modes.
+extern const LinearImpl kRefLinearImpl;
+
+}  // namespace ark
