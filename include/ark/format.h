@@ -14,7 +14,7 @@
 //
 // Public API:
 //   decode(scheme, in_features, out_features, qweight, qzeros, scales, g_idx) -> QuantizedWeight
-//   encode(weight, layout, scale_dtype)                                         -> PackedTensors
+//   encode(weight, layout, scale_dtype, zero_of_zero)                           -> PackedTensors
 //   quantize_rtn(w, N, K, scheme, act_order_perm, scale_dtype)                  -> QuantizedWeight
 //   quantize_rtn(view [N, K] F32/F16/BF16, scheme, act_order_perm, scale_dtype) -> QuantizedWeight
 //   packed_shapes(scheme, in_features, out_features)                            -> PackedShapes
@@ -74,11 +74,22 @@ QuantizedWeight decode(const QuantScheme& scheme, int64_t in_features, int64_t o
                        const TensorView& qweight, const TensorView& qzeros, const TensorView& scales,
                        const TensorView* g_idx = nullptr);
 
+// What encode() writes for a zero point of 0 in the GPTQ-v1 layout, which stores zero - 1 and so cannot hold
+// it.
+enum class GptqV1ZeroOfZero : uint8_t {
+  kBorrow,  // store -1 as 0xFFFFFFFF ORed in at the field (AutoGPTQ and AutoRound before its clamp, see
+            // FORMATS.md)
+  kClamp,   // store 0, which reads back as zero 1 (AutoRound 0.16's exporter clamps zero - 1 to [0, 2^bits -
+            // 1])
+};
+
 // Writes the canonical form in a layout, bit-exact with AutoRound's exporter. scale_dtype is F16 (what the
 // exporter writes), BF16 or F32; fp32 scales are rounded to it to nearest even, as torch's
 // .half()/.bfloat16() do. Zeros must fit the stored field: [0, 2^bits] for v1 (2^bits only arises from a
 // decoded borrow), [0, 2^bits) otherwise.
-PackedTensors encode(const QuantizedWeight& weight, PackingLayout layout, DType scale_dtype = DType::F16);
+// AWQ has no g_idx: encoding a weight with real act-order as AWQ throws, and a trivial g_idx is left out.
+PackedTensors encode(const QuantizedWeight& weight, PackingLayout layout, DType scale_dtype = DType::F16,
+                     GptqV1ZeroOfZero zero_of_zero = GptqV1ZeroOfZero::kBorrow);
 
 // Round-to-nearest quantization as AutoRound does it with iters=0 and disable_opt_rtn=True (its data types
 // "int_sym" / "int_asym" with no tuning), per group of scheme.group_size input channels of each output row
