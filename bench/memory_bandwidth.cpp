@@ -1,0 +1,88 @@
+// Read bandwidth: each thread sums its own slice with wide loads; the sum is kept so the loads are not removed.
+// The buffer is written once first so its pages are mapped (a first-touch page fault is not a read).
+#include "memory_bandwidth.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ark/error.h"
+#include "kernels/cpu_features.h"
+
+namespace ark::bench {
+
+namespace {
+
+// Four independent accumulators keep several loads in flight per thread; 256-bit loads are enough to saturate
+// DRAM from one core, and every x86-64 CPU ark supports beyond the reference level has AVX2.
+__attribute__((target("avx2"))) uint64_t sum_avx2(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    a0 = _mm256_xor_si256(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_xor_si256(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_xor_si256(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_xor_si256(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i a = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+  return static_cast<uint64_t>(_mm256_extract_epi64(a, 0) ^ _mm256_extract_epi64(a, 3));
+}
+
+uint64_t sum_scalar(const uint8_t* p, size_t n) {
+  uint64_t a = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    a ^= v;
+  }
+  return a;
+}
+
+}  // namespace
+
+double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
+  ARK_CHECK(threads >= 1, "measure_read_bandwidth_gbs: threads must be >= 1, got ", threads);
+  ARK_CHECK(repeats >= 1, "measure_read_bandwidth_gbs: repeats must be >= 1, got ", repeats);
+  ARK_CHECK(bytes >= size_t{1} << 20, "measure_read_bandwidth_gbs: buffer must be at least 1 MiB, got ", bytes);
+  const size_t slice = (bytes / static_cast<size_t>(threads)) & ~size_t{4095};
+  const size_t total = slice * static_cast<size_t>(threads);
+  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, total)),
+                                                      &std::free);
+  ARK_CHECK(buf != nullptr, "measure_read_bandwidth_gbs: cannot allocate ", total, " bytes");
+  const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
+
+  std::vector<uint64_t> sinks(static_cast<size_t>(threads) * 8);  // one cache line apart: no false sharing
+  std::vector<double> seconds(static_cast<size_t>(repeats));
+  // All threads start each repeat together; the slowest one's time is the repeat's time.
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      uint8_t* p = buf.get() + slice * static_cast<size_t>(t);
+      for (size_t i = 0; i < slice; ++i) p[i] = static_cast<uint8_t>(i * 131 + t);
+      for (int r = 0; r < repeats; ++r) {
+        sync.arrive_and_wait();
+        sinks[static_cast<size_t>(t) * 8] += avx2 ? sum_avx2(p, slice) : sum_scalar(p, slice);
+        sync.arrive_and_wait();
+      }
+    });
+  }
+  for (int r = 0; r < repeats; ++r) {
+    sync.arrive_and_wait();
+    const auto t0 = std::chrono::steady_clock::now();
+    sync.arrive_and_wait();
+    seconds[static_cast<size_t>(r)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  for (auto& th : pool) th.join();
+  const double best = *std::min_element(seconds.begin(), seconds.end());
+  return static_cast<double>(total) / best / 1e9;
+}
+
+}  // namespace ark::bench
