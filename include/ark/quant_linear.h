@@ -22,6 +22,7 @@
 #include "ark/dtype.h"
 #include "ark/error.h"
 #include "ark/quantized_weight.h"
+#include "ark/tensor.h"
 
 namespace ark {
 
@@ -68,6 +69,11 @@ class QuantLinear {
   // Loads the canonical weight; checks it against the spec (shape, bits, group size, g_idx presence) and
   // validates it. Invalidates an earlier post_init.
   void load(QuantizedWeight weight);
+  // Decodes a layer's checkpoint tensors as they are on disk (ark/format.h: qweight, qzeros, scales and the
+  // optional g_idx of a GPTQ v1/v2 or AWQ layout) with the spec's bits and group size, then load()s the
+  // result.
+  void load_checkpoint(PackingLayout layout, const TensorView& qweight, const TensorView& qzeros,
+                       const TensorView& scales, const TensorView* g_idx = nullptr);
   // Loads the bias (N values; fp32, or bf16/fp16 converted exactly).
   void load_bias(const void* bias, DType dtype, int64_t n);
 

@@ -1,5 +1,7 @@
 #include "kernels/dispatch.h"
 
+#include "linear/activations.h"
+
 namespace ark {
 
 // Declares an implementation defined in another file and yields its address, so adding one is one line here.
@@ -37,6 +39,11 @@ const LinearImpl& first_accepting(const LinearImpl* const (&list)[N], const Line
 
 const LinearImpl& select_linear_impl(Regime regime, const LinearProblem& p) {
   return regime == Regime::kSmallM ? first_accepting(kSmallMImpls, p) : first_accepting(kLargeMImpls, p);
+}
+
+QuantizeRowsFn select_quantize_rows(IsaLevel isa) {
+  (void)isa;
+  return quantize_activation_rows_ref;
 }
 
 }  // namespace ark
