@@ -19,9 +19,10 @@ void decode_gptq_codes(const TensorView& qweight, int bits, int64_t k, int64_t n
   // and each column's 32 codes are written contiguously.
   for (int64_t k0 = 0; k0 < k; k0 += 32) {
     const uint32_t* block = words + (k0 / 32) * bits * n;
+    const int64_t block_len = std::min<int64_t>(32, k - k0);  // 2/4/8-bit K may end inside a block
     for (int64_t j = 0; j < n; ++j) {
       uint8_t* out = codes + j * k + k0;
-      for (int i = 0; i < 32; ++i) out[i] = static_cast<uint8_t>(read_field(block + j, n, i, bits));
+      for (int64_t i = 0; i < block_len; ++i) out[i] = static_cast<uint8_t>(read_field(block + j, n, i, bits));
     }
   }
 }
@@ -43,9 +44,10 @@ Tensor encode_gptq_codes(const QuantizedWeight& w) {
   std::fill(words, words + t.numel(), 0u);
   for (int64_t k0 = 0; k0 < k; k0 += 32) {
     uint32_t* block = words + (k0 / 32) * bits * n;
+    const int64_t block_len = std::min<int64_t>(32, k - k0);
     for (int64_t j = 0; j < n; ++j) {
       const uint8_t* in = w.codes.data() + j * k + k0;
-      for (int i = 0; i < 32; ++i) or_field(block + j, n, i, bits, in[i]);
+      for (int64_t i = 0; i < block_len; ++i) or_field(block + j, n, i, bits, in[i]);
     }
   }
   return t;
