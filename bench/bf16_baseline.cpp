@@ -40,7 +40,8 @@ Bf16Baseline::Bf16Baseline(int64_t m, int64_t n, int64_t k, int threads, uint64_
   const dnnl::memory::desc any_w_md({k, n}, dt::bf16, tag::any);
   const dnnl::memory::desc dst_md({m, n}, dt::f32, tag::ab);
   try {
-    const dnnl::matmul::primitive_desc pd(impl_->engine, src_md, any_w_md, dst_md);
+    // oneDNN 2.x API (Debian 12 ships 2.6): an operation descriptor, then the primitive descriptor.
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, any_w_md, dst_md), impl_->engine);
     impl_->impl_name = pd.impl_info_str();
     impl_->prim = dnnl::matmul(pd);
     impl_->src = dnnl::memory(src_md, impl_->engine);
@@ -67,18 +68,20 @@ Bf16Baseline::~Bf16Baseline() = default;
 
 void Bf16Baseline::run() {
   omp_set_num_threads(impl_->threads);
-  impl_->prim.execute(impl_->stream, {{DNNL_ARG_SRC, impl_->src},
-                                      {DNNL_ARG_WEIGHTS, impl_->weights},
-                                      {DNNL_ARG_DST, impl_->dst}});
+  impl_->prim.execute(
+      impl_->stream,
+      {{DNNL_ARG_SRC, impl_->src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, impl_->dst}});
   impl_->stream.wait();
 }
 
-bool Bf16Baseline::available() { return true; }
+bool Bf16Baseline::available() {
+  return true;
+}
 
 std::string Bf16Baseline::description() const {
   const dnnl_version_t* v = dnnl_version();
-  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
-         " matmul bf16:bf16:f32 (" + impl_->impl_name + ")";
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch) + " matmul bf16:bf16:f32 (" + impl_->impl_name + ")";
 }
 
 #else  // !ARK_HAVE_DNNL
@@ -90,8 +93,12 @@ Bf16Baseline::Bf16Baseline(int64_t, int64_t, int64_t, int, uint64_t) {
 }
 Bf16Baseline::~Bf16Baseline() = default;
 void Bf16Baseline::run() {}
-bool Bf16Baseline::available() { return false; }
-std::string Bf16Baseline::description() const { return "unavailable"; }
+bool Bf16Baseline::available() {
+  return false;
+}
+std::string Bf16Baseline::description() const {
+  return "unavailable";
+}
 
 #endif
 

@@ -1,5 +1,6 @@
 // The bf16 baseline that ark's quantized GEMMs are compared against in the same run: oneDNN's matmul on
-// unquantized bf16 weights (reordered once into oneDNN's preferred layout, as a framework would), fp32 output.
+// unquantized bf16 weights (reordered once into oneDNN's preferred layout, as a framework would), fp32
+// output.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// Read bandwidth: each thread sums its own slice with wide loads; the sum is kept so the loads are not removed.
-// The buffer is written once first so its pages are mapped (a first-touch page fault is not a read).
+// Read bandwidth: each thread sums its own slice with wide loads; the sum is kept so the loads are not
+// removed. The buffer is written once first so its pages are mapped (a first-touch page fault is not a read).
 #include "memory_bandwidth.h"
 
 #include <immintrin.h>
@@ -50,11 +50,12 @@ uint64_t sum_scalar(const uint8_t* p, size_t n) {
 double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
   ARK_CHECK(threads >= 1, "measure_read_bandwidth_gbs: threads must be >= 1, got ", threads);
   ARK_CHECK(repeats >= 1, "measure_read_bandwidth_gbs: repeats must be >= 1, got ", repeats);
-  ARK_CHECK(bytes >= size_t{1} << 20, "measure_read_bandwidth_gbs: buffer must be at least 1 MiB, got ", bytes);
+  ARK_CHECK(bytes >= size_t{1} << 20, "measure_read_bandwidth_gbs: buffer must be at least 1 MiB, got ",
+            bytes);
   const size_t slice = (bytes / static_cast<size_t>(threads)) & ~size_t{4095};
   const size_t total = slice * static_cast<size_t>(threads);
   std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, total)),
-                                                      &std::free);
+                                                     &std::free);
   ARK_CHECK(buf != nullptr, "measure_read_bandwidth_gbs: cannot allocate ", total, " bytes");
   const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
 
@@ -78,7 +79,8 @@ double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
     sync.arrive_and_wait();
     const auto t0 = std::chrono::steady_clock::now();
     sync.arrive_and_wait();
-    seconds[static_cast<size_t>(r)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    seconds[static_cast<size_t>(r)] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   for (auto& th : pool) th.join();
   const double best = *std::min_element(seconds.begin(), seconds.end());

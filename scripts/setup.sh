@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
   python3 python3-venv python3-pip
+  libdnnl-dev python3-matplotlib
 )
 
 missing=()

@@ -1,7 +1,8 @@
 // Large-M (prefill) GEMM kernels against an fp64 reference computed here from the canonical weight, on fresh
-// random inputs (seed printed; replay with ARK_TEST_SEED=<seed>), outputs poisoned with NaN first, over shapes
-// that hit every tail: M not a multiple of the 6-row micro-tile or the 120-row work item, N not a multiple of
-// the 16-row N-tile or the 64-column panel, K not a multiple of the 32-wide k-block or the 128/256-wide panel.
+// random inputs (seed printed; replay with ARK_TEST_SEED=<seed>), outputs poisoned with NaN first, over
+// shapes that hit every tail: M not a multiple of the 6-row micro-tile or the 120-row work item, N not a
+// multiple of the 16-row N-tile or the 64-column panel, K not a multiple of the 32-wide k-block or the
+// 128/256-wide panel.
 //
 // Tolerances, per compute mode (S = Σ_k |x_k · W_nk|, the size of the terms being summed):
 //   bf16 (AVX-512-BF16, AMX-BF16): x and W are each rounded to bf16 (relative error 2^-9 each) and the
@@ -14,8 +15,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -42,7 +43,8 @@ uint64_t test_seed() {
   static const uint64_t seed = [] {
     const char* env = std::getenv("ARK_TEST_SEED");
     const uint64_t s = env ? std::strtoull(env, nullptr, 10) : std::random_device{}();
-    std::printf("gemm_large_m_test seed: %llu (ARK_TEST_SEED to replay)\n", static_cast<unsigned long long>(s));
+    std::printf("gemm_large_m_test seed: %llu (ARK_TEST_SEED to replay)\n",
+                static_cast<unsigned long long>(s));
     return s;
   }();
   return seed;
@@ -57,9 +59,9 @@ struct Case {
 };
 
 std::string case_name(const Case& c) {
-  return "bits=" + std::to_string(c.bits) + " g=" + std::to_string(c.group_size) + (c.sym ? " sym" : " asym") +
-         (c.act_order ? " act-order" : "") + " M=" + std::to_string(c.m) + " N=" + std::to_string(c.n) +
-         " K=" + std::to_string(c.k);
+  return "bits=" + std::to_string(c.bits) + " g=" + std::to_string(c.group_size) +
+         (c.sym ? " sym" : " asym") + (c.act_order ? " act-order" : "") + " M=" + std::to_string(c.m) +
+         " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
 }
 
 QuantizedWeight random_weight(const Case& c, std::mt19937_64& rng) {
@@ -85,7 +87,8 @@ QuantizedWeight random_weight(const Case& c, std::mt19937_64& rng) {
   }
   if (c.act_order) {
     w.g_idx.resize(static_cast<size_t>(c.k));
-    for (int64_t k = 0; k < c.k; ++k) w.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(k / w.group_size);
+    for (int64_t k = 0; k < c.k; ++k)
+      w.g_idx[static_cast<size_t>(k)] = static_cast<int32_t>(k / w.group_size);
     std::shuffle(w.g_idx.begin(), w.g_idx.end(), rng);
   }
   w.validate();
@@ -95,11 +98,12 @@ QuantizedWeight random_weight(const Case& c, std::mt19937_64& rng) {
 enum class Mode { kBf16, kF32, kInt8 };
 
 // Runs `impl` on one case and checks every output against the fp64 reference.
-void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype = DType::F32, bool bias = true) {
+void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype = DType::F32,
+                bool bias = true) {
   SCOPED_TRACE(std::string(impl.name) + " " + case_name(c) + " seed=" + std::to_string(test_seed()));
-  std::mt19937_64 rng(test_seed() ^ (static_cast<uint64_t>(c.bits) << 56) ^ (static_cast<uint64_t>(c.m) << 40) ^
-                      (static_cast<uint64_t>(c.n) << 20) ^ static_cast<uint64_t>(c.k) ^
-                      (c.act_order ? 0x5555 : 0) ^ (c.sym ? 0xaaaa0000 : 0) ^
+  std::mt19937_64 rng(test_seed() ^ (static_cast<uint64_t>(c.bits) << 56) ^
+                      (static_cast<uint64_t>(c.m) << 40) ^ (static_cast<uint64_t>(c.n) << 20) ^
+                      static_cast<uint64_t>(c.k) ^ (c.act_order ? 0x5555 : 0) ^ (c.sym ? 0xaaaa0000 : 0) ^
                       (static_cast<uint64_t>(c.group_size + 7) << 32));
   const QuantizedWeight qw = random_weight(c, rng);
   const PackedWeight pw = pack_weight(qw);
@@ -129,11 +133,13 @@ void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype 
       const int64_t k0 = pw.group_block_begin[static_cast<size_t>(g)] * kBlockK;
       const int64_t k1 = pw.group_block_begin[static_cast<size_t>(g + 1)] * kBlockK;
       float amax = 0.0f;
-      for (int64_t i = k0; i < k1; ++i) amax = std::max(amax, std::fabs(xp[static_cast<size_t>(m * ldx + i)]));
+      for (int64_t i = k0; i < k1; ++i)
+        amax = std::max(amax, std::fabs(xp[static_cast<size_t>(m * ldx + i)]));
       const float scale = amax / 127.0f;
       int32_t sum = 0;
       for (int64_t i = k0; i < k1; ++i) {
-        const float v = amax > 0 ? std::nearbyint(xp[static_cast<size_t>(m * ldx + i)] * 127.0f / amax) : 0.0f;
+        const float v =
+            amax > 0 ? std::nearbyint(xp[static_cast<size_t>(m * ldx + i)] * 127.0f / amax) : 0.0f;
         xq[static_cast<size_t>(m * ldxq + i)] = static_cast<int8_t>(v);
         sum += static_cast<int32_t>(v);
       }
@@ -220,7 +226,9 @@ void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype 
         tol += std::fabs(ref) * (y_dtype == DType::BF16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11));
       }
       if (!(std::fabs(got - ref) <= tol)) {
-        if (++bad <= 5) ADD_FAILURE() << "y[" << m << "][" << n << "] = " << got << ", reference " << ref << " (tol " << tol << ")";
+        if (++bad <= 5)
+          ADD_FAILURE() << "y[" << m << "][" << n << "] = " << got << ", reference " << ref << " (tol " << tol
+                        << ")";
       }
     }
   EXPECT_EQ(bad, 0) << "outputs out of tolerance";
@@ -241,11 +249,13 @@ bool runnable(const LinearImpl& impl, Mode mode, int bits) {
   return impl.accepts(p);
 }
 
-#define SKIP_UNLESS_RUNNABLE(impl, mode)                                                         \
-  if (!runnable(impl, mode, 4)) GTEST_SKIP() << impl.name << ": this CPU lacks its ISA (detected " \
-                                             << isa_level_name(detected_isa_level()) << ")"
+#define SKIP_UNLESS_RUNNABLE(impl, mode)                                                                     \
+  if (!runnable(impl, mode, 4))                                                                              \
+  GTEST_SKIP() << impl.name << ": this CPU lacks its ISA (detected " << isa_level_name(detected_isa_level()) \
+               << ")"
 
-// Every bits x group x sym/asym x act-order combination on a tail-heavy shape, then M/N/K tails on one scheme.
+// Every bits x group x sym/asym x act-order combination on a tail-heavy shape, then M/N/K tails on one
+// scheme.
 void sweep(const LinearImpl& impl, Mode mode) {
   for (int bits : {2, 3, 4, 8})
     for (int64_t g : {32, 64, 128, -1})

@@ -1,6 +1,6 @@
-// Writes 16 finished fp32 outputs (one N-tile row segment) to y in the caller's dtype, adding the bias, with a
-// lane mask so columns past N are never written. Shared by the AVX-512 GEMMs; include only from AVX-512 units
-// (internal linkage, see unpack_quads_avx512.h).
+// Writes 16 finished fp32 outputs (one N-tile row segment) to y in the caller's dtype, adding the bias, with
+// a lane mask so columns past N are never written. Shared by the AVX-512 GEMMs; include only from AVX-512
+// units (internal linkage, see unpack_quads_avx512.h).
 #pragma once
 
 #include <immintrin.h>
@@ -17,7 +17,8 @@ namespace {
 inline __m256i cvt_f32_bf16_rne_avx512(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __m512i r =
+      _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
   return _mm512_cvtepi32_epi16(r);
 }
 
@@ -33,12 +34,15 @@ inline void store_output_row_avx512(__m512 v, const float* bias, DType dtype, vo
       _mm256_mask_storeu_epi16(y_row, mask, cvt_f32_bf16_rne_avx512(v));
       break;
     default:  // F16, validated by the layer
-      _mm256_mask_storeu_epi16(y_row, mask, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm256_mask_storeu_epi16(y_row, mask,
+                               _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
       break;
   }
 }
 
-inline size_t dtype_bytes_for_output(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+inline size_t dtype_bytes_for_output(DType dtype) {
+  return dtype == DType::F32 ? 4 : 2;
+}
 
 }  // namespace
 }  // namespace ark::x86

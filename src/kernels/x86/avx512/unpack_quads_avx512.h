@@ -1,10 +1,11 @@
-// Unpacks one k-block of the packed weight layout (src/linear/packed_weight.h) into its 8 quads, each a zmm of
-// 16 dwords (one per row of the N-tile) holding 4 consecutive unsigned codes: the vpdpbusd operand, and the
-// starting point of every GEMM's dequantization. Also loads one (tile, group)'s 16 scales and zero points.
+// Unpacks one k-block of the packed weight layout (src/linear/packed_weight.h) into its 8 quads, each a zmm
+// of 16 dwords (one per row of the N-tile) holding 4 consecutive unsigned codes: the vpdpbusd operand, and
+// the starting point of every GEMM's dequantization. Also loads one (tile, group)'s 16 scales and zero
+// points.
 //
-// Include only from translation units built with AVX-512 F/BW flags (src/kernels/x86/{avx512,vnni,bf16,amx}/).
-// Everything here has internal linkage: each ISA's translation unit gets its own copy, so the linker can never
-// hand an AVX-512 body to code that runs on a lesser CPU.
+// Include only from translation units built with AVX-512 F/BW flags
+// (src/kernels/x86/{avx512,vnni,bf16,amx}/). Everything here has internal linkage: each ISA's translation
+// unit gets its own copy, so the linker can never hand an AVX-512 body to code that runs on a lesser CPU.
 #pragma once
 
 #include <immintrin.h>

@@ -32,19 +32,19 @@ using x86::load_tile_zeros_avx512;
 using x86::store_output_row_avx512;
 using x86::unpack_block_quads_avx512;
 
-constexpr int kMr = 6;                       // rows per micro-kernel call
-constexpr int kNvMax = 4;                    // N-tiles per panel
-constexpr int kPanelN = kNvMax * kTileN;     // 64 columns
-constexpr int kPanelBlocks = 4;              // k-blocks per panel
+constexpr int kMr = 6;                           // rows per micro-kernel call
+constexpr int kNvMax = 4;                        // N-tiles per panel
+constexpr int kPanelN = kNvMax * kTileN;         // 64 columns
+constexpr int kPanelBlocks = 4;                  // k-blocks per panel
 constexpr int kPanelK = kPanelBlocks * kBlockK;  // 128 packed-K positions
-constexpr int64_t kMBlock = 120;             // rows per work item (a multiple of kMr)
+constexpr int64_t kMBlock = 120;                 // rows per work item (a multiple of kMr)
 
 // Dequantizes k-blocks [kb0, kb0 + nb) of tile `tile` into panel column group v (16 columns).
 template <int kBits>
 void dequant_tile_bf16(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, int v, uint16_t* panel) {
   // vpermw index that interleaves [a0..a15, b0..b15] into [a0 b0 a1 b1 ...]: the (k, k+1) pair per column.
-  alignas(64) static constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,
-                                                           21, 6, 22, 7, 23, 8,  24, 9,  25, 10, 26,
+  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
+                                                           21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
                                                            11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i interleave = _mm512_load_si512(kInterleave);
   const __m512i byte_mask = _mm512_set1_epi32(0xff);
@@ -54,8 +54,8 @@ void dequant_tile_bf16(const PackedWeight& w, int64_t tile, int64_t kb0, int nb,
     g = group_of_block(w, kb0 + b, g);
     const __m512 s = load_tile_scales_avx512(w, tile, g);
     // -z * s, so one fma per code gives s * q - s * z.
-    const __m512 neg_zs =
-        _mm512_mul_ps(_mm512_cvtepi32_ps(load_tile_zeros_avx512(w, tile, g)), _mm512_sub_ps(_mm512_setzero_ps(), s));
+    const __m512 neg_zs = _mm512_mul_ps(_mm512_cvtepi32_ps(load_tile_zeros_avx512(w, tile, g)),
+                                        _mm512_sub_ps(_mm512_setzero_ps(), s));
     __m512i quads[8];
     unpack_block_quads_avx512<kBits>(codes + (kb0 + b) * w.block_bytes(), quads);
     for (int q = 0; q < 8; ++q) {
@@ -68,7 +68,8 @@ void dequant_tile_bf16(const PackedWeight& w, int64_t tile, int64_t kb0, int nb,
       for (int h = 0; h < 2; ++h) {
         const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(f[2 * h + 1], f[2 * h]);
         const int64_t pair = 16 * b + 2 * q + h;
-        _mm512_store_si512(panel + (pair * kPanelN + v * kTileN) * 2, _mm512_permutexvar_epi16(interleave, packed));
+        _mm512_store_si512(panel + (pair * kPanelN + v * kTileN) * 2,
+                           _mm512_permutexvar_epi16(interleave, packed));
       }
     }
   }
@@ -99,16 +100,25 @@ using MicroFn = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, bool
 
 template <int MR>
 constexpr MicroFn micro_for_nv(int nv) {
-  return nv == 1 ? micro_kernel<MR, 1> : nv == 2 ? micro_kernel<MR, 2> : nv == 3 ? micro_kernel<MR, 3> : micro_kernel<MR, 4>;
+  return nv == 1   ? micro_kernel<MR, 1>
+         : nv == 2 ? micro_kernel<MR, 2>
+         : nv == 3 ? micro_kernel<MR, 3>
+                   : micro_kernel<MR, 4>;
 }
 MicroFn select_micro(int rows, int nv) {
   switch (rows) {
-    case 1: return micro_for_nv<1>(nv);
-    case 2: return micro_for_nv<2>(nv);
-    case 3: return micro_for_nv<3>(nv);
-    case 4: return micro_for_nv<4>(nv);
-    case 5: return micro_for_nv<5>(nv);
-    default: return micro_for_nv<6>(nv);
+    case 1:
+      return micro_for_nv<1>(nv);
+    case 2:
+      return micro_for_nv<2>(nv);
+    case 3:
+      return micro_for_nv<3>(nv);
+    case 4:
+      return micro_for_nv<4>(nv);
+    case 5:
+      return micro_for_nv<5>(nv);
+    default:
+      return micro_for_nv<6>(nv);
   }
 }
 
@@ -159,10 +169,14 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
 void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
              int64_t tile_end) {
   switch (w.bits) {
-    case 2: return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 3: return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 4: return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
-    default: return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 2:
+      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 3:
+      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 4:
+      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
+    default:
+      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
   }
 }
 
@@ -173,6 +187,7 @@ bool accepts(const LinearProblem& p) {
 
 }  // namespace
 
-extern const LinearImpl kGemmBf16Avx512Bf16 = {"gemm_bf16_f32_qw_6x64c2__avx512bf16", accepts, run_any, kMBlock};
+extern const LinearImpl kGemmBf16Avx512Bf16 = {"gemm_bf16_f32_qw_6x64c2__avx512bf16", accepts, run_any,
+                                               kMBlock};
 
 }  // namespace ark

@@ -1,14 +1,14 @@
-// Large-M (prefill) GEMM, int8 mode, AVX-512-VNNI: activations already quantized by the layer per row and group
-// (xq = round(x / x_scale), signed int8, with per-(row, group) sums), weight codes unpacked once per panel to
-// unsigned bytes, vpdpbusd (u8 x s8 -> s32, 4 products per lane). Per group:
+// Large-M (prefill) GEMM, int8 mode, AVX-512-VNNI: activations already quantized by the layer per row and
+// group (xq = round(x / x_scale), signed int8, with per-(row, group) sums), weight codes unpacked once per
+// panel to unsigned bytes, vpdpbusd (u8 x s8 -> s32, 4 products per lane). Per group:
 //   y[m][n] += x_scale[m][g] · s[n][g] · (Σ_k xq[m][k] · q[n][k]  −  z[n][g] · Σ_k xq[m][k])
-// The zero point is corrected through the activation sums (one multiply per accumulator per group), so codes of
-// any width (8-bit included, where q − z does not fit a byte) go into vpdpbusd as they are.
+// The zero point is corrected through the activation sums (one multiply per accumulator per group), so codes
+// of any width (8-bit included, where q − z does not fit a byte) go into vpdpbusd as they are.
 //
-// Blocking: a panel is 64 columns (4 N-tiles) x 256 packed-K, unpacked into a 16 KiB buffer [quad][64][4]: one
-// zmm is one quad of 16 columns, exactly the packed layout's quad (so 8-bit codes are a copy). 6 rows x 4
-// column-vectors = 24 int32 accumulators per group segment; at each segment end they are scaled into fp32 sums
-// kept in a stack buffer (rows x 64). Stack: 16 KiB panel + 30 KiB sums + 4 KiB segment tables.
+// Blocking: a panel is 64 columns (4 N-tiles) x 256 packed-K, unpacked into a 16 KiB buffer [quad][64][4]:
+// one zmm is one quad of 16 columns, exactly the packed layout's quad (so 8-bit codes are a copy). 6 rows x 4
+// column-vectors = 24 int32 accumulators per group segment; at each segment end they are scaled into fp32
+// sums kept in a stack buffer (rows x 64). Stack: 16 KiB panel + 30 KiB sums + 4 KiB segment tables.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -47,8 +47,8 @@ struct Segment {
 struct PanelTables {
   Segment seg[kPanelBlocks];
   int num_seg = 0;
-  __m512 scale[kPanelBlocks][kNvMax];   // weight scales of (segment group, tile)
-  __m512i zero[kPanelBlocks][kNvMax];   // zero points of (segment group, tile)
+  __m512 scale[kPanelBlocks][kNvMax];  // weight scales of (segment group, tile)
+  __m512i zero[kPanelBlocks][kNvMax];  // zero points of (segment group, tile)
 };
 
 template <int kBits>
@@ -57,21 +57,23 @@ void unpack_tile_u8(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, in
   for (int b = 0; b < nb; ++b) {
     __m512i quads[8];
     unpack_block_quads_avx512<kBits>(codes + (kb0 + b) * w.block_bytes(), quads);
-    for (int q = 0; q < 8; ++q) _mm512_store_si512(panel + ((8 * b + q) * kPanelN + v * kTileN) * 4, quads[q]);
+    for (int q = 0; q < 8; ++q)
+      _mm512_store_si512(panel + ((8 * b + q) * kPanelN + v * kTileN) * 4, quads[q]);
   }
 }
 
 template <int MR, int NV>
-void micro_kernel(const int8_t* xq, int64_t ldxq, const float* x_scale, const int32_t* xq_sum, int64_t num_groups,
-                  const uint8_t* panel, const PanelTables& t, float* c, bool first) {
+void micro_kernel(const int8_t* xq, int64_t ldxq, const float* x_scale, const int32_t* xq_sum,
+                  int64_t num_groups, const uint8_t* panel, const PanelTables& t, float* c, bool first) {
   for (int s = 0; s < t.num_seg; ++s) {
     const Segment& seg = t.seg[s];
     __m512i acc[MR][NV];
     for (int r = 0; r < MR; ++r) {
       const __m512i sum = _mm512_set1_epi32(xq_sum[r * num_groups + seg.group]);
       for (int v = 0; v < NV; ++v)
-        acc[r][v] = seg.starts_group ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(t.zero[s][v], sum))
-                                     : _mm512_setzero_si512();
+        acc[r][v] = seg.starts_group
+                        ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(t.zero[s][v], sum))
+                        : _mm512_setzero_si512();
     }
     for (int q = seg.quad_begin; q < seg.quad_end; ++q) {
       __m512i b[NV];
@@ -89,7 +91,8 @@ void micro_kernel(const int8_t* xq, int64_t ldxq, const float* x_scale, const in
       for (int v = 0; v < NV; ++v) {
         float* cp = c + r * kPanelN + v * kTileN;
         const __m512 prev = init ? _mm512_setzero_ps() : _mm512_load_ps(cp);
-        _mm512_store_ps(cp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_mul_ps(t.scale[s][v], xs), prev));
+        _mm512_store_ps(
+            cp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_mul_ps(t.scale[s][v], xs), prev));
       }
     }
   }
@@ -100,16 +103,25 @@ using MicroFn = void (*)(const int8_t*, int64_t, const float*, const int32_t*, i
 
 template <int MR>
 constexpr MicroFn micro_for_nv(int nv) {
-  return nv == 1 ? micro_kernel<MR, 1> : nv == 2 ? micro_kernel<MR, 2> : nv == 3 ? micro_kernel<MR, 3> : micro_kernel<MR, 4>;
+  return nv == 1   ? micro_kernel<MR, 1>
+         : nv == 2 ? micro_kernel<MR, 2>
+         : nv == 3 ? micro_kernel<MR, 3>
+                   : micro_kernel<MR, 4>;
 }
 MicroFn select_micro(int rows, int nv) {
   switch (rows) {
-    case 1: return micro_for_nv<1>(nv);
-    case 2: return micro_for_nv<2>(nv);
-    case 3: return micro_for_nv<3>(nv);
-    case 4: return micro_for_nv<4>(nv);
-    case 5: return micro_for_nv<5>(nv);
-    default: return micro_for_nv<6>(nv);
+    case 1:
+      return micro_for_nv<1>(nv);
+    case 2:
+      return micro_for_nv<2>(nv);
+    case 3:
+      return micro_for_nv<3>(nv);
+    case 4:
+      return micro_for_nv<4>(nv);
+    case 5:
+      return micro_for_nv<5>(nv);
+    default:
+      return micro_for_nv<6>(nv);
   }
 }
 
@@ -170,10 +182,14 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
 void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
              int64_t tile_end) {
   switch (w.bits) {
-    case 2: return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 3: return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 4: return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
-    default: return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 2:
+      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 3:
+      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 4:
+      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
+    default:
+      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
   }
 }
 
@@ -184,6 +200,7 @@ bool accepts(const LinearProblem& p) {
 
 }  // namespace
 
-extern const LinearImpl kGemmQd8Avx512Vnni = {"gemm_qd8_f32_qu8w_6x64c4__avx512vnni", accepts, run_any, kMBlock};
+extern const LinearImpl kGemmQd8Avx512Vnni = {"gemm_qd8_f32_qu8w_6x64c4__avx512vnni", accepts, run_any,
+                                              kMBlock};
 
 }  // namespace ark
