@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   ark::tools::add_info_command(app);
   ark::tools::add_bench_command(app);
   ark::tools::add_tensors_command(app);
+  ark::tools::add_dequant_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
