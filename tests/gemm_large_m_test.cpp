@@ -285,5 +285,10 @@ TEST(GemmLargeM, Qd8Avx512Vnni) {
   sweep(kGemmQd8Avx512Vnni, Mode::kInt8);
 }
 
+TEST(GemmLargeM, F32Avx512) {
+  SKIP_UNLESS_RUNNABLE(kGemmF32Avx512, Mode::kF32);
+  sweep(kGemmF32Avx512, Mode::kF32);
+}
+
 }  // namespace
 }  // namespace ark
