@@ -71,6 +71,8 @@ class FileMapping {
   size_t size_ = 0;
 };
 
+constexpr int kMaxJsonDepth = 16;
+
 const char* json_kind(const json& j) {
   return j.type_name();
 }
@@ -130,13 +132,24 @@ void SafetensorsFile::Impl::load() {
             " is too short for a JSON object");
 
   const char* text = reinterpret_cast<const char*>(mapping.data() + 8);
+  // Refuse anything that is not an object up front: a 100 MB array of garbage would otherwise be parsed
+  // whole.
+  const char* first = text;
+  while (first < text + header_len && (*first == ' ' || *first == '\t' || *first == '\n' || *first == '\r'))
+    ++first;
+  ARK_CHECK(first < text + header_len && *first == '{', "safetensors file '", path,
+            "': header must be a JSON object starting with '{' (not a safetensors file?)");
   // nlohmann keeps the last of duplicate keys silently; a duplicate tensor name is ambiguous, so catch it
-  // while parsing. Depth 1 keys are the top-level names.
+  // while parsing. Depth 1 keys are the top-level names. A valid header nests three levels (header, entry,
+  // shape); the depth cap stops a hostile header from building a huge tree (memory) before the field checks
+  // reject it.
   std::set<std::string> seen;
   std::string duplicate;
   json header;
   try {
     header = json::parse(text, text + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth > kMaxJsonDepth)
+        throw_error("safetensors file '", path, "': header nests deeper than ", kMaxJsonDepth, " levels");
       if (depth == 1 && event == json::parse_event_t::key && duplicate.empty()) {
         const std::string& key = parsed.get_ref<const std::string&>();
         if (!seen.insert(key).second) duplicate = key;
