@@ -18,6 +18,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/x86/avx512/store_output_avx512.h"
 #include "kernels/x86/avx512/unpack_quads_avx512.h"
+#include "kernels/x86/bf16/dequant_panel_bf16.h"
 
 // GCC 12 reports the placeholder vectors inside its own AVX-512 intrinsic headers (_mm512_undefined_*) as
 // "maybe uninitialized" once they are inlined here; the warning is about the header, not this code.
@@ -27,11 +28,8 @@
 namespace ark {
 namespace {
 
-using x86::group_of_block;
-using x86::load_tile_scales_avx512;
-using x86::load_tile_zeros_avx512;
+using x86::dequant_tile_bf16;
 using x86::store_output_row_avx512;
-using x86::unpack_block_quads_avx512;
 
 constexpr int kMr = 6;                           // rows per micro-kernel call
 constexpr int kNvMax = 4;                        // N-tiles per panel
@@ -39,42 +37,6 @@ constexpr int kPanelN = kNvMax * kTileN;         // 64 columns
 constexpr int kPanelBlocks = 4;                  // k-blocks per panel
 constexpr int kPanelK = kPanelBlocks * kBlockK;  // 128 packed-K positions
 constexpr int64_t kMBlock = 120;                 // rows per work item (a multiple of kMr)
-
-// Dequantizes k-blocks [kb0, kb0 + nb) of tile `tile` into panel column group v (16 columns).
-template <int kBits>
-void dequant_tile_bf16(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, int v, uint16_t* panel) {
-  // vpermw index that interleaves [a0..a15, b0..b15] into [a0 b0 a1 b1 ...]: the (k, k+1) pair per column.
-  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
-                                                           21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
-                                                           11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i interleave = _mm512_load_si512(kInterleave);
-  const __m512i byte_mask = _mm512_set1_epi32(0xff);
-  const uint8_t* codes = w.tile_codes(tile);
-  int64_t g = group_of_block(w, kb0, 0);
-  for (int b = 0; b < nb; ++b) {
-    g = group_of_block(w, kb0 + b, g);
-    const __m512 s = load_tile_scales_avx512(w, tile, g);
-    // -z * s, so one fma per code gives s * q - s * z.
-    const __m512 neg_zs = _mm512_mul_ps(_mm512_cvtepi32_ps(load_tile_zeros_avx512(w, tile, g)),
-                                        _mm512_sub_ps(_mm512_setzero_ps(), s));
-    __m512i quads[8];
-    unpack_block_quads_avx512<kBits>(codes + (kb0 + b) * w.block_bytes(), quads);
-    for (int q = 0; q < 8; ++q) {
-      __m512 f[4];
-      for (int j = 0; j < 4; ++j) {
-        const __m512i c = _mm512_and_si512(_mm512_srli_epi32(quads[q], 8 * j), byte_mask);
-        f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), s, neg_zs);
-      }
-      // Pair index within the panel: block b, quad q -> pairs 16b + 2q and 16b + 2q + 1.
-      for (int h = 0; h < 2; ++h) {
-        const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(f[2 * h + 1], f[2 * h]);
-        const int64_t pair = 16 * b + 2 * q + h;
-        _mm512_store_si512(panel + (pair * kPanelN + v * kTileN) * 2,
-                           _mm512_permutexvar_epi16(interleave, packed));
-      }
-    }
-  }
-}
 
 // acc[MR][NV] += xb[MR][2 * pairs] · panel[pairs][NV*16][2]; sums in c[MR][kPanelN] (initialised when first).
 template <int MR, int NV>
@@ -153,7 +115,7 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
       const int nv = static_cast<int>(std::min<int64_t>(kNvMax, tile_end - t0));
       for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
         const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
-        for (int v = 0; v < nv; ++v) dequant_tile_bf16<kBits>(w, t0 + v, kb0, nb, v, panel);
+        for (int v = 0; v < nv; ++v) dequant_tile_bf16<kBits, kPanelN>(w, t0 + v, kb0, nb, v, panel);
         for (int64_t mr = m0; mr < m1; mr += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, m1 - mr));
           convert_rows_bf16(a.x + mr * a.ldx, a.ldx, rows, kb0 * kBlockK, nb * kBlockK, xb,

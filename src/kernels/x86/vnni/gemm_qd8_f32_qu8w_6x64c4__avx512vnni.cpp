@@ -15,7 +15,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/x86/avx512/store_output_avx512.h"
-#include "kernels/x86/avx512/unpack_quads_avx512.h"
+#include "kernels/x86/avx512/unpack_panel_u8_avx512.h"
 
 // GCC 12 reports the placeholder vectors inside its own AVX-512 intrinsic headers (_mm512_undefined_*) as
 // "maybe uninitialized" once they are inlined here; the warning is about the header, not this code.
@@ -29,7 +29,7 @@ using x86::group_of_block;
 using x86::load_tile_scales_avx512;
 using x86::load_tile_zeros_avx512;
 using x86::store_output_row_avx512;
-using x86::unpack_block_quads_avx512;
+using x86::unpack_tile_u8;
 
 constexpr int kMr = 6;
 constexpr int kNvMax = 4;
@@ -52,28 +52,18 @@ struct PanelTables {
   __m512i zero[kPanelBlocks][kNvMax];  // zero points of (segment group, tile)
 };
 
-template <int kBits>
-void unpack_tile_u8(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, int v, uint8_t* panel) {
-  const uint8_t* codes = w.tile_codes(tile);
-  for (int b = 0; b < nb; ++b) {
-    __m512i quads[8];
-    unpack_block_quads_avx512<kBits>(codes + (kb0 + b) * w.block_bytes(), quads);
-    for (int q = 0; q < 8; ++q)
-      _mm512_store_si512(panel + ((8 * b + q) * kPanelN + v * kTileN) * 4, quads[q]);
-  }
-}
-
-// One group segment of the panel for MR rows: int32 dot products over quads [seg.quad_begin, seg.quad_end),
-// then folded into the fp32 sums c[MR][kPanelN] (initialised when `init`). Kept to one segment per call so
-// the hot loop holds nothing but the 24 accumulators, 4 panel vectors and a broadcast (GCC spilled when the
-// segment loop was inside). acc += u8 x s8 dot products. GCC 12 copies every accumulator through the stack
-// around the vpdpbusd builtin (measured: the 6x4 loop ran at 40% of the instruction's throughput); the same
-// instruction as inline asm keeps the accumulators in registers.
+// acc += u8 x s8 dot products. GCC 12 copies every accumulator through the stack around the vpdpbusd builtin
+// (measured: the 6x4 loop ran at 40% of the instruction's throughput); the same instruction as inline asm
+// keeps the accumulators in registers.
 inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
   return acc;
 }
 
+// One group segment of the panel for MR rows: int32 dot products over quads [seg.quad_begin, seg.quad_end),
+// then folded into the fp32 sums c[MR][kPanelN] (initialised when `init`). Kept to one segment per call so
+// the hot loop holds nothing but the 24 accumulators, 4 panel vectors and a broadcast (GCC spilled when the
+// segment loop was inside).
 template <int MR, int NV>
 void micro_kernel(const int8_t* xq, int64_t ldxq, const float* x_scale, const int32_t* xq_sum,
                   int64_t num_groups, const uint8_t* panel, const PanelTables& t, int s, float* c,
@@ -166,7 +156,7 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
       const int nv = static_cast<int>(std::min<int64_t>(kNvMax, tile_end - t0));
       for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
         const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
-        for (int v = 0; v < nv; ++v) unpack_tile_u8<kBits>(w, t0 + v, kb0, nb, v, panel);
+        for (int v = 0; v < nv; ++v) unpack_tile_u8<kBits, kPanelN>(w, t0 + v, kb0, nb, v, panel);
         build_tables(w, t0, nv, kb0, nb, tables);
         for (int64_t mr = m0; mr < m1; mr += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, m1 - mr));
