@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev
   python3 python3-venv python3-pip
   libdnnl-dev python3-matplotlib
+  pybind11-dev python3-dev python3-torch  # the Python package: ark._C and its tests (torch 1.13)
 )
 
 missing=()
@@ -32,3 +33,7 @@ fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
+# `import ark` from the venv: python/ on its path, and ark finds its extension ark._C in build/python/ark (a
+# rebuild needs no reinstall). `pip install --no-build-isolation .` is the alternative for other environments.
+purelib=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD/python" >"$purelib/ark-source.pth"

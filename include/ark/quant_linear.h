@@ -92,6 +92,7 @@ class QuantLinear {
   std::string describe() const;
   // Bytes held by the packed layer (codes, scales, zeros, tables, bias).
   size_t packed_bytes() const;
+  QuantizedWeight unpack() const;  // packed weight back to canonical form (src/linear/quant_linear_export.cpp)
 
   struct Impl;
 

@@ -1,0 +1,1 @@
+"""Compatibility namespace: the module paths AutoRound's extension uses, served by ark."""

@@ -1,0 +1,299 @@
+// ark._C: the pybind11 extension under the Python package `ark`.
+//
+// It takes tensors as raw (data pointer, shape, strides, dtype name) tuples rather than torch tensors, so the
+// extension never links libtorch and one build serves every torch version (Debian's 1.13, PyPI's 2.x). The
+// Python side (python/ark/_raw.py) builds the tuples and keeps the tensors alive across each call; this file
+// checks every tuple against what the call expects before any pointer is read, and raises ValueError (through
+// ark.ArkError) naming the argument.
+//
+// forward releases the GIL: the kernels run on ark's own thread pool, and several Python threads may run
+// forwards on one packed layer at once (QuantLinear::forward is thread-safe).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ark/dtype.h"
+#include "ark/error.h"
+#include "ark/format.h"
+#include "ark/quant_linear.h"
+#include "ark/tensor.h"
+#include "linear/quant_linear_export.h"
+
+namespace py = pybind11;
+
+namespace ark::python {
+namespace {
+
+// One tensor argument as Python passes it: strides are in elements, as torch reports them.
+struct RawTensor {
+  uintptr_t data = 0;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+  DType dtype = DType::F32;
+  std::string name;  // the argument's name, for messages
+
+  int64_t numel() const { return shape_numel(shape); }
+  bool contiguous() const {
+    int64_t expected = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+      if (shape[i] != 1 && strides[i] != expected) return false;
+      expected *= shape[i];
+    }
+    return true;
+  }
+  TensorView view() const { return TensorView{dtype, shape, reinterpret_cast<const std::byte*>(data)}; }
+};
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+RawTensor parse_raw(const py::handle& obj, const char* name) {
+  ARK_CHECK(py::isinstance<py::tuple>(obj) && py::len(obj) == 4, name,
+            ": expected a (data_ptr, shape, strides, dtype) tuple");
+  const auto t = py::reinterpret_borrow<py::tuple>(obj);
+  RawTensor r;
+  r.name = name;
+  r.data = t[0].cast<uintptr_t>();
+  r.shape = t[1].cast<std::vector<int64_t>>();
+  r.strides = t[2].cast<std::vector<int64_t>>();
+  const auto dtype = t[3].cast<std::string>();
+  ARK_CHECK(parse_dtype(dtype, &r.dtype), name, ": unknown dtype '", dtype, "'");
+  ARK_CHECK(r.shape.size() == r.strides.size(), name, ": shape ", shape_str(r.shape), " and strides ",
+            shape_str(r.strides), " differ in rank");
+  for (int64_t d : r.shape) ARK_CHECK(d >= 0, name, ": negative dimension in shape ", shape_str(r.shape));
+  ARK_CHECK(r.data != 0 || r.numel() == 0, name, ": null data pointer");
+  return r;
+}
+
+// A tensor the call reads or writes as a whole: contiguous (the Python side makes it so).
+RawTensor parse_dense(const py::handle& obj, const char* name) {
+  RawTensor r = parse_raw(obj, name);
+  ARK_CHECK(r.contiguous(), name, ": expected a contiguous tensor, got shape ", shape_str(r.shape),
+            " with strides ", shape_str(r.strides));
+  return r;
+}
+
+void expect(const RawTensor& r, DType dtype, const std::vector<int64_t>& shape) {
+  ARK_CHECK(r.dtype == dtype, r.name, ": expected dtype ", dtype_name(dtype), ", got ", dtype_name(r.dtype));
+  ARK_CHECK(r.shape == shape, r.name, ": expected shape ", shape_str(shape), ", got ", shape_str(r.shape));
+}
+
+bool is_float_activation(DType t) {
+  return t == DType::F32 || t == DType::BF16 || t == DType::F16;
+}
+
+PackingLayout parse_layout(const std::string& name) {
+  if (name == "gptq-v1") return PackingLayout::kGptqV1;
+  if (name == "gptq-v2") return PackingLayout::kGptqV2;
+  if (name == "awq") return PackingLayout::kAwq;
+  throw_error("layout '", name, "' is not one of gptq-v1, gptq-v2, awq");
+}
+
+QuantScheme make_scheme(int bits, int64_t group_size, bool sym, const std::string& layout) {
+  QuantScheme s;
+  s.bits = bits;
+  s.group_size = group_size;
+  s.sym = sym;
+  s.layout = parse_layout(layout);
+  return s;
+}
+
+// Copies an encoder's output into a tensor the caller allocated with the on-disk shape.
+void copy_into(const Tensor& from, const RawTensor& to) {
+  expect(to, from.dtype, from.shape);
+  std::memcpy(reinterpret_cast<void*>(to.data), from.bytes.data(), from.bytes.size());
+}
+
+void write_checkpoint(const QuantizedWeight& w, PackingLayout layout, DType scale_dtype,
+                      const py::handle& qweight, const py::handle& qzeros, const py::handle& scales,
+                      const py::handle& g_idx) {
+  const PackedTensors t = encode(w, layout, scale_dtype);
+  copy_into(t.qweight, parse_dense(qweight, "qweight"));
+  copy_into(t.qzeros, parse_dense(qzeros, "qzeros"));
+  copy_into(t.scales, parse_dense(scales, "scales"));
+  if (g_idx.is_none()) return;
+  const RawTensor gi = parse_dense(g_idx, "g_idx");
+  expect(gi, DType::I32, {w.in_features});
+  auto* out = reinterpret_cast<int32_t*>(gi.data);
+  for (int64_t k = 0; k < w.in_features; ++k) out[k] = static_cast<int32_t>(w.group_of(k));
+}
+
+// The Python-facing layer: ark::QuantLinear plus the argument checks of raw tensors.
+class Layer {
+ public:
+  Layer(int64_t in_features, int64_t out_features, int bits, int64_t group_size, bool sym, bool bias,
+        bool act_order, int64_t kernel_switch_threshold, const std::string& compute,
+        const std::string& max_isa, int num_threads)
+      : layer_(make_spec(in_features, out_features, bits, group_size, sym, bias, act_order,
+                         kernel_switch_threshold, compute, max_isa, num_threads)) {}
+
+  void load_checkpoint(const std::string& layout, const py::handle& qweight, const py::handle& qzeros,
+                       const py::handle& scales, const py::handle& g_idx) {
+    const RawTensor qw = parse_dense(qweight, "qweight"), qz = parse_dense(qzeros, "qzeros"),
+                    sc = parse_dense(scales, "scales");
+    std::optional<RawTensor> gi;
+    if (!g_idx.is_none()) gi = parse_dense(g_idx, "g_idx");
+    const TensorView gv = gi ? gi->view() : TensorView{};
+    layer_.load_checkpoint(parse_layout(layout), qw.view(), qz.view(), sc.view(), gi ? &gv : nullptr);
+  }
+
+  void load_bias(const py::handle& bias) {
+    const RawTensor b = parse_dense(bias, "bias");
+    ARK_CHECK(b.shape.size() == 1, "bias: expected shape [", layer_.spec().out_features, "], got ",
+              shape_str(b.shape));
+    layer_.load_bias(reinterpret_cast<const void*>(b.data), b.dtype, b.shape[0]);
+  }
+
+  void post_init() { layer_.post_init(); }
+  bool ready() const { return layer_.ready(); }
+
+  // x [M, K] and y [M, N], contiguous, one dtype of F32/BF16/F16.
+  void forward(const py::handle& x, const py::handle& y) {
+    const RawTensor xr = parse_dense(x, "x"), yr = parse_dense(y, "y");
+    const QuantLinearSpec& s = layer_.spec();
+    ARK_CHECK(xr.shape.size() == 2 && xr.shape[1] == s.in_features, "x: expected shape [M, ", s.in_features,
+              "], got ", shape_str(xr.shape));
+    ARK_CHECK(is_float_activation(xr.dtype), "x: dtype ", dtype_name(xr.dtype),
+              " is not supported (expected F32, BF16 or F16)");
+    expect(yr, xr.dtype, {xr.shape[0], s.out_features});
+    const void* xp = reinterpret_cast<const void*>(xr.data);
+    void* yp = reinterpret_cast<void*>(yr.data);
+    const int64_t M = xr.shape[0];
+    const DType dtype = xr.dtype;
+    py::gil_scoped_release release;
+    layer_.forward(xp, yp, M, dtype);
+  }
+
+  // Writes the checkpoint tensors rebuilt from the packed layer into tensors the caller allocated.
+  void export_checkpoint(const std::string& layout, const std::string& scale_dtype, const py::handle& qweight,
+                         const py::handle& qzeros, const py::handle& scales, const py::handle& g_idx) const {
+    DType sd;
+    ARK_CHECK(parse_dtype(scale_dtype, &sd), "scale_dtype: unknown dtype '", scale_dtype, "'");
+    write_checkpoint(layer_.unpack(), parse_layout(layout), sd, qweight, qzeros, scales, g_idx);
+  }
+
+  std::string describe() const { return layer_.describe(); }
+  std::string kernel_name(int64_t M) const { return layer_.kernel_name(M); }
+  size_t packed_bytes() const { return layer_.packed_bytes(); }
+
+ private:
+  static QuantLinearSpec make_spec(int64_t in_features, int64_t out_features, int bits, int64_t group_size,
+                                   bool sym, bool bias, bool act_order, int64_t kernel_switch_threshold,
+                                   const std::string& compute, const std::string& max_isa, int num_threads) {
+    QuantLinearSpec s;
+    s.in_features = in_features;
+    s.out_features = out_features;
+    s.bits = bits;
+    s.group_size = group_size;
+    s.sym = sym;
+    s.bias = bias;
+    s.act_order = act_order;
+    s.kernel_switch_threshold = kernel_switch_threshold;
+    s.mode = parse_compute_mode(compute);
+    s.max_isa = max_isa;
+    s.num_threads = num_threads;
+    return s;
+  }
+
+  QuantLinear layer_;
+};
+
+py::dict packed_shapes_py(int bits, int64_t group_size, bool sym, const std::string& layout,
+                          int64_t in_features, int64_t out_features) {
+  const QuantScheme scheme = make_scheme(bits, group_size, sym, layout);
+  const PackedShapes s = packed_shapes(scheme, in_features, out_features);
+  py::dict d;
+  d["qweight"] = s.qweight;
+  d["qzeros"] = s.qzeros;
+  d["scales"] = s.scales;
+  d["g_idx"] = s.g_idx;
+  return d;
+}
+
+// ark's RTN quantizer writing on-disk tensors: how tests and benchmarks make real checkpoints.
+void quantize_rtn_py(const py::handle& w, int bits, int64_t group_size, bool sym, const std::string& layout,
+                     const py::handle& act_order_perm, const std::string& scale_dtype,
+                     const py::handle& qweight, const py::handle& qzeros, const py::handle& scales,
+                     const py::handle& g_idx) {
+  const RawTensor wr = parse_dense(w, "weight");
+  ARK_CHECK(wr.shape.size() == 2, "weight: expected shape [out_features, in_features], got ",
+            shape_str(wr.shape));
+  const QuantScheme scheme = make_scheme(bits, group_size, sym, layout);
+  DType sd;
+  ARK_CHECK(parse_dtype(scale_dtype, &sd), "scale_dtype: unknown dtype '", scale_dtype, "'");
+  std::optional<RawTensor> perm;
+  if (!act_order_perm.is_none()) {
+    perm = parse_dense(act_order_perm, "act_order_perm");
+    expect(*perm, DType::I32, {wr.shape[1]});
+  }
+  const QuantizedWeight q =
+      quantize_rtn(wr.view(), scheme, perm ? reinterpret_cast<const int32_t*>(perm->data) : nullptr, sd);
+  write_checkpoint(q, scheme.layout, sd, qweight, qzeros, scales, g_idx);
+}
+
+// The dense fp32 weight [N, K] a layer's checkpoint tensors stand for (backward and baselines use it).
+void dequantize_checkpoint_py(int bits, int64_t group_size, bool sym, const std::string& layout,
+                              int64_t in_features, int64_t out_features, const py::handle& qweight,
+                              const py::handle& qzeros, const py::handle& scales, const py::handle& g_idx,
+                              const py::handle& out) {
+  const QuantScheme scheme = make_scheme(bits, group_size, sym, layout);
+  const RawTensor qw = parse_dense(qweight, "qweight"), qz = parse_dense(qzeros, "qzeros"),
+                  sc = parse_dense(scales, "scales"), o = parse_dense(out, "out");
+  expect(o, DType::F32, {out_features, in_features});
+  std::optional<RawTensor> gi;
+  if (!g_idx.is_none()) gi = parse_dense(g_idx, "g_idx");
+  const TensorView gv = gi ? gi->view() : TensorView{};
+  std::vector<float> dense;
+  {
+    py::gil_scoped_release release;
+    dense = dequantize(
+        decode(scheme, in_features, out_features, qw.view(), qz.view(), sc.view(), gi ? &gv : nullptr));
+  }
+  std::memcpy(reinterpret_cast<void*>(o.data), dense.data(), dense.size() * sizeof(float));
+}
+
+}  // namespace
+}  // namespace ark::python
+
+PYBIND11_MODULE(_C, m) {
+  using namespace ark::python;
+  m.doc() = "ark's C++ QuantLinear and weight formats over raw tensor pointers (see python/ark)";
+  // A ValueError subclass: every bad argument, shape, dtype or option the library rejects.
+  py::register_exception<ark::Error>(m, "ArkError", PyExc_ValueError);
+
+  py::class_<Layer>(m, "Layer")
+      .def(py::init<int64_t, int64_t, int, int64_t, bool, bool, bool, int64_t, const std::string&,
+                    const std::string&, int>(),
+           py::arg("in_features"), py::arg("out_features"), py::arg("bits"), py::arg("group_size"),
+           py::arg("sym"), py::arg("bias"), py::arg("act_order"), py::arg("kernel_switch_threshold"),
+           py::arg("compute") = "auto", py::arg("max_isa") = "", py::arg("num_threads") = 0)
+      .def("load_checkpoint", &Layer::load_checkpoint, py::arg("layout"), py::arg("qweight"),
+           py::arg("qzeros"), py::arg("scales"), py::arg("g_idx") = py::none())
+      .def("load_bias", &Layer::load_bias, py::arg("bias"))
+      .def("post_init", &Layer::post_init)
+      .def_property_readonly("ready", &Layer::ready)
+      .def("forward", &Layer::forward, py::arg("x"), py::arg("y"))
+      .def("export_checkpoint", &Layer::export_checkpoint, py::arg("layout"), py::arg("scale_dtype"),
+           py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx") = py::none())
+      .def("describe", &Layer::describe)
+      .def("kernel_name", &Layer::kernel_name, py::arg("M"))
+      .def_property_readonly("packed_bytes", &Layer::packed_bytes);
+
+  m.def("packed_shapes", &packed_shapes_py, py::arg("bits"), py::arg("group_size"), py::arg("sym"),
+        py::arg("layout"), py::arg("in_features"), py::arg("out_features"));
+  m.def("quantize_rtn", &quantize_rtn_py, py::arg("weight"), py::arg("bits"), py::arg("group_size"),
+        py::arg("sym"), py::arg("layout"), py::arg("act_order_perm"), py::arg("scale_dtype"),
+        py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx"));
+  m.def("dequantize_checkpoint", &dequantize_checkpoint_py, py::arg("bits"), py::arg("group_size"),
+        py::arg("sym"), py::arg("layout"), py::arg("in_features"), py::arg("out_features"),
+        py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx"), py::arg("out"));
+  m.def("can_unpack", &ark::quant_linear_can_unpack,
+        "True when a packed layer can be read back (state_dict after post_init without a resident copy)");
+}
