@@ -6,6 +6,7 @@
 namespace ark::tools {
 
 void add_info_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_tensors_command(CLI::App& app);
 void add_dequant_command(CLI::App& app);

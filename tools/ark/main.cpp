@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ark: run LLMs quantized with AutoRound fast"};
   app.require_subcommand(1);
   ark::tools::add_info_command(app);
+  ark::tools::add_tokenize_command(app);
   ark::tools::add_bench_command(app);
   ark::tools::add_tensors_command(app);
   ark::tools::add_dequant_command(app);

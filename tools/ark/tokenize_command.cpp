@@ -1,0 +1,181 @@
+// `ark tokenize`: encode text or decode ids with a checkpoint's Hugging Face tokenizer.
+//
+//   ark tokenize --tokenizer DIR_OR_FILE --text "Hello"          one line per token: id, tab, token (JSON
+//   string) ark tokenize --tokenizer DIR --file F --ids                   the ids of F's whole text as one
+//   JSON array ark tokenize --tokenizer DIR --decode "9707,11,1879"          the text of the ids ark tokenize
+//   --tokenizer DIR --file F --jsonl [--stream]      F holds one JSON value per line: a string is
+//                                                                 encoded (a JSON array of ids comes out), an
+//                                                                 array of ids is decoded (a JSON string
+//                                                                 comes out)
+// --stats prints bytes, tokens and throughput to stderr (encode time only, the tokenizer already loaded).
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "ark/error.h"
+#include "ark/tokenizer.h"
+#include "commands.h"
+
+namespace ark::tools {
+
+namespace {
+
+struct TokenizeOptions {
+  std::string tokenizer;
+  std::string text;
+  std::string file;
+  std::string decode;
+  bool ids = false;
+  bool no_special = false;
+  bool skip_special = false;
+  bool jsonl = false;
+  bool stream = false;
+  bool stats = false;
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  ARK_CHECK(in.good(), "--file: cannot open '", path, "'");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::vector<int32_t> parse_ids(const std::string& list) {
+  std::vector<int32_t> ids;
+  std::string cleaned = list;
+  for (char& c : cleaned) {
+    if (c == ',' || c == '[' || c == ']') c = ' ';
+  }
+  std::istringstream in(cleaned);
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    ARK_CHECK(used == word.size() && value >= 0 && value < (1ll << 31), "--decode: '", word,
+              "' is not a token id (expected non-negative integers separated by commas or spaces)");
+    ids.push_back(static_cast<int32_t>(value));
+  }
+  return ids;
+}
+
+// JSON text of a string, ASCII only so that no line separator inside a string can split a JSON Lines file;
+// invalid UTF-8 (never from decode, but token strings are arbitrary bytes) becomes U+FFFD.
+std::string json_string(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
+
+std::string decode_ids(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
+                       const TokenizeOptions& o) {
+  if (!o.stream) return tokenizer.decode(ids, o.skip_special);
+  StreamDecoder stream(tokenizer, o.skip_special);
+  std::string text;
+  for (int32_t id : ids) text += stream.put(id);
+  return text + stream.flush();
+}
+
+void print_stats(size_t bytes, size_t tokens, double seconds) {
+  std::cerr << "bytes " << bytes << ", tokens " << tokens << ", encode " << seconds * 1e3 << " ms, "
+            << (seconds > 0 ? bytes / seconds / 1e6 : 0.0) << " MB/s, "
+            << (seconds > 0 ? tokens / seconds : 0.0) << " tokens/s\n";
+}
+
+void run_jsonl(const Tokenizer& tokenizer, const TokenizeOptions& o) {
+  std::ifstream in(o.file, std::ios::binary);
+  ARK_CHECK(in.good(), "--file: cannot open '", o.file, "'");
+  std::string line;
+  size_t line_no = 0, bytes = 0, tokens = 0;
+  double seconds = 0;
+  std::string out;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw_error("--file '", o.file, "' line ", line_no, ": not JSON: ", e.what());
+    }
+    if (value.is_string()) {
+      const std::string text = value.get<std::string>();
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::vector<int32_t> ids = tokenizer.encode(text, !o.no_special);
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      bytes += text.size();
+      tokens += ids.size();
+      out += nlohmann::json(ids).dump();
+    } else if (value.is_array()) {
+      std::vector<int32_t> ids;
+      for (const auto& v : value) {
+        ARK_CHECK(v.is_number_integer(), "--file '", o.file, "' line ", line_no,
+                  ": expected an array of ids");
+        ids.push_back(v.get<int32_t>());
+      }
+      out += json_string(decode_ids(tokenizer, ids, o));
+    } else {
+      throw_error("--file '", o.file, "' line ", line_no, ": expected a JSON string or an array of ids");
+    }
+    out += '\n';
+  }
+  std::cout << out;
+  if (o.stats) print_stats(bytes, tokens, seconds);
+}
+
+void run_tokenize(const TokenizeOptions& o) {
+  const Tokenizer tokenizer = Tokenizer::load(o.tokenizer);
+  if (!o.decode.empty()) {
+    std::cout << decode_ids(tokenizer, parse_ids(o.decode), o) << "\n";
+    return;
+  }
+  ARK_CHECK(!o.file.empty() || !o.text.empty() || o.jsonl, "tokenize: give --text, --file or --decode");
+  if (o.jsonl) {
+    ARK_CHECK(!o.file.empty(), "--jsonl needs --file");
+    run_jsonl(tokenizer, o);
+    return;
+  }
+  const std::string text = o.file.empty() ? o.text : read_text_file(o.file);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int32_t> ids = tokenizer.encode(text, !o.no_special);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o.ids) {
+    std::cout << nlohmann::json(ids).dump() << "\n";
+  } else {
+    for (int32_t id : ids) std::cout << id << "\t" << json_string(tokenizer.id_to_token(id)) << "\n";
+  }
+  if (o.stats) print_stats(text.size(), ids.size(), seconds);
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app) {
+  auto options = std::make_shared<TokenizeOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("tokenize", "Encode text or decode ids with a Hugging Face tokenizer.json");
+  cmd->add_option("--tokenizer", options->tokenizer, "Checkpoint directory or tokenizer.json file")
+      ->required();
+  auto* text = cmd->add_option("--text", options->text, "Text to encode");
+  auto* file =
+      cmd->add_option("--file", options->file, "File whose text to encode (or JSON Lines with --jsonl)");
+  text->excludes(file);
+  cmd->add_flag("--ids", options->ids, "Print only the ids, as one JSON array");
+  cmd->add_option("--decode", options->decode, "Ids to decode, separated by commas or spaces")
+      ->excludes(text);
+  cmd->add_flag("--no-special", options->no_special,
+                "Do not add the post-processor's special tokens (BOS/EOS)");
+  cmd->add_flag("--skip-special", options->skip_special, "Leave special tokens out of decoded text");
+  cmd->add_flag("--jsonl", options->jsonl,
+                "--file holds JSON strings to encode / id arrays to decode, one a line");
+  cmd->add_flag("--stream", options->stream, "Decode through the streaming decoder, one id at a time");
+  cmd->add_flag("--stats", options->stats, "Print bytes, tokens and encode throughput to stderr");
+  cmd->callback([options] { run_tokenize(*options); });
+}
+
+}  // namespace ark::tools
