@@ -8,6 +8,7 @@ APT_PACKAGES=(
   build-essential cmake git pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
+  libpcre2-dev libutf8proc-dev  # the tokenizer: Unicode-class regexes, NFC
   python3 python3-venv python3-pip
   libdnnl-dev python3-matplotlib
   pybind11-dev python3-dev python3-torch  # the Python package: ark._C and its tests (torch 1.13)
