@@ -22,7 +22,8 @@ void decode_gptq_codes(const TensorView& qweight, int bits, int64_t k, int64_t n
     const int64_t block_len = std::min<int64_t>(32, k - k0);  // 2/4/8-bit K may end inside a block
     for (int64_t j = 0; j < n; ++j) {
       uint8_t* out = codes + j * k + k0;
-      for (int64_t i = 0; i < block_len; ++i) out[i] = static_cast<uint8_t>(read_field(block + j, n, i, bits));
+      for (int64_t i = 0; i < block_len; ++i)
+        out[i] = static_cast<uint8_t>(read_field(block + j, n, i, bits));
     }
   }
 }
