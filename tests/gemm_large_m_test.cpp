@@ -290,5 +290,14 @@ TEST(GemmLargeM, F32Avx512) {
   sweep(kGemmF32Avx512, Mode::kF32);
 }
 
+TEST(GemmLargeM, Bf16Amx) {
+  SKIP_UNLESS_RUNNABLE(kGemmBf16Amx, Mode::kBf16);
+  sweep(kGemmBf16Amx, Mode::kBf16);
+}
+TEST(GemmLargeM, Qd8Amx) {
+  SKIP_UNLESS_RUNNABLE(kGemmQd8Amx, Mode::kInt8);
+  sweep(kGemmQd8Amx, Mode::kInt8);
+}
+
 }  // namespace
 }  // namespace ark
