@@ -63,14 +63,15 @@ void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t case_id)
     const std::vector<float> x = ql_test::random_activations(m, c.w.k, rng);
     std::vector<float> y = ql_test::poisoned(static_cast<size_t>(m * c.w.n));
     layer.forward(x.data(), y.data(), m);
-    const ql_test::Oracle o = ql_test::oracle(w, bias, x, m, c.mode == ComputeMode::kInt8);
+    const bool bf16 = layer.kernel_name(m).find("bf16") != std::string::npos;
+    const ql_test::Oracle o = ql_test::oracle(w, bias, x, m, c.mode == ComputeMode::kInt8, bf16);
     int failures = 0;
     for (int64_t i = 0; i < m * c.w.n && failures < 3; ++i) {
       const double err = std::fabs(static_cast<double>(y[i]) - o.y[i]);
       if (!(err <= o.bound[i])) {  // also catches NaN: an output the kernel never wrote
         ADD_FAILURE() << describe_case(c, m) << ": y[" << i / c.w.n << "][" << i % c.w.n << "] = " << y[i]
                       << ", oracle " << o.y[i] << ", error " << err << " > bound " << o.bound[i] << "\n  "
-                      << layer.describe();
+                      << layer.describe() << "\n  kernel " << layer.kernel_name(m);
         ++failures;
       }
     }
@@ -150,7 +151,8 @@ TEST(QuantLinearKernels, Fp32Scales) {
         const std::vector<float> x = ql_test::random_activations(m, 128, rng);
         std::vector<float> y = ql_test::poisoned(static_cast<size_t>(m * 37));
         layer.forward(x.data(), y.data(), m);
-        const ql_test::Oracle o = ql_test::oracle(w, {}, x, m, mode == ComputeMode::kInt8);
+        const bool bf16 = layer.kernel_name(m).find("bf16") != std::string::npos;
+        const ql_test::Oracle o = ql_test::oracle(w, {}, x, m, mode == ComputeMode::kInt8, bf16);
         for (size_t i = 0; i < y.size(); ++i)
           ASSERT_LE(std::fabs(y[i] - o.y[i]), o.bound[i])
               << isa << " " << compute_mode_name(mode) << " M " << m;

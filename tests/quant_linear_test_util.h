@@ -106,7 +106,7 @@ struct Oracle {
 };
 
 inline Oracle oracle(const QuantizedWeight& w, const std::vector<float>& bias, const std::vector<float>& x,
-                     int64_t m, bool int8) {
+                     int64_t m, bool int8, bool bf16_operands = false) {
   const int64_t N = w.out_features, K = w.in_features, G = w.num_groups();
   std::vector<int64_t> len(G, 0);
   for (int64_t k = 0; k < K; ++k) ++len[w.group_of(k)];
@@ -129,7 +129,8 @@ inline Oracle oracle(const QuantizedWeight& w, const std::vector<float>& bias, c
           const double dg = d[w.group_of(k)];
           b += std::fabs(wv) * (dg / 2 + (L + G + 8) * u * (std::fabs(xv) + dg));
         } else {
-          b += (L + G + 4) * u * std::fabs(wv * xv);
+          b += ((L + G + 4) * u + (bf16_operands ? std::ldexp(1.0, -8) + std::ldexp(1.0, -17) : 0.0)) *
+               std::fabs(wv * xv);
         }
       }
       o.y[r * N + n] = acc;

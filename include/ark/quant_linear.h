@@ -90,6 +90,9 @@ class QuantLinear {
 
   // ISA level, the kernel of each regime, the compute mode and why it was chosen, packed size.
   std::string describe() const;
+  // Name of the kernel a forward of M rows runs (post_init'ed layers only), e.g. "gemv_qd8_w4_16x32__avx512vnni".
+  // Kernels named *bf16* round their operands to bf16 (exact mode's large-M path; docs/KERNELS.md).
+  std::string kernel_name(int64_t M) const;
   // Bytes held by the packed layer (codes, scales, zeros, tables, bias).
   size_t packed_bytes() const;
   QuantizedWeight unpack() const;  // packed weight back to canonical form (src/linear/quant_linear_export.cpp)

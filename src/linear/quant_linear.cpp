@@ -326,6 +326,11 @@ std::string QuantLinear::describe() const {
   return out.str();
 }
 
+std::string QuantLinear::kernel_name(int64_t M) const {
+  ARK_CHECK(impl_->packed_ready, "QuantLinear::kernel_name: call post_init() first");
+  return M < impl_->spec.kernel_switch_threshold ? impl_->small_m->name : impl_->large_m->name;
+}
+
 size_t QuantLinear::packed_bytes() const {
   return impl_->packed_ready ? impl_->packed.total_bytes() : 0;
 }

@@ -1,0 +1,137 @@
+// Decode (small-M) kernel, int8 mode, AVX-512 VNNI: y[m][n] = sum_g s[n,g] d[m,g] (sum_k q[n,k] xq[m,k]
+// - z[n,g] sum_k xq[m,k]). Any bits (2/3/4/8), any group layout, any rows.
+//
+// The weights are streamed once per call: for each N-tile (16 rows) the k-blocks are read in order, unpacked
+// in registers into their 8 quads (shift and mask; packed_weight.h) and fed straight to vpdpbusd, whose u8 x
+// s8 operands are exactly the packed codes and the int8 activations: one instruction does 64 multiply-adds,
+// so at M = 1 the kernel needs about 1.3 instructions per packed 64 bytes of int4 weights and the memory
+// stream, not the core, sets the pace. Up to kRows activation rows share each unpacked block (for M > kRows
+// the tile's codes are read again, from L1/L2). Two int32 accumulators per row break the vpdpbusd dependency
+// chain (latency 4-5 cycles) so one row alone keeps the unit busy. GCC 12 reports its own intrinsics'
+// _mm512_undefined_*() placeholders as maybe-uninitialized once they are inlined here; the values are never
+// read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/dispatch.h"
+#include "kernels/x86/avx512/store_output_avx512.h"
+#include "kernels/x86/avx512/unpack_quads_avx512.h"
+
+namespace ark {
+namespace {
+
+using x86::load_tile_scales_avx512;
+using x86::load_tile_zeros_avx512;
+using x86::store_output_row_avx512;
+using x86::unpack_block_quads_avx512;
+
+constexpr int kRows = 4;
+// Software prefetch distance: the hardware prefetcher follows the stream, this only covers its start-up at
+// each tile boundary (the next tile's codes follow this one's in memory).
+constexpr int kPrefetchBytes = 1024;
+
+// GCC 12 routes the vpdpbusd builtin's accumulator through the stack; the instruction as inline asm keeps it
+// in a register (the same finding as the VNNI GEMM).
+inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+}
+
+inline __m512i broadcast_quad(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+template <int kBits, int R>
+void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t tile) {
+  const int64_t G = w.num_groups;
+  const size_t block_bytes = w.block_bytes();
+  const uint8_t* codes = w.tile_codes(tile);
+  const int8_t* xq[R];
+  for (int r = 0; r < R; ++r) xq[r] = a.xq + (m0 + r) * a.ldxq;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t b0 = w.group_block_begin[g], b1 = w.group_block_begin[g + 1];
+    __m512i dot[R][2];
+    for (int r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm512_setzero_si512();
+    for (int64_t b = b0; b < b1; ++b) {
+      const uint8_t* block = codes + b * block_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes), _MM_HINT_T0);
+      if constexpr (kBits >= 4)
+        _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + 64), _MM_HINT_T0);
+      __m512i quads[8];
+      unpack_block_quads_avx512<kBits>(block, quads);
+      for (int q = 0; q < 8; ++q)
+        for (int r = 0; r < R; ++r)
+          dot[r][q & 1] = dpbusd(dot[r][q & 1], quads[q], broadcast_quad(xq[r] + b * kBlockK + 4 * q));
+    }
+    // Fold the group: s * d * (dot - z * sum(xq)), the zero point corrected in fp32 so long per-channel
+    // groups cannot overflow int32.
+    const __m512 s = load_tile_scales_avx512(w, tile, g);
+    const __m512 z = _mm512_cvtepi32_ps(load_tile_zeros_avx512(w, tile, g));
+    for (int r = 0; r < R; ++r) {
+      const int64_t mg = (m0 + r) * G + g;
+      const __m512 d = _mm512_cvtepi32_ps(_mm512_add_epi32(dot[r][0], dot[r][1]));
+      const __m512 corrected = _mm512_fnmadd_ps(z, _mm512_set1_ps(static_cast<float>(a.xq_sum[mg])), d);
+      acc[r] = _mm512_fmadd_ps(corrected, _mm512_mul_ps(s, _mm512_set1_ps(a.x_scale[mg])), acc[r]);
+    }
+  }
+  const int64_t n0 = tile * kTileN;
+  const int valid = static_cast<int>(std::min<int64_t>(kTileN, w.n - n0));
+  const size_t y_elem = x86::dtype_bytes_for_output(a.y_dtype);
+  for (int r = 0; r < R; ++r) {
+    auto* y_row = static_cast<uint8_t*>(a.y) + ((m0 + r) * a.ldy + n0) * y_elem;
+    store_output_row_avx512(acc[r], a.bias ? a.bias + n0 : nullptr, a.y_dtype, y_row, valid);
+  }
+}
+
+template <int kBits>
+void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
+         int64_t tile_end) {
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    int64_t m = m_begin;
+    for (; m + kRows <= m_end; m += kRows) tile_rows<kBits, kRows>(w, a, m, tile);
+    switch (m_end - m) {
+      case 3:
+        tile_rows<kBits, 3>(w, a, m, tile);
+        break;
+      case 2:
+        tile_rows<kBits, 2>(w, a, m, tile);
+        break;
+      case 1:
+        tile_rows<kBits, 1>(w, a, m, tile);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
+             int64_t tile_end) {
+  switch (w.bits) {
+    case 2:
+      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 3:
+      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 4:
+      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
+    default:
+      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
+  }
+}
+
+bool accepts(const LinearProblem& p) {
+  return p.isa >= IsaLevel::kAvx512Vnni && p.mode == ComputeMode::kInt8;
+}
+
+}  // namespace
+
+extern const LinearImpl kGemvQd8Avx512Vnni = {"gemv_qd8_f32_qw_16x32c4__avx512vnni", accepts, run_any, 0};
+
+}  // namespace ark
