@@ -13,6 +13,7 @@ decode-sized runs (M small) read weights from memory rather than from the last-l
 """
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -29,6 +30,7 @@ _AWQ_SHIFT = [0, 16, 4, 20, 8, 24, 12, 28]  # bit offset of column c (mod 8) in 
 
 
 def _unpack_stream(words, count, bits):
+    """Values of the bit streams running down dim 0 of int32 words (any bits, 3 included): int64 [count, C]."""
     u = words.to(torch.int64) & 0xFFFFFFFF
     i = torch.arange(count)
     first, shift = (i * bits) // 32, (i * bits) % 32
@@ -38,22 +40,36 @@ def _unpack_stream(words, count, bits):
     return (lo | hi) & ((1 << bits) - 1)
 
 
+def _unpack_words(words, bits, dim):
+    """Whole-word unpacking for 2/4/8 bits (int32 shifts, as torch QuantLinear backends do it): the 32/bits
+    values of each word expand along `dim` (0: down the rows, 1: along the columns)."""
+    shifts = torch.arange(0, 32, bits, dtype=torch.int32)
+    if dim == 0:
+        v = (words.unsqueeze(1) >> shifts[None, :, None]) & ((1 << bits) - 1)
+        return v.reshape(-1, words.shape[1])
+    v = (words.unsqueeze(2) >> shifts[None, None, :]) & ((1 << bits) - 1)
+    return v.reshape(words.shape[0], -1)
+
+
 def torch_dequantize(t, bits, group_size, fmt, k, n, dtype):
-    """Dense [N, K] weight from on-disk tensors with torch ops only: the deq+mm baseline's per-call work."""
+    """Dense weight, transposed ([K, N]), from on-disk tensors with torch ops only: the deq+mm baseline's
+    per-call work."""
     layout = layout_of(fmt)
     g = k if group_size == -1 else group_size
     if layout == "awq":
-        cols = torch.arange(n)
-        shift = torch.tensor(_AWQ_SHIFT)[cols % 8]
-        codes = ((t["qweight"].to(torch.int64)[:, cols // 8] >> shift) & 15).T
-        zeros = ((t["qzeros"].to(torch.int64)[:, cols // 8] >> shift) & 15).T
+        shift = torch.tensor(_AWQ_SHIFT, dtype=torch.int32)
+        codes = ((t["qweight"].unsqueeze(2) >> shift) & 15).reshape(k, n)
+        zeros = ((t["qzeros"].unsqueeze(2) >> shift) & 15).reshape(-1, n)
         grp = torch.arange(k) // g
     else:
-        codes = _unpack_stream(t["qweight"], k, bits).T
-        zeros = _unpack_stream(t["qzeros"].T, n, bits) + (1 if layout == "gptq-v1" else 0)
+        if bits == 3:
+            codes, zeros = _unpack_stream(t["qweight"], k, 3), _unpack_stream(t["qzeros"].T, n, 3).T
+        else:
+            codes, zeros = _unpack_words(t["qweight"], bits, 0), _unpack_words(t["qzeros"], bits, 1)
+        if layout == "gptq-v1":
+            zeros = zeros + 1
         grp = t["g_idx"].to(torch.int64)
-    s = t["scales"].to(dtype).T[:, grp]
-    return s * (codes - zeros[:, grp]).to(dtype)
+    return t["scales"].to(dtype)[grp] * (codes - zeros[grp]).to(dtype)
 
 
 def _median_seconds(fn, min_time):
@@ -104,14 +120,15 @@ def main(argv=None):
     p.add_argument("--packing-format", default="auto_round:auto_gptq")
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--compute", default="auto", choices=["auto", "exact", "int8"])
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: one per CPU)")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds of timing per measurement")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     assert dtype in FLOAT_DTYPES
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # torch gets as many threads as ark's pool uses (one per CPU) unless told otherwise, so ratios compare
+    # like with like.
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     torch.manual_seed(args.seed)
 
     print(f"# ark.bench: {platform.processor() or platform.machine()}, torch {torch.__version__} "
@@ -145,7 +162,7 @@ def main(argv=None):
             F.linear(xb, dense[turn[0]])
 
         def run_deq():
-            F.linear(x, torch_dequantize(tensors, args.bits, args.group_size, args.packing_format, k, n, dtype))
+            torch.matmul(x, torch_dequantize(tensors, args.bits, args.group_size, args.packing_format, k, n, dtype))
 
         with torch.no_grad():
             t_ark = _median_seconds(run_ark, args.min_time)

@@ -64,7 +64,9 @@ class QuantLinear(nn.Module):
             raise ValueError(f"group_size: {group_size} must be -1 or in [1, infeatures={infeatures}]")
         _check_int("kernel_switch_threshold", kernel_switch_threshold, 1)
         if weight_dtype not in _raw.FLOAT_DTYPES:
-            raise TypeError(f"weight_dtype: {weight_dtype} is not torch.bfloat16, torch.float16 or torch.float32")
+            raise TypeError(
+                f"weight_dtype: {weight_dtype} is not torch.bfloat16, torch.float16 or torch.float32"
+            )
         if compute not in _COMPUTE_MODES:
             raise ValueError(f"compute: {compute!r} is not one of {_COMPUTE_MODES}")
         self.bits = bits
@@ -96,7 +98,8 @@ class QuantLinear(nn.Module):
     # --- buffers -------------------------------------------------------------------------------------------
 
     def _checkpoint_names(self):
-        return ("qweight", "qzeros", "scales", "g_idx") if has_g_idx(self._layout) else ("qweight", "qzeros", "scales")
+        names = ("qweight", "qzeros", "scales")
+        return names + ("g_idx",) if has_g_idx(self._layout) else names
 
     def _expected(self, name):
         """(shape, dtype) of a checkpoint buffer; dtype None for scales and bias (any float type loads)."""
@@ -132,7 +135,9 @@ class QuantLinear(nn.Module):
                 f"group_size={self.group_size} {self.packing_format} layer, got {list(t.shape)}"
             )
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         names = list(self._checkpoint_names()) + (["bias"] if self.bias is not None else [])
         present = [n for n in names if prefix + n in state_dict]
         for n in present:
@@ -142,13 +147,18 @@ class QuantLinear(nn.Module):
                 # Bring back the on-disk buffers (from the packed copy) so a partial load keeps the rest.
                 self._register_checkpoint_buffers(self._rebuild_checkpoint())
             self._layer = None  # new weights: post_init must repack
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self._dropped:
+            # Same keys in the same order as before post_init: the checkpoint tensors, then the bias.
+            rest = {k: destination.pop(k) for k in list(destination) if k == prefix + "bias"}
             for name, t in self._rebuild_checkpoint().items():
                 destination[prefix + name] = t
+            destination.update(rest)
 
     def _rebuild_checkpoint(self):
         """The on-disk tensors, re-encoded from the packed layer (bit-exact with what was loaded)."""

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import ark
-from quant_linear_reference import case_id, decode_reference, error_bound, generator, make_checkpoint, random_input
+from quant_linear_reference import (case_id, decode_reference, error_bound, generator, make_checkpoint,
+                                    random_input)
 
 # K not a multiple of 128 and groups that do not divide it exercise the partial last group; N spans several
 # 16-row tiles with a tail.
@@ -47,7 +48,7 @@ def check(layer, loaded, x, bits, group, fmt, compute):
     err = (y.reshape(m, N).to(torch.float64) - ref).abs()
     worst = (err / bound).max().item()
     assert torch.isfinite(y).all()
-    assert worst <= 1.0, f"error {err.max().item():.3g} exceeds the bound ({worst:.3g}x) for {layer.describe()}"
+    assert worst <= 1.0, f"error {err.max().item():.3g} is {worst:.3g}x the bound for {layer.describe()}"
 
 
 @pytest.mark.parametrize("bits,group,sym,fmt", CASES)
