@@ -17,6 +17,7 @@ namespace ark {
 // Decode (M < kernel_switch_threshold), best first; the reference stays last.
 static const LinearImpl* const kSmallMImpls[] = {
     ARK_LINEAR_IMPL(kGemvQd8Avx512Vnni),
+    ARK_LINEAR_IMPL(kGemvF32Avx512),
     &kRefLinearImpl,
 };
 
