@@ -290,6 +290,10 @@ TEST(GemmLargeM, F32Avx512) {
   sweep(kGemmF32Avx512, Mode::kF32);
 }
 
+TEST(GemmLargeM, F32Avx2) {
+  SKIP_UNLESS_RUNNABLE(kGemmF32Avx2, Mode::kF32);
+  sweep(kGemmF32Avx2, Mode::kF32);
+}
 TEST(GemmLargeM, Bf16Amx) {
   SKIP_UNLESS_RUNNABLE(kGemmBf16Amx, Mode::kBf16);
   sweep(kGemmBf16Amx, Mode::kBf16);

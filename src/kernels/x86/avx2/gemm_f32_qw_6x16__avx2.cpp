@@ -1,0 +1,198 @@
+// Large-M (prefill) GEMM, exact mode, AVX2 + FMA: the fallback for CPUs without AVX-512 (Haswell .. Zen 3,
+// and client Intel parts). W is dequantized once per panel to fp32 (s · q − s · z), x is used as it is, fp32
+// FMA.
+//
+// Blocking: a panel is one N-tile (16 columns = 2 ymm) x 256 packed-K, a 16 KiB fp32 buffer [k][16]; 6 rows x
+// 2 vectors = 12 ymm accumulators, plus 2 panel vectors and a broadcast: 15 of the 16 registers. Partial sums
+// of the work item's rows live in a stack buffer (120 x 16 fp32). Each chunk of the packed layout is read as
+// two 32-byte halves: rows 0..7 and rows 8..15 of the tile.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+
+namespace ark {
+namespace {
+
+constexpr int kMr = 6;
+constexpr int kPanelBlocks = 8;
+constexpr int kPanelK = kPanelBlocks * kBlockK;  // 256 packed-K
+constexpr int64_t kMBlock = 120;
+
+// quads[q] = codes of k = 4q..4q+3 for rows 8h..8h+7 (one dword per row), from one k-block's chunks.
+template <int kBits>
+inline void unpack_block_quads_avx2(const uint8_t* block, int h, __m256i quads[8]) {
+  auto chunk = [&](int c) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(block + c * kChunkBytes + 32 * h));
+  };
+  if constexpr (kBits == 8) {
+    for (int q = 0; q < 8; ++q) quads[q] = chunk(q);
+  } else if constexpr (kBits == 4) {
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i v = chunk(c);
+      quads[c] = _mm256_and_si256(v, mask);
+      quads[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    }
+  } else {
+    const __m256i mask = _mm256_set1_epi8(0x03);
+    for (int c = 0; c < 2; ++c) {
+      const __m256i v = chunk(c);
+      quads[c] = _mm256_and_si256(v, mask);
+      quads[c + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 2), mask);
+      quads[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+      quads[c + 6] = _mm256_and_si256(_mm256_srli_epi16(v, 6), mask);
+    }
+    if constexpr (kBits == 3) {
+      // Bit p of every byte of chunk 2 is bit 2 of quad p's codes.
+      const __m256i v = chunk(2);
+      const __m256i bit2 = _mm256_set1_epi8(0x04);
+      quads[0] = _mm256_or_si256(quads[0], _mm256_and_si256(_mm256_slli_epi16(v, 2), bit2));
+      quads[1] = _mm256_or_si256(quads[1], _mm256_and_si256(_mm256_slli_epi16(v, 1), bit2));
+      quads[2] = _mm256_or_si256(quads[2], _mm256_and_si256(v, bit2));
+      quads[3] = _mm256_or_si256(quads[3], _mm256_and_si256(_mm256_srli_epi16(v, 1), bit2));
+      quads[4] = _mm256_or_si256(quads[4], _mm256_and_si256(_mm256_srli_epi16(v, 2), bit2));
+      quads[5] = _mm256_or_si256(quads[5], _mm256_and_si256(_mm256_srli_epi16(v, 3), bit2));
+      quads[6] = _mm256_or_si256(quads[6], _mm256_and_si256(_mm256_srli_epi16(v, 4), bit2));
+      quads[7] = _mm256_or_si256(quads[7], _mm256_and_si256(_mm256_srli_epi16(v, 5), bit2));
+    }
+  }
+}
+
+inline __m256 load_scales_avx2(const PackedWeight& w, int64_t tile, int64_t group, int h) {
+  const uint8_t* p = w.tile_scales(tile) + (static_cast<size_t>(group) * kTileN + 8 * h) * w.scale_bytes();
+  if (w.scales_f16) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+}
+
+inline __m256i load_zeros_avx2(const PackedWeight& w, int64_t tile, int64_t group, int h) {
+  const uint8_t* p = w.tile_zeros(tile) + (static_cast<size_t>(group) * kTileN + 8 * h) * w.zero_bytes();
+  if (w.bits == 8) return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <int kBits>
+void dequant_tile_f32(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, float* panel) {
+  const __m256i byte_mask = _mm256_set1_epi32(0xff);
+  const uint8_t* codes = w.tile_codes(tile);
+  int64_t g = 0;
+  for (int b = 0; b < nb; ++b) {
+    while (w.group_block_begin[static_cast<size_t>(g + 1)] <= kb0 + b) ++g;
+    for (int h = 0; h < 2; ++h) {
+      const __m256 s = load_scales_avx2(w, tile, g, h);
+      const __m256 neg_zs = _mm256_mul_ps(_mm256_cvtepi32_ps(load_zeros_avx2(w, tile, g, h)),
+                                          _mm256_sub_ps(_mm256_setzero_ps(), s));
+      __m256i quads[8];
+      unpack_block_quads_avx2<kBits>(codes + (kb0 + b) * w.block_bytes(), h, quads);
+      for (int q = 0; q < 8; ++q)
+        for (int j = 0; j < 4; ++j) {
+          const __m256i c = _mm256_and_si256(_mm256_srli_epi32(quads[q], 8 * j), byte_mask);
+          const int64_t k = 32 * b + 4 * q + j;
+          _mm256_store_ps(panel + k * kTileN + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), s, neg_zs));
+        }
+    }
+  }
+}
+
+template <int MR>
+void micro_kernel(const float* x, int64_t ldx, const float* panel, int64_t len, float* c, bool first) {
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r)
+    for (int h = 0; h < 2; ++h)
+      acc[r][h] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + r * kTileN + 8 * h);
+  for (int64_t k = 0; k < len; ++k) {
+    const __m256 b0 = _mm256_load_ps(panel + k * kTileN), b1 = _mm256_load_ps(panel + k * kTileN + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 a = _mm256_broadcast_ss(x + r * ldx + k);
+      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int h = 0; h < 2; ++h) _mm256_store_ps(c + r * kTileN + 8 * h, acc[r][h]);
+}
+
+using MicroFn = void (*)(const float*, int64_t, const float*, int64_t, float*, bool);
+constexpr MicroFn kMicro[kMr + 1] = {nullptr,         micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
+                                     micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
+
+// bf16 with round-to-nearest-even (kernel outputs are finite).
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// One finished 16-column row segment to y (dtype of y), bias added, columns >= valid untouched.
+void store_row(const float* sums, const float* bias, DType dtype, uint8_t* y_row, int valid) {
+  alignas(32) float v[kTileN];
+  for (int i = 0; i < kTileN; ++i) v[i] = sums[i] + (bias ? bias[i < valid ? i : 0] : 0.0f);
+  if (dtype == DType::F32) {
+    std::memcpy(y_row, v, static_cast<size_t>(valid) * 4);
+    return;
+  }
+  alignas(32) uint16_t h[kTileN];
+  if (dtype == DType::BF16) {
+    for (int i = 0; i < kTileN; ++i) h[i] = to_bf16(v[i]);
+  } else {
+    _mm_store_si128(reinterpret_cast<__m128i*>(h),
+                    _mm256_cvtps_ph(_mm256_load_ps(v), _MM_FROUND_TO_NEAREST_INT));
+    _mm_store_si128(reinterpret_cast<__m128i*>(h + 8),
+                    _mm256_cvtps_ph(_mm256_load_ps(v + 8), _MM_FROUND_TO_NEAREST_INT));
+  }
+  std::memcpy(y_row, h, static_cast<size_t>(valid) * 2);
+}
+
+template <int kBits>
+void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
+         int64_t tile_end) {
+  alignas(32) float panel[kPanelK * kTileN];
+  alignas(32) float sums[kMBlock * kTileN];
+  const size_t y_elem = a.y_dtype == DType::F32 ? 4 : 2;
+  for (int64_t m0 = m_begin; m0 < m_end; m0 += kMBlock) {
+    const int64_t m1 = std::min(m_end, m0 + kMBlock);
+    for (int64_t t = tile_begin; t < tile_end; ++t) {
+      for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
+        const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
+        dequant_tile_f32<kBits>(w, t, kb0, nb, panel);
+        for (int64_t mr = m0; mr < m1; mr += kMr) {
+          const int rows = static_cast<int>(std::min<int64_t>(kMr, m1 - mr));
+          kMicro[rows](a.x + mr * a.ldx + kb0 * kBlockK, a.ldx, panel, nb * kBlockK,
+                       sums + (mr - m0) * kTileN, kb0 == 0);
+        }
+      }
+      const int64_t n0 = t * kTileN;
+      const int valid = static_cast<int>(std::min<int64_t>(kTileN, w.n - n0));
+      for (int64_t m = m0; m < m1; ++m)
+        store_row(sums + (m - m0) * kTileN, a.bias ? a.bias + n0 : nullptr, a.y_dtype,
+                  static_cast<uint8_t*>(a.y) + (m * a.ldy + n0) * y_elem, valid);
+    }
+  }
+}
+
+void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
+             int64_t tile_end) {
+  switch (w.bits) {
+    case 2:
+      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 3:
+      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
+    case 4:
+      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
+    default:
+      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
+  }
+}
+
+bool accepts(const LinearProblem& p) {
+  return p.isa >= IsaLevel::kAvx2 && p.mode == ComputeMode::kExact &&
+         (p.bits == 2 || p.bits == 3 || p.bits == 4 || p.bits == 8);
+}
+
+}  // namespace
+
+extern const LinearImpl kGemmF32Avx2 = {"gemm_f32_qw_6x16__avx2", accepts, run_any, kMBlock};
+
+}  // namespace ark
