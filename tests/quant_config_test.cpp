@@ -472,3 +472,57 @@ TEST_F(QuantConfigDir, ErrorsNameTheFiles) {
 
 }  // namespace
 }  // namespace ark
+
+namespace ark {
+namespace {
+
+// quantization_config objects exactly as AutoRound 0.16.1 wrote them (scripts/autoround_conformance.py cases
+// ar_asym_mixed and gptq_sym_mixed), with the layers it packed.
+TEST(QuantConfig, RealAutoRoundMixedExport) {
+  const QuantConfig c = QuantConfig::from_json_string(R"({
+    "autoround_version": "0.16.1", "bits": 2, "block_name_to_quantize": "model.layers", "data_type": "int",
+    "enable_quanted_input": false,
+    "extra_config": {
+      "lm_head": {"act_bits": 16, "act_data_type": "float", "act_dynamic": true, "act_group_size": 64,
+                  "act_sym": false, "bits": 8, "data_type": "int", "group_size": 64, "rotation_config": null,
+                  "super_bits": null, "super_group_size": null, "sym": false},
+      "model.layers.0.mlp.down_proj": {"bits": 8, "group_size": 32},
+      "model.layers.1.self_attn.q_proj": {"bits": 16}
+    },
+    "group_size": 64, "packing_format": "auto_round", "quant_method": "auto-round", "sym": false})");
+  EXPECT_EQ(c.layout(), PackingLayout::kGptqV2);
+  expect_scheme(c, "model.layers.0.mlp.down_proj", 8, 32, false);
+  expect_scheme(c, "model.layers.1.mlp.down_proj", 2, 64, false);
+  expect_unquantized(c, "model.layers.1.self_attn.q_proj");
+  expect_scheme(c, "model.layers.0.self_attn.q_proj", 2, 64, false);
+  // The config claims lm_head; that export stored it dense (see docs/CONFORMANCE.md), which is the loader's
+  // business: the config alone says 8-bit.
+  expect_scheme(c, "lm_head", 8, 64, false);
+}
+
+TEST(QuantConfig, RealAutoRoundGptqMixedExport) {
+  const QuantConfig c = QuantConfig::from_json_string(R"({
+    "autoround_version": "0.16.1", "bits": 4, "damp_percent": 0.01, "data_type": "int", "desc_act": false,
+    "dynamic": {
+      "+:.*model\\.layers\\.0\\.mlp\\.up_proj.*": {"bits": 8, "group_size": 32, "sym": true},
+      "-:.*model\\.layers\\.1\\.self_attn\\.v_proj.*": {}
+    },
+    "enable_quanted_input": false, "group_size": 128, "lm_head": false,
+    "modules_in_block_to_quantize": [["mlp.down_proj", "mlp.gate_proj", "mlp.up_proj", "self_attn.k_proj",
+                                      "self_attn.o_proj", "self_attn.q_proj", "self_attn.v_proj"]],
+    "provider": "auto-round", "quant_method": "gptq", "sym": true, "true_sequential": false})");
+  EXPECT_EQ(c.method(), QuantMethod::kGptq);
+  EXPECT_EQ(c.layout(), PackingLayout::kGptqV1);
+  expect_scheme(c, "model.layers.0.mlp.up_proj", 8, 32, true);
+  expect_scheme(c, "model.layers.1.mlp.up_proj", 4, 128, true);
+  expect_unquantized(c, "model.layers.1.self_attn.v_proj");
+  expect_scheme(c, "model.layers.0.self_attn.v_proj", 4, 128, true);
+  expect_unquantized(c, "lm_head");
+  const std::vector<std::string> names = {"model.layers.0.mlp.up_proj", "model.layers.1.self_attn.v_proj",
+                                          "model.layers.1.mlp.down_proj", "lm_head"};
+  const auto all = c.resolve(names);
+  EXPECT_EQ(all.size(), 2u);
+}
+
+}  // namespace
+}  // namespace ark
