@@ -23,6 +23,8 @@ static const LinearImpl* const kSmallMImpls[] = {
 
 // Prefill GEMM (M >= kernel_switch_threshold), best first; the reference stays last.
 static const LinearImpl* const kLargeMImpls[] = {
+    ARK_LINEAR_IMPL(kGemmBf16Amx),
+    ARK_LINEAR_IMPL(kGemmQd8Amx),
     ARK_LINEAR_IMPL(kGemmBf16Avx512Bf16),
     ARK_LINEAR_IMPL(kGemmQd8Avx512Vnni),
     ARK_LINEAR_IMPL(kGemmF32Avx512),

@@ -29,6 +29,7 @@ using namespace ark;
 int main(int argc, char** argv) {
   const int64_t K = argc > 1 ? std::atoll(argv[1]) : 4096, N = argc > 2 ? std::atoll(argv[2]) : 14336;
   const int64_t M = argc > 3 ? std::atoll(argv[3]) : 512, g = 128;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line even into a pipe (tee), so a cut-off run still shows
   const CpuFeatures& f = cpu_features();
   std::printf("cpu: %s; amx tile %d int8 %d bf16 %d, os permission %d; detected isa %s\n", f.brand.c_str(),
               f.amx_tile, f.amx_int8, f.amx_bf16, f.os_amx,
