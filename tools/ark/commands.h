@@ -6,9 +6,13 @@
 namespace ark::tools {
 
 void add_info_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_tensors_command(CLI::App& app);
 void add_dequant_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_make_model_command(CLI::App& app);
 
 }  // namespace ark::tools

@@ -10,10 +10,14 @@ int main(int argc, char** argv) {
   CLI::App app{"ark: run LLMs quantized with AutoRound fast"};
   app.require_subcommand(1);
   ark::tools::add_info_command(app);
+  ark::tools::add_demo_command(app);
   ark::tools::add_tokenize_command(app);
   ark::tools::add_bench_command(app);
   ark::tools::add_tensors_command(app);
   ark::tools::add_dequant_command(app);
+  ark::tools::add_generate_command(app);
+  ark::tools::add_inspect_command(app);
+  ark::tools::add_make_model_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
