@@ -87,17 +87,25 @@ def _copies_for(nbytes, llc_bytes=64 << 20):
 
 
 def _try_ark_lib(args, tensors, k, n):
-    """auto_round_kernel's QuantLinear on the same tensors, or (None, reason)."""
+    """auto_round_kernel's QuantLinear on the same tensors, or (None, reason). Its CPU path computes in fp32
+    with compute dtype "auto" and reads only zero points of asymmetric layers (symmetric ones are 2^(b-1))."""
     try:
-        from auto_round_kernel.qlinear import QuantLinear as LibQuantLinear  # noqa: PLC0415
+        from auto_round_kernel import qlinear as lib  # noqa: PLC0415
     except Exception as e:  # not installed, or incompatible with this torch
         return None, f"auto-round-lib not available ({type(e).__name__}: {e})"
+    layout = layout_of(args.packing_format)
+    if layout == "awq":
+        cls = lib.QuantLinearAWQ
+    elif layout == "gptq-v1" and not args.sym:
+        cls = lib.QuantLinearGPTQ  # zero points stored minus one
+    else:
+        cls = lib.QuantLinear
     try:
-        layer = LibQuantLinear(args.bits, args.group_size, k, n, False)
-        layer.load_state_dict({key: v for key, v in tensors.items() if key in layer.state_dict()}, strict=False)
-        if hasattr(layer, "post_init"):
-            layer.post_init()
-        return layer, ""
+        layer = cls(args.bits, args.group_size, args.sym, k, n, False, weight_dtype=torch.bfloat16)
+        own = layer.state_dict()
+        layer.load_state_dict({key: v for key, v in tensors.items() if key in own}, strict=False)
+        layer.post_init()
+        return layer, f"auto-round-lib {getattr(lib.auto_round_kernel, '__version__', '')} {cls.__name__}"
     except Exception as e:
         return None, f"auto-round-lib QuantLinear failed: {type(e).__name__}: {e}"
 
@@ -137,7 +145,7 @@ def main(argv=None):
     header = (f"{'M':>5} {'N':>6} {'K':>6} | {'ark ms':>8} {'bf16 ms':>8} {'deq+mm ms':>9} {'lib ms':>8} | "
               f"{'bf16/ark':>8} {'deq/ark':>8} {'lib/ark':>8} | {'ark GB/s':>8}  kernel")
     print(header)
-    lib_note = ""
+    lib_notes = []
     for m, n, k in _parse_shapes(args.shapes):
         w = torch.randn(n, k) * 0.02
         tensors = ark.quantize_weight(w, args.bits, args.group_size, args.sym, args.packing_format)
@@ -169,16 +177,20 @@ def main(argv=None):
             t_bf16 = _median_seconds(run_bf16, args.min_time)
             t_deq = _median_seconds(run_deq, args.min_time)
             lib, why = _try_ark_lib(args, tensors, k, n)
-            t_lib = _median_seconds(lambda: lib(xb), args.min_time) if lib is not None else None
-        lib_note = lib_note or why
+            t_lib = _median_seconds(lambda: lib(x), args.min_time) if lib is not None else None
+            if lib is not None:
+                # Same tensors, same meaning: the two layers must agree to within their compute modes.
+                ya, yl = layers[0](x).float(), lib(x).float()
+                why += f"; max |ark - lib| / max |lib| = {((ya - yl).abs().max() / yl.abs().max()).item():.2e}"
+        lib_notes.append(f"{m}x{n}x{k}: {why}")
         gbs = layers[0].packed_bytes / t_ark / 1e9
         lib_ms = f"{t_lib * 1e3:8.3f}" if t_lib else f"{'-':>8}"
         lib_ratio = f"{t_lib / t_ark:8.2f}" if t_lib else f"{'-':>8}"
         print(f"{m:>5} {n:>6} {k:>6} | {t_ark * 1e3:8.3f} {t_bf16 * 1e3:8.3f} {t_deq * 1e3:9.3f} {lib_ms} | "
               f"{t_bf16 / t_ark:8.2f} {t_deq / t_ark:8.2f} {lib_ratio} | {gbs:8.2f}  {layers[0].kernel_name(m)}")
     print("# ratios > 1: ark is faster. ark GB/s: packed weight bytes / ark's median time.")
-    if lib_note:
-        print(f"# {lib_note}")
+    for note in lib_notes if lib_notes and "not available" not in lib_notes[0] else lib_notes[:1]:
+        print(f"# {note}")
 
 
 if __name__ == "__main__":
