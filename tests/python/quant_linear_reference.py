@@ -6,6 +6,7 @@ the documented error bounds of the compute modes.
 import os
 import random
 
+import pytest
 import torch
 
 AWQ_NIBBLE_OF_COLUMN = [0, 4, 1, 5, 2, 6, 3, 7]  # column c of an 8-column word sits in nibble [..][c]
@@ -22,12 +23,18 @@ LAYOUTS = {
 
 
 def run_seed():
-    """One seed per pytest process: ARK_TEST_SEED if set, else fresh; printed so a failure can be replayed."""
+    """One seed per pytest process: ARK_TEST_SEED if set, else fresh (report_seed prints it)."""
     if not hasattr(run_seed, "value"):
         env = os.environ.get("ARK_TEST_SEED")
         run_seed.value = int(env) if env else random.SystemRandom().randrange(1 << 31)
-        print(f"\nquant_linear python tests: seed {run_seed.value} (replay with ARK_TEST_SEED={run_seed.value})")
     return run_seed.value
+
+
+@pytest.fixture(autouse=True)
+def report_seed():
+    """Autouse in every module that imports it: each test's captured output (shown on failure) names the seed."""
+    print(f"quant_linear python tests: seed {run_seed()} (replay with ARK_TEST_SEED={run_seed()})")
+    yield
 
 
 def generator(case_id):

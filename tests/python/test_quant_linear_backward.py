@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import ark
+from quant_linear_reference import report_seed  # noqa: F401 (autouse: prints the seed)
 from quant_linear_reference import case_id, decode_reference, generator, make_checkpoint, random_input
 
 K, N = 192, 96

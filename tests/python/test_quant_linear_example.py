@@ -3,6 +3,7 @@
 import torch
 
 import ark
+from quant_linear_reference import report_seed  # noqa: F401 (autouse: prints the seed)
 from quant_linear_reference import case_id, decode_reference, generator, make_checkpoint
 
 

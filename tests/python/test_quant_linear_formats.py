@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import ark
+from quant_linear_reference import report_seed  # noqa: F401 (autouse: prints the seed)
 from quant_linear_reference import (case_id, decode_reference, error_bound, generator, make_checkpoint,
                                     random_input)
 
@@ -102,5 +103,8 @@ def test_empty_batch():
 def test_kernel_switch_threshold_is_honoured():
     gen = generator(case_id("threshold"))
     layer, _ = build(gen, 4, 32, True, "auto_round", "auto")
-    assert layer.kernel_name(THRESHOLD - 1) != layer.kernel_name(THRESHOLD)
-    assert f"M < {THRESHOLD}" in layer.describe()
+    text = layer.describe()
+    small = text.split(f"M < {THRESHOLD}: ")[1].split(",")[0]
+    large = text.split(f"M >= {THRESHOLD}: ")[1].split(";")[0]
+    assert layer.kernel_name(1) == layer.kernel_name(THRESHOLD - 1) == small
+    assert layer.kernel_name(THRESHOLD) == layer.kernel_name(10 * THRESHOLD) == large

@@ -5,6 +5,7 @@ import threading
 import torch
 
 import ark
+from quant_linear_reference import report_seed  # noqa: F401 (autouse: prints the seed)
 from quant_linear_reference import case_id, generator, make_checkpoint, random_input
 
 K, N = 512, 256
