@@ -184,6 +184,26 @@ class QuantLinear(nn.Module):
             return self._rebuild_checkpoint()
         return {n: getattr(self, n) for n in self._checkpoint_names()}
 
+    # --- copy and pickle ------------------------------------------------------------------------------------
+    # The packed C++ layer cannot be copied or pickled; the checkpoint tensors stand in for it and a packed
+    # layer is packed again on the other side (copy.deepcopy, torch.save of a whole model, multiprocessing).
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_repack"] = state.pop("_layer") is not None
+        state["_layer"] = None
+        if self._dropped:
+            state["_buffers"] = dict(self._buffers)
+            state["_buffers"].update(self._rebuild_checkpoint())
+            state["_dropped"] = False
+        return state
+
+    def __setstate__(self, state):
+        repack = state.pop("_repack", False)
+        super().__setstate__(state)
+        if repack:
+            self.post_init()
+
     # --- post_init -----------------------------------------------------------------------------------------
 
     @property

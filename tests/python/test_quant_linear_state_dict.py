@@ -86,3 +86,27 @@ def test_post_init_twice_is_a_no_op():
     packed = layer._layer
     ark.ark_post_init(model)
     assert layer._layer is packed
+
+
+def test_deepcopy_and_pickle_repack():
+    import copy
+    import io
+
+    gen = generator(case_id("copy"))
+    t = make_checkpoint(ark, gen, 4, 32, True, "auto_round:auto_gptq", K, N, bias=True)
+    layer = make(4, 32, True, "auto_round:auto_gptq", weight_dtype=torch.float16)
+    layer.load_state_dict(t)
+    model = ark.ark_post_init(torch.nn.Sequential(layer))
+    x = random_input(gen, (3, K), torch.float32)
+    y = model(x)
+    twin = copy.deepcopy(model)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf)
+    for other in (twin, loaded):
+        assert other[0]._layer is not None and other[0]._layer is not layer._layer
+        assert torch.equal(other(x), y)
+        for k, v in other.state_dict().items():
+            assert torch.equal(v, t[k.split(".", 1)[1]]), k
+    assert torch.equal(model(x), y)  # the original is untouched
