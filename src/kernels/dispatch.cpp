@@ -18,6 +18,9 @@ namespace ark {
 static const LinearImpl* const kSmallMImpls[] = {
     ARK_LINEAR_IMPL(kGemvQd8Avx512Vnni),
     ARK_LINEAR_IMPL(kGemvF32Avx512),
+    ARK_LINEAR_IMPL(kGemvQd8AvxVnni),
+    ARK_LINEAR_IMPL(kGemvQd8Avx2),
+    ARK_LINEAR_IMPL(kGemvF32Avx2),
     &kRefLinearImpl,
 };
 
