@@ -8,6 +8,7 @@
 // produce the same new id), so that even merge tables where two pairs yield the same token behave
 // identically.
 #include <algorithm>
+#include <mutex>
 #include <queue>
 
 #include "ark/error.h"
@@ -67,6 +68,15 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
               "' is not in the vocabulary");
     unk_id_ = u->second;
   }
+  if (options_.continuing_subword_prefix.empty() && options_.end_of_word_suffix.empty()) {
+    char_ids_.assign(0x10000, -1);
+    for (const auto& [token, id] : vocab_) {
+      size_t i = 0;
+      if (token.empty() || find_invalid_utf8(token) != std::string::npos) continue;
+      const char32_t cp = next_code_point(token, i);
+      if (i == token.size() && cp < 0x10000) char_ids_[cp] = id;
+    }
+  }
   byte_ids_.fill(-1);
   if (options_.byte_fallback) {
     static const char* kHex = "0123456789ABCDEF";
@@ -96,7 +106,22 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
+  if (word.size() >= kCacheMaxWordBytes) {
+    merge_word(word, out);
+    return;
+  }
+  {
+    std::shared_lock lock(cache_mutex_);
+    if (const auto it = cache_.find(word); it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  const size_t mark = out.size();
   merge_word(word, out);
+  std::unique_lock lock(cache_mutex_);
+  if (cache_.size() < kCacheCapacity)
+    cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + mark, out.end()));
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -121,6 +146,18 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     const size_t begin = i;
     i += utf8_sequence_length(static_cast<unsigned char>(word[i]));
     std::string_view ch = word.substr(begin, i - begin);
+    if (!char_ids_.empty()) {
+      size_t j = begin;
+      const char32_t cp = next_code_point(word, j);
+      if (cp < 0x10000 && char_ids_[cp] >= 0) {
+        if (pending_unk >= 0) {
+          add(pending_unk);
+          pending_unk = -1;
+        }
+        add(char_ids_[cp]);
+        continue;
+      }
+    }
     const bool first = begin == 0, last = i >= word.size();
     if ((!first && !options_.continuing_subword_prefix.empty()) ||
         (last && !options_.end_of_word_suffix.empty())) {

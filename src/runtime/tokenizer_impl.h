@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -137,7 +138,17 @@ class BpeModel {
   const MergeValue* find_merge(int32_t left, int32_t right) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
+  // Cache of finished pre-tokens (text repeats its words): shared reads, bounded size, filled until full as
+  // the `tokenizers` cache is; words of kCacheMaxWordBytes or more are never cached.
+  static constexpr size_t kCacheCapacity = 10000;
+  static constexpr size_t kCacheMaxWordBytes = 256;
+  mutable std::shared_mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+
   Vocab vocab_;
+  // Ids of single-character tokens below U+10000 (-1: none), so the per-character start of merge_word needs
+  // no string hashing. Only used without continuing-subword prefix or end-of-word suffix.
+  std::vector<int32_t> char_ids_;
   // Open addressing keyed by (left << 32 | right): the hot lookup of the merge loop.
   std::vector<uint64_t> merge_keys_;
   std::vector<MergeValue> merge_values_;
