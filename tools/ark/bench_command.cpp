@@ -1,5 +1,6 @@
 // `ark bench linear`: quantized linear-layer figures against this machine's measured limits (bench/).
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -44,9 +45,23 @@ void run(const BenchLinearArgs& args) {
   if (!args.csv.empty()) std::cout << "wrote " << args.csv << "\n";
   if (!args.png.empty()) {
     ARK_CHECK(!args.csv.empty(), "--png needs --csv (the plot is drawn from the CSV)");
-    // The plot is drawn by a small matplotlib script next to the benchmark sources.
+    // The plot is drawn by a small matplotlib script next to the benchmark sources, with ARK_PYTHON if set,
+    // else the repository's venv (made over Debian's python3 with python3-matplotlib), else Debian's python3:
+    // a `python3` first on PATH (pyenv, conda) often lacks matplotlib.
+    const std::string bench_dir = ARK_BENCH_DIR;
+    std::string python = "python3";
+    if (const char* env = std::getenv("ARK_PYTHON")) {
+      python = env;
+    } else {
+      for (const std::string& candidate :
+           {bench_dir + "/../.venv/bin/python", std::string("/usr/bin/python3")})
+        if (std::filesystem::exists(candidate)) {
+          python = candidate;
+          break;
+        }
+    }
     const std::string cmd =
-        std::string("python3 '") + ARK_BENCH_DIR + "/plot_linear.py' '" + args.csv + "' '" + args.png + "'";
+        "'" + python + "' '" + bench_dir + "/plot_linear.py' '" + args.csv + "' '" + args.png + "'";
     ARK_CHECK(std::system(cmd.c_str()) == 0, "plotting failed: ", cmd);
     std::cout << "wrote " << args.png << "\n";
   }
