@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -73,6 +74,46 @@ class FileMapping {
 
 constexpr int kMaxJsonDepth = 16;
 
+// SAX pass over the header: rejects duplicate top-level names and nesting deeper than any valid header needs
+// (a valid one nests three levels: header, entry, shape), before a DOM is built. Values are not looked at.
+class HeaderScan {
+ public:
+  explicit HeaderScan(const std::string& path) : path_(path) {}
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(size_t) { return enter(); }
+  bool start_array(size_t) { return enter(); }
+  bool end_object() { return leave(); }
+  bool end_array() { return leave(); }
+  bool key(json::string_t& k) {
+    if (depth_ == 1 && !names_.insert(k).second)
+      throw_error("safetensors file '", path_, "': tensor '", k, "' appears more than once in the header");
+    return true;
+  }
+  bool parse_error(size_t, const std::string&, const json::exception& e) {
+    throw_error("safetensors file '", path_, "': header is not valid UTF-8 JSON: ", e.what());
+  }
+
+ private:
+  bool enter() {
+    if (++depth_ > kMaxJsonDepth)
+      throw_error("safetensors file '", path_, "': header nests deeper than ", kMaxJsonDepth, " levels");
+    return true;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  const std::string& path_;
+  int depth_ = 0;
+  std::set<std::string, std::less<>> names_;
+};
+
 const char* json_kind(const json& j) {
   return j.type_name();
 }
@@ -132,6 +173,7 @@ void SafetensorsFile::Impl::load() {
             " is too short for a JSON object");
 
   const char* text = reinterpret_cast<const char*>(mapping.data() + 8);
+  json header;
   // Refuse anything that is not an object up front: a 100 MB array of garbage would otherwise be parsed
   // whole.
   const char* first = text;
@@ -139,30 +181,19 @@ void SafetensorsFile::Impl::load() {
     ++first;
   ARK_CHECK(first < text + header_len && *first == '{', "safetensors file '", path,
             "': header must be a JSON object starting with '{' (not a safetensors file?)");
-  // nlohmann keeps the last of duplicate keys silently; a duplicate tensor name is ambiguous, so catch it
-  // while parsing. Depth 1 keys are the top-level names. A valid header nests three levels (header, entry,
-  // shape); the depth cap stops a hostile header from building a huge tree (memory) before the field checks
-  // reject it.
-  std::set<std::string> seen;
-  std::string duplicate;
-  json header;
+  // Two linear passes: a SAX pass for what the DOM parser cannot see (duplicate names: nlohmann keeps the
+  // last silently) or should not be allowed to build (deep nesting), then the DOM parse. nlohmann's callback
+  // parser would do both in one pass but rescans the parent object at every entry, quadratic in the tensor
+  // count.
   try {
-    header = json::parse(text, text + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
-      if (depth > kMaxJsonDepth)
-        throw_error("safetensors file '", path, "': header nests deeper than ", kMaxJsonDepth, " levels");
-      if (depth == 1 && event == json::parse_event_t::key && duplicate.empty()) {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!seen.insert(key).second) duplicate = key;
-      }
-      return true;
-    });
+    HeaderScan scan{path};
+    json::sax_parse(text, text + header_len, &scan);
+    header = json::parse(text, text + header_len);
   } catch (const json::exception& e) {
     throw_error("safetensors file '", path, "': header is not valid UTF-8 JSON: ", e.what());
   }
   ARK_CHECK(header.is_object(), "safetensors file '", path, "': header must be a JSON object, got ",
             json_kind(header));
-  ARK_CHECK(duplicate.empty(), "safetensors file '", path, "': tensor '", duplicate,
-            "' appears more than once in the header");
 
   const uint64_t data_size = file_size - 8 - header_len;
   entries.reserve(header.size());
