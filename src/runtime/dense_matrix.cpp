@@ -1,0 +1,66 @@
+// Unquantized matrices (dense_matrix.h).
+#include "runtime/dense_matrix.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ark/error.h"
+#include "ark/thread_pool.h"
+#include "runtime/vec_ops.h"
+
+namespace ark::runtime {
+
+namespace {
+
+bool is_float_dtype(DType t) {
+  return t == DType::F32 || t == DType::BF16 || t == DType::F16;
+}
+
+// Rows per task: enough work per task to amortise the hand-out, and many tasks so two to many threads
+// balance.
+constexpr int64_t kRowsPerTask = 64;
+
+}  // namespace
+
+DenseMatrix DenseMatrix::copy_from(const TensorView& view, const std::string& name) {
+  ARK_CHECK(is_float_dtype(view.dtype), "tensor '", name, "': dtype ", dtype_name(view.dtype),
+            " is not supported for an unquantized weight (expected F32, BF16 or F16)");
+  ARK_CHECK(view.shape.size() == 2, "tensor '", name, "': expected 2 dimensions, got ", view.shape.size());
+  DenseMatrix m;
+  m.dtype_ = view.dtype;
+  m.rows_ = view.shape[0];
+  m.cols_ = view.shape[1];
+  auto bytes = std::make_shared<std::vector<std::byte>>(view.nbytes());
+  std::memcpy(bytes->data(), view.data, view.nbytes());
+  m.data_ = std::move(bytes);
+  return m;
+}
+
+void DenseMatrix::row_to_f32(int64_t r, float* out) const {
+  widen_to_f32(row(r), dtype_, cols_, out);
+}
+
+void DenseMatrix::matmul(const float* x, int64_t M, float* y) const {
+  const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
+  default_thread_pool().parallel_for(tasks, [&](int64_t t) {
+    const int64_t r0 = t * kRowsPerTask, r1 = std::min(rows_, r0 + kRowsPerTask);
+    // Rows outer, tokens inner: one weight row (a few KiB) stays in L1 while every token uses it.
+    for (int64_t r = r0; r < r1; ++r) {
+      const void* w = row(r);
+      const float b = bias_.empty() ? 0.0f : bias_[r];
+      for (int64_t m = 0; m < M; ++m) y[m * rows_ + r] = dot_weight(x + m * cols_, w, dtype_, cols_) + b;
+    }
+  });
+}
+
+std::vector<float> copy_vector_f32(const TensorView& view, int64_t expected_len, const std::string& name) {
+  ARK_CHECK(is_float_dtype(view.dtype), "tensor '", name, "': dtype ", dtype_name(view.dtype),
+            " is not supported (expected F32, BF16 or F16)");
+  ARK_CHECK(view.shape.size() == 1 && view.shape[0] == expected_len, "tensor '", name, "': expected shape [",
+            expected_len, "]");
+  std::vector<float> out(expected_len);
+  widen_to_f32(view.data, view.dtype, expected_len, out.data());
+  return out;
+}
+
+}  // namespace ark::runtime

@@ -1,0 +1,217 @@
+// Model::load: plan (validate everything), then decode + pack each layer, copying unquantized tensors out of
+// the mapping, and drop each tensor's mapped pages as soon as it has been consumed.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+
+#include "ark/error.h"
+#include "ark/model.h"
+#include "ark/safetensors.h"
+#include "runtime/model_impl.h"
+#include "runtime/model_names.h"
+
+namespace ark {
+
+namespace {
+
+// The mapping is read-only and file-backed, so dropping its pages loses nothing (a later read would fetch
+// them again); it keeps peak resident memory near the packed size instead of packed + checkpoint.
+void drop_pages(const TensorView& v) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(v.data) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(v.data) + v.nbytes()) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+int64_t default_max_model_len(const ModelConfig& c) {
+  const double phys =
+      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double per_token = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * sizeof(float);
+  const int64_t by_memory = static_cast<int64_t>(phys / 4 / per_token);
+  return std::max<int64_t>(1, std::min(c.max_position_embeddings, by_memory));
+}
+
+class Loader {
+ public:
+  Loader(const SafetensorsStore& store, const LoadOptions& o, Model::Impl& m) : store_(store), o_(o), m_(m) {}
+
+  TensorView take(const std::string& name) {
+    const TensorView v = store_.get(name);
+    taken_.push_back(v);
+    return v;
+  }
+  void release_taken() {
+    for (const TensorView& v : taken_) drop_pages(v);
+    taken_.clear();
+  }
+
+  RuntimeLinear linear(const CheckpointLayer& l) {
+    RuntimeLinear r;
+    r.in_features = l.in_features;
+    r.out_features = l.out_features;
+    if (l.kind == CheckpointLayer::Kind::kQuantizedLinear) {
+      QuantLinearSpec spec;
+      spec.in_features = l.in_features;
+      spec.out_features = l.out_features;
+      spec.bits = l.scheme->bits;
+      spec.group_size = l.scheme->group_size;
+      spec.sym = l.scheme->sym;
+      spec.bias = l.bias;
+      spec.act_order = l.act_order;
+      spec.mode = o_.mode;
+      spec.max_isa = o_.max_isa;
+      if (o_.kernel_switch_threshold > 0) spec.kernel_switch_threshold = o_.kernel_switch_threshold;
+      r.quantized = std::make_unique<QuantLinear>(spec);
+      const TensorView qweight = take(l.name + ".qweight"), qzeros = take(l.name + ".qzeros"),
+                       scales = take(l.name + ".scales");
+      std::optional<TensorView> g_idx;
+      if (l.act_order) g_idx = take(l.name + ".g_idx");
+      try {
+        r.quantized->load_checkpoint(l.scheme->layout, qweight, qzeros, scales, g_idx ? &*g_idx : nullptr);
+        if (l.bias) {
+          const auto b = runtime::copy_vector_f32(take(l.name + ".bias"), l.out_features, l.name + ".bias");
+          r.quantized->load_bias(b.data(), DType::F32, l.out_features);
+        }
+        r.quantized->post_init();
+      } catch (const Error& e) {
+        throw_error(m_.plan.dir.string(), ": layer '", l.name, "': ", e.what());
+      }
+      m_.packed_bytes += r.quantized->packed_bytes();
+    } else {
+      r.dense = runtime::DenseMatrix::copy_from(take(l.name + ".weight"), l.name + ".weight");
+      if (l.bias) r.dense.set_bias(runtime::copy_vector_f32(take(l.name + ".bias"), l.out_features, l.name));
+      m_.unquantized_bytes += r.dense.bytes();
+    }
+    done(l);
+    return r;
+  }
+
+  std::vector<float> norm(const CheckpointLayer& l) {
+    auto v = runtime::copy_vector_f32(take(l.name + ".weight"), l.in_features, l.name + ".weight");
+    m_.unquantized_bytes += v.size() * sizeof(float);
+    done(l);
+    return v;
+  }
+
+  void done(const CheckpointLayer& l) {
+    release_taken();
+    bytes_done_ += l.checkpoint_bytes;
+    if (o_.progress) o_.progress(bytes_done_, m_.plan.checkpoint_bytes);
+  }
+
+ private:
+  const SafetensorsStore& store_;
+  const LoadOptions& o_;
+  Model::Impl& m_;
+  std::vector<TensorView> taken_;
+  size_t bytes_done_ = 0;
+};
+
+}  // namespace
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = std::make_unique<Impl>();
+  m->plan = plan_checkpoint(dir);
+  const ModelConfig& c = m->plan.config;
+
+  // Options are checked before any weight is touched, like the checkpoint itself.
+  ARK_CHECK(options.block_size >= 1 && options.block_size <= 4096, "--block-size ", options.block_size,
+            " must be in [1, 4096]");
+  ARK_CHECK(options.max_model_len >= 0, "--max-model-len ", options.max_model_len,
+            " must be >= 0 (0: default)");
+  ARK_CHECK(options.max_model_len <= c.max_position_embeddings, "--max-model-len ", options.max_model_len,
+            " exceeds the model's max_position_embeddings ", c.max_position_embeddings);
+  m->max_model_len = options.max_model_len > 0 ? options.max_model_len : default_max_model_len(c);
+  m->block_size = options.block_size;
+  m->inv_freq = c.rope_inv_freq();
+
+  std::map<std::string, const CheckpointLayer*> by_name;
+  for (const CheckpointLayer& l : m->plan.layers) by_name[l.name] = &l;
+  auto layer = [&](const std::string& name) -> const CheckpointLayer& { return *by_name.at(name); };
+
+  {
+    const SafetensorsStore store = SafetensorsStore::open(dir.string());
+    Loader ld(store, options, *m);
+    {
+      const CheckpointLayer& e = layer("model.embed_tokens");
+      m->embed =
+          runtime::DenseMatrix::copy_from(ld.take("model.embed_tokens.weight"), "model.embed_tokens.weight");
+      m->unquantized_bytes += m->embed.bytes();
+      ld.done(e);
+    }
+    m->layers.resize(c.num_layers);
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      DecoderLayer& d = m->layers[i];
+      d.input_norm = ld.norm(layer(layer_module(i, "input_layernorm")));
+      RuntimeLinear* slots[] = {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down};
+      for (size_t s = 0; s < std::size(kLayerLinears); ++s)
+        *slots[s] = ld.linear(layer(layer_module(i, kLayerLinears[s].name)));
+      if (c.qk_norm) {
+        d.q_norm = ld.norm(layer(layer_module(i, "self_attn.q_norm")));
+        d.k_norm = ld.norm(layer(layer_module(i, "self_attn.k_norm")));
+      }
+      d.post_norm = ld.norm(layer(layer_module(i, "post_attention_layernorm")));
+    }
+    m->final_norm = ld.norm(layer("model.norm"));
+    if (m->plan.lm_head_tied) {
+      m->lm_head.dense = m->embed;  // shares the bytes
+      m->lm_head.in_features = c.hidden_size;
+      m->lm_head.out_features = c.vocab_size;
+    } else {
+      m->lm_head = ld.linear(layer("lm_head"));
+    }
+  }  // the store (every mapping) is released here
+  m->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Model(std::move(m));
+}
+
+const ModelConfig& Model::config() const {
+  return impl_->plan.config;
+}
+const CheckpointPlan& Model::plan() const {
+  return impl_->plan;
+}
+int64_t Model::max_model_len() const {
+  return impl_->max_model_len;
+}
+int64_t Model::block_size() const {
+  return impl_->block_size;
+}
+KvCache Model::new_cache() const {
+  return KvCache(config(), impl_->max_model_len, impl_->block_size);
+}
+size_t Model::packed_bytes() const {
+  return impl_->packed_bytes;
+}
+size_t Model::unquantized_bytes() const {
+  return impl_->unquantized_bytes;
+}
+double Model::load_seconds() const {
+  return impl_->load_seconds;
+}
+
+size_t Model::bytes_read_per_token() const {
+  size_t bytes = impl_->lm_head.bytes();
+  for (const DecoderLayer& d : impl_->layers) {
+    for (const RuntimeLinear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down}) bytes += l->bytes();
+    bytes += (d.input_norm.size() + d.post_norm.size() + d.q_norm.size() + d.k_norm.size()) * sizeof(float);
+  }
+  return bytes + impl_->final_norm.size() * sizeof(float);
+}
+
+std::string Model::describe_kernels(int64_t M) const {
+  for (const DecoderLayer& d : impl_->layers)
+    for (const RuntimeLinear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down})
+      if (l->quantized) return l->quantized->kernel_name(M);
+  return "none (no quantized layer)";
+}
+
+}  // namespace ark

@@ -1,0 +1,24 @@
+// Small vector helpers for the runtime's own arithmetic (attention, norms, unquantized linears). They pick
+// AVX-512 F once per process when the CPU and OS allow it (and ARK_ISA does not cap it), else portable C++.
+// Weight operands may be fp32, bf16 or fp16 as the checkpoint stores them; they are widened to fp32 exactly,
+// so every product and sum is fp32 whatever the storage.
+#pragma once
+
+#include <cstdint>
+
+#include "ark/dtype.h"
+
+namespace ark::runtime {
+
+// sum_i a[i] * b[i]
+float dot_f32(const float* a, const float* b, int64_t n);
+// sum_i x[i] * w[i], w of dtype F32, BF16 or F16.
+float dot_weight(const float* x, const void* w, DType w_dtype, int64_t n);
+// y[i] += a * x[i]
+void axpy_f32(float* y, float a, const float* x, int64_t n);
+// y[i] *= a
+void scale_f32(float* y, float a, int64_t n);
+// out[i] = (float) w[i], w of dtype F32, BF16 or F16.
+void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
+
+}  // namespace ark::runtime
