@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""ark against Hugging Face transformers on the same checkpoints: each case is a tiny random checkpoint from
+`ark make-model`; its weights are dequantized (scripts/reference_model.py's decoder, independent of ark) into an
+fp32 transformers checkpoint, run by AutoModelForCausalLM in float32 (eager attention), and compared with
+`ark generate --prompt-ids --logits-out` in exact mode: max |logit difference| over every prompt position, and
+greedy tokens (16 new tokens, EOS ignored) must be identical.
+
+Needs transformers with a torch it accepts. Debian's torch 1.13 works with transformers <= 4.49 (Qwen2, Llama;
+Qwen3 arrived in 4.51, which needs torch.distributed.tensor, i.e. torch >= 2.x), so Qwen3 is checked where a newer
+torch exists (the GPU machine). Cases whose architecture the installed transformers lacks are reported as
+skipped. Prints one JSON line per case; exits non-zero on a mismatch.
+
+    python scripts/reference_transformers.py --ark build/ark [--cases all] [--workdir DIR]
+    python scripts/reference_transformers.py --step prepare --workdir W   (here; then on a machine with a newer
+    python scripts/reference_transformers.py --step compare --workdir W    torch, e.g. for Qwen3)
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import reference_model  # noqa: E402
+
+CASES = {
+    "qwen2-gptq-v1-int4-sym": ["--arch", "qwen2", "--tied"],
+    "qwen2-gptq-v2-int8-asym": ["--arch", "qwen2", "--format", "auto_round:gptqmodel", "--bits", "8", "--asym"],
+    "llama-awq-int4-asym-llama3-rope": ["--arch", "llama", "--format", "auto_round:auto_awq", "--asym",
+                                        "--llama3-rope-scaling", "--max-position-embeddings", "256"],
+    "llama-gptq-v1-int2-unquantized-layer": ["--arch", "llama", "--bits", "2", "--group-size", "16",
+                                             "--unquantized", "model.layers.0.mlp.down_proj"],
+    "qwen3-gptq-v2-int3-quantized-lm-head": ["--arch", "qwen3", "--format", "auto_round", "--bits", "3",
+                                             "--quantize-lm-head"],
+    "qwen3-gptq-v1-int4-tied": ["--arch", "qwen3", "--tied"],
+}
+SIZE = ["--hidden", "128", "--heads", "4", "--kv-heads", "2", "--intermediate", "256", "--layers", "3",
+        "--vocab", "512"]
+NEW_TOKENS = 16
+
+
+def hf_checkpoint(model_dir, out_dir):
+    """fp32 transformers checkpoint with the dequantized weights of `model_dir`."""
+    import torch  # noqa: PLC0415
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    ref = reference_model.Reference(model_dir)
+    cfg = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    cfg.pop("quantization_config", None)
+    cfg["torch_dtype"] = "float32"
+    t = {"model.embed_tokens.weight": ref.embed, "model.norm.weight": ref.norm}
+    names = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+             "mlp.up_proj", "mlp.down_proj"]
+    for i, L in enumerate(ref.layers):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = L["in_norm"]
+        t[p + "post_attention_layernorm.weight"] = L["post_norm"]
+        if L["q_norm"] is not None:
+            t[p + "self_attn.q_norm.weight"] = L["q_norm"]
+            t[p + "self_attn.k_norm.weight"] = L["k_norm"]
+        for n in names:
+            w, b = L[n]
+            t[p + n + ".weight"] = w
+            if b is not None:
+                t[p + n + ".bias"] = b
+    if ref.lm_head is not ref.embed:
+        t["lm_head.weight"] = ref.lm_head
+        cfg["tie_word_embeddings"] = False
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in t.items()},
+              str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+
+
+def prepare_case(ark, name, flags, work, seed):
+    """The ark side: checkpoint, prompt, ark's logits and greedy tokens, all under work/name."""
+    d = work / name
+    model = d / "model"
+    subprocess.run([ark, "make-model", "--out", str(model), "--seed", str(seed), *SIZE, *flags], check=True,
+                   capture_output=True)
+    rng = np.random.default_rng(seed)
+    ids = [int(x) for x in rng.integers(0, 512, size=24)]
+    out = subprocess.run([ark, "generate", "--model", str(model), "--prompt-ids", ",".join(map(str, ids)),
+                          "--logits-out", str(d / "ark_logits.bin"), "--max-tokens", str(NEW_TOKENS), "--mode",
+                          "exact", "--ignore-eos", "--no-stats"], check=True, capture_output=True, text=True)
+    (d / "ark.json").write_text(json.dumps({"ids": ids, "tokens": json.loads(out.stdout)}))
+
+
+def compare_case(name, work):
+    """The transformers side, from what prepare_case left (so it can run on another machine)."""
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
+
+    d = work / name
+    model = d / "model"
+    arch = json.loads((model / "config.json").read_text())["architectures"][0]
+    if not hasattr(transformers, arch):
+        return {"case": name, "status": "skipped", "why": f"transformers {transformers.__version__} lacks {arch}"}
+    saved = json.loads((d / "ark.json").read_text())
+    ids, ark_tokens = saved["ids"], saved["tokens"]
+    hf_dir = d / "hf"
+    hf_checkpoint(model, hf_dir)
+    hf = getattr(transformers, arch).from_pretrained(str(hf_dir), torch_dtype=torch.float32,
+                                                     attn_implementation="eager")
+    hf.eval()
+    with torch.no_grad():
+        want = hf(torch.tensor([ids])).logits[0].numpy()
+        # Greedy by hand: generate() imports torch.distributed.fsdp, which torch 1.13 cannot import on
+        # Python 3.11; argmax over the full-sequence forward is what greedy generate() computes.
+        seq = list(ids)
+        for _ in range(NEW_TOKENS):
+            seq.append(int(hf(torch.tensor([seq])).logits[0, -1].argmax()))
+    hf_tokens = seq[len(ids):]
+    got = np.fromfile(d / "ark_logits.bin", dtype=np.float32).reshape(want.shape)
+    err = float(np.abs(got - want).max())
+    scale = float(np.abs(want).max())
+    ok = err <= 1e-4 * scale and ark_tokens == hf_tokens
+    return {"case": name, "status": "ok" if ok else "MISMATCH", "max_abs_diff": err, "max_abs_logit": scale,
+            "greedy_equal": ark_tokens == hf_tokens, "transformers": transformers.__version__,
+            "torch": torch.__version__}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ark", default="build/ark")
+    ap.add_argument("--cases", default="all", help="comma-separated case names, or all")
+    ap.add_argument("--workdir")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--step", choices=["both", "prepare", "compare"], default="both",
+                    help="prepare: the ark side only; compare: the transformers side of a prepared workdir")
+    a = ap.parse_args()
+    names = list(CASES) if a.cases == "all" else a.cases.split(",")
+    work = pathlib.Path(a.workdir or tempfile.mkdtemp(prefix="ark_vs_hf_"))
+    bad = 0
+    for i, n in enumerate(names):
+        if a.step in ("both", "prepare"):
+            prepare_case(a.ark, n, CASES[n], work, a.seed + i)
+        if a.step in ("both", "compare"):
+            r = compare_case(n, work)
+            print(json.dumps(r), flush=True)
+            bad += r["status"] == "MISMATCH"
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
