@@ -242,10 +242,9 @@ class QuantLinear(nn.Module):
         layer.post_init()
         self._layer = layer
         self._scales_dtype = self.scales.dtype
-        if _C.can_unpack():
-            for name in self._checkpoint_names():
-                self._buffers[name] = None
-            self._dropped = True
+        for name in self._checkpoint_names():
+            self._buffers[name] = None
+        self._dropped = True
         return self
 
     # --- forward -------------------------------------------------------------------------------------------

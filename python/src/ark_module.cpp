@@ -294,6 +294,4 @@ PYBIND11_MODULE(_C, m) {
   m.def("dequantize_checkpoint", &dequantize_checkpoint_py, py::arg("bits"), py::arg("group_size"),
         py::arg("sym"), py::arg("layout"), py::arg("in_features"), py::arg("out_features"),
         py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx"), py::arg("out"));
-  m.def("can_unpack", &ark::quant_linear_can_unpack,
-        "True when a packed layer can be read back (state_dict after post_init without a resident copy)");
 }

@@ -16,6 +16,7 @@
 #include "kernels/dispatch.h"
 #include "linear/activations.h"
 #include "linear/packed_weight.h"
+#include "linear/quant_linear_impl.h"
 
 namespace ark {
 
@@ -36,22 +37,6 @@ ComputeMode parse_compute_mode(std::string_view name) {
   if (name == "int8") return ComputeMode::kInt8;
   throw_error("compute mode '", name, "' is not one of auto, exact, int8");
 }
-
-struct QuantLinear::Impl {
-  QuantLinearSpec spec;
-  int64_t group_size = 0;  // resolved (K for per-channel)
-  IsaLevel isa = IsaLevel::kRef;
-  std::optional<QuantizedWeight> weight;  // loaded, until post_init packs it
-  std::vector<float> bias;
-  bool packed_ready = false;
-  PackedWeight packed;
-  ComputeMode mode = ComputeMode::kExact;
-  std::string mode_reason;
-  const LinearImpl* small_m = nullptr;
-  const LinearImpl* large_m = nullptr;
-  QuantizeRowsFn quantize_rows = nullptr;
-  size_t checkpoint_bytes = 0;
-};
 
 QuantLinear::QuantLinear(QuantLinearSpec spec) : impl_(std::make_unique<Impl>()) {
   const QuantLinearSpec& s = spec;

@@ -5,16 +5,7 @@
 
 #include "ark/error.h"
 #include "ark/quant_linear.h"
-
-// QuantLinear keeps its packed weight in QuantLinear::Impl, which quant_linear.cpp defines privately. Reading
-// it from this file needs that definition in a header; until src/linear/quant_linear_impl.h provides it,
-// QuantLinear::unpack throws and callers (the Python module) keep the checkpoint tensors instead.
-#if __has_include("linear/quant_linear_impl.h")
 #include "linear/quant_linear_impl.h"
-#define ARK_QUANT_LINEAR_CAN_UNPACK 1
-#else
-#define ARK_QUANT_LINEAR_CAN_UNPACK 0
-#endif
 
 namespace ark {
 
@@ -63,17 +54,9 @@ QuantizedWeight unpack_weight(const PackedWeight& p, int64_t group_size, bool sy
   return w;
 }
 
-bool quant_linear_can_unpack() {
-  return ARK_QUANT_LINEAR_CAN_UNPACK != 0;
-}
-
 QuantizedWeight QuantLinear::unpack() const {
-#if ARK_QUANT_LINEAR_CAN_UNPACK
   ARK_CHECK(impl_->packed_ready, "QuantLinear::unpack: call post_init() first");
   return unpack_weight(impl_->packed, impl_->group_size, impl_->spec.sym);
-#else
-  throw_error("QuantLinear::unpack: not available in this build (src/linear/quant_linear_impl.h is missing)");
-#endif
 }
 
 }  // namespace ark

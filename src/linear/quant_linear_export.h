@@ -16,8 +16,4 @@ namespace ark {
 // packed layout records neither. Bit-exact: packed scales are fp16 only when the fp32 value round-trips.
 QuantizedWeight unpack_weight(const PackedWeight& packed, int64_t group_size, bool sym);
 
-// True when this build can read a QuantLinear's packed weight back (QuantLinear::unpack); see
-// quant_linear_export.cpp for why it depends on the build.
-bool quant_linear_can_unpack();
-
 }  // namespace ark

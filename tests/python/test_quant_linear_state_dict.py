@@ -38,9 +38,8 @@ def test_round_trip(bits, group, sym, fmt, act_order, weight_dtype):
         assert torch.equal(before[k], t[k]), k
 
     ark.ark_post_init(layer)
-    if ark._C.can_unpack():
-        # One resident copy: the checkpoint buffers are gone, rebuilt on demand.
-        assert layer.qweight is None and layer.scales is None
+    # One resident copy: the checkpoint buffers are gone, rebuilt on demand.
+    assert layer.qweight is None and layer.scales is None
     after = layer.state_dict()
     assert list(after) == list(before) or set(after) == set(before)
     for k in t:
