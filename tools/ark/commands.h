@@ -14,5 +14,6 @@ void add_dequant_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_make_model_command(CLI::App& app);
+void add_bench_model_command(CLI::App& app);
 
 }  // namespace ark::tools

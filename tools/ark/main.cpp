@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   ark::tools::add_generate_command(app);
   ark::tools::add_inspect_command(app);
   ark::tools::add_make_model_command(app);
+  ark::tools::add_bench_model_command(app);  // after add_bench_command: adds `bench model`
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

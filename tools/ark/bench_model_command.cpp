@@ -1,0 +1,128 @@
+// `ark bench model --model DIR`: whole-model figures. Load time; prompt throughput (one forward of
+// --prompt-tokens random ids, best of --repeats); decode tokens/s over --decode-tokens greedy steps after
+// that prompt; decode against the bandwidth floor (weight bytes one decode step reads / read bandwidth
+// measured in the same run); peak resident memory against 1.2 x (packed + unquantized) + the KV cache in use.
+// Figures only: it never passes or fails on time.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "../../bench/memory_bandwidth.h"
+#include "ark/error.h"
+#include "ark/model.h"
+#include "ark/thread_pool.h"
+#include "commands.h"
+
+namespace ark::tools {
+
+namespace {
+
+struct BenchModelArgs {
+  std::string model, mode = "auto";
+  int64_t prompt_tokens = 512, decode_tokens = 128;
+  int threads = 0, repeats = 2;
+  double bandwidth_mib = 1024;
+  uint64_t seed = 1;
+};
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+void run(const BenchModelArgs& a) {
+  ARK_CHECK(a.prompt_tokens >= 1 && a.decode_tokens >= 1, "--prompt-tokens and --decode-tokens must be >= 1");
+  ARK_CHECK(a.repeats >= 1, "--repeats must be >= 1");
+  ARK_CHECK(a.threads >= 0, "--threads must be >= 0 (0: all)");
+  if (a.threads > 0) set_default_num_threads(a.threads);
+  const int threads = default_thread_pool().num_threads();
+  LoadOptions lo;
+  lo.mode = parse_compute_mode(a.mode);
+  lo.max_model_len = 0;
+  const Model m = Model::load(a.model, lo);
+  const ModelConfig& c = m.config();
+  ARK_CHECK(a.prompt_tokens + a.decode_tokens <= m.max_model_len(), "--prompt-tokens + --decode-tokens (",
+            a.prompt_tokens + a.decode_tokens, ") exceed max-model-len ", m.max_model_len());
+  const double rss_after_load = peak_rss_mib();
+
+  std::mt19937_64 rng(a.seed);
+  std::vector<int32_t> prompt(a.prompt_tokens);
+  for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % c.vocab_size);
+  std::vector<float> logits(c.vocab_size);
+  using clock = std::chrono::steady_clock;
+
+  double prompt_s = 1e30;
+  KvCache cache = m.new_cache();
+  for (int r = 0; r < a.repeats; ++r) {
+    cache.clear();
+    const auto t0 = clock::now();
+    m.forward(prompt, cache, logits.data());
+    prompt_s = std::min(prompt_s, std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  // Decode: greedy steps after the prompt, so attention reads a realistic cache.
+  const auto t0 = clock::now();
+  for (int64_t i = 0; i < a.decode_tokens; ++i) {
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    m.forward(std::span<const int32_t>(&next, 1), cache, logits.data());
+  }
+  const double decode_s = std::chrono::duration<double>(clock::now() - t0).count();
+  const double peak = peak_rss_mib();  // before the bandwidth buffer is touched
+  const double kv_mib = cache.bytes_allocated() / 1048576.0;
+
+  const double bw =
+      bench::measure_read_bandwidth_gbs(static_cast<size_t>(a.bandwidth_mib * 1048576.0), threads, 5);
+  const double bytes_per_token = static_cast<double>(m.bytes_read_per_token());
+  const double floor_tps = bw * 1e9 / bytes_per_token;
+  const double decode_tps = a.decode_tokens / decode_s;
+  const double weights_mib = (m.packed_bytes() + m.unquantized_bytes()) / 1048576.0;
+
+  std::printf("model            %s (%s, %lld layers, hidden %lld, vocab %lld)\n", a.model.c_str(),
+              std::string(architecture_name(c.arch)).c_str(), static_cast<long long>(c.num_layers),
+              static_cast<long long>(c.hidden_size), static_cast<long long>(c.vocab_size));
+  std::printf("quantization     %s\n", m.plan().quant_summary.c_str());
+  std::printf("threads          %d; kernels: decode %s, prompt %s\n", threads, m.describe_kernels(1).c_str(),
+              m.describe_kernels(a.prompt_tokens).c_str());
+  std::printf("load             %.2f s (peak RSS after load %.0f MiB)\n", m.load_seconds(), rss_after_load);
+  std::printf("prompt           %lld tokens in %.3f s: %.1f tokens/s (best of %d)\n",
+              static_cast<long long>(a.prompt_tokens), prompt_s, a.prompt_tokens / prompt_s, a.repeats);
+  std::printf("decode           %lld tokens in %.3f s: %.2f tokens/s (%.2f ms/token)\n",
+              static_cast<long long>(a.decode_tokens), decode_s, decode_tps,
+              1e3 * decode_s / a.decode_tokens);
+  std::printf("bandwidth        %.1f GB/s measured (%d threads, %.0f MiB buffer)\n", bw, threads,
+              a.bandwidth_mib);
+  std::printf("bandwidth floor  %.1f MB read per token -> %.2f tokens/s; decode at %.1f%% of the floor\n",
+              bytes_per_token / 1e6, floor_tps, 100.0 * decode_tps / floor_tps);
+  std::printf(
+      "memory           peak RSS %.0f MiB; packed %.0f + unquantized %.0f MiB; KV cache %.1f MiB in use; "
+      "bound 1.2 x weights + KV = %.0f MiB (%s)\n",
+      peak, m.packed_bytes() / 1048576.0, m.unquantized_bytes() / 1048576.0, kv_mib,
+      1.2 * weights_mib + kv_mib, peak <= 1.2 * weights_mib + kv_mib ? "within" : "over");
+}
+
+}  // namespace
+
+void add_bench_model_command(CLI::App& app) {
+  CLI::App* bench = app.get_subcommand("bench");  // registered by add_bench_command
+  auto a = std::make_shared<BenchModelArgs>();
+  CLI::App* c =
+      bench->add_subcommand("model", "Prompt and decode throughput of a checkpoint, against bandwidth");
+  c->add_option("--model", a->model, "checkpoint directory")->required();
+  c->add_option("--prompt-tokens", a->prompt_tokens, "prompt length")->capture_default_str();
+  c->add_option("--decode-tokens", a->decode_tokens, "decode steps timed")->capture_default_str();
+  c->add_option("--threads", a->threads, "threads (0: all)")->capture_default_str();
+  c->add_option("--mode", a->mode, "quantized compute mode: auto, exact, int8")->capture_default_str();
+  c->add_option("--repeats", a->repeats, "prompt runs (best is reported)")->capture_default_str();
+  c->add_option("--bandwidth-mib", a->bandwidth_mib, "buffer for the bandwidth measurement")
+      ->capture_default_str();
+  c->add_option("--seed", a->seed, "seed of the random prompt")->capture_default_str();
+  c->callback([a] { run(*a); });
+}
+
+}  // namespace ark::tools
