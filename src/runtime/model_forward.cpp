@@ -105,21 +105,27 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
       thread_local std::vector<float> scores;
       if (static_cast<int64_t>(scores.size()) < len) scores.resize(len);
       const float* qh = q.data() + (t * nh + hd) * D;
-      float mx = -INFINITY;
-      for (int64_t p = 0; p < len; ++p) {
-        scores[p] = runtime::dot_f32(qh, cache.key(l, kvh, p), D) * scale;
-        mx = std::max(mx, scores[p]);
+      // One call per KV block: within a block one head's keys (and values) are contiguous rows.
+      const int64_t bs = cache.block_size();
+      for (int64_t p = 0; p < len; p += bs) {
+        const int64_t count = std::min(bs, len - p);
+        runtime::dot_rows_f32(qh, cache.key(l, kvh, p), count, D, scale, scores.data() + p);
       }
+      float mx = scores[0];
+      for (int64_t p = 1; p < len; ++p) mx = scores[p] > mx ? scores[p] : mx;
       float sum = 0;
       for (int64_t p = 0; p < len; ++p) {
         scores[p] = std::exp(scores[p] - mx);
         sum += scores[p];
       }
+      const float inv_sum = 1.0f / sum;
+      for (int64_t p = 0; p < len; ++p) scores[p] *= inv_sum;
       float* out = attn.data() + (t * nh + hd) * D;
       std::fill(out, out + D, 0.0f);
-      const float inv_sum = 1.0f / sum;
-      for (int64_t p = 0; p < len; ++p)
-        runtime::axpy_f32(out, scores[p] * inv_sum, cache.value(l, kvh, p), D);
+      for (int64_t p = 0; p < len; p += bs) {
+        const int64_t count = std::min(bs, len - p);
+        runtime::weighted_sum_rows_f32(scores.data() + p, cache.value(l, kvh, p), count, D, out);
+      }
     });
     d.o.forward(attn.data(), n, h.data());
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];

@@ -82,7 +82,63 @@ __attribute__((target("avx512f"))) void scale_avx512(float* y, float a, int64_t 
   for (; i < n; ++i) y[i] *= a;
 }
 
+// Head dimensions that are multiples of 16 up to 256 keep the whole output row in registers across the block.
+template <int kVecs>
+__attribute__((target("avx512f"))) void weighted_sum_avx512(const float* w, const float* rows, int64_t count,
+                                                            float* out) {
+  __m512 acc[kVecs];
+  for (int v = 0; v < kVecs; ++v) acc[v] = _mm512_loadu_ps(out + 16 * v);
+  for (int64_t r = 0; r < count; ++r) {
+    const __m512 wr = _mm512_set1_ps(w[r]);
+    const float* row = rows + r * 16 * kVecs;
+    for (int v = 0; v < kVecs; ++v) acc[v] = _mm512_fmadd_ps(wr, _mm512_loadu_ps(row + 16 * v), acc[v]);
+  }
+  for (int v = 0; v < kVecs; ++v) _mm512_storeu_ps(out + 16 * v, acc[v]);
+}
+
+// q stays in registers across the block's rows.
+template <int kVecs>
+__attribute__((target("avx512f"))) void dot_rows_avx512(const float* q, const float* rows, int64_t count,
+                                                        float scale, float* out) {
+  __m512 qv[kVecs];
+  for (int v = 0; v < kVecs; ++v) qv[v] = _mm512_loadu_ps(q + 16 * v);
+  for (int64_t r = 0; r < count; ++r) {
+    const float* row = rows + r * 16 * kVecs;
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(row));
+    for (int v = 1; v < kVecs; ++v) acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(row + 16 * v), acc);
+    out[r] = _mm512_reduce_add_ps(acc) * scale;
+  }
+}
+
 }  // namespace
+
+void dot_rows_f32(const float* q, const float* rows, int64_t count, int64_t n, float scale, float* out) {
+  if (use_avx512()) {
+    switch (n) {
+      case 64:
+        return dot_rows_avx512<4>(q, rows, count, scale, out);
+      case 128:
+        return dot_rows_avx512<8>(q, rows, count, scale, out);
+      default:
+        break;
+    }
+  }
+  for (int64_t r = 0; r < count; ++r) out[r] = dot_weight(q, rows + r * n, DType::F32, n) * scale;
+}
+
+void weighted_sum_rows_f32(const float* w, const float* rows, int64_t count, int64_t n, float* out) {
+  if (use_avx512()) {
+    switch (n) {
+      case 64:
+        return weighted_sum_avx512<4>(w, rows, count, out);
+      case 128:
+        return weighted_sum_avx512<8>(w, rows, count, out);
+      default:
+        break;
+    }
+  }
+  for (int64_t r = 0; r < count; ++r) axpy_f32(out, w[r], rows + r * n, n);
+}
 
 float dot_weight(const float* x, const void* w, DType t, int64_t n) {
   if (use_avx512()) return dot_weight_avx512(x, w, t, n);

@@ -18,6 +18,10 @@ float dot_weight(const float* x, const void* w, DType w_dtype, int64_t n);
 void axpy_f32(float* y, float a, const float* x, int64_t n);
 // y[i] *= a
 void scale_f32(float* y, float a, int64_t n);
+// out[r] = scale * dot(q, rows + r * n, n) for r < count (attention scores over one KV block).
+void dot_rows_f32(const float* q, const float* rows, int64_t count, int64_t n, float scale, float* out);
+// out[i] += sum_r w[r] * rows[r * n + i] (attention's weighted sum of one KV block's values).
+void weighted_sum_rows_f32(const float* w, const float* rows, int64_t count, int64_t n, float* out);
 // out[i] = (float) w[i], w of dtype F32, BF16 or F16.
 void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
 
