@@ -51,8 +51,7 @@ const LinearImpl& select_linear_impl(Regime regime, const LinearProblem& p) {
 }
 
 QuantizeRowsFn select_quantize_rows(IsaLevel isa) {
-  (void)isa;
-  return quantize_activation_rows_ref;
+  return isa >= IsaLevel::kAvx512 ? quantize_activation_rows_avx512 : quantize_activation_rows_ref;
 }
 
 }  // namespace ark

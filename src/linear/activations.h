@@ -22,6 +22,10 @@ using QuantizeRowsFn = void (*)(const PackedWeight& w, const float* xf, int64_t 
 void quantize_activation_rows_ref(const PackedWeight& w, const float* xf, int64_t ldx, int64_t m0, int64_t m1,
                                   int8_t* xq, int64_t ldxq, float* scale, int32_t* sum);
 
+// The same, vectorised (src/kernels/x86/avx512/); bit-identical to the reference. Needs IsaLevel::kAvx512.
+void quantize_activation_rows_avx512(const PackedWeight& w, const float* xf, int64_t ldx, int64_t m0,
+                                     int64_t m1, int8_t* xq, int64_t ldxq, float* scale, int32_t* sum);
+
 // The fastest quantize_rows for an ISA level (kernels/dispatch.cpp).
 QuantizeRowsFn select_quantize_rows(IsaLevel isa);
 
