@@ -5,8 +5,9 @@
 // in registers into their 8 quads (shift and mask; packed_weight.h) and fed straight to vpdpbusd, whose u8 x
 // s8 operands are exactly the packed codes and the int8 activations: one instruction does 64 multiply-adds,
 // so at M = 1 the kernel needs about 1.3 instructions per packed 64 bytes of int4 weights and the memory
-// stream, not the core, sets the pace. Up to kRows activation rows share each unpacked block (for M > kRows
-// the tile's codes are read again, from L1/L2). Two int32 accumulators per row break the vpdpbusd dependency
+// stream, not the core, sets the pace. Up to kRows = 8 activation rows share each unpacked block (for M > 8
+// the tile's codes are read again, from L1/L2, and unpacked again): at M = 16 the unpack is paid twice, not
+// four times as with blocks of 4. Below 4 rows two int32 accumulators per row break the vpdpbusd dependency
 // chain (latency 4-5 cycles) so one row alone keeps the unit busy. GCC 12 reports its own intrinsics'
 // _mm512_undefined_*() placeholders as maybe-uninitialized once they are inlined here; the values are never
 // read.
@@ -28,22 +29,18 @@ using x86::load_tile_zeros_avx512;
 using x86::store_output_row_avx512;
 using x86::unpack_block_quads_avx512;
 
-constexpr int kRows = 4;
+constexpr int kRows = 8;
 // Software prefetch distance: the hardware prefetcher follows the stream, this only covers its start-up at
 // each tile boundary (the next tile's codes follow this one's in memory).
 constexpr int kPrefetchBytes = 1024;
 
-// GCC 12 routes the vpdpbusd builtin's accumulator through the stack; the instruction as inline asm keeps it
-// in a register (the same finding as the VNNI GEMM).
-inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+// acc += u8 . broadcast(4 int8 at p). GCC 12 routes the vpdpbusd builtin's accumulator through the stack; the
+// instruction as inline asm keeps it in a register (the same finding as the VNNI GEMM), and the embedded
+// {1to16} broadcast folds the activation load into the dot product, so no separate broadcast uop competes
+// with the unpack for the vector ports.
+inline __m512i dpbusd_bcast(__m512i acc, __m512i u8, const int8_t* p) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u8), "m"(*reinterpret_cast<const int32_t*>(p)));
   return acc;
-}
-
-inline __m512i broadcast_quad(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
 }
 
 template <int kBits, int R>
@@ -57,8 +54,12 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const int64_t b0 = w.group_block_begin[g], b1 = w.group_block_begin[g + 1];
-    __m512i dot[R][2];
-    for (int r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm512_setzero_si512();
+    // One row alone needs two accumulators to hide vpdpbusd's latency (4-5 cycles); from 4 rows on the rows
+    // themselves interleave enough chains, and one each leaves registers for 8 rows.
+    constexpr int kAcc = R >= 4 ? 1 : 2;
+    __m512i dot[R][kAcc];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < kAcc; ++j) dot[r][j] = _mm512_setzero_si512();
     for (int64_t b = b0; b < b1; ++b) {
       const uint8_t* block = codes + b * block_bytes;
       _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes), _MM_HINT_T0);
@@ -68,7 +69,7 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
       unpack_block_quads_avx512<kBits>(block, quads);
       for (int q = 0; q < 8; ++q)
         for (int r = 0; r < R; ++r)
-          dot[r][q & 1] = dpbusd(dot[r][q & 1], quads[q], broadcast_quad(xq[r] + b * kBlockK + 4 * q));
+          dot[r][q % kAcc] = dpbusd_bcast(dot[r][q % kAcc], quads[q], xq[r] + b * kBlockK + 4 * q);
     }
     // Fold the group: s * d * (dot - z * sum(xq)), the zero point corrected in fp32 so long per-channel
     // groups cannot overflow int32.
@@ -76,7 +77,8 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
     const __m512 z = _mm512_cvtepi32_ps(load_tile_zeros_avx512(w, tile, g));
     for (int r = 0; r < R; ++r) {
       const int64_t mg = (m0 + r) * G + g;
-      const __m512 d = _mm512_cvtepi32_ps(_mm512_add_epi32(dot[r][0], dot[r][1]));
+      const __m512i dsum = kAcc == 2 ? _mm512_add_epi32(dot[r][0], dot[r][kAcc - 1]) : dot[r][0];
+      const __m512 d = _mm512_cvtepi32_ps(dsum);
       const __m512 corrected = _mm512_fnmadd_ps(z, _mm512_set1_ps(static_cast<float>(a.xq_sum[mg])), d);
       acc[r] = _mm512_fmadd_ps(corrected, _mm512_mul_ps(s, _mm512_set1_ps(a.x_scale[mg])), acc[r]);
     }
@@ -90,25 +92,22 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
   }
 }
 
+// The last m_end - m < kRows rows of a tile, with a register block of exactly that many rows.
+template <int kBits, int R = kRows - 1>
+void rest_rows(const PackedWeight& w, const LinearArgs& a, int64_t m, int64_t rows, int64_t tile) {
+  if constexpr (R >= 1) {
+    if (rows == R) return tile_rows<kBits, R>(w, a, m, tile);
+    rest_rows<kBits, R - 1>(w, a, m, rows, tile);
+  }
+}
+
 template <int kBits>
 void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
          int64_t tile_end) {
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     int64_t m = m_begin;
     for (; m + kRows <= m_end; m += kRows) tile_rows<kBits, kRows>(w, a, m, tile);
-    switch (m_end - m) {
-      case 3:
-        tile_rows<kBits, 3>(w, a, m, tile);
-        break;
-      case 2:
-        tile_rows<kBits, 2>(w, a, m, tile);
-        break;
-      case 1:
-        tile_rows<kBits, 1>(w, a, m, tile);
-        break;
-      default:
-        break;
-    }
+    rest_rows<kBits>(w, a, m, m_end - m, tile);
   }
 }
 
