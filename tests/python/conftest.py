@@ -4,7 +4,8 @@ import pathlib
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-ARK_BIN = REPO / "build" / "ark"
+# The ark program under test: $ARK_BIN (an engineer's own build), else the README build folder.
+ARK_BIN = pathlib.Path(os.environ.get("ARK_BIN", REPO / "build" / "ark"))
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
