@@ -18,7 +18,7 @@ bool is_float_dtype(DType t) {
 
 // Rows per task: enough work per task to amortise the hand-out, and many tasks so two to many threads
 // balance.
-constexpr int64_t kRowsPerTask = 64;
+constexpr int64_t kRowsPerTask = 128;
 
 }  // namespace
 
@@ -44,11 +44,12 @@ void DenseMatrix::matmul(const float* x, int64_t M, float* y) const {
   const int64_t tasks = (rows_ + kRowsPerTask - 1) / kRowsPerTask;
   default_thread_pool().parallel_for(tasks, [&](int64_t t) {
     const int64_t r0 = t * kRowsPerTask, r1 = std::min(rows_, r0 + kRowsPerTask);
-    // Rows outer, tokens inner: one weight row (a few KiB) stays in L1 while every token uses it.
-    for (int64_t r = r0; r < r1; ++r) {
-      const void* w = row(r);
-      const float b = bias_.empty() ? 0.0f : bias_[r];
-      for (int64_t m = 0; m < M; ++m) y[m * rows_ + r] = dot_weight(x + m * cols_, w, dtype_, cols_) + b;
+    // One task's rows (a few hundred KiB at most) stay in L2 while every token uses them.
+    for (int64_t m = 0; m < M; ++m) {
+      float* out = y + m * rows_;
+      dot_weight_rows(x + m * cols_, row(r0), dtype_, r1 - r0, cols_, out + r0);
+      if (!bias_.empty())
+        for (int64_t r = r0; r < r1; ++r) out[r] += bias_[r];
     }
   });
 }

@@ -60,7 +60,8 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
   const int64_t half = D / 2;
 
   std::vector<float> x(n * H), h(n * H), q(n * nh * D), k(n * nkv * D), v(n * nkv * D), attn(n * nh * D);
-  std::vector<float> gate(n * I), up(n * I);
+  // up holds [gate | up] rows (2 * I) when the layer fuses them; qkv the fused q / k / v rows.
+  std::vector<float> gate(n * I), up(n * 2 * I), qkv(n * (nh + 2 * nkv) * D);
   for (int64_t t = 0; t < n; ++t) m.embed.row_to_f32(tokens[t], x.data() + t * H);
 
   // cos / sin per new position, as transformers computes them: fp32 angle, then cos / sin.
@@ -78,9 +79,21 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const DecoderLayer& d = m.layers[l];
     rms_norm(x.data(), n, H, d.input_norm, c.rms_norm_eps, h.data());
-    d.q.forward(h.data(), n, q.data());
-    d.k.forward(h.data(), n, k.data());
-    d.v.forward(h.data(), n, v.data());
+    if (d.fused_qkv()) {
+      // One call; rows come back as [q | k | v] and are split into the per-projection buffers.
+      d.qkv.forward(h.data(), n, qkv.data());
+      const int64_t nq = nh * D, nk = nkv * D, row = nq + 2 * nk;
+      for (int64_t t = 0; t < n; ++t) {
+        const float* src = qkv.data() + t * row;
+        std::copy(src, src + nq, q.data() + t * nq);
+        std::copy(src + nq, src + nq + nk, k.data() + t * nk);
+        std::copy(src + nq + nk, src + row, v.data() + t * nk);
+      }
+    } else {
+      d.q.forward(h.data(), n, q.data());
+      d.k.forward(h.data(), n, k.data());
+      d.v.forward(h.data(), n, v.data());
+    }
     for (int64_t t = 0; t < n; ++t) {
       const float* ct = cos_t.data() + t * half;
       const float* st = sin_t.data() + t * half;
@@ -131,9 +144,18 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];
 
     rms_norm(x.data(), n, H, d.post_norm, c.rms_norm_eps, h.data());
-    d.gate.forward(h.data(), n, gate.data());
-    d.up.forward(h.data(), n, up.data());
-    for (int64_t i = 0; i < n * I; ++i) gate[i] = silu(gate[i]) * up[i];
+    if (d.fused_gate_up()) {
+      d.gate_up.forward(h.data(), n, up.data());  // rows [gate | up], 2 * I wide
+      for (int64_t t = 0; t < n; ++t) {
+        const float* g = up.data() + t * 2 * I;
+        float* o = gate.data() + t * I;
+        for (int64_t i = 0; i < I; ++i) o[i] = silu(g[i]) * g[I + i];
+      }
+    } else {
+      d.gate.forward(h.data(), n, gate.data());
+      d.up.forward(h.data(), n, up.data());
+      for (int64_t i = 0; i < n * I; ++i) gate[i] = silu(gate[i]) * up[i];
+    }
     d.down.forward(gate.data(), n, h.data());
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];
   }

@@ -30,6 +30,19 @@ struct RuntimeLinear {
 struct DecoderLayer {
   std::vector<float> input_norm, post_norm, q_norm, k_norm;
   RuntimeLinear q, k, v, o, gate, up, down;
+  // When q/k/v (gate/up) share one quantization scheme the loader concatenates them along N into one layer,
+  // so a decode step makes one parallel region instead of three (two); the separate slots then hold only
+  // their shapes. Output rows are [q | k | v] and [gate | up].
+  RuntimeLinear qkv, gate_up;
+  bool fused_qkv() const { return qkv.quantized != nullptr; }
+  bool fused_gate_up() const { return gate_up.quantized != nullptr; }
+  // Every linear holding weights, for byte counts and kernel names.
+  std::vector<const RuntimeLinear*> weighted_linears() const {
+    std::vector<const RuntimeLinear*> out;
+    for (const RuntimeLinear* l : {&q, &k, &v, &o, &gate, &up, &down, &qkv, &gate_up})
+      if (l->quantized || l->dense.bytes() > 0) out.push_back(l);
+    return out;
+  }
 };
 
 struct Model::Impl {

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "ark/error.h"
+#include "ark/format.h"
 #include "ark/model.h"
 #include "ark/safetensors.h"
 #include "runtime/model_impl.h"
@@ -88,6 +89,77 @@ class Loader {
     return r;
   }
 
+  // Whether parts can be one QuantLinear: all quantized with one scheme and K, and no act-order (each part
+  // would bring its own K permutation).
+  static bool can_fuse(const std::vector<const CheckpointLayer*>& parts) {
+    const CheckpointLayer& a = *parts[0];
+    for (const CheckpointLayer* l : parts) {
+      if (l->kind != CheckpointLayer::Kind::kQuantizedLinear || l->act_order || !l->scheme) return false;
+      const QuantScheme &x = *l->scheme, &y = *a.scheme;
+      if (x.bits != y.bits || x.group_size != y.group_size || x.sym != y.sym || x.layout != y.layout ||
+          l->in_features != a.in_features)
+        return false;
+    }
+    return true;
+  }
+
+  // parts decoded one by one and concatenated along N (rows of codes, scales and zeros are per output
+  // feature), biases likewise with zeros for a part without one.
+  RuntimeLinear fused_linear(const std::vector<const CheckpointLayer*>& parts) {
+    const CheckpointLayer& a = *parts[0];
+    QuantizedWeight w;
+    std::vector<float> bias;
+    bool any_bias = false;
+    for (const CheckpointLayer* l : parts) any_bias = any_bias || l->bias;
+    for (const CheckpointLayer* l : parts) {
+      try {
+        QuantizedWeight p = decode(*l->scheme, l->in_features, l->out_features, take(l->name + ".qweight"),
+                                   take(l->name + ".qzeros"), take(l->name + ".scales"));
+        if (w.out_features == 0) {
+          w = std::move(p);
+        } else {
+          w.out_features += p.out_features;
+          w.codes.insert(w.codes.end(), p.codes.begin(), p.codes.end());
+          w.scales.insert(w.scales.end(), p.scales.begin(), p.scales.end());
+          w.zeros.insert(w.zeros.end(), p.zeros.begin(), p.zeros.end());
+        }
+        if (l->bias) {
+          const auto b =
+              runtime::copy_vector_f32(take(l->name + ".bias"), l->out_features, l->name + ".bias");
+          bias.insert(bias.end(), b.begin(), b.end());
+        } else if (any_bias) {
+          bias.insert(bias.end(), static_cast<size_t>(l->out_features), 0.0f);
+        }
+      } catch (const Error& e) {
+        throw_error(m_.plan.dir.string(), ": layer '", l->name, "': ", e.what());
+      }
+      done(*l);
+    }
+    RuntimeLinear r;
+    r.in_features = a.in_features;
+    r.out_features = w.out_features;
+    QuantLinearSpec spec;
+    spec.in_features = a.in_features;
+    spec.out_features = w.out_features;
+    spec.bits = a.scheme->bits;
+    spec.group_size = a.scheme->group_size;
+    spec.sym = a.scheme->sym;
+    spec.bias = any_bias;
+    spec.mode = o_.mode;
+    spec.max_isa = o_.max_isa;
+    if (o_.kernel_switch_threshold > 0) spec.kernel_switch_threshold = o_.kernel_switch_threshold;
+    try {
+      r.quantized = std::make_unique<QuantLinear>(spec);
+      r.quantized->load(std::move(w));
+      if (any_bias) r.quantized->load_bias(bias.data(), DType::F32, r.out_features);
+      r.quantized->post_init();
+    } catch (const Error& e) {
+      throw_error(m_.plan.dir.string(), ": fused layer starting at '", a.name, "': ", e.what());
+    }
+    m_.packed_bytes += r.quantized->packed_bytes();
+    return r;
+  }
+
   std::vector<float> norm(const CheckpointLayer& l) {
     auto v = runtime::copy_vector_f32(take(l.name + ".weight"), l.in_features, l.name + ".weight");
     m_.unquantized_bytes += v.size() * sizeof(float);
@@ -152,8 +224,26 @@ Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) 
       DecoderLayer& d = m->layers[i];
       d.input_norm = ld.norm(layer(layer_module(i, "input_layernorm")));
       RuntimeLinear* slots[] = {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down};
+      const CheckpointLayer* parts[std::size(kLayerLinears)];
       for (size_t s = 0; s < std::size(kLayerLinears); ++s)
-        *slots[s] = ld.linear(layer(layer_module(i, kLayerLinears[s].name)));
+        parts[s] = &layer(layer_module(i, kLayerLinears[s].name));
+      // Fused groups: slots [0, 3) (q, k, v) and [4, 6) (gate, up); the order in kLayerLinears is fixed.
+      auto load_group = [&](size_t begin, size_t end, RuntimeLinear* fused) {
+        const std::vector<const CheckpointLayer*> group(parts + begin, parts + end);
+        if (Loader::can_fuse(group)) {
+          *fused = ld.fused_linear(group);
+          for (size_t s = begin; s < end; ++s) {
+            slots[s]->in_features = parts[s]->in_features;
+            slots[s]->out_features = parts[s]->out_features;
+          }
+        } else {
+          for (size_t s = begin; s < end; ++s) *slots[s] = ld.linear(*parts[s]);
+        }
+      };
+      load_group(0, 3, &d.qkv);
+      *slots[3] = ld.linear(*parts[3]);
+      load_group(4, 6, &d.gate_up);
+      *slots[6] = ld.linear(*parts[6]);
       if (c.qk_norm) {
         d.q_norm = ld.norm(layer(layer_module(i, "self_attn.q_norm")));
         d.k_norm = ld.norm(layer(layer_module(i, "self_attn.k_norm")));
@@ -201,7 +291,7 @@ double Model::load_seconds() const {
 size_t Model::bytes_read_per_token() const {
   size_t bytes = impl_->lm_head.bytes();
   for (const DecoderLayer& d : impl_->layers) {
-    for (const RuntimeLinear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down}) bytes += l->bytes();
+    for (const RuntimeLinear* l : d.weighted_linears()) bytes += l->bytes();
     bytes += (d.input_norm.size() + d.post_norm.size() + d.q_norm.size() + d.k_norm.size()) * sizeof(float);
   }
   return bytes + impl_->final_norm.size() * sizeof(float);
@@ -209,7 +299,7 @@ size_t Model::bytes_read_per_token() const {
 
 std::string Model::describe_kernels(int64_t M) const {
   for (const DecoderLayer& d : impl_->layers)
-    for (const RuntimeLinear* l : {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down})
+    for (const RuntimeLinear* l : d.weighted_linears())
       if (l->quantized) return l->quantized->kernel_name(M);
   return "none (no quantized layer)";
 }

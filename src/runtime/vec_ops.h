@@ -14,6 +14,9 @@ namespace ark::runtime {
 float dot_f32(const float* a, const float* b, int64_t n);
 // sum_i x[i] * w[i], w of dtype F32, BF16 or F16.
 float dot_weight(const float* x, const void* w, DType w_dtype, int64_t n);
+// out[r] = sum_i x[i] * w[r * n + i] for r < rows, w of dtype F32, BF16 or F16: a GEMV over consecutive
+// weight rows. Several rows share each load of x and one horizontal reduction, so it streams at memory speed.
+void dot_weight_rows(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t n, float* out);
 // y[i] += a * x[i]
 void axpy_f32(float* y, float a, const float* x, int64_t n);
 // y[i] *= a
