@@ -311,6 +311,23 @@ TEST(QuantLinearApi, DescribeSaysWhatRuns) {
   }
 }
 
+// auto must never trade a vector kernel for the scalar reference: above ISA level ref, every bit width gets a
+// non-reference kernel in both regimes (int8 where both regimes have one, else exact).
+TEST(QuantLinearApi, AutoModeNeverFallsBackToTheReference) {
+  std::mt19937_64 rng = ql_test::rng_for(8);
+  for (const std::string& isa : ql_test::available_isas()) {
+    if (isa == "ref") continue;
+    for (int bits : {2, 3, 4, 8}) {
+      const WeightConfig c{48, 256, bits, 64, false, false};
+      QuantLinear layer(spec_for(c, ComputeMode::kAuto, isa));
+      layer.load(ql_test::random_weight(c, rng));
+      layer.post_init();
+      EXPECT_NE(layer.kernel_name(1), "ref") << layer.describe();
+      EXPECT_NE(layer.kernel_name(128), "ref") << layer.describe();
+    }
+  }
+}
+
 TEST(ThreadPool, RunsEveryTaskOnceAndRejectsBadSizes) {
   ThreadPool pool(3);
   std::vector<std::atomic<int>> hits(1000);

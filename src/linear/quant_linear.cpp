@@ -177,6 +177,17 @@ void QuantLinear::post_init() {
   p.avx_vnni = im.isa >= IsaLevel::kAvx2 && cpu_features().avx_vnni;
   im.small_m = &select_linear_impl(Regime::kSmallM, p);
   im.large_m = &select_linear_impl(Regime::kLargeM, p);
+  // auto picks int8 for its speed; where a regime has no int8 kernel at this ISA level (e.g. AVX-VNNI without
+  // AVX-512: no int8 GEMM) the scalar reference would run instead, so exact mode is the faster choice.
+  const bool int8_falls_to_ref = im.small_m == &kRefLinearImpl || im.large_m == &kRefLinearImpl;
+  if (im.spec.mode == ComputeMode::kAuto && im.mode == ComputeMode::kInt8 && im.isa != IsaLevel::kRef &&
+      int8_falls_to_ref) {
+    im.mode = p.mode = ComputeMode::kExact;
+    im.mode_reason = "exact (auto: no int8 kernel for both regimes at ISA level " +
+                     std::string(isa_level_name(im.isa)) + ")";
+    im.small_m = &select_linear_impl(Regime::kSmallM, p);
+    im.large_m = &select_linear_impl(Regime::kLargeM, p);
+  }
   im.quantize_rows = select_quantize_rows(im.isa);
   im.packed_ready = true;
 }
