@@ -1,6 +1,6 @@
 // The runtime's multi-row GEMV (runtime/vec_ops.h dot_weight_rows): a hand-written known answer, then random
 // rows of every weight dtype against a double-precision sum, on row counts and lengths that exercise the
-// four-row blocks, the leftover rows and the scalar tail.
+// 64-element main loop, the 16-element loop and the scalar tail.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -68,57 +68,16 @@ __attribute__((target("avx512f"))) float dot_weight_avx512(const float* x, const
   return sum;
 }
 
-// Four weight rows per pass with two accumulators each: eight independent FMA chains hide the FMA latency, x
-// is loaded once for four rows, and the four sums are reduced together. kT is the weight dtype, fixed at
-// compile time so the inner loop has no dtype switch.
-template <DType kT>
-__attribute__((target("avx512f"))) void dot_weight_rows4_avx512(const float* x, const void* w, int64_t n,
-                                                                float* out) {
-  const size_t row_bytes = static_cast<size_t>(n) * dtype_size(kT);
-  const auto* base = static_cast<const std::byte*>(w);
-  const void* w0 = base;
-  const void* w1 = base + row_bytes;
-  const void* w2 = base + 2 * row_bytes;
-  const void* w3 = base + 3 * row_bytes;
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-         a3 = _mm512_setzero_ps();
-  __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(),
-         b3 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512 xa = _mm512_loadu_ps(x + i), xb = _mm512_loadu_ps(x + i + 16);
-    a0 = _mm512_fmadd_ps(xa, load16(w0, kT, i), a0);
-    b0 = _mm512_fmadd_ps(xb, load16(w0, kT, i + 16), b0);
-    a1 = _mm512_fmadd_ps(xa, load16(w1, kT, i), a1);
-    b1 = _mm512_fmadd_ps(xb, load16(w1, kT, i + 16), b1);
-    a2 = _mm512_fmadd_ps(xa, load16(w2, kT, i), a2);
-    b2 = _mm512_fmadd_ps(xb, load16(w2, kT, i + 16), b2);
-    a3 = _mm512_fmadd_ps(xa, load16(w3, kT, i), a3);
-    b3 = _mm512_fmadd_ps(xb, load16(w3, kT, i + 16), b3);
-  }
-  for (; i + 16 <= n; i += 16) {
-    const __m512 xa = _mm512_loadu_ps(x + i);
-    a0 = _mm512_fmadd_ps(xa, load16(w0, kT, i), a0);
-    a1 = _mm512_fmadd_ps(xa, load16(w1, kT, i), a1);
-    a2 = _mm512_fmadd_ps(xa, load16(w2, kT, i), a2);
-    a3 = _mm512_fmadd_ps(xa, load16(w3, kT, i), a3);
-  }
-  float s[4] = {_mm512_reduce_add_ps(_mm512_add_ps(a0, b0)), _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)),
-                _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)), _mm512_reduce_add_ps(_mm512_add_ps(a3, b3))};
-  const void* wr[4] = {w0, w1, w2, w3};
-  for (; i < n; ++i)
-    for (int r = 0; r < 4; ++r) s[r] += x[i] * load_weight(wr[r], kT, i);
-  for (int r = 0; r < 4; ++r) out[r] = s[r];
-}
-
+// kT is fixed at compile time so the inner loop has no dtype switch.
 template <DType kT>
 __attribute__((target("avx512f"))) void dot_weight_rows_avx512(const float* x, const void* w, int64_t rows,
                                                                int64_t n, float* out) {
   const size_t row_bytes = static_cast<size_t>(n) * dtype_size(kT);
   const auto* base = static_cast<const std::byte*>(w);
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) dot_weight_rows4_avx512<kT>(x, base + r * row_bytes, n, out + r);
-  for (; r < rows; ++r) out[r] = dot_weight_avx512(x, base + r * row_bytes, kT, n);
+  // One row after another: interleaving four rows per pass (x loaded once for all four) and software
+  // prefetch both measured slower on Zen4 (about 40 vs 50 tokens/s on the 0.5B shape), as the hardware
+  // prefetcher follows one sequential stream best.
+  for (int64_t r = 0; r < rows; ++r) out[r] = dot_weight_avx512(x, base + r * row_bytes, kT, n);
 }
 
 __attribute__((target("avx512f"))) void axpy_avx512(float* y, float a, const float* x, int64_t n) {
