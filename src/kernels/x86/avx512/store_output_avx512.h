@@ -5,9 +5,12 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "ark/dtype.h"
+#include "kernels/dispatch.h"
+#include "linear/packed_weight.h"
 
 namespace ark::x86 {
 namespace {
@@ -42,6 +45,23 @@ inline void store_output_row_avx512(__m512 v, const float* bias, DType dtype, vo
 
 inline size_t dtype_bytes_for_output(DType dtype) {
   return dtype == DType::F32 ? 4 : 2;
+}
+
+// Writes a finished block of fp32 sums to y: rows [m0, m1) of nv N-tiles from tile t0, laid out as
+// sums[(m - m0) * panel_n + v * kTileN + lane]. The common last step of the GEMMs that accumulate a row block
+// x N-panel in scratch.
+inline void store_panel_avx512(const PackedWeight& w, const LinearArgs& a, const float* sums, int64_t panel_n,
+                               int64_t m0, int64_t m1, int64_t t0, int nv) {
+  const size_t y_elem = dtype_bytes_for_output(a.y_dtype);
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int v = 0; v < nv; ++v) {
+      const int64_t n0 = (t0 + v) * kTileN;
+      const int valid = static_cast<int>(std::min<int64_t>(kTileN, w.n - n0));
+      auto* y_row = static_cast<uint8_t*>(a.y) + (m * a.ldy + n0) * y_elem;
+      store_output_row_avx512(_mm512_load_ps(sums + (m - m0) * panel_n + v * kTileN),
+                              a.bias ? a.bias + n0 : nullptr, a.y_dtype, y_row, valid);
+    }
+  }
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ namespace ark {
 namespace {
 
 using x86::dequant_tile_bf16;
-using x86::store_output_row_avx512;
+using x86::store_panel_avx512;
 
 constexpr int kMr = 6;                           // rows per micro-kernel call
 constexpr int kNvMax = 4;                        // N-tiles per panel
@@ -108,7 +108,6 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
   alignas(64) uint16_t panel[kPanelK * kPanelN];
   alignas(64) float sums[kMBlock * kPanelN];
   alignas(64) uint16_t xb[kMr * kPanelK];
-  const size_t y_elem = x86::dtype_bytes_for_output(a.y_dtype);
   for (int64_t m0 = m_begin; m0 < m_end; m0 += kMBlock) {
     const int64_t m1 = std::min(m_end, m0 + kMBlock);
     for (int64_t t0 = tile_begin; t0 < tile_end; t0 += kNvMax) {
@@ -123,15 +122,7 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
           select_micro(rows, nv)(xb, panel, nb * kBlockK / 2, sums + (mr - m0) * kPanelN, kb0 == 0);
         }
       }
-      for (int64_t m = m0; m < m1; ++m) {
-        for (int v = 0; v < nv; ++v) {
-          const int64_t n0 = (t0 + v) * kTileN;
-          const int valid = static_cast<int>(std::min<int64_t>(kTileN, w.n - n0));
-          auto* y_row = static_cast<uint8_t*>(a.y) + (m * a.ldy + n0) * y_elem;
-          store_output_row_avx512(_mm512_load_ps(sums + (m - m0) * kPanelN + v * kTileN),
-                                  a.bias ? a.bias + n0 : nullptr, a.y_dtype, y_row, valid);
-        }
-      }
+      store_panel_avx512(w, a, sums, kPanelN, m0, m1, t0, nv);
     }
   }
 }
