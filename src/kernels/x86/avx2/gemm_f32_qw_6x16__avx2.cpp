@@ -12,66 +12,19 @@
 #include <cstring>
 
 #include "kernels/dispatch.h"
+#include "kernels/x86/avx2/unpack_quads_avx2.h"
 
 namespace ark {
 namespace {
+
+using x86::load_half_scales_avx2;
+using x86::load_half_zeros_avx2;
+using x86::unpack_half_quads_avx2;
 
 constexpr int kMr = 6;
 constexpr int kPanelBlocks = 8;
 constexpr int kPanelK = kPanelBlocks * kBlockK;  // 256 packed-K
 constexpr int64_t kMBlock = 120;
-
-// quads[q] = codes of k = 4q..4q+3 for rows 8h..8h+7 (one dword per row), from one k-block's chunks.
-template <int kBits>
-inline void unpack_block_quads_avx2(const uint8_t* block, int h, __m256i quads[8]) {
-  auto chunk = [&](int c) {
-    return _mm256_load_si256(reinterpret_cast<const __m256i*>(block + c * kChunkBytes + 32 * h));
-  };
-  if constexpr (kBits == 8) {
-    for (int q = 0; q < 8; ++q) quads[q] = chunk(q);
-  } else if constexpr (kBits == 4) {
-    const __m256i mask = _mm256_set1_epi8(0x0f);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i v = chunk(c);
-      quads[c] = _mm256_and_si256(v, mask);
-      quads[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-    }
-  } else {
-    const __m256i mask = _mm256_set1_epi8(0x03);
-    for (int c = 0; c < 2; ++c) {
-      const __m256i v = chunk(c);
-      quads[c] = _mm256_and_si256(v, mask);
-      quads[c + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 2), mask);
-      quads[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-      quads[c + 6] = _mm256_and_si256(_mm256_srli_epi16(v, 6), mask);
-    }
-    if constexpr (kBits == 3) {
-      // Bit p of every byte of chunk 2 is bit 2 of quad p's codes.
-      const __m256i v = chunk(2);
-      const __m256i bit2 = _mm256_set1_epi8(0x04);
-      quads[0] = _mm256_or_si256(quads[0], _mm256_and_si256(_mm256_slli_epi16(v, 2), bit2));
-      quads[1] = _mm256_or_si256(quads[1], _mm256_and_si256(_mm256_slli_epi16(v, 1), bit2));
-      quads[2] = _mm256_or_si256(quads[2], _mm256_and_si256(v, bit2));
-      quads[3] = _mm256_or_si256(quads[3], _mm256_and_si256(_mm256_srli_epi16(v, 1), bit2));
-      quads[4] = _mm256_or_si256(quads[4], _mm256_and_si256(_mm256_srli_epi16(v, 2), bit2));
-      quads[5] = _mm256_or_si256(quads[5], _mm256_and_si256(_mm256_srli_epi16(v, 3), bit2));
-      quads[6] = _mm256_or_si256(quads[6], _mm256_and_si256(_mm256_srli_epi16(v, 4), bit2));
-      quads[7] = _mm256_or_si256(quads[7], _mm256_and_si256(_mm256_srli_epi16(v, 5), bit2));
-    }
-  }
-}
-
-inline __m256 load_scales_avx2(const PackedWeight& w, int64_t tile, int64_t group, int h) {
-  const uint8_t* p = w.tile_scales(tile) + (static_cast<size_t>(group) * kTileN + 8 * h) * w.scale_bytes();
-  if (w.scales_f16) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
-}
-
-inline __m256i load_zeros_avx2(const PackedWeight& w, int64_t tile, int64_t group, int h) {
-  const uint8_t* p = w.tile_zeros(tile) + (static_cast<size_t>(group) * kTileN + 8 * h) * w.zero_bytes();
-  if (w.bits == 8) return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-}
 
 template <int kBits>
 void dequant_tile_f32(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, float* panel) {
@@ -81,11 +34,11 @@ void dequant_tile_f32(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, 
   for (int b = 0; b < nb; ++b) {
     while (w.group_block_begin[static_cast<size_t>(g + 1)] <= kb0 + b) ++g;
     for (int h = 0; h < 2; ++h) {
-      const __m256 s = load_scales_avx2(w, tile, g, h);
-      const __m256 neg_zs = _mm256_mul_ps(_mm256_cvtepi32_ps(load_zeros_avx2(w, tile, g, h)),
+      const __m256 s = load_half_scales_avx2(w, tile, g, h);
+      const __m256 neg_zs = _mm256_mul_ps(_mm256_cvtepi32_ps(load_half_zeros_avx2(w, tile, g, h)),
                                           _mm256_sub_ps(_mm256_setzero_ps(), s));
       __m256i quads[8];
-      unpack_block_quads_avx2<kBits>(codes + (kb0 + b) * w.block_bytes(), h, quads);
+      unpack_half_quads_avx2<kBits>(codes + (kb0 + b) * w.block_bytes(), h, quads);
       for (int q = 0; q < 8; ++q)
         for (int j = 0; j < 4; ++j) {
           const __m256i c = _mm256_and_si256(_mm256_srli_epi32(quads[q], 8 * j), byte_mask);
