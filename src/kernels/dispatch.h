@@ -54,6 +54,15 @@ struct LinearArgs {
 using LinearKernelFn = void (*)(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end,
                                 int64_t tile_begin, int64_t tile_end);
 
+// The LinearKernelFn of a kernel written as a template over the bit width: picks the instance for the packed
+// weight's bits (2, 3, 4 or 8) once per call, e.g. run_for_bits<run<2>, run<3>, run<4>, run<8>>.
+template <LinearKernelFn kRun2, LinearKernelFn kRun3, LinearKernelFn kRun4, LinearKernelFn kRun8>
+void run_for_bits(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end,
+                  int64_t tile_begin, int64_t tile_end) {
+  const LinearKernelFn run = w.bits == 2 ? kRun2 : w.bits == 3 ? kRun3 : w.bits == 4 ? kRun4 : kRun8;
+  run(w, a, m_begin, m_end, tile_begin, tile_end);
+}
+
 struct LinearImpl {
   const char* name;  // XNNPACK-style: gemv_qd8_w4_avx512vnni, gemm_f32_wN_avx512, ref, ...
   bool (*accepts)(const LinearProblem& p);

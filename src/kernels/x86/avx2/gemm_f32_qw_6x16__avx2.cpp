@@ -125,20 +125,6 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
   }
 }
 
-void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
-             int64_t tile_end) {
-  switch (w.bits) {
-    case 2:
-      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 3:
-      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 4:
-      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
-    default:
-      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
-  }
-}
-
 bool accepts(const LinearProblem& p) {
   return p.isa >= IsaLevel::kAvx2 && p.mode == ComputeMode::kExact &&
          (p.bits == 2 || p.bits == 3 || p.bits == 4 || p.bits == 8);
@@ -146,6 +132,7 @@ bool accepts(const LinearProblem& p) {
 
 }  // namespace
 
-extern const LinearImpl kGemmF32Avx2 = {"gemm_f32_qw_6x16__avx2", accepts, run_any, kMBlock};
+extern const LinearImpl kGemmF32Avx2 = {"gemm_f32_qw_6x16__avx2", accepts,
+                                        run_for_bits<run<2>, run<3>, run<4>, run<8>>, kMBlock};
 
 }  // namespace ark

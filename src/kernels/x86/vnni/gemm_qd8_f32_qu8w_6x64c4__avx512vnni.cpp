@@ -170,20 +170,6 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
   }
 }
 
-void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
-             int64_t tile_end) {
-  switch (w.bits) {
-    case 2:
-      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 3:
-      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 4:
-      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
-    default:
-      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
-  }
-}
-
 bool accepts(const LinearProblem& p) {
   return p.isa >= IsaLevel::kAvx512Vnni && p.mode == ComputeMode::kInt8 &&
          (p.bits == 2 || p.bits == 3 || p.bits == 4 || p.bits == 8);
@@ -191,7 +177,7 @@ bool accepts(const LinearProblem& p) {
 
 }  // namespace
 
-extern const LinearImpl kGemmQd8Avx512Vnni = {"gemm_qd8_f32_qu8w_6x64c4__avx512vnni", accepts, run_any,
-                                              kMBlock};
+extern const LinearImpl kGemmQd8Avx512Vnni = {"gemm_qd8_f32_qu8w_6x64c4__avx512vnni", accepts,
+                                              run_for_bits<run<2>, run<3>, run<4>, run<8>>, kMBlock};
 
 }  // namespace ark

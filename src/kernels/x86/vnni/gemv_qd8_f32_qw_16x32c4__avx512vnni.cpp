@@ -111,26 +111,13 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
   }
 }
 
-void run_any(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end, int64_t tile_begin,
-             int64_t tile_end) {
-  switch (w.bits) {
-    case 2:
-      return run<2>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 3:
-      return run<3>(w, a, m_begin, m_end, tile_begin, tile_end);
-    case 4:
-      return run<4>(w, a, m_begin, m_end, tile_begin, tile_end);
-    default:
-      return run<8>(w, a, m_begin, m_end, tile_begin, tile_end);
-  }
-}
-
 bool accepts(const LinearProblem& p) {
   return p.isa >= IsaLevel::kAvx512Vnni && p.mode == ComputeMode::kInt8;
 }
 
 }  // namespace
 
-extern const LinearImpl kGemvQd8Avx512Vnni = {"gemv_qd8_f32_qw_16x32c4__avx512vnni", accepts, run_any, 0};
+extern const LinearImpl kGemvQd8Avx512Vnni = {"gemv_qd8_f32_qw_16x32c4__avx512vnni", accepts,
+                                              run_for_bits<run<2>, run<3>, run<4>, run<8>>, 0};
 
 }  // namespace ark
