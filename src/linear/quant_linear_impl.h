@@ -28,6 +28,11 @@ struct QuantLinear::Impl {
   const LinearImpl* large_m = nullptr;
   QuantizeRowsFn quantize_rows = nullptr;
   size_t checkpoint_bytes = 0;
+
+  // The state of a post_init'ed layer, for internal code that runs its kernels itself (the fused MoE in
+  // src/moe/ prepares activations and calls the kernel over (layer, N-tile range) work items of many layers in
+  // one parallel region). Impl is a member of QuantLinear, so it may read the private pointer.
+  static const Impl& of(const QuantLinear& layer) { return *layer.impl_; }
 };
 
 }  // namespace ark
