@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The CUDA check, for the GPU device machine (one H100 or H200): builds the CUDA backend, its GPU tests and
+# its benchmark straight from source with nvcc and g++ (the project's CMake needs libraries that machine
+# lacks), looks at the tensor-core kernel's SASS, runs the GPU tests, a compute-sanitizer memcheck on a
+# subset, the benchmark and torch's baselines, and prints a summary table last. Full logs go to the output
+# folder ($OUT there). GoogleTest comes prebuilt in .device_cuda/ (made here by --prepare; nothing can be
+# installed there), with fallback binaries for a host whose compiler fails.
+#
+#   here:   bash scripts/device_cuda_check.sh --prepare
+#   there:  bash scripts/device_cuda_check.sh [all|test|bench] [output folder]     (carry .device_cuda)
+#           all: about 6-8 minutes; test and bench split it in two calls if the 10-minute limit is near.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEV=.device_cuda
+ARCH="-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a"
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
+
+# Where libcublasLt.so lives: the toolkit, else the pip wheel torch uses.
+cublas_dir() {
+  for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+    [ -e "$d/libcublasLt.so" ] && { echo "$d"; return; }
+  done
+  python3 - <<'EOF' 2>/dev/null
+import glob, os, site
+for s in site.getsitepackages():
+    for p in glob.glob(os.path.join(s, "nvidia", "**", "libcublasLt.so*"), recursive=True):
+        print(os.path.dirname(p)); raise SystemExit
+EOF
+}
+
+LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize.cpp src/format/gptq_codec.cpp
+  src/format/quantized_weight.cpp src/format/rtn_quantizer.cpp src/io/dtype.cpp src/kernels/cuda/cuda_pack.cpp
+  src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp"
+CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu"
+
+build() {  # build <folder>
+  local out=$1 pids=() objs=()
+  mkdir -p "$out/obj"
+  local cxx=(g++ -std=c++20 -O2 -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include -I"$CUDA_HOME/include")
+  for s in $LIB_SOURCES; do
+    local o="$out/obj/$(basename "$s" .cpp).o"
+    "${cxx[@]}" -c "$s" -o "$o" & pids+=($!)
+    objs+=("$o")
+  done
+  for s in $CU_SOURCES; do
+    local o="$out/obj/$(basename "$s" .cu).o"
+    "$NVCC" -std=c++17 -O3 $ARCH -Iinclude -Isrc -Xptxas -v -c "$s" -o "$o" >"$out/obj/$(basename "$s").ptxas.log" 2>&1 &
+    pids+=($!)
+    objs+=("$o")
+  done
+  "${cxx[@]}" -c tests/gpu/cuda_linear_test.cpp -o "$out/obj/gpu_test.o" & pids+=($!)
+  "${cxx[@]}" -c tests/cuda_pack_test.cpp -o "$out/obj/pack_test.o" & pids+=($!)
+  "$NVCC" -std=c++17 -O3 $ARCH -Iinclude -Isrc -c bench/cuda_linear_bench.cu -o "$out/obj/bench.o" & pids+=($!)
+  local fail=0
+  for p in "${pids[@]}"; do wait "$p" || fail=1; done
+  cat "$out"/obj/*.ptxas.log | grep -E "error|spill|Used" | sort | uniq -c | sort -rn | head -20
+  [ $fail = 0 ] || return 1
+  local cdir
+  cdir=$(cublas_dir)
+  local link=("$NVCC" $ARCH -L"$cdir" -Xlinker -rpath,"$cdir" -lcublasLt -lpthread)
+  "${link[@]}" -o "$out/ark_gpu_tests" "$out/obj/gpu_test.o" "$out/obj/pack_test.o" "${objs[@]}" \
+    $DEV/lib/libgtest_main.a $DEV/lib/libgtest.a || return 1
+  "${link[@]}" -o "$out/ark_cuda_bench" "$out/obj/bench.o" "${objs[@]}"
+}
+
+if [ "${1:-}" = "--prepare" ]; then
+  rm -rf $DEV && mkdir -p $DEV/include $DEV/lib
+  cp -r /usr/include/gtest $DEV/include/
+  cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a $DEV/lib/
+  build $DEV/bin && echo "prepared $DEV (gtest and fallback binaries)"
+  exit $?
+fi
+
+WHAT=${1:-all}
+OUT_DIR=${2:-${OUT:-/tmp/cuda_check}}
+mkdir -p "$OUT_DIR"
+BIN=/tmp/cuda_build
+SUMMARY="$OUT_DIR/summary.txt"
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+{
+  echo "== host"
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
+  "$NVCC" --version | tail -2
+  python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())' 2>&1
+  echo "== build"
+  start=$(date +%s)
+  if command -v g++ >/dev/null && build $BIN; then
+    echo "built from source on this host in $(($(date +%s) - start)) s"
+  else
+    echo "build failed here: using the binaries built by --prepare"
+    BIN=$DEV/bin
+  fi
+  echo "== SASS of the int4 tensor-core kernels (sm_90a): HMMA count, 128-bit loads, local memory"
+  if command -v cuobjdump >/dev/null && [ -f $BIN/obj/linear_mma.o ]; then
+    cuobjdump --dump-sass $BIN/obj/linear_mma.o >"$OUT_DIR/mma_sass.txt" 2>&1
+    python3 - "$OUT_DIR/mma_sass.txt" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+for block in re.split(r"\n\s*Function : ", text)[1:]:
+    name = block.split("\n", 1)[0]
+    if "Li4E" not in name:
+        continue
+    hmma = block.count("HMMA")
+    ldg128 = len(re.findall(r"LDG[.A-Z]*128", block))
+    local = len(re.findall(r"\b(?:LDL|STL)", block))
+    print(f"{name[:90]}: HMMA {hmma}, LDG.128 {ldg128}, local {local}")
+EOF
+  fi
+} 2>&1 | tee "$OUT_DIR/build.log"
+[ -x $BIN/ark_gpu_tests ] || BIN=$DEV/bin
+
+if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
+  echo "== GPU tests" | tee "$OUT_DIR/tests.log"
+  timeout 300 $BIN/ark_gpu_tests --gtest_output=xml:"$OUT_DIR/tests.xml" 2>&1 | tee -a "$OUT_DIR/tests.log" | \
+    grep -E "^\[  (FAILED|PASSED|  OK) |seed|Failure|expected" | head -80
+  note "tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests.log" | tr '\n' ' ')"
+  echo "== compute-sanitizer memcheck (subset)" | tee "$OUT_DIR/memcheck.log"
+  if command -v compute-sanitizer >/dev/null; then
+    timeout 240 compute-sanitizer --tool memcheck --leak-check none --error-exitcode 9 \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.MemcheckSubset:CudaLinear.BadInputThrows:CudaPack.*' \
+      >>"$OUT_DIR/memcheck.log" 2>&1
+    rc=$?
+    tail -5 "$OUT_DIR/memcheck.log"
+    note "memcheck: exit $rc ($(grep -c 'Invalid\|out of bounds' "$OUT_DIR/memcheck.log") invalid-access reports; ERROR SUMMARY: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck.log" | tail -1))"
+  else
+    note "memcheck: compute-sanitizer not found"
+  fi
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then
+  echo "== benchmark (ark, cuBLASLt bf16)"
+  timeout 300 $BIN/ark_cuda_bench 2>&1 | tee "$OUT_DIR/bench_ark.csv"
+  echo "== torch baselines (F.linear bf16, _weight_int4pack_mm)"
+  timeout 200 python3 bench/cuda_torch_baselines.py 2>&1 | tee "$OUT_DIR/bench_torch.csv"
+  python3 - "$OUT_DIR/bench_ark.csv" "$OUT_DIR/bench_torch.csv" <<'EOF' | tee -a "$SUMMARY"
+import csv, sys
+def rows(path):
+    lines = [l for l in open(path) if l.strip() and not l.startswith("#")]
+    return list(csv.DictReader(lines))
+ark = rows(sys.argv[1])
+try:
+    torch = {(r["K"], r["N"], r["M"]): r for r in rows(sys.argv[2])}
+except Exception:
+    torch = {}
+print(f"{'KxN':>12} {'M':>5} {'kernel':>24} {'ark us':>8} {'cublas':>8} {'t.int4':>8} {'TB/s':>6} {'%copy':>6} "
+      f"{'x cublas':>8} {'x F.lin':>8} {'x int4':>7}")
+for r in ark:
+    if "K" not in r or r.get("ark_us") in (None, ""):
+        continue
+    t = torch.get((r["K"], r["N"], r["M"]), {})
+    ark_us = float(r["ark_us"])
+    flin = float(t.get("torch_bf16_us", "nan") or "nan")
+    i4 = float(t.get("torch_int4_us", "nan") or "nan")
+    print(f"{r['K'] + 'x' + r['N']:>12} {r['M']:>5} {r['kernel']:>24} {ark_us:8.1f} {float(r['cublas_bf16_us']):8.1f} "
+          f"{i4:8.1f} {float(r['weight_TBps']):6.2f} {100 * float(r['frac_copy_bw']):5.1f}% "
+          f"{float(r['speedup_vs_cublas']):8.2f} {flin / ark_us:8.2f} {i4 / ark_us:7.2f}")
+EOF
+fi
+echo "== summary"
+cat "$SUMMARY"

@@ -1,0 +1,434 @@
+// GPU tests of CudaQuantLinear (ark_gpu_tests; needs an NVIDIA GPU, run by scripts/device_cuda_check.sh).
+//
+// Every kernel family (mma, dequant_gemm, simt) against an fp64 CPU oracle computed from the canonical
+// weight, on fresh random inputs (seed printed; ARK_TEST_SEED replays), outputs poisoned with NaN before each
+// call, over every bits x group x sym x act-order x dtype and M across tile tails. Tolerances (docs/CUDA.md):
+//   mma, simt:     (Kp + 64) * 2^-23 * sum|x w|  + u_T * |y|     (fp32 sums; weights exact as q - z; one
+//                                                                 rounding of the output to T)
+//   dequant_gemm:  the same + u_T * sum|x w|                      (weights rounded to T for cuBLAS)
+// with u_T = 2^-11 (fp16) or 2^-8 (bf16); x is generated exactly representable in T. Also: graph capture
+// replay equals eager, two streams on one layer give identical results, bad input raises ark::Error.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ark/cuda_linear.h"
+#include "ark/dtype.h"
+#include "quant_linear_test_util.h"
+
+namespace ark {
+namespace {
+
+using ql_test::rng_for;
+using ql_test::WeightConfig;
+
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+struct DevBuf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit DevBuf(size_t n) : bytes(n) {
+    if (n) {
+      EXPECT_EQ(cudaMalloc(&p, n), cudaSuccess);
+    }
+  }
+  ~DevBuf() { cudaFree(p); }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+};
+
+bool have_gpu() { return cuda_available(); }
+#define REQUIRE_GPU() \
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
+
+uint16_t to_t(float v, bool bf16) { return bf16 ? float_to_bf16(v) : float_to_fp16(v); }
+float from_t(uint16_t v, bool bf16) { return bf16 ? bf16_to_float(v) : fp16_to_float(v); }
+
+// x as T bits, and the same values as floats (exactly representable).
+struct Activations {
+  std::vector<uint16_t> bits;
+  std::vector<float> values;
+};
+Activations make_x(int64_t M, int64_t K, bool bf16, std::mt19937_64& rng) {
+  Activations a;
+  a.values = ql_test::random_activations(M, K, rng);
+  a.bits.resize(a.values.size());
+  for (size_t i = 0; i < a.values.size(); ++i) {
+    a.bits[i] = to_t(a.values[i], bf16);
+    a.values[i] = from_t(a.bits[i], bf16);
+  }
+  return a;
+}
+
+struct Case {
+  WeightConfig w;
+  bool bf16 = false;
+  bool bias = false;
+  std::string name() const {
+    char b[160];
+    std::snprintf(b, sizeof b, "N=%lld K=%lld int%d g%lld %s%s %s%s", static_cast<long long>(w.n),
+                  static_cast<long long>(w.k), w.bits, static_cast<long long>(w.group_size),
+                  w.sym ? "sym" : "asym", w.act_order ? " act-order" : "", bf16 ? "bf16" : "fp16",
+                  bias ? " bias" : "");
+    return b;
+  }
+};
+
+// Checks y (T bits, M x N) against the fp64 oracle; returns the number of failures (prints the first few).
+int check_output(const QuantizedWeight& w, const std::vector<float>& bias, const Activations& x, int64_t M,
+                 const std::vector<uint16_t>& y, bool bf16, bool weights_rounded, const std::string& what) {
+  const int64_t N = w.out_features, K = w.in_features;
+  const int64_t kp = (K + 127) / 128 * 128 + w.num_groups() * 32;  // packed K is at most this
+  const double u32 = std::ldexp(1.0, -23), ut = bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  std::vector<double> wd(static_cast<size_t>(N * K));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) wd[n * K + k] = ql_test::dequant64(w, n, k);
+  int failures = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = bias.empty() ? 0.0 : bias[n], mag = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double p = x.values[m * K + k] * wd[n * K + k];
+        acc += p;
+        mag += std::fabs(p);
+      }
+      const double tol = (kp + 64) * u32 * mag + (weights_rounded ? ut * mag : 0.0) +
+                         1.01 * ut * std::fabs(acc) + std::ldexp(1.0, -24) + (bias.empty() ? 0.0 : ut * std::fabs(bias[n]));
+      const double got = from_t(y[m * N + n], bf16);
+      if (!(std::fabs(got - acc) <= tol)) {
+        if (failures < 5)
+          ADD_FAILURE() << what << ": y[" << m << "][" << n << "] = " << got << ", expected " << acc << " +- "
+                        << tol;
+        ++failures;
+      }
+    }
+  return failures;
+}
+
+QuantizedWeight make_weight(const Case& c, uint64_t id, std::vector<float>* bias, std::mt19937_64& rng) {
+  QuantizedWeight w = ql_test::random_weight(c.w, rng);
+  (void)id;
+  bias->clear();
+  if (c.bias) {
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    // Bias values exact in T: the large-M path adds it through cuBLAS's beta * C with C in T.
+    for (int64_t n = 0; n < c.w.n; ++n) bias->push_back(from_t(to_t(d(rng), c.bf16), c.bf16));
+  }
+  return w;
+}
+
+CudaQuantLinear make_layer(const Case& c, const QuantizedWeight& w, const std::vector<float>& bias,
+                           CudaKernel kernel, int64_t max_m = 0) {
+  CudaLinearSpec s;
+  s.in_features = c.w.k;
+  s.out_features = c.w.n;
+  s.bits = c.w.bits;
+  s.group_size = c.w.group_size;
+  s.sym = c.w.sym;
+  s.bias = c.bias;
+  s.act_order = c.w.act_order;
+  s.kernel = kernel;
+  s.max_m = max_m;
+  CudaQuantLinear layer(s);
+  layer.load(w);
+  if (c.bias) layer.load_bias(bias.data(), DType::F32, c.w.n);
+  layer.post_init();
+  return layer;
+}
+
+// Runs one forward of M rows through `layer` and returns y (T bits); y is poisoned with NaN first.
+std::vector<uint16_t> run(const CudaQuantLinear& layer, const Activations& x, int64_t M, int64_t N, bool bf16,
+                          cudaStream_t stream = nullptr) {
+  const int64_t K = static_cast<int64_t>(x.bits.size()) / M;
+  DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * N) * 2), ws(layer.workspace_bytes(M));
+  cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice);
+  cudaMemset(dy.p, 0xff, dy.bytes);  // 0xffff is NaN in fp16 and bf16
+  (void)K;
+  layer.forward(dx.p, dy.p, M, bf16 ? DType::BF16 : DType::F16, stream, ws.p, ws.bytes);
+  std::vector<uint16_t> y(static_cast<size_t>(M * N));
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+  return y;
+}
+
+const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt};
+
+// One case, every kernel family, each M of `ms`.
+void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id) {
+  auto rng = rng_for(id);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, id, &bias, rng);
+  for (CudaKernel kernel : kFamilies) {
+    CudaQuantLinear layer = make_layer(c, w, bias, kernel);
+    for (int64_t M : ms) {
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
+      const auto y = run(layer, x, M, c.w.n, c.bf16);
+      if (check_output(w, bias, x, M, y, c.bf16, kernel == CudaKernel::kDequantGemm, what) > 0) return;
+    }
+  }
+}
+
+const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 127, 128, 129, 300, 1024};
+
+TEST(CudaLinear, EveryCombinationSmallShapes) {
+  REQUIRE_GPU();
+  uint64_t id = 100;
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : {32, 64, 128, -1})
+      for (bool sym : {true, false})
+        for (bool act : {false, true})
+          for (bool bf16 : {false, true}) {
+            Case c;
+            c.w.n = 203;  // a partial n8 tile and a partial 128-column block
+            c.w.k = 320;  // packed K padded to 384: a partial chunk; g128 leaves a 64-wide last group
+            c.w.bits = bits;
+            c.w.group_size = g;
+            c.w.sym = sym;
+            c.w.act_order = act;
+            c.bf16 = bf16;
+            c.bias = (id % 3) == 0;
+            SCOPED_TRACE(c.name());
+            check_case(c, {1, 17, 129}, id++);
+            if (HasFailure()) return;
+          }
+}
+
+TEST(CudaLinear, Int4EveryM) {
+  REQUIRE_GPU();
+  uint64_t id = 1000;
+  for (bool act : {false, true})
+    for (bool sym : {true, false})
+      for (bool bf16 : {false, true}) {
+        Case c;
+        c.w.n = 264;
+        c.w.k = 1024;
+        c.w.bits = 4;
+        c.w.group_size = 128;
+        c.w.sym = sym;
+        c.w.act_order = act;
+        c.bf16 = bf16;
+        c.bias = true;
+        SCOPED_TRACE(c.name());
+        check_case(c, kAllM, id++);
+        if (HasFailure()) return;
+      }
+}
+
+TEST(CudaLinear, Int8EveryM) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 136;
+  c.w.k = 512;
+  c.w.bits = 8;
+  c.w.group_size = 64;
+  c.w.sym = false;
+  c.bf16 = true;
+  SCOPED_TRACE(c.name());
+  check_case(c, kAllM, 2000);
+}
+
+// K tails: any K works (packed K is padded and x reads 0 there); group sizes that are not multiples of 32.
+TEST(CudaLinear, OddShapes) {
+  REQUIRE_GPU();
+  uint64_t id = 3000;
+  for (auto [n, k, g] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, -1}, {5, 33, 11}, {17, 100, 50},
+                         {130, 129, 129}, {9, 4000, 1000}}) {
+    Case c;
+    c.w.n = n;
+    c.w.k = k;
+    c.w.group_size = g;
+    c.w.sym = false;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    check_case(c, {1, 5, 20, 70}, id++);
+    if (HasFailure()) return;
+  }
+}
+
+// A layer-sized problem: mma and dequant_gemm against the device simt kernel (the CPU oracle would take too
+// long here); same tolerance arguments, with simt's own error added.
+TEST(CudaLinear, LargeLayerAgainstSimt) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 4096;
+  c.w.k = 4096;
+  c.w.bits = 4;
+  c.w.group_size = 128;
+  c.bf16 = true;
+  auto rng = rng_for(4000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 4000, &bias, rng);
+  CudaQuantLinear simt = make_layer(c, w, bias, CudaKernel::kSimt);
+  CudaQuantLinear autol = make_layer(c, w, bias, CudaKernel::kAuto);
+  for (int64_t M : {1, 16, 64, 256}) {
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    const auto a = run(simt, x, M, c.w.n, c.bf16), b = run(autol, x, M, c.w.n, c.bf16);
+    int bad = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double va = from_t(a[i], true), vb = from_t(b[i], true);
+      // Both within u_T * (|y| + sum|xw|) of y; sum|xw| ~ 30 |y| here at most for random data.
+      if (!(std::fabs(va - vb) <= std::ldexp(1.0, -6) * (std::fabs(va) + 1.0))) {
+        if (bad++ < 5) ADD_FAILURE() << autol.kernel_name(M) << " M=" << M << " i=" << i << ": " << vb << " vs simt " << va;
+      }
+    }
+  }
+}
+
+TEST(CudaLinear, GraphCaptureReplayEqualsEager) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 1000;
+  c.w.k = 768;
+  c.w.act_order = true;
+  c.bias = true;
+  auto rng = rng_for(5000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 5000, &bias, rng);
+  for (int64_t M : {1, 16, 300}) {
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kAuto);
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    const auto eager = run(layer, x, M, c.w.n, c.bf16);
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
+    CUDA_OK(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
+    cudaGraph_t graph;
+    CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    layer.forward(dx.p, dy.p, M, DType::F16, s, ws.p, ws.bytes);
+    CUDA_OK(cudaStreamEndCapture(s, &graph));
+    cudaGraphExec_t exec;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    // Nothing ran during capture: y is still poison.
+    std::vector<uint16_t> y(eager.size());
+    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(y[0], 0xffff) << "forward ran during capture";
+    for (int rep = 0; rep < 3; ++rep) CUDA_OK(cudaGraphLaunch(exec, s));
+    CUDA_OK(cudaStreamSynchronize(s));
+    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(y, eager) << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(s);
+  }
+}
+
+TEST(CudaLinear, TwoStreamsGiveIdenticalResults) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 2048;
+  c.w.k = 2048;
+  c.bf16 = true;
+  auto rng = rng_for(6000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 6000, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kAuto);
+  for (int64_t M : {1, 33, 512}) {
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    const auto ref = run(layer, x, M, c.w.n, c.bf16);
+    std::vector<uint16_t> out[2];
+    auto worker = [&](int i) {
+      cudaStream_t s;
+      cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+      for (int rep = 0; rep < 20; ++rep) out[i] = run(layer, x, M, c.w.n, c.bf16, s);
+      cudaStreamDestroy(s);
+    };
+    std::thread t0(worker, 0), t1(worker, 1);
+    t0.join();
+    t1.join();
+    EXPECT_EQ(out[0], ref) << "stream 0, M=" << M;
+    EXPECT_EQ(out[1], ref) << "stream 1, M=" << M;
+  }
+}
+
+// The subset scripts/device_cuda_check.sh runs under compute-sanitizer memcheck: tails, act-order, every
+// family, every bit width, split-K on and off.
+TEST(CudaLinear, MemcheckSubset) {
+  REQUIRE_GPU();
+  uint64_t id = 7000;
+  for (int bits : {2, 3, 4, 8}) {
+    Case c;
+    c.w.n = 77;
+    c.w.k = 300;
+    c.w.bits = bits;
+    c.w.group_size = 64;
+    c.w.sym = bits != 4;
+    c.w.act_order = bits == 4 || bits == 3;
+    c.bias = true;
+    c.bf16 = bits % 2 == 0;
+    SCOPED_TRACE(c.name());
+    check_case(c, {1, 19, 260}, id++);
+  }
+}
+
+TEST(CudaLinear, BadInputThrows) {
+  REQUIRE_GPU();
+  CudaLinearSpec s;
+  s.in_features = 256;
+  s.out_features = 64;
+  s.bits = 5;
+  EXPECT_THROW(CudaQuantLinear{s}, Error);
+  s.bits = 4;
+  s.group_size = 0;
+  EXPECT_THROW(CudaQuantLinear{s}, Error);
+  s.group_size = 128;
+  CudaQuantLinear layer(s);
+  EXPECT_THROW(layer.post_init(), Error);  // nothing loaded
+  DevBuf d(1 << 20);
+  EXPECT_THROW(layer.forward(d.p, d.p, 1, DType::F16, nullptr), Error);  // not packed
+  Case c;
+  c.w.n = 64;
+  c.w.k = 256;
+  c.w.group_size = 128;
+  auto rng = rng_for(8000);
+  std::vector<float> bias;
+  QuantizedWeight w = make_weight(c, 8000, &bias, rng);
+  QuantizedWeight wrong = w;
+  wrong.out_features = 65;
+  EXPECT_THROW(layer.load(wrong), Error);
+  layer.load(w);
+  layer.post_init();
+  EXPECT_THROW(layer.forward(d.p, d.p, 1, DType::F32, nullptr), Error);    // fp32 activations
+  EXPECT_THROW(layer.forward(nullptr, d.p, 1, DType::F16, nullptr), Error);
+  EXPECT_THROW(layer.forward(d.p, d.p, -1, DType::F16, nullptr), Error);
+  layer.forward(d.p, d.p, 0, DType::F16, nullptr);  // M = 0 does nothing
+  if (layer.workspace_bytes(1) > 0) {  // split-K needs a workspace, and this layer has none of its own
+    EXPECT_THROW(layer.forward(d.p, d.p, 1, DType::F16, nullptr, d.p, 16), Error);
+  }
+  s.bias = true;
+  CudaQuantLinear with_bias(s);
+  with_bias.load(w);
+  EXPECT_THROW(with_bias.post_init(), Error);  // promised bias missing
+  EXPECT_THROW(with_bias.load_bias(bias.data(), DType::F32, 3), Error);
+}
+
+// spec.max_m: the layer's own workspace serves every M up to it.
+TEST(CudaLinear, OwnWorkspace) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 512;
+  c.w.k = 512;
+  auto rng = rng_for(9000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 9000, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kAuto, 300);
+  for (int64_t M : {1, 40, 300}) {
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * c.w.n) * 2);
+    CUDA_OK(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
+    layer.forward(dx.p, dy.p, M, DType::F16, nullptr);
+    std::vector<uint16_t> y(static_cast<size_t>(M * c.w.n));
+    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(check_output(w, bias, x, M, y, false, M >= 256, "own workspace M=" + std::to_string(M)), 0);
+  }
+}
+
+}  // namespace
+}  // namespace ark
