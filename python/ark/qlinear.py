@@ -18,6 +18,7 @@ Buffers (N = outfeatures, K = infeatures, b = bits, G = ceil(K / group_size)):
 import torch
 from torch import nn
 
+from . import _cuda
 from . import _raw
 from ._backward import QuantLinearFunction
 from ._extension import _C
@@ -215,6 +216,8 @@ class QuantLinear(nn.Module):
         """Packs the loaded checkpoint tensors once; a second call without a new load does nothing."""
         if self._layer is not None:
             return self
+        if self.qweight.device.type == "cuda":
+            return _cuda.post_init(self)  # packs on that GPU (python/ark/_cuda.py)
         for name in self._checkpoint_names():
             if getattr(self, name).device.type != "cpu":
                 raise ValueError(f"{name}: ark runs on CPU; the buffer is on {getattr(self, name).device}")
@@ -268,6 +271,8 @@ class QuantLinear(nn.Module):
             )
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if _cuda.is_cuda_layer(self._layer):
+            return _cuda.forward(self, x)
         if x.device.type != "cpu":
             raise ValueError(f"x: ark runs on CPU tensors, got one on {x.device}")
         if x.dtype not in _raw.FLOAT_DTYPES:

@@ -262,6 +262,12 @@ void dequantize_checkpoint_py(int bits, int64_t group_size, bool sym, const std:
 }  // namespace
 }  // namespace ark::python
 
+#ifdef ARK_HAVE_CUDA
+namespace ark::python {
+void register_cuda(py::module_& m);  // python/src/cuda_layer.cpp: ark._C.CudaLayer
+}
+#endif
+
 PYBIND11_MODULE(_C, m) {
   using namespace ark::python;
   m.doc() = "ark's C++ QuantLinear and weight formats over raw tensor pointers (see python/ark)";
@@ -294,4 +300,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("dequantize_checkpoint", &dequantize_checkpoint_py, py::arg("bits"), py::arg("group_size"),
         py::arg("sym"), py::arg("layout"), py::arg("in_features"), py::arg("out_features"),
         py::arg("qweight"), py::arg("qzeros"), py::arg("scales"), py::arg("g_idx"), py::arg("out"));
+#ifdef ARK_HAVE_CUDA
+  register_cuda(m);
+#endif
 }
