@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""An independent float64 NumPy forward pass of Qwen2 / Llama / Qwen3 checkpoints as ark reads them: the
-oracle for ark's runtime (tests/python/test_runtime_reference.py) where transformers cannot run, and the
-weight dequantizer for scripts/reference_transformers.py.
+"""An independent float64 NumPy forward pass of Qwen2 / Llama / Qwen3 checkpoints and their mixture-of-experts
+variants (Qwen2-MoE, Qwen3-MoE, Mixtral) as ark reads them: the oracle for ark's runtime
+(tests/python/test_runtime_reference.py) where transformers cannot run, and the weight dequantizer for
+scripts/reference_transformers.py.
 
-Written from the published model definitions (transformers' modeling_qwen2 / modeling_llama / modeling_qwen3)
-and the on-disk layouts of docs/FORMATS.md; it shares no code with ark.
+Written from the published model definitions (transformers' modeling_qwen2 / modeling_llama / modeling_qwen3,
+modeling_qwen2_moe / modeling_qwen3_moe / modeling_mixtral) and the on-disk layouts of docs/FORMATS.md; it
+shares no code with ark.
+
+MoE routing as transformers writes it: p = softmax(router logits) over all experts, the top_k largest p,
+renormalized to sum 1 when norm_topk_prob (Mixtral always). Exact ties go to the lower expert id (a stable
+sort); torch.topk leaves the order of ties unspecified, and on CPU it often takes the higher id.
 
     python scripts/reference_model.py --model DIR --ids 1,2,3 [--logits-out F] [--greedy N]
 """
@@ -120,6 +126,41 @@ def scheme_of(qc, name):
     return bits, gs, LAYOUTS[qc["packing_format"]]
 
 
+MOE_DEFAULTS = {  # transformers' config defaults: experts, top-k, expert size, shared size, norm_topk_prob
+    "Qwen2MoeForCausalLM": ("num_experts", 60, 4, 1408, 5632, False),
+    "Qwen3MoeForCausalLM": ("num_experts", 128, 8, 768, 0, False),
+    "MixtralForCausalLM": ("num_local_experts", 8, 2, None, 0, True),
+}
+
+
+def moe_config(c):
+    """None for a dense architecture, else a dict of the sparse MLP's sizes and which layers are sparse."""
+    arch = c["architectures"][0]
+    if arch not in MOE_DEFAULTS:
+        return None
+    key, e, k, inter, shared, norm = MOE_DEFAULTS[arch]
+    m = {
+        "experts": c.get(key) or e,
+        "top_k": c.get("num_experts_per_tok") or k,
+        "inter": c["intermediate_size"] if inter is None else (c.get("moe_intermediate_size") or inter),
+        "shared": (c.get("shared_expert_intermediate_size") or shared) if arch == "Qwen2MoeForCausalLM" else 0,
+        "norm": True if arch == "MixtralForCausalLM" else bool(c.get("norm_topk_prob", norm)),
+    }
+    step = 1 if arch == "MixtralForCausalLM" else (c.get("decoder_sparse_step") or 1)
+    only = [] if arch == "MixtralForCausalLM" else (c.get("mlp_only_layers") or [])
+    m["sparse"] = [i not in only and (i + 1) % step == 0 for i in range(c["num_hidden_layers"])]
+    return m
+
+
+def route(p, top_k, norm):
+    """Expert ids and weights of one token from its softmax probabilities p [E]; ties to the lower id."""
+    top = np.argsort(-p, kind="stable")[:top_k]
+    w = p[top]
+    if norm:
+        w = w / w.sum()
+    return top, w
+
+
 class Reference:
     def __init__(self, model_dir):
         d = pathlib.Path(model_dir)
@@ -146,6 +187,10 @@ class Reference:
         self.embed = t["model.embed_tokens.weight"].astype(np.float64)
         self.layers = []
         q_out, kv_out, I = self.nh * self.D, self.nkv * self.D, c["intermediate_size"]
+        self.moe = moe_config(c)
+        # Mixtral as written before transformers 5: block_sparse_moe.experts.<e>.w1 (gate) / w3 (up) / w2 (down).
+        legacy = "model.layers.0.block_sparse_moe.gate.weight" in t
+        block, parts = ("block_sparse_moe", ("w1", "w3", "w2")) if legacy else ("mlp", ("gate_proj", "up_proj", "down_proj"))
         for i in range(c["num_hidden_layers"]):
             p = f"model.layers.{i}."
             L = {
@@ -154,16 +199,30 @@ class Reference:
                 "q_norm": maybe(p + "self_attn.q_norm.weight"),
                 "k_norm": maybe(p + "self_attn.k_norm.weight"),
             }
+            sparse = self.moe is not None and self.moe["sparse"][i]
+            mlp = [] if sparse else [("mlp.gate_proj", self.H, I), ("mlp.up_proj", self.H, I), ("mlp.down_proj", I, self.H)]
             for name, K, N in [
                 ("self_attn.q_proj", self.H, q_out),
                 ("self_attn.k_proj", self.H, kv_out),
                 ("self_attn.v_proj", self.H, kv_out),
                 ("self_attn.o_proj", q_out, self.H),
-                ("mlp.gate_proj", self.H, I),
-                ("mlp.up_proj", self.H, I),
-                ("mlp.down_proj", I, self.H),
-            ]:
+            ] + mlp:
                 L[name] = (weight(p + name, K, N), maybe(p + name + ".bias"))
+            if sparse:
+                m, EI = self.moe, self.moe["inter"]
+                ex = p + block + ".experts."
+                L["router"] = t[p + block + ".gate.weight"].astype(np.float64)  # [E, H]
+                L["experts"] = [
+                    (weight(f"{ex}{e}.{parts[0]}", self.H, EI), weight(f"{ex}{e}.{parts[1]}", self.H, EI),
+                     weight(f"{ex}{e}.{parts[2]}", EI, self.H))
+                    for e in range(m["experts"])
+                ]
+                L["shared"] = None
+                if m["shared"]:
+                    se, SI = p + "mlp.shared_expert.", m["shared"]
+                    L["shared"] = (weight(se + "gate_proj", self.H, SI), weight(se + "up_proj", self.H, SI),
+                                   weight(se + "down_proj", SI, self.H))
+                    L["shared_gate"] = t[p + "mlp.shared_expert_gate.weight"].astype(np.float64)  # [1, H]
             self.layers.append(L)
         self.norm = t["model.norm.weight"].astype(np.float64)
         if "lm_head.weight" in t or "lm_head.qweight" in t:
@@ -235,10 +294,40 @@ class Reference:
                 out[:, hd, :] = s @ v[:, hd // group, :]
             x = x + lin(out.reshape(T, -1), L["self_attn.o_proj"])
             h = self.rms(x, L["post_norm"])
+            if "router" in L:
+                x = x + self.sparse_mlp(h, L)
+                continue
             g = lin(h, L["mlp.gate_proj"])
             u = lin(h, L["mlp.up_proj"])
             x = x + lin(g / (1 + np.exp(-g)) * u, L["mlp.down_proj"])
         return self.rms(x, self.norm) @ self.lm_head.T
+
+    @staticmethod
+    def gated_mlp(h, gud):
+        g, u, d = gud
+        a = h @ g.T
+        return (a / (1 + np.exp(-a)) * (h @ u.T)) @ d.T
+
+    def routing(self, h, L):
+        """Per token: expert ids and weights. Logits one expert at a time and exp one value at a time, so that
+        equal router rows give bit-equal probabilities (a matrix product or a vectorized exp may round columns
+        differently)."""
+        m = self.moe
+        logits = np.stack([h @ L["router"][e] for e in range(m["experts"])], axis=-1)  # [T, E]
+        mx = logits.max(axis=-1, keepdims=True)
+        p = np.vectorize(math.exp)(logits - mx)
+        p /= p.sum(axis=-1, keepdims=True)
+        return [route(p[t], m["top_k"], m["norm"]) for t in range(h.shape[0])]
+
+    def sparse_mlp(self, h, L):
+        out = np.zeros_like(h)
+        for t, (ids, w) in enumerate(self.routing(h, L)):
+            for e, we in zip(ids, w):
+                out[t] += we * self.gated_mlp(h[t : t + 1], L["experts"][e])[0]
+        if L["shared"] is not None:
+            gate = 1 / (1 + np.exp(-(h @ L["shared_gate"].T)))  # [T, 1]
+            out += gate * self.gated_mlp(h, L["shared"])
+        return out
 
     def greedy(self, ids, n, stop=()):
         seq = list(ids)

@@ -1,5 +1,6 @@
 // A decoder-only LLM loaded from an AutoRound checkpoint directory (Qwen2/2.5, Llama incl. Llama-3's RoPE
-// scaling, Qwen3), and the paged KV cache its forward pass appends to.
+// scaling, Qwen3, and the mixture-of-experts Qwen2-MoE, Qwen3-MoE, Mixtral), and the paged KV cache its
+// forward pass appends to.
 //
 // Loading is two-phase so that nothing is packed before everything is known to be right: plan_checkpoint()
 // reads config.json, quantization_config and every safetensors header and checks each tensor the
@@ -11,7 +12,8 @@
 //
 // Forward: RMSNorm, attention with grouped-query heads and rotate-half RoPE, SiLU-gated MLP, all in fp32
 // activations; quantized linears run with M = number of tokens (the decode kernels for one token, the
-// GEMM for a prompt).
+// GEMM for a prompt). A MoE layer computes its router logits with the float router and hands the tokens to
+// one QuantMoE (ark/moe.h), which holds every expert of the layer (and Qwen2-MoE's shared expert).
 #pragma once
 
 #include <cstddef>
@@ -42,6 +44,10 @@ struct CheckpointLayer {
   bool bias = false;
   bool act_order = false;       // g_idx present
   size_t checkpoint_bytes = 0;  // bytes of its tensors in the checkpoint
+  // MoE layers: the routed expert this linear belongs to, kSharedExpert for Qwen2-MoE's shared expert, -1 for
+  // everything else (the router "<block>.gate" and "mlp.shared_expert_gate" included).
+  int32_t expert = -1;
+  static constexpr int32_t kSharedExpert = -2;
 };
 
 struct CheckpointPlan {
@@ -50,6 +56,9 @@ struct CheckpointPlan {
   std::string quant_summary;  // e.g. "auto-round auto_round:auto_gptq, int4 g128 sym" or "none"
   std::vector<CheckpointLayer> layers;
   bool lm_head_tied = false;  // lm_head reuses the embedding (no lm_head tensor)
+  // Mixtral stored as before transformers 5: block_sparse_moe.gate and block_sparse_moe.experts.<e>.w1/w3/w2
+  // instead of mlp.gate and mlp.experts.<e>.gate_proj/up_proj/down_proj.
+  bool legacy_moe_names = false;
   size_t checkpoint_bytes = 0;
 };
 

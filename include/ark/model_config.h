@@ -4,6 +4,9 @@
 // holds rope_theta and the scaling. Tensor dtypes are never taken from torch_dtype / dtype here (AutoRound
 // rewrites that field); the loader reads them from the safetensors headers.
 //
+// Mixture-of-experts variants (Qwen2-MoE, Qwen3-MoE, Mixtral) carry their routing fields in MoeConfig, read
+// with transformers' defaults where config.json leaves a field out.
+//
 // Everything ark cannot run exactly (another architecture, another activation, sliding windows, a RoPE
 // scaling type other than default / linear / llama3, MLP biases, ...) is refused with an ark::Error that
 // names the file, the field and the value.
@@ -18,10 +21,26 @@
 
 namespace ark {
 
-enum class Architecture : uint8_t { kQwen2, kLlama, kQwen3 };
+enum class Architecture : uint8_t { kQwen2, kLlama, kQwen3, kQwen2Moe, kQwen3Moe, kMixtral };
 
-// "Qwen2ForCausalLM", "LlamaForCausalLM", "Qwen3ForCausalLM".
+// "Qwen2ForCausalLM", "LlamaForCausalLM", "Qwen3ForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM",
+// "MixtralForCausalLM".
 std::string_view architecture_name(Architecture arch);
+
+// The sparse MLP of a MoE architecture. Routing is transformers': p = softmax(router logits) over all
+// experts, the top_k largest p (ties: lower expert id), renormalized to sum 1 when norm_topk_prob (Mixtral
+// always).
+struct MoeConfig {
+  int64_t num_experts = 0;               // Qwen's num_experts, Mixtral's num_local_experts; 0: dense model
+  int64_t top_k = 0;                     // num_experts_per_tok
+  int64_t expert_intermediate_size = 0;  // Qwen's moe_intermediate_size; Mixtral's intermediate_size
+  int64_t shared_intermediate_size = 0;  // Qwen2-MoE's shared_expert_intermediate_size; 0: no shared expert
+  bool norm_topk_prob = false;
+  // Layer i is sparse when i is not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0; the others
+  // run a dense MLP of intermediate_size (Qwen2-MoE / Qwen3-MoE).
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+};
 
 struct RopeScaling {
   std::string type = "default";  // "default" (none), "linear" or "llama3"
@@ -60,6 +79,11 @@ struct ModelConfig {
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;  // generation_config's, else config.json's
   GenerationDefaults generation;
+  MoeConfig moe;
+
+  bool is_moe() const { return moe.num_experts > 0; }
+  // Whether decoder layer `layer` routes through experts (see MoeConfig).
+  bool is_moe_layer(int64_t layer) const;
 
   // Parses config.json's text and (optionally, may be empty) generation_config.json's. `source` names the
   // directory or files in error messages.

@@ -1,8 +1,9 @@
 // Writes random-weight checkpoint directories in the layout AutoRound exports (config.json with its
 // quantization_config, generation_config.json, safetensors shards, the tokenizer files), for tests and
-// benchmarks: any of the three architectures, any size, any packing format ark reads, with chosen layers left
-// unquantized through extra_config. Quantized layers are made by ark's RTN quantizer from random fp32
-// weights, so a checkpoint's dequantized weights are exactly what ark's format decoder reads back.
+// benchmarks: any of the supported architectures (MoE ones included), any size, any packing format ark reads,
+// with chosen layers left unquantized through extra_config. Quantized layers are made by ark's RTN quantizer
+// from random fp32 weights, so a checkpoint's dequantized weights are exactly what ark's format decoder reads
+// back.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,21 @@ struct MakeModelOptions {
   DType dtype = DType::BF16;       // unquantized tensors (embeddings, norms, biases, lm_head)
   DType scale_dtype = DType::F16;  // quantized layers' scales
 
+  // MoE architectures only (kQwen2Moe, kQwen3Moe, kMixtral). Mixtral's experts take intermediate_size (it has
+  // no dense MLP); Qwen's take moe_intermediate_size, and their dense layers (mlp_only_layers, or those
+  // decoder_sparse_step skips) intermediate_size. Qwen2-MoE always has its shared expert.
+  int64_t num_experts = 8;
+  int64_t num_experts_per_tok = 2;
+  int64_t moe_intermediate_size = 32;
+  int64_t shared_expert_intermediate_size = 64;
+  bool norm_topk_prob = true;  // Qwen only; Mixtral always renormalizes
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  // Experts 2j and 2j+1 get the same router row, so their logits tie exactly and routing must break the tie
+  // (the lower id wins, as torch.topk does); their expert weights still differ.
+  bool router_ties = false;
+  bool legacy_moe_names = false;  // Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2, as before transformers 5
+
   std::string tokenizer_dir;  // copies tokenizer.json / tokenizer_config.json from here when set
   int num_shards = 1;
   uint64_t seed = 1;
@@ -51,8 +67,10 @@ struct MakeModelOptions {
 
 // Sizes of named presets: "tiny" (the defaults above: int4 g32) and "qwen2.5-0.5b" (Qwen2.5-0.5B-Instruct's
 // exact shape: hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864, vocab 151936, theta 1e6, eps
-// 1e-6, tied embeddings, q/k/v bias, int4 g128 sym auto_round:auto_gptq, lm_head unquantized bf16). Throws
-// ark::Error naming the presets for any other name.
+// 1e-6, tied embeddings, q/k/v bias, int4 g128 sym auto_round:auto_gptq, lm_head unquantized bf16); the MoE
+// ones "tiny-qwen3-moe" (8 experts, top-2, renormalized), "tiny-qwen2-moe" (8 experts, top-2 not
+// renormalized, shared expert, layer 1 of 3 dense through mlp_only_layers) and "tiny-mixtral" (4 experts,
+// top-2). Throws ark::Error naming the presets for any other name.
 MakeModelOptions make_model_preset(const std::string& name);
 
 // Writes the checkpoint into `dir` (created; existing files of the same names are replaced). Throws

@@ -123,6 +123,23 @@ class Planner {
     add(std::move(l));
   }
 
+  // A MoE router or Qwen2-MoE's shared_expert_gate: float weight only (AutoRound keeps both in full
+  // precision for MoE models, and ark's QuantMoE takes them as floats).
+  void float_linear(const std::string& module, int64_t K, int64_t N) {
+    ARK_CHECK(!store_.has(module + ".qweight"), plan_.dir.string(), ": '", module,
+              "' is stored quantized; a quantized MoE router or shared-expert gate is not supported");
+    linear(module, K, N, false, {});
+  }
+
+  // One linear of a routed or shared expert: quantized (QuantMoE packs only quantized experts).
+  void expert_linear(const std::string& module, int64_t K, int64_t N, int32_t expert,
+                     const std::map<std::string, QuantScheme>& schemes) {
+    ARK_CHECK(schemes.count(module), plan_.dir.string(), ": expert linear '", module,
+              "' is left unquantized by quantization_config; unquantized experts are not supported");
+    linear(module, K, N, false, schemes);
+    plan_.layers.back().expert = expert;
+  }
+
   void add(CheckpointLayer l) {
     plan_.checkpoint_bytes += l.checkpoint_bytes;
     plan_.layers.push_back(std::move(l));
@@ -163,9 +180,27 @@ CheckpointPlan plan_checkpoint(const std::filesystem::path& dir) {
             ": tensor 'lm_head.weight' is missing and config.json does not set tie_word_embeddings");
   plan.lm_head_tied = !lm_head_stored;
 
+  // Mixtral exported before transformers 5 keeps the original block_sparse_moe names.
+  plan.legacy_moe_names =
+      c.arch == Architecture::kMixtral && store.has(moe_router(0, kMixtralLegacyNames) + ".weight");
+  const MoeNames& mn = plan.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+  const int64_t E = c.moe.num_experts, EI = c.moe.expert_intermediate_size,
+                SI = c.moe.shared_intermediate_size;
+
+  // Every Linear of the model that quantization_config may quantize (routers and the shared-expert gate stay
+  // float, as AutoRound leaves them).
   std::vector<std::string> linear_names;
-  for (int64_t i = 0; i < c.num_layers; ++i)
-    for (const LinearSlot& s : kLayerLinears) linear_names.push_back(layer_module(i, s.name));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    for (const LinearSlot& s : kLayerLinears) {
+      const bool mlp = s.slot == Slot::kGate || s.slot == Slot::kUp || s.slot == Slot::kDown;
+      if (!mlp || !c.is_moe_layer(i)) linear_names.push_back(layer_module(i, s.name));
+    }
+    if (!c.is_moe_layer(i)) continue;
+    for (int64_t e = 0; e < E; ++e)
+      for (int w = 0; w < 3; ++w) linear_names.push_back(expert_module(i, e, mn, w));
+    if (SI > 0)
+      for (int w = 0; w < 3; ++w) linear_names.push_back(shared_expert_module(i, w));
+  }
   if (lm_head_stored) linear_names.push_back("lm_head");
   std::map<std::string, QuantScheme> schemes;
   if (qc) {
@@ -202,12 +237,28 @@ CheckpointPlan plan_checkpoint(const std::filesystem::path& dir) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     p.norm(layer_module(i, "input_layernorm"), H);
     for (const LinearSlot& s : kLayerLinears) {
+      const bool mlp = s.slot == Slot::kGate || s.slot == Slot::kUp || s.slot == Slot::kDown;
+      if (mlp && c.is_moe_layer(i)) continue;
       int64_t K = 0, N = 0;
       linear_shape(c, s.slot, &K, &N);
       const bool bias = (s.slot == Slot::kQ || s.slot == Slot::kK || s.slot == Slot::kV) ? c.attention_bias
                         : s.slot == Slot::kO                                             ? c.o_proj_bias
                                                                                          : false;
       p.linear(layer_module(i, s.name), K, N, bias, schemes);
+    }
+    if (c.is_moe_layer(i)) {
+      p.float_linear(moe_router(i, mn), H, E);
+      for (int64_t e = 0; e < E; ++e) {
+        p.expert_linear(expert_module(i, e, mn, 0), H, EI, static_cast<int32_t>(e), schemes);
+        p.expert_linear(expert_module(i, e, mn, 1), H, EI, static_cast<int32_t>(e), schemes);
+        p.expert_linear(expert_module(i, e, mn, 2), EI, H, static_cast<int32_t>(e), schemes);
+      }
+      if (SI > 0) {
+        p.expert_linear(shared_expert_module(i, 0), H, SI, CheckpointLayer::kSharedExpert, schemes);
+        p.expert_linear(shared_expert_module(i, 1), H, SI, CheckpointLayer::kSharedExpert, schemes);
+        p.expert_linear(shared_expert_module(i, 2), SI, H, CheckpointLayer::kSharedExpert, schemes);
+        p.float_linear(shared_expert_gate(i), H, 1);
+      }
     }
     if (c.qk_norm) {
       p.norm(layer_module(i, "self_attn.q_norm"), D);

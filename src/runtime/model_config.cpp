@@ -14,6 +14,10 @@ namespace {
 
 using nlohmann::json;
 
+constexpr Architecture kArchitectures[] = {Architecture::kQwen2,    Architecture::kLlama,
+                                           Architecture::kQwen3,    Architecture::kQwen2Moe,
+                                           Architecture::kQwen3Moe, Architecture::kMixtral};
+
 json parse_text(std::string_view text, const std::string& source) {
   try {
     return json::parse(text);
@@ -71,6 +75,56 @@ std::vector<int32_t> get_ids(const json& j, const char* key, const std::string& 
   return ids;
 }
 
+// An optional positive integer field with the default transformers' config class gives it.
+int64_t get_positive_or(const json& j, const char* key, int64_t fallback, const std::string& source) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  return get_positive(j, key, source);
+}
+
+// The MoE fields of config.json, with the defaults of transformers' Qwen2MoeConfig / Qwen3MoeConfig /
+// MixtralConfig for fields left out (transformers reads them that way too).
+MoeConfig read_moe(const json& j, Architecture arch, int64_t num_layers, int64_t intermediate_size,
+                   const std::string& source) {
+  MoeConfig m;
+  switch (arch) {
+    case Architecture::kQwen2Moe:
+      m.num_experts = get_positive_or(j, "num_experts", 60, source);
+      m.top_k = get_positive_or(j, "num_experts_per_tok", 4, source);
+      m.expert_intermediate_size = get_positive_or(j, "moe_intermediate_size", 1408, source);
+      m.shared_intermediate_size = get_positive_or(j, "shared_expert_intermediate_size", 5632, source);
+      break;
+    case Architecture::kQwen3Moe:
+      m.num_experts = get_positive_or(j, "num_experts", 128, source);
+      m.top_k = get_positive_or(j, "num_experts_per_tok", 8, source);
+      m.expert_intermediate_size = get_positive_or(j, "moe_intermediate_size", 768, source);
+      break;
+    case Architecture::kMixtral:
+      m.num_experts = get_positive_or(j, "num_local_experts", 8, source);
+      m.top_k = get_positive_or(j, "num_experts_per_tok", 2, source);
+      m.expert_intermediate_size = intermediate_size;  // Mixtral has no dense MLP
+      m.norm_topk_prob = true;                         // its router always renormalizes
+      break;
+    default:
+      return m;
+  }
+  ARK_CHECK(m.top_k <= m.num_experts, source, ": num_experts_per_tok ", m.top_k, " exceeds the ",
+            m.num_experts, " experts");
+  if (arch == Architecture::kMixtral) return m;  // every layer sparse, no shared expert
+  m.norm_topk_prob = get_bool(j, "norm_topk_prob", false, source);
+  m.decoder_sparse_step = get_positive_or(j, "decoder_sparse_step", 1, source);
+  if (j.contains("mlp_only_layers") && !j.at("mlp_only_layers").is_null()) {
+    const json& v = j.at("mlp_only_layers");
+    ARK_CHECK(v.is_array(), source, ": field 'mlp_only_layers' must be a list of layer indices, got ",
+              v.dump());
+    for (const json& x : v) {
+      ARK_CHECK(x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() < num_layers, source,
+                ": field 'mlp_only_layers' must hold layer indices in [0, ", num_layers, "), got ", v.dump());
+      m.mlp_only_layers.push_back(x.get<int64_t>());
+    }
+  }
+  return m;
+}
+
 // Reads the scaling from either an old-style rope_scaling object or a new-style rope_parameters object
 // (which may also carry rope_theta).
 void read_rope(const json& r, const char* field, ModelConfig& c, const std::string& source) {
@@ -114,9 +168,22 @@ std::string_view architecture_name(Architecture arch) {
       return "Qwen2ForCausalLM";
     case Architecture::kQwen3:
       return "Qwen3ForCausalLM";
+    case Architecture::kQwen2Moe:
+      return "Qwen2MoeForCausalLM";
+    case Architecture::kQwen3Moe:
+      return "Qwen3MoeForCausalLM";
+    case Architecture::kMixtral:
+      return "MixtralForCausalLM";
     default:
       return "LlamaForCausalLM";
   }
+}
+
+bool ModelConfig::is_moe_layer(int64_t layer) const {
+  if (!is_moe()) return false;
+  for (int64_t i : moe.mlp_only_layers)
+    if (i == layer) return false;
+  return (layer + 1) % moe.decoder_sparse_step == 0;
 }
 
 ModelConfig ModelConfig::from_json(std::string_view config_json, std::string_view generation_config_json,
@@ -129,15 +196,18 @@ ModelConfig ModelConfig::from_json(std::string_view config_json, std::string_vie
                 j.at("architectures").size() == 1 && j.at("architectures")[0].is_string(),
             source, ": 'architectures' must list exactly one architecture");
   const std::string arch = j.at("architectures")[0].get<std::string>();
-  if (arch == "Qwen2ForCausalLM") {
-    c.arch = Architecture::kQwen2;
-  } else if (arch == "LlamaForCausalLM") {
-    c.arch = Architecture::kLlama;
-  } else if (arch == "Qwen3ForCausalLM") {
-    c.arch = Architecture::kQwen3;
-  } else {
-    throw_error(source, ": architecture '", arch,
-                "' is not supported (supported: Qwen2ForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM)");
+  bool known = false;
+  for (Architecture a : kArchitectures) {
+    if (arch == architecture_name(a)) {
+      c.arch = a;
+      known = true;
+    }
+  }
+  if (!known) {
+    std::string names;
+    for (Architecture a : kArchitectures)
+      names += (names.empty() ? "" : ", ") + std::string(architecture_name(a));
+    throw_error(source, ": architecture '", arch, "' is not supported (supported: ", names, ")");
   }
 
   c.hidden_size = get_positive(j, "hidden_size", source);
@@ -171,7 +241,15 @@ ModelConfig ModelConfig::from_json(std::string_view config_json, std::string_vie
   ARK_CHECK(pretraining_tp == 1, source, ": pretraining_tp ", pretraining_tp,
             " is not supported (expected 1)");
 
-  // Qwen2Config, LlamaConfig and Qwen3Config all default to untied embeddings.
+  c.moe = read_moe(j, c.arch, c.num_layers, c.intermediate_size, source);
+  if (c.arch == Architecture::kMixtral) {
+    // transformers' Mixtral masks attention to a window whenever sliding_window is set.
+    ARK_CHECK(!j.contains("sliding_window") || j.at("sliding_window").is_null(), source, ": sliding_window ",
+              j.value("sliding_window", json()).dump(),
+              " is not supported yet (MixtralForCausalLM with sliding_window null)");
+  }
+
+  // Qwen2Config, LlamaConfig, Qwen3Config and their MoE variants all default to untied embeddings.
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", false, source);
   const bool attention_bias = get_bool(j, "attention_bias", false, source);
   switch (c.arch) {
@@ -183,10 +261,17 @@ ModelConfig ModelConfig::from_json(std::string_view config_json, std::string_vie
       c.o_proj_bias = attention_bias;
       break;
     case Architecture::kQwen3:
+    case Architecture::kQwen3Moe:
       c.attention_bias = attention_bias;
       c.o_proj_bias = attention_bias;
       c.qk_norm = true;
       break;
+    case Architecture::kQwen2Moe:
+      // Qwen2MoeConfig's qkv_bias (transformers 5; always on before it); never one on o_proj.
+      c.attention_bias = get_bool(j, "qkv_bias", true, source);
+      break;
+    case Architecture::kMixtral:
+      break;  // MixtralAttention has no biases
   }
 
   c.rope_theta = get_number(j, "rope_theta", 10000.0, source);

@@ -62,6 +62,12 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
   std::vector<float> x(n * H), h(n * H), q(n * nh * D), k(n * nkv * D), v(n * nkv * D), attn(n * nh * D);
   // up holds [gate | up] rows (2 * I) when the layer fuses them; qkv the fused q / k / v rows.
   std::vector<float> gate(n * I), up(n * 2 * I), qkv(n * (nh + 2 * nkv) * D);
+  // Sparse layers: router logits [n][E] and the experts' output.
+  std::vector<float> router_logits, moe_out;
+  if (c.is_moe()) {
+    router_logits.resize(n * c.moe.num_experts);
+    moe_out.resize(n * H);
+  }
   for (int64_t t = 0; t < n; ++t) m.embed.row_to_f32(tokens[t], x.data() + t * H);
 
   // cos / sin per new position, as transformers computes them: fp32 angle, then cos / sin.
@@ -144,6 +150,12 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];
 
     rms_norm(x.data(), n, H, d.post_norm, c.rms_norm_eps, h.data());
+    if (d.moe) {
+      d.router.forward(h.data(), n, router_logits.data());
+      d.moe->forward(h.data(), router_logits.data(), moe_out.data(), n);
+      for (int64_t i = 0; i < n * H; ++i) x[i] += moe_out[i];
+      continue;
+    }
     if (d.fused_gate_up()) {
       d.gate_up.forward(h.data(), n, up.data());  // rows [gate | up], 2 * I wide
       for (int64_t t = 0; t < n; ++t) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ark/model.h"
+#include "ark/moe.h"
 #include "ark/quant_linear.h"
 #include "runtime/dense_matrix.h"
 
@@ -36,10 +37,17 @@ struct DecoderLayer {
   RuntimeLinear qkv, gate_up;
   bool fused_qkv() const { return qkv.quantized != nullptr; }
   bool fused_gate_up() const { return gate_up.quantized != nullptr; }
+  // A sparse (MoE) layer: the float router [E][H] and one QuantMoE with every expert (and Qwen2-MoE's shared
+  // expert and its gate); gate / up / down then stay empty.
+  RuntimeLinear router;
+  std::unique_ptr<QuantMoE> moe;
+  // Share of the QuantMoE's packed bytes one token reads: top_k of the routed experts plus the shared one
+  // (from the checkpoint's per-expert bytes; every routed expert has the same shape).
+  double moe_fraction_per_token = 0;
   // Every linear holding weights, for byte counts and kernel names.
   std::vector<const RuntimeLinear*> weighted_linears() const {
     std::vector<const RuntimeLinear*> out;
-    for (const RuntimeLinear* l : {&q, &k, &v, &o, &gate, &up, &down, &qkv, &gate_up})
+    for (const RuntimeLinear* l : {&q, &k, &v, &o, &gate, &up, &down, &qkv, &gate_up, &router})
       if (l->quantized || l->dense.bytes() > 0) out.push_back(l);
     return out;
   }

@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 
 #include "ark/error.h"
 #include "ark/format.h"
 #include "ark/model.h"
+#include "ark/moe.h"
 #include "ark/safetensors.h"
 #include "runtime/model_impl.h"
 #include "runtime/model_names.h"
@@ -160,6 +162,81 @@ class Loader {
     return r;
   }
 
+  // A quantized expert linear in the canonical form QuantMoE loads.
+  QuantizedWeight expert_weight(const CheckpointLayer& l) {
+    QuantizedWeight w;
+    try {
+      const TensorView qweight = take(l.name + ".qweight"), qzeros = take(l.name + ".qzeros"),
+                       scales = take(l.name + ".scales");
+      std::optional<TensorView> g_idx;
+      if (l.act_order) g_idx = take(l.name + ".g_idx");
+      w = decode(*l.scheme, l.in_features, l.out_features, qweight, qzeros, scales,
+                 g_idx ? &*g_idx : nullptr);
+    } catch (const Error& e) {
+      throw_error(m_.plan.dir.string(), ": layer '", l.name, "': ", e.what());
+    }
+    done(l);
+    return w;
+  }
+
+  // A [1][H] float gate (Qwen2-MoE's shared_expert_gate) as H floats.
+  std::vector<float> gate_vector(const CheckpointLayer& l) {
+    const auto g = runtime::DenseMatrix::copy_from(take(l.name + ".weight"), l.name + ".weight");
+    std::vector<float> v(static_cast<size_t>(l.in_features));
+    g.row_to_f32(0, v.data());
+    m_.unquantized_bytes += v.size() * sizeof(float);
+    done(l);
+    return v;
+  }
+
+  // Sparse layer i: the router, then every expert into one QuantMoE, packed once.
+  void moe_layer(int64_t i, DecoderLayer& d,
+                 const std::function<const CheckpointLayer&(const std::string&)>& layer) {
+    const ModelConfig& c = m_.plan.config;
+    const MoeNames& mn = m_.plan.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+    d.router = linear(layer(moe_router(i, mn)));
+    QuantMoESpec spec;
+    spec.hidden_size = c.hidden_size;
+    spec.intermediate_size = c.moe.expert_intermediate_size;
+    spec.num_experts = static_cast<int>(c.moe.num_experts);
+    spec.top_k = static_cast<int>(c.moe.top_k);
+    spec.routing = MoeRouting::kSoftmaxThenTopK;  // transformers' order for all three architectures
+    spec.norm_topk_prob = c.moe.norm_topk_prob;
+    spec.shared_intermediate_size = c.moe.shared_intermediate_size;
+    spec.mode = o_.mode;
+    spec.max_isa = o_.max_isa;
+    size_t routed_bytes = 0, shared_bytes = 0;
+    const std::string where = m_.plan.dir.string() + ": experts of layer " + std::to_string(i);
+    try {
+      d.moe = std::make_unique<QuantMoE>(spec);
+      for (int64_t e = 0; e < c.moe.num_experts; ++e) {
+        const CheckpointLayer &g = layer(expert_module(i, e, mn, 0)), &u = layer(expert_module(i, e, mn, 1)),
+                              &dn = layer(expert_module(i, e, mn, 2));
+        routed_bytes += g.checkpoint_bytes + u.checkpoint_bytes + dn.checkpoint_bytes;
+        QuantizedWeight gw = expert_weight(g), uw = expert_weight(u), dw = expert_weight(dn);
+        d.moe->load_expert(static_cast<int>(e), std::move(gw), std::move(uw), std::move(dw));
+      }
+      if (c.moe.shared_intermediate_size > 0) {
+        const CheckpointLayer &g = layer(shared_expert_module(i, 0)), &u = layer(shared_expert_module(i, 1)),
+                              &dn = layer(shared_expert_module(i, 2));
+        shared_bytes = g.checkpoint_bytes + u.checkpoint_bytes + dn.checkpoint_bytes;
+        QuantizedWeight gw = expert_weight(g), uw = expert_weight(u), dw = expert_weight(dn);
+        d.moe->load_shared_expert(std::move(gw), std::move(uw), std::move(dw),
+                                  gate_vector(layer(shared_expert_gate(i))));
+      }
+      d.moe->post_init();
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      if (msg.starts_with(m_.plan.dir.string())) throw;
+      throw_error(where, ": ", msg);
+    }
+    m_.packed_bytes += d.moe->packed_bytes();
+    const double per_token = static_cast<double>(shared_bytes) + static_cast<double>(routed_bytes) *
+                                                                     static_cast<double>(c.moe.top_k) /
+                                                                     static_cast<double>(c.moe.num_experts);
+    d.moe_fraction_per_token = per_token / static_cast<double>(shared_bytes + routed_bytes);
+  }
+
   std::vector<float> norm(const CheckpointLayer& l) {
     auto v = runtime::copy_vector_f32(take(l.name + ".weight"), l.in_features, l.name + ".weight");
     m_.unquantized_bytes += v.size() * sizeof(float);
@@ -207,7 +284,8 @@ Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) 
 
   std::map<std::string, const CheckpointLayer*> by_name;
   for (const CheckpointLayer& l : m->plan.layers) by_name[l.name] = &l;
-  auto layer = [&](const std::string& name) -> const CheckpointLayer& { return *by_name.at(name); };
+  const std::function<const CheckpointLayer&(const std::string&)> layer =
+      [&](const std::string& name) -> const CheckpointLayer& { return *by_name.at(name); };
 
   {
     const SafetensorsStore store = SafetensorsStore::open(dir.string());
@@ -224,9 +302,10 @@ Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) 
       DecoderLayer& d = m->layers[i];
       d.input_norm = ld.norm(layer(layer_module(i, "input_layernorm")));
       RuntimeLinear* slots[] = {&d.q, &d.k, &d.v, &d.o, &d.gate, &d.up, &d.down};
-      const CheckpointLayer* parts[std::size(kLayerLinears)];
-      for (size_t s = 0; s < std::size(kLayerLinears); ++s)
-        parts[s] = &layer(layer_module(i, kLayerLinears[s].name));
+      // A sparse layer has no dense gate / up / down in the plan.
+      const size_t dense_slots = c.is_moe_layer(i) ? 4 : std::size(kLayerLinears);
+      const CheckpointLayer* parts[std::size(kLayerLinears)] = {};
+      for (size_t s = 0; s < dense_slots; ++s) parts[s] = &layer(layer_module(i, kLayerLinears[s].name));
       // Fused groups: slots [0, 3) (q, k, v) and [4, 6) (gate, up); the order in kLayerLinears is fixed.
       auto load_group = [&](size_t begin, size_t end, RuntimeLinear* fused) {
         const std::vector<const CheckpointLayer*> group(parts + begin, parts + end);
@@ -242,8 +321,12 @@ Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) 
       };
       load_group(0, 3, &d.qkv);
       *slots[3] = ld.linear(*parts[3]);
-      load_group(4, 6, &d.gate_up);
-      *slots[6] = ld.linear(*parts[6]);
+      if (c.is_moe_layer(i)) {
+        ld.moe_layer(i, d, layer);
+      } else {
+        load_group(4, 6, &d.gate_up);
+        *slots[6] = ld.linear(*parts[6]);
+      }
       if (c.qk_norm) {
         d.q_norm = ld.norm(layer(layer_module(i, "self_attn.q_norm")));
         d.k_norm = ld.norm(layer(layer_module(i, "self_attn.k_norm")));
@@ -292,6 +375,8 @@ size_t Model::bytes_read_per_token() const {
   size_t bytes = impl_->lm_head.bytes();
   for (const DecoderLayer& d : impl_->layers) {
     for (const RuntimeLinear* l : d.weighted_linears()) bytes += l->bytes();
+    if (d.moe)
+      bytes += static_cast<size_t>(static_cast<double>(d.moe->packed_bytes()) * d.moe_fraction_per_token);
     bytes += (d.input_norm.size() + d.post_norm.size() + d.q_norm.size() + d.k_norm.size()) * sizeof(float);
   }
   return bytes + impl_->final_norm.size() * sizeof(float);
@@ -301,6 +386,8 @@ std::string Model::describe_kernels(int64_t M) const {
   for (const DecoderLayer& d : impl_->layers)
     for (const RuntimeLinear* l : d.weighted_linears())
       if (l->quantized) return l->quantized->kernel_name(M);
+  for (const DecoderLayer& d : impl_->layers)
+    if (d.moe) return "experts: " + d.moe->describe();
   return "none (no quantized layer)";
 }
 

@@ -2,6 +2,7 @@
 #include "ark/model_maker.h"
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -60,6 +61,23 @@ std::vector<float> random_vector(Rng& rng, int64_t n, float center, float spread
   return v;
 }
 
+const char* model_type(Architecture arch) {
+  switch (arch) {
+    case Architecture::kQwen2:
+      return "qwen2";
+    case Architecture::kQwen3:
+      return "qwen3";
+    case Architecture::kQwen2Moe:
+      return "qwen2_moe";
+    case Architecture::kQwen3Moe:
+      return "qwen3_moe";
+    case Architecture::kMixtral:
+      return "mixtral";
+    default:
+      return "llama";
+  }
+}
+
 void write_text(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   ARK_CHECK(out, path.string(), ": cannot open for writing");
@@ -97,7 +115,27 @@ MakeModelOptions make_model_preset(const std::string& name) {
     o.dtype = DType::BF16;
     return o;
   }
-  throw_error("model preset '", name, "' is unknown (presets: tiny, qwen2.5-0.5b)");
+  if (name == "tiny-qwen3-moe") {
+    o.arch = Architecture::kQwen3Moe;
+    o.intermediate_size = 96;  // unused unless a layer is made dense
+    return o;
+  }
+  if (name == "tiny-qwen2-moe") {
+    o.arch = Architecture::kQwen2Moe;
+    o.num_layers = 3;
+    o.intermediate_size = 96;
+    o.norm_topk_prob = false;  // Qwen2-MoE's default
+    o.mlp_only_layers = {1};
+    return o;
+  }
+  if (name == "tiny-mixtral") {
+    o.arch = Architecture::kMixtral;
+    o.num_experts = 4;
+    o.intermediate_size = 64;
+    return o;
+  }
+  throw_error("model preset '", name,
+              "' is unknown (presets: tiny, qwen2.5-0.5b, tiny-qwen3-moe, tiny-qwen2-moe, tiny-mixtral)");
 }
 
 void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
@@ -127,15 +165,45 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
     }
   }
 
-  ModelConfig c;  // only for the shape table
+  const bool moe = o.arch == Architecture::kQwen2Moe || o.arch == Architecture::kQwen3Moe ||
+                   o.arch == Architecture::kMixtral;
+  const bool mixtral = o.arch == Architecture::kMixtral;
+  const bool qwen2_family = o.arch == Architecture::kQwen2 || o.arch == Architecture::kQwen2Moe;
+  ARK_CHECK(!mixtral || !o.attention_bias, "make-model: Mixtral has no attention biases");
+  ARK_CHECK(!o.legacy_moe_names || mixtral, "make-model: the legacy MoE names are Mixtral's only");
+  if (moe) {
+    ARK_CHECK(o.num_experts > 0 && o.num_experts_per_tok > 0 && o.num_experts_per_tok <= o.num_experts,
+              "make-model: need 0 < experts per token (", o.num_experts_per_tok, ") <= experts (",
+              o.num_experts, ")");
+    ARK_CHECK(o.moe_intermediate_size > 0 && o.decoder_sparse_step > 0,
+              "make-model: MoE sizes must be positive");
+    ARK_CHECK(o.arch != Architecture::kQwen2Moe || o.shared_expert_intermediate_size > 0,
+              "make-model: Qwen2-MoE needs a shared expert (shared_expert_intermediate_size > 0)");
+    for (int64_t l : o.mlp_only_layers)
+      ARK_CHECK(l >= 0 && l < o.num_layers && !mixtral, "make-model: mlp_only_layers entry ", l,
+                " is not a layer index (or the architecture is Mixtral, which has no dense layers)");
+  }
+
+  ModelConfig c;  // the shape table and which layers are sparse
   c.arch = o.arch;
   c.hidden_size = o.hidden_size;
   c.intermediate_size = o.intermediate_size;
+  c.num_layers = o.num_layers;
   c.num_heads = o.num_heads;
   c.num_kv_heads = o.num_kv_heads;
   c.head_dim = o.head_dim > 0 ? o.head_dim : o.hidden_size / o.num_heads;
-  const bool qkv_bias = o.arch == Architecture::kQwen2 || o.attention_bias;
-  const bool o_bias = o.arch != Architecture::kQwen2 && o.attention_bias;
+  if (moe) {
+    c.moe.num_experts = o.num_experts;
+    c.moe.top_k = o.num_experts_per_tok;
+    c.moe.expert_intermediate_size = mixtral ? o.intermediate_size : o.moe_intermediate_size;
+    c.moe.shared_intermediate_size =
+        o.arch == Architecture::kQwen2Moe ? o.shared_expert_intermediate_size : 0;
+    c.moe.decoder_sparse_step = mixtral ? 1 : o.decoder_sparse_step;
+    c.moe.mlp_only_layers = o.mlp_only_layers;
+  }
+  const MoeNames& mn = o.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+  const bool qkv_bias = qwen2_family || o.attention_bias;
+  const bool o_bias = !qwen2_family && o.attention_bias;
 
   // Tokenizer first: it fixes the EOS ids and must fit the vocabulary.
   std::vector<int32_t> eos;
@@ -193,6 +261,8 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
   for (int64_t i = 0; i < o.num_layers; ++i) {
     add_norm(layer_module(i, "input_layernorm"), H);
     for (const LinearSlot& s : kLayerLinears) {
+      const bool mlp = s.slot == Slot::kGate || s.slot == Slot::kUp || s.slot == Slot::kDown;
+      if (mlp && c.is_moe_layer(i)) continue;
       int64_t K = 0, N = 0;
       linear_shape(c, s.slot, &K, &N);
       const bool bias = (s.slot == Slot::kQ || s.slot == Slot::kK || s.slot == Slot::kV) ? qkv_bias
@@ -200,7 +270,30 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
                                                                                          : false;
       add_linear(layer_module(i, s.name), K, N, bias, true);
     }
-    if (o.arch == Architecture::kQwen3) {
+    if (c.is_moe_layer(i)) {
+      const int64_t E = c.moe.num_experts, EI = c.moe.expert_intermediate_size;
+      // The router as a float Linear [E][H]; with router_ties, odd experts copy the row of the even one
+      // below them.
+      add_linear(moe_router(i, mn), H, E, false, false);
+      if (o.router_ties) {
+        Tensor& r = tensors[moe_router(i, mn) + ".weight"];
+        const size_t row = static_cast<size_t>(H) * dtype_size(r.dtype);
+        for (int64_t e = 1; e < E; e += 2)
+          std::memcpy(r.bytes.data() + e * row, r.bytes.data() + (e - 1) * row, row);
+      }
+      for (int64_t e = 0; e < E; ++e) {
+        add_linear(expert_module(i, e, mn, 0), H, EI, false, true);
+        add_linear(expert_module(i, e, mn, 1), H, EI, false, true);
+        add_linear(expert_module(i, e, mn, 2), EI, H, false, true);
+      }
+      if (const int64_t SI = c.moe.shared_intermediate_size; SI > 0) {
+        add_linear(shared_expert_module(i, 0), H, SI, false, true);
+        add_linear(shared_expert_module(i, 1), H, SI, false, true);
+        add_linear(shared_expert_module(i, 2), SI, H, false, true);
+        add_linear(shared_expert_gate(i), H, 1, false, false);
+      }
+    }
+    if (o.arch == Architecture::kQwen3 || o.arch == Architecture::kQwen3Moe) {
       add_norm(layer_module(i, "self_attn.q_norm"), c.head_dim);
       add_norm(layer_module(i, "self_attn.k_norm"), c.head_dim);
     }
@@ -239,9 +332,7 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
 
   ordered_json cfg;
   cfg["architectures"] = {arch_name};
-  cfg["model_type"] = o.arch == Architecture::kQwen2   ? "qwen2"
-                      : o.arch == Architecture::kQwen3 ? "qwen3"
-                                                       : "llama";
+  cfg["model_type"] = model_type(o.arch);
   cfg["hidden_size"] = H;
   cfg["intermediate_size"] = o.intermediate_size;
   cfg["num_hidden_layers"] = o.num_layers;
@@ -253,7 +344,21 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
   cfg["rms_norm_eps"] = o.rms_norm_eps;
   cfg["hidden_act"] = "silu";
   cfg["tie_word_embeddings"] = o.tie_word_embeddings;
-  if (o.arch != Architecture::kQwen2) cfg["attention_bias"] = o.attention_bias;
+  if (!qwen2_family && !mixtral) cfg["attention_bias"] = o.attention_bias;
+  if (mixtral) {
+    cfg["num_local_experts"] = o.num_experts;
+    cfg["num_experts_per_tok"] = o.num_experts_per_tok;
+    cfg["sliding_window"] = nullptr;
+  } else if (moe) {
+    cfg["num_experts"] = o.num_experts;
+    cfg["num_experts_per_tok"] = o.num_experts_per_tok;
+    cfg["moe_intermediate_size"] = o.moe_intermediate_size;
+    if (o.arch == Architecture::kQwen2Moe)
+      cfg["shared_expert_intermediate_size"] = o.shared_expert_intermediate_size;
+    cfg["norm_topk_prob"] = o.norm_topk_prob;
+    cfg["decoder_sparse_step"] = o.decoder_sparse_step;
+    cfg["mlp_only_layers"] = o.mlp_only_layers;
+  }
   cfg["torch_dtype"] = o.dtype == DType::F32 ? "float32" : o.dtype == DType::F16 ? "float16" : "bfloat16";
   if (bos) cfg["bos_token_id"] = *bos;
   cfg["eos_token_id"] = eos.empty() ? ordered_json(nullptr) : ordered_json(eos[0]);
@@ -273,7 +378,7 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
     cfg["rope_theta"] = o.rope_theta;
     cfg["rope_scaling"] = rope;
   }
-  if (o.arch == Architecture::kQwen2) cfg["use_sliding_window"] = false;
+  if (qwen2_family) cfg["use_sliding_window"] = false;
   if (quantized) {
     ordered_json qc = {{"bits", o.bits},
                        {"group_size", o.group_size},

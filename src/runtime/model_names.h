@@ -1,5 +1,5 @@
-// The module names and shapes of the decoder layers, as Hugging Face's Qwen2 / Llama / Qwen3 name them; the
-// checkpoint planner, the loader and make-model all follow this one table.
+// The module names and shapes of the decoder layers, as Hugging Face's Qwen2 / Llama / Qwen3 (and their MoE
+// variants) name them; the checkpoint planner, the loader and make-model all follow this one table.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +49,36 @@ inline void linear_shape(const ModelConfig& c, Slot slot, int64_t* K, int64_t* N
       *K = I, *N = H;
       break;
   }
+}
+
+// The sparse MLP of a MoE layer. Qwen2-MoE, Qwen3-MoE and Mixtral as AutoRound exports them under
+// transformers 5 (experts unfused into one Linear each) share the first naming; Mixtral checkpoints from
+// before transformers 5 use the second (w1 = gate, w3 = up, w2 = down).
+struct MoeNames {
+  const char* block;  // module holding the router ("<block>.gate") and the experts ("<block>.experts.<e>.")
+  const char* gate;
+  const char* up;
+  const char* down;
+};
+inline constexpr MoeNames kMoeNames{"mlp", "gate_proj", "up_proj", "down_proj"};
+inline constexpr MoeNames kMixtralLegacyNames{"block_sparse_moe", "w1", "w3", "w2"};
+
+inline std::string moe_router(int64_t layer, const MoeNames& n) {
+  return layer_module(layer, n.block) + ".gate";
+}
+// which: 0 gate, 1 up, 2 down.
+inline std::string expert_module(int64_t layer, int64_t expert, const MoeNames& n, int which) {
+  const char* part = which == 0 ? n.gate : which == 1 ? n.up : n.down;
+  return layer_module(layer, n.block) + ".experts." + std::to_string(expert) + "." + part;
+}
+// Qwen2-MoE's shared expert (which: 0 gate, 1 up, 2 down) and its sigmoid gate, a [1][H] Linear.
+inline std::string shared_expert_module(int64_t layer, int which) {
+  return layer_module(layer, which == 0   ? "mlp.shared_expert.gate_proj"
+                             : which == 1 ? "mlp.shared_expert.up_proj"
+                                          : "mlp.shared_expert.down_proj");
+}
+inline std::string shared_expert_gate(int64_t layer) {
+  return layer_module(layer, "mlp.shared_expert_gate");
 }
 
 }  // namespace ark

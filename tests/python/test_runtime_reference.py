@@ -1,6 +1,9 @@
 """ark's runtime against an independent float64 NumPy implementation (scripts/reference_model.py) on tiny
 random checkpoints that `ark make-model` writes: every architecture, every packing format, bits 2/3/4/8,
-sym/asym, tied and untied / quantized lm_head, unquantized extra_config layers, shards, both config styles.
+sym/asym, tied and untied / quantized lm_head, unquantized extra_config layers, shards, both config styles;
+and the MoE architectures (Qwen3-MoE, Qwen2-MoE with its shared expert and dense layers, Mixtral in both tensor
+namings) over several schemes, top-k with and without renormalization, and routers with exact ties (which
+both sides give to the lower expert id).
 
 Tolerance (exact compute mode: weights dequantized to fp32, fp32 accumulation): |ark - ref| <= 1e-4 * max|ref|
 over every prompt position's logits; a tiny model's fp32 rounding stays near 1e-6 of that scale. Greedy
@@ -36,6 +39,30 @@ CASES = {
         "--arch", "qwen3", "--format", "auto_round:auto_awq", "--asym", "--quantize-lm-head"],
     "qwen3-unquantized-f32": ["--arch", "qwen3", "--format", "none", "--dtype", "f32"],
 }
+# MoE presets bring their own layer counts and expert sizes (hidden 64, 8 or 4 experts).
+MOE_CASES = {
+    "qwen3-moe-gptq-v1-int4-top2-renormalized": ["--preset", "tiny-qwen3-moe"],
+    "qwen3-moe-awq-int4-asym-top3-router-ties": [
+        "--preset", "tiny-qwen3-moe", "--format", "auto_round:auto_awq", "--asym", "--experts-per-tok", "3",
+        "--router-ties"],
+    "qwen3-moe-gptq-v2-int3-sparse-step-2-top1": [
+        "--preset", "tiny-qwen3-moe", "--format", "auto_round", "--bits", "3", "--layers", "4",
+        "--decoder-sparse-step", "2", "--experts-per-tok", "1", "--norm-topk-prob", "false", "--tied"],
+    "qwen2-moe-gptq-v2-int8-asym-shared-expert-dense-layer": [
+        "--preset", "tiny-qwen2-moe", "--format", "auto_round:gptqmodel", "--bits", "8", "--asym"],
+    "qwen2-moe-gptq-v1-int4-f16-shards-router-ties-top3": [
+        "--preset", "tiny-qwen2-moe", "--dtype", "f16", "--shards", "3", "--router-ties", "--experts-per-tok", "3",
+        "--mlp-only-layers", "0"],
+    "mixtral-gptq-v1-int2-g16-legacy-names-quantized-lm-head": [
+        "--preset", "tiny-mixtral", "--bits", "2", "--group-size", "16", "--legacy-moe-names",
+        "--quantize-lm-head"],
+    "mixtral-awq-int4-8-experts-f32": ["--preset", "tiny-mixtral", "--format", "auto_round:auto_awq",
+                                       "--experts", "8", "--dtype", "f32", "--scale-dtype", "bf16"],
+}
+DENSE_SIZE = ["--hidden", "64", "--heads", "4", "--kv-heads", "2", "--intermediate", "96", "--layers", "2",
+              "--vocab", "160"]
+MOE_SIZE = ["--hidden", "64", "--heads", "4", "--kv-heads", "2", "--vocab", "160"]
+ALL_CASES = {**{k: DENSE_SIZE + v for k, v in CASES.items()}, **{k: MOE_SIZE + v for k, v in MOE_CASES.items()}}
 
 
 def run_seed():
@@ -53,13 +80,12 @@ def ark():
     return ARK
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_logits_and_greedy_tokens_match_float64_reference(ark, tmp_path, case):
-    seed = run_seed() + sorted(CASES).index(case)
+    seed = run_seed() + sorted(ALL_CASES).index(case)
     model = tmp_path / "model"
-    subprocess.run([ark, "make-model", "--out", str(model), "--seed", str(seed), "--hidden", "64",
-                    "--heads", "4", "--kv-heads", "2", "--intermediate", "96", "--layers", "2", "--vocab", "160",
-                    *CASES[case]], check=True, capture_output=True)
+    subprocess.run([ark, "make-model", "--out", str(model), "--seed", str(seed), *ALL_CASES[case]], check=True,
+                   capture_output=True)
     rng = np.random.default_rng(seed)
     ids = [int(x) for x in rng.integers(0, 160, size=9)]
     logits_file = tmp_path / "ark.bin"
@@ -75,6 +101,40 @@ def test_logits_and_greedy_tokens_match_float64_reference(ark, tmp_path, case):
     print(f"{case}: max |ark - ref| = {err:.3g}, max |ref| = {scale:.3g}")
     assert err <= 1e-4 * scale, f"{case}: logits differ by {err} (scale {scale})"
     assert ark_tokens == ref.greedy(ids, 6), f"{case}: greedy tokens differ"
+
+
+def test_router_ties_are_exact_and_decide_the_output(tmp_path, ark):
+    """The tie cases test something only if ties occur at the top-k boundary and the choice changes the
+    result: check both on the reference's own routing."""
+    model = tmp_path / "model"
+    subprocess.run([ark, "make-model", "--out", str(model), "--seed", str(run_seed()),
+                    *ALL_CASES["qwen3-moe-awq-int4-asym-top3-router-ties"]], check=True, capture_output=True)
+    ref = reference_model.Reference(model)
+    L = ref.layers[0]
+    h = np.random.default_rng(run_seed()).standard_normal((16, ref.H))
+    logits = np.stack([h @ L["router"][e] for e in range(ref.moe["experts"])], axis=-1)
+    assert np.array_equal(logits[:, 0::2], logits[:, 1::2])  # pairs tie exactly
+    for t, (ids, _) in enumerate(ref.routing(h, L)):
+        assert ids[2] % 2 == 0 and ids[2] + 1 not in ids, "the third pick is a tie the lower id must win"
+    # Giving the tie to the higher id changes the experts' output.
+    lo = ref.gated_mlp(h[:1], L["experts"][ids[2]])
+    hi = ref.gated_mlp(h[:1], L["experts"][ids[2] + 1])
+    assert np.abs(lo - hi).max() > 1e-3
+
+
+def test_inspect_shows_the_moe_structure(ark, tmp_path):
+    model = tmp_path / "model"
+    subprocess.run([ark, "make-model", "--out", str(model), "--preset", "tiny-qwen2-moe"], check=True,
+                   capture_output=True)
+    out = subprocess.run([ark, "inspect", "--model", str(model)], check=True, capture_output=True, text=True).stdout
+    assert "Qwen2MoeForCausalLM" in out
+    assert "8 per sparse layer, top-2" in out and "not renormalized" in out
+    assert "shared expert intermediate 64" in out
+    assert "sparse       layers 0, 2" in out and "dense MLP    layers 1" in out
+    assert "model.layers.0.mlp.experts.0.down_proj" in out and "model.layers.0.mlp.experts.1." not in out
+    full = subprocess.run([ark, "inspect", "--model", str(model), "--all"], check=True, capture_output=True,
+                          text=True).stdout
+    assert "model.layers.2.mlp.experts.7.down_proj" in full
 
 
 def test_refusal_is_a_clear_error_not_a_crash(ark, tmp_path):

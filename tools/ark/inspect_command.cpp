@@ -1,8 +1,10 @@
 // `ark inspect --model DIR`: what ark would load, without loading it: architecture, sizes, RoPE, the
-// quantization_config summary, and each layer's scheme and bytes.
+// quantization_config summary, the MoE structure (experts, routing, which layers are sparse), and each
+// layer's scheme and bytes.
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "ark/format.h"
 #include "ark/model.h"
@@ -25,6 +27,54 @@ const char* kind_name(CheckpointLayer::Kind k) {
   }
 }
 
+// "0-3, 5" style list of the layers for which pred holds.
+template <typename Pred>
+std::string layer_list(int64_t n, Pred pred) {
+  std::ostringstream s;
+  for (int64_t i = 0; i < n;) {
+    if (!pred(i)) {
+      ++i;
+      continue;
+    }
+    int64_t j = i;
+    while (j + 1 < n && pred(j + 1)) ++j;
+    s << (s.tellp() > 0 ? ", " : "") << i;
+    if (j > i) s << "-" << j;
+    i = j + 1;
+  }
+  return s.tellp() > 0 ? s.str() : "none";
+}
+
+// Decoder layer index of a "model.layers.<i>." name, or -1.
+int64_t layer_index(const std::string& name) {
+  if (!name.starts_with("model.layers.")) return -1;
+  return std::stoll(name.substr(13));
+}
+
+void print_moe(const CheckpointPlan& p) {
+  const ModelConfig& c = p.config;
+  const MoeConfig& m = c.moe;
+  std::cout << "experts      " << m.num_experts << " per sparse layer, top-" << m.top_k
+            << " (softmax over all, top-k" << (m.norm_topk_prob ? ", renormalized" : ", not renormalized")
+            << "), expert intermediate " << m.expert_intermediate_size;
+  if (m.shared_intermediate_size > 0)
+    std::cout << "; shared expert intermediate " << m.shared_intermediate_size << " with sigmoid gate";
+  std::cout << "\nsparse       layers "
+            << layer_list(c.num_layers, [&](int64_t i) { return c.is_moe_layer(i); })
+            << " (decoder_sparse_step " << m.decoder_sparse_step << ")\n";
+  if (c.arch != Architecture::kMixtral)
+    std::cout << "dense MLP    layers "
+              << layer_list(c.num_layers, [&](int64_t i) { return !c.is_moe_layer(i); }) << " (intermediate "
+              << c.intermediate_size << ")\n";
+  for (const CheckpointLayer& l : p.layers) {
+    if (l.name.ends_with(".gate") && l.kind == CheckpointLayer::Kind::kLinear) {
+      std::cout << "router       " << dtype_name(l.dtype) << " [" << l.out_features << "][" << l.in_features
+                << "]" << (p.legacy_moe_names ? " (block_sparse_moe.* names)" : "") << "\n";
+      break;
+    }
+  }
+}
+
 void run(const std::string& dir, bool all_layers) {
   const CheckpointPlan p = plan_checkpoint(dir);
   const ModelConfig& c = p.config;
@@ -42,15 +92,27 @@ void run(const std::string& dir, bool all_layers) {
             << "quantization " << p.quant_summary << "\n"
             << "eos ids      ";
   for (size_t i = 0; i < c.eos_token_ids.size(); ++i) std::cout << (i ? ", " : "") << c.eos_token_ids[i];
-  std::cout << "\ncheckpoint   " << std::fixed << std::setprecision(1) << p.checkpoint_bytes / 1048576.0
+  std::cout << "\n";
+  if (c.is_moe()) print_moe(p);
+  std::cout << "checkpoint   " << std::fixed << std::setprecision(1) << p.checkpoint_bytes / 1048576.0
             << " MiB in tensors\n\n";
   std::cout << std::left << std::setw(44) << "layer" << std::setw(11) << "kind" << std::setw(14) << "K x N"
             << std::setw(28) << "scheme"
             << "MiB\n";
+  // Without --all: layer 0, and the first layer of the other kind (sparse / dense) when there is one; of a
+  // sparse layer, expert 0 and the shared expert.
+  int64_t first_other = -1;
+  for (int64_t i = 1; i < c.num_layers && first_other < 0; ++i)
+    if (c.is_moe_layer(i) != c.is_moe_layer(0)) first_other = i;
   for (const CheckpointLayer& l : p.layers) {
-    // Layers beyond the first repeat its shape; --all lists them too.
-    if (!all_layers && l.name.starts_with("model.layers.") && !l.name.starts_with("model.layers.0."))
+    const int64_t li = layer_index(l.name);
+    if (!all_layers && li > 0 && li != first_other) continue;
+    if (!all_layers && l.expert > 0) {
+      if (l.expert == 1 &&
+          l.name.ends_with(c.arch == Architecture::kMixtral && p.legacy_moe_names ? ".w1" : ".gate_proj"))
+        std::cout << "  (experts 1.." << c.moe.num_experts - 1 << " as expert 0; --all lists every one)\n";
       continue;
+    }
     std::string scheme;
     if (l.scheme) {
       scheme = "int" + std::to_string(l.scheme->bits) + " g" + std::to_string(l.scheme->group_size) +
@@ -65,7 +127,8 @@ void run(const std::string& dir, bool all_layers) {
               << scheme << std::setprecision(3) << l.checkpoint_bytes / 1048576.0 << "\n";
   }
   if (!all_layers && c.num_layers > 1)
-    std::cout << "(layers 1.." << c.num_layers - 1 << " as layer 0 in shape; --all lists every one)\n";
+    std::cout << "(other layers as layer 0" << (first_other > 0 ? " or " + std::to_string(first_other) : "")
+              << " in shape; --all lists every one)\n";
 }
 
 }  // namespace

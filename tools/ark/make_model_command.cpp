@@ -1,6 +1,8 @@
 // `ark make-model`: writes a random-weight checkpoint directory (ark/model_maker.h) for tests and benchmarks.
 //
-//   ark make-model --out DIR [--preset tiny|qwen2.5-0.5b] [--arch qwen2|llama|qwen3] [--hidden N] ...
+//   ark make-model --out DIR [--preset tiny|qwen2.5-0.5b|tiny-qwen3-moe|tiny-qwen2-moe|tiny-mixtral]
+//                  [--arch qwen2|llama|qwen3|qwen2-moe|qwen3-moe|mixtral] [--hidden N] ...
+//                  [--experts E --experts-per-tok K --moe-intermediate I --shared-intermediate S ...]
 //                  [--format auto_round:auto_gptq|auto_round:gptqmodel|auto_round|auto_round:auto_awq|none]
 //                  [--bits B] [--group-size G] [--asym] [--tokenizer DIR] [--shards N] [--seed S]
 // Flags given after the preset override its values.
@@ -25,6 +27,11 @@ struct MakeModelArgs {
   bool rope_parameters = false, quantize_lm_head = false;
   std::vector<std::string> unquantized;
   uint64_t seed = 1;
+  // MoE
+  int64_t experts = 0, experts_per_tok = 0, moe_intermediate = 0, shared_intermediate = 0, sparse_step = 0;
+  std::string norm_topk_prob;
+  std::vector<int64_t> mlp_only_layers;
+  bool router_ties = false, legacy_moe_names = false;
 };
 
 DType parse_float_dtype(const std::string& s, const char* flag) {
@@ -43,10 +50,29 @@ void run(const MakeModelArgs& a) {
       o.arch = Architecture::kLlama;
     } else if (a.arch == "qwen3") {
       o.arch = Architecture::kQwen3;
+    } else if (a.arch == "qwen2-moe") {
+      o.arch = Architecture::kQwen2Moe;
+    } else if (a.arch == "qwen3-moe") {
+      o.arch = Architecture::kQwen3Moe;
+    } else if (a.arch == "mixtral") {
+      o.arch = Architecture::kMixtral;
     } else {
-      throw_error("--arch '", a.arch, "' is not one of qwen2, llama, qwen3");
+      throw_error("--arch '", a.arch, "' is not one of qwen2, llama, qwen3, qwen2-moe, qwen3-moe, mixtral");
     }
   }
+  if (a.experts) o.num_experts = a.experts;
+  if (a.experts_per_tok) o.num_experts_per_tok = a.experts_per_tok;
+  if (a.moe_intermediate) o.moe_intermediate_size = a.moe_intermediate;
+  if (a.shared_intermediate) o.shared_expert_intermediate_size = a.shared_intermediate;
+  if (a.sparse_step) o.decoder_sparse_step = a.sparse_step;
+  if (!a.norm_topk_prob.empty()) {
+    ARK_CHECK(a.norm_topk_prob == "true" || a.norm_topk_prob == "false", "--norm-topk-prob '",
+              a.norm_topk_prob, "' is not true or false");
+    o.norm_topk_prob = a.norm_topk_prob == "true";
+  }
+  if (!a.mlp_only_layers.empty()) o.mlp_only_layers = a.mlp_only_layers;
+  if (a.router_ties) o.router_ties = true;
+  if (a.legacy_moe_names) o.legacy_moe_names = true;
   if (a.hidden) o.hidden_size = a.hidden;
   if (a.intermediate) o.intermediate_size = a.intermediate;
   if (a.layers) o.num_layers = a.layers;
@@ -73,9 +99,14 @@ void run(const MakeModelArgs& a) {
   if (a.shards) o.num_shards = a.shards;
   o.seed = a.seed;
   make_model(a.out, o);
+  const bool moe = o.arch == Architecture::kQwen2Moe || o.arch == Architecture::kQwen3Moe ||
+                   o.arch == Architecture::kMixtral;
   std::cout << "wrote " << a.out << " (" << architecture_name(o.arch) << ", " << o.num_layers
-            << " layers, hidden " << o.hidden_size << ", " << o.packing_format
-            << (o.packing_format == "none" ? "" : ", int")
+            << " layers, hidden " << o.hidden_size
+            << (moe ? ", " + std::to_string(o.num_experts) + " experts top-" +
+                          std::to_string(o.num_experts_per_tok)
+                    : std::string())
+            << ", " << o.packing_format << (o.packing_format == "none" ? "" : ", int")
             << (o.packing_format == "none" ? "" : std::to_string(o.bits)) << ", random weights)\n";
 }
 
@@ -85,9 +116,24 @@ void add_make_model_command(CLI::App& app) {
   auto a = std::make_shared<MakeModelArgs>();
   CLI::App* c = app.add_subcommand("make-model", "Write a random-weight checkpoint (tests and benchmarks)");
   c->add_option("--out", a->out, "output directory")->required();
-  c->add_option("--preset", a->preset, "tiny or qwen2.5-0.5b; later flags override it")
+  c->add_option("--preset", a->preset,
+                "tiny, qwen2.5-0.5b, tiny-qwen3-moe, tiny-qwen2-moe or tiny-mixtral; later flags override it")
       ->capture_default_str();
-  c->add_option("--arch", a->arch, "qwen2, llama or qwen3");
+  c->add_option("--arch", a->arch, "qwen2, llama, qwen3, qwen2-moe, qwen3-moe or mixtral");
+  c->add_option("--experts", a->experts, "MoE: routed experts per layer");
+  c->add_option("--experts-per-tok", a->experts_per_tok, "MoE: experts each token is routed to (top-k)");
+  c->add_option("--moe-intermediate", a->moe_intermediate,
+                "Qwen MoE: each expert's intermediate size (Mixtral's experts take --intermediate)");
+  c->add_option("--shared-intermediate", a->shared_intermediate,
+                "Qwen2-MoE: the shared expert's intermediate size");
+  c->add_option("--norm-topk-prob", a->norm_topk_prob,
+                "Qwen MoE: renormalize the top-k weights (true or false)");
+  c->add_option("--decoder-sparse-step", a->sparse_step, "Qwen MoE: every n-th layer is sparse");
+  c->add_option("--mlp-only-layers", a->mlp_only_layers,
+                "Qwen MoE: layers with a dense MLP instead of experts");
+  c->add_flag("--router-ties", a->router_ties, "MoE: experts 2j and 2j+1 share a router row (exact ties)");
+  c->add_flag("--legacy-moe-names", a->legacy_moe_names,
+              "Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2 names");
   c->add_option("--hidden", a->hidden, "hidden size");
   c->add_option("--intermediate", a->intermediate, "MLP intermediate size");
   c->add_option("--layers", a->layers, "decoder layers");
