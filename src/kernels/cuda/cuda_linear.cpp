@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -228,9 +229,8 @@ void CudaQuantLinear::post_init() {
 
   size_t ws = 0;
   if (m.spec.max_m > 0) {
-    // Every plan up to max_m: the split-K partials grow with M, the large-M path has a fixed chunk.
-    for (int64_t M = 1; M <= m.spec.max_m; M = M < 64 ? M + 1 : M * 2) ws = std::max(ws, m.plan(M).workspace_bytes);
-    ws = std::max(ws, m.plan(m.spec.max_m).workspace_bytes);
+    // The largest plan up to max_m (host arithmetic only; the split factor does not grow monotonically with M).
+    for (int64_t M = 1; M <= m.spec.max_m; ++M) ws = std::max(ws, m.plan(M).workspace_bytes);
   }
   m.workspace.allocate(ws, m.device);
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize after upload");

@@ -46,8 +46,9 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, int sm_count) {
         1, (static_cast<int64_t>(kMaxSmemBytes) / (2 * rows_max) - 8) / kChunkK);
     const int64_t n_blocks = ceil_div(w.n8_tiles, kBlockTiles);
     const int64_t m_groups = ceil_div(M, 16 * p.m_tiles);
-    // Enough blocks for about four per SM: M = 1 on a 4096-wide layer would otherwise leave most SMs idle.
-    const int64_t target = 4 * static_cast<int64_t>(std::max(sm_count, 1));
+    // About one full wave (linear_mma.cu: 3 blocks per SM fit at M <= 16, 2 above): M = 1 on a 4096-wide
+    // layer would otherwise leave most SMs idle. Phase 2 should tune this on the device.
+    const int64_t target = (p.m_tiles == 1 ? 3 : 2) * static_cast<int64_t>(std::max(sm_count, 1));
     int64_t splits = std::clamp<int64_t>(ceil_div(target, n_blocks * m_groups), 1, w.chunks);
     int64_t cps = std::min(ceil_div(w.chunks, splits), max_cps);
     splits = ceil_div(w.chunks, cps);

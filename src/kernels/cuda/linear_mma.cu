@@ -133,7 +133,9 @@ __device__ __forceinline__ void dequant_block(const uint32_t (&w)[kBits], int bl
 }
 
 template <typename T, int kBits, int kMT>
-__global__ void __launch_bounds__(kWarps * 32)
+// Small M: at least 3 blocks (24 warps) per SM, for enough weight loads in flight; the register budget that
+// leaves (85) holds every width without spilling.
+__global__ void __launch_bounds__(kWarps * 32, kMT == 1 ? 3 : 1)
     mma_kernel(PackedView w, const T* __restrict__ x, T* __restrict__ y, float* __restrict__ partial, int M,
                int chunks_per_split) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -146,27 +148,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int k_len = static_cast<int>(c1 - c0) * kChunkK;
   const int stride = k_len + kXPad;
 
-  for (int idx = threadIdx.x; idx < rows * k_len; idx += blockDim.x) {
-    const int r = idx / k_len, kl = idx - r * k_len;
-    const int64_t src = source_k(w, c0 * kChunkK + kl);
-    xs[r * stride + kl] = src >= 0 ? x[static_cast<int64_t>(m0 + r) * w.k + src] : Traits<T>::from_float(0.0f);
-  }
-  __syncthreads();
-
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int64_t tile0 = static_cast<int64_t>(blockIdx.x) * kBlockTiles + warp * kTilesPerWarp;
-  if (tile0 >= w.n8_tiles) return;  // warp-uniform; no barrier follows
-  const int ntiles = static_cast<int>(w.n8_tiles - tile0 < kTilesPerWarp ? w.n8_tiles - tile0 : kTilesPerWarp);
+  const int ntiles = static_cast<int>(
+      tile0 >= w.n8_tiles ? 0 : (w.n8_tiles - tile0 < kTilesPerWarp ? w.n8_tiles - tile0 : kTilesPerWarp));
 
-  float acc[kMT][kTilesPerWarp][4];
-#pragma unroll
-  for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-    for (int tt = 0; tt < kTilesPerWarp; ++tt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mt][tt][e] = 0.0f;
-
+  // The first chunk's weights are requested before x is staged, so their latency overlaps the staging.
   const uint64_t policy = evict_first_policy();
   auto words_at = [&](int tt, int64_t c) {
     return w.codes + (((tile0 + tt) * w.chunks + c) * kWarpLanes + lane) * kBits;
@@ -175,6 +163,37 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int tt = 0; tt < kTilesPerWarp; ++tt)
     if (tt < ntiles) load_words<kBits>(words_at(tt, c0), policy, cur[tt]);
+
+  if (!w.k_source && w.k % 8 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0) {
+    // Identity order: 16-byte loads of 8 activations; past K (padding) reads as zero.
+    const int vecs = k_len / 8;
+#pragma unroll 4
+    for (int idx = threadIdx.x; idx < rows * vecs; idx += blockDim.x) {
+      const int r = idx / vecs, v = idx - r * vecs;
+      const int64_t kp = c0 * kChunkK + v * 8;
+      uint4 val = make_uint4(0, 0, 0, 0);
+      if (kp < w.k) val = *reinterpret_cast<const uint4*>(x + static_cast<int64_t>(m0 + r) * w.k + kp);
+      *reinterpret_cast<uint4*>(xs + r * stride + v * 8) = val;
+    }
+  } else {
+    // Reordered (act-order, odd groups) or unaligned: one gathered element at a time.
+#pragma unroll 4
+    for (int idx = threadIdx.x; idx < rows * k_len; idx += blockDim.x) {
+      const int r = idx / k_len, kl = idx - r * k_len;
+      const int64_t src = source_k(w, c0 * kChunkK + kl);
+      xs[r * stride + kl] = src >= 0 ? x[static_cast<int64_t>(m0 + r) * w.k + src] : Traits<T>::from_float(0.0f);
+    }
+  }
+  __syncthreads();
+  if (ntiles == 0) return;  // warp-uniform; no barrier follows
+
+  float acc[kMT][kTilesPerWarp][4];
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int tt = 0; tt < kTilesPerWarp; ++tt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mt][tt][e] = 0.0f;
 
   for (int64_t c = c0; c < c1; ++c) {
     if (c + 1 < c1) {
