@@ -147,7 +147,7 @@ def cmd_prepare(args):
 # train: tokenizer, model, checkpoint
 # ----------------------------------------------------------------------------------------------------------------
 
-FULL = dict(hidden=384, intermediate=1024, layers=8, heads=6, kv_heads=2, ctx=512, batch=64, lr=2e-3, epochs=6)
+FULL = dict(hidden=384, intermediate=1024, layers=8, heads=6, kv_heads=2, ctx=512, batch=64, lr=2e-3, epochs=8)
 # --tiny: the whole pipeline in seconds on a CPU (every linear's in_features still a multiple of 128).
 TINY = dict(hidden=128, intermediate=256, layers=2, heads=2, kv_heads=1, ctx=64, batch=8, lr=2e-3, epochs=1)
 

@@ -14,6 +14,8 @@ void add_dequant_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_make_model_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_perplexity_command(CLI::App& app);
 void add_bench_model_command(CLI::App& app);
 
 }  // namespace ark::tools

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   ark::tools::add_generate_command(app);
   ark::tools::add_inspect_command(app);
   ark::tools::add_make_model_command(app);
+  ark::tools::add_quantize_command(app);
+  ark::tools::add_perplexity_command(app);
   ark::tools::add_bench_model_command(app);  // after add_bench_command: adds `bench model`
   try {
     app.parse(argc, argv);
