@@ -1,17 +1,26 @@
-// The fused MoE forward. One call runs in five steps, each one parallel region of ark's pool over a list of
-// small work items, so the experts run side by side instead of one after another:
-//   1. routing (forward only) and grouping: tokens sorted by expert (a counting sort), so each expert's rows
-//      are contiguous and each expert's weights stream once per call, whatever T;
-//   2. activations for the gate/up layers, prepared per expert row (gathered into packed-K order and, in int8
-//      mode, quantized per group) -- plus the shared expert's sigmoid gate per token;
-//   3. gate/up kernels over (layer, row block, N-tile range) items of every routed expert at once;
-//   4. silu(gate) * up per row, then the down layers' activations;
-//   5. down kernels over (layer, row block, N-tile range) items, writing one output row per (token, slot);
-//   6. per token, the routing-weighted sum of its slots' rows (fixed slot order, then the shared expert).
-// Every output element is computed by one thread in a fixed order, so results do not depend on the thread
-// count, and forward equals forward_routed given moe_route's routing. The kernels are QuantLinear's own
-// (resolved at its post_init), called directly on sub-ranges through QuantLinear::Impl.
+// The fused MoE forward.
+//
+// Every call first groups the (token, slot) pairs by expert with a counting sort, so each expert's rows are
+// contiguous and its weights stream once per call whatever T is; the shared expert, when there is one, takes
+// every token. Then the experts run side by side, as work items of ark's pool:
+//   up items:   (gate/up layer, row block, N-tile range) of every expert with rows;
+//   act:        per expert, h = silu(gate) * up and the down layer's activations (packed-K order; int8 mode:
+//               quantized per group);
+//   down items: (down layer, row block, N-tile range), one output row per (token, slot);
+//   reduce:     per token, the routing-weighted sum of its slots' rows (slot order, then the shared expert).
+// Two schedules:
+//   decode (T <= kDecodeTokens): ONE parallel region holds all up items then all down items. The thread that
+//     finishes an expert's last up item computes that expert's act step, and that expert's down items wait
+//     for it (a spin on a flag); the pool hands items out in increasing order, so every up item an act step
+//     waits for was claimed earlier by a running thread and the wait always ends, even when the pool runs the
+//     region on one thread. The gate/up activations of a token are prepared once per activation class (layers
+//     that share the packed-K layout) and shared by all its experts; small steps run on the calling thread.
+//   prefill (larger T): one region per step (activations, up, act, down, reduce), each split over threads.
+// Each output element is computed by one thread in a fixed order, so the results do not depend on the thread
+// count or the schedule, and forward equals forward_routed given moe_route's routing. The kernels are
+// QuantLinear's own, resolved at its post_init and called on sub-ranges through QuantLinear::Impl.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -32,31 +41,14 @@ namespace ark {
 
 namespace {
 
+// Token counts up to this run the one-region decode schedule.
+constexpr int64_t kDecodeTokens = 16;
+
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
 
-// One layer's run over one expert's rows: where its prepared activations and outputs live.
-struct LayerRun {
-  const QuantLinear::Impl* layer = nullptr;
-  const LinearImpl* kernel = nullptr;
-  LinearArgs a;
-  float* xf = nullptr;  // gathered fp32 rows [m][kp], or null when the kernel reads the source as it is
-  int slot = 0;         // expert index (E for the shared expert)
-  size_t xf_bytes = 0, xq_bytes = 0, side_bytes = 0;
-};
-
-struct PrepItem {
-  int run;  // index into the stage's runs; -1: shared-gate values of tokens [r0, r1)
-  int64_t r0, r1;
-};
-
-struct KernelItem {
-  int run;
-  int64_t m0, m1, t0, t1;
-};
-
-// Scratch carved out of one allocation per call, 64-byte aligned pieces.
+// Scratch carved out of one allocation per call, in 64-byte aligned pieces.
 class Arena {
  public:
   size_t reserve(size_t bytes) {
@@ -79,72 +71,97 @@ class Arena {
   std::unique_ptr<uint8_t, AlignedFree> data_;
 };
 
+// One layer's run over one expert's rows: its kernel, operands and where its scratch lives.
+struct LayerRun {
+  const QuantLinear::Impl* layer = nullptr;
+  const LinearImpl* kernel = nullptr;
+  LinearArgs a;
+  int slot = 0;         // expert index (E for the shared expert)
+  int act_class = -1;   // gate/up runs: the activation class
+  float* xf = nullptr;  // run-private fp32 rows [m][kp], when the kernel cannot read its source as it is
+  bool own_xf = false, own_xq = false;  // whether the run needs private fp32 / int8 rows
+  size_t xf_at = 0, xq_at = 0, side_at = 0;
+};
+
+struct KernelItem {
+  int run;
+  int64_t m0, m1, t0, t1;
+};
+
+struct RowItem {
+  int run;  // index into a stage's runs; -1: the shared gate of tokens [r0, r1)
+  int64_t r0, r1;
+};
+
 inline float silu(float v) {
   return v / (1.0f + std::exp(-v));
+}
+
+inline void cpu_relax() {
+  __builtin_ia32_pause();
 }
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-// Sizes a run of `rows` rows on `layer`; needs_xf: the source rows cannot be read by the kernel as they are.
-LayerRun plan_run(const QuantLinear& layer, int slot, int64_t rows, bool needs_xf) {
+int64_t rows_per_chunk(int64_t row_elems, int64_t elems) {
+  return std::max<int64_t>(1, elems / std::max<int64_t>(1, row_elems));
+}
+
+LayerRun make_run(const QuantLinear& layer, int slot, int64_t rows) {
   LayerRun r;
   r.layer = &QuantLinear::Impl::of(layer);
-  const QuantLinear::Impl& L = *r.layer;
-  const PackedWeight& w = L.packed;
   r.slot = slot;
-  r.kernel = rows < L.spec.kernel_switch_threshold ? L.small_m : L.large_m;
+  r.kernel = rows < r.layer->spec.kernel_switch_threshold ? r.layer->small_m : r.layer->large_m;
   r.a.m = rows;
   r.a.y_dtype = DType::F32;
-  r.a.bias = w.bias.empty() ? nullptr : w.bias.data();
-  const int64_t kp = w.k_padded();
-  if (needs_xf || !w.identity_k) r.xf_bytes = static_cast<size_t>(rows * kp) * 4;
-  if (L.mode == ComputeMode::kInt8) {
-    r.xq_bytes = static_cast<size_t>(rows * kp);
-    r.side_bytes = static_cast<size_t>(rows * w.num_groups) * 8;
-  }
+  r.a.bias = r.layer->packed.bias.empty() ? nullptr : r.layer->packed.bias.data();
   return r;
 }
 
-// Offsets of a run's scratch in the arena, resolved to pointers once the arena exists.
-struct RunScratch {
-  size_t xf, xq, side;
-};
-
-RunScratch reserve_run(Arena& arena, const LayerRun& r) {
-  return {r.xf_bytes ? arena.reserve(r.xf_bytes) : 0, r.xq_bytes ? arena.reserve(r.xq_bytes) : 0,
-          r.side_bytes ? arena.reserve(r.side_bytes) : 0};
+bool int8_of(const LayerRun& r) {
+  return r.layer->mode == ComputeMode::kInt8;
 }
 
-void bind_run(Arena& arena, LayerRun& r, const RunScratch& s) {
+void reserve_run(Arena& arena, LayerRun& r) {
+  const PackedWeight& w = r.layer->packed;
+  const int64_t m = r.a.m, kp = w.k_padded();
+  if (r.own_xf) r.xf_at = arena.reserve(static_cast<size_t>(m * kp) * 4);
+  if (r.own_xq) {
+    r.xq_at = arena.reserve(static_cast<size_t>(m * kp));
+    r.side_at = arena.reserve(static_cast<size_t>(m * w.num_groups) * 8);
+  }
+}
+
+void bind_run(Arena& arena, LayerRun& r) {
   const PackedWeight& w = r.layer->packed;
   const int64_t kp = w.k_padded();
-  if (r.xf_bytes) {
-    r.xf = arena.at<float>(s.xf);
+  if (r.own_xf) {
+    r.xf = arena.at<float>(r.xf_at);
     r.a.x = r.xf;
     r.a.ldx = kp;
   }
-  if (r.xq_bytes) {
-    r.a.xq = arena.at<int8_t>(s.xq);
+  if (r.own_xq) {
+    r.a.xq = arena.at<int8_t>(r.xq_at);
     r.a.ldxq = kp;
-    float* side = arena.at<float>(s.side);
+    float* side = arena.at<float>(r.side_at);
     r.a.x_scale = side;
     r.a.xq_sum = reinterpret_cast<int32_t*>(side + r.a.m * w.num_groups);
   }
 }
 
-// Quantizes rows [r0, r1) of a run whose fp32 activations (a.x, a.ldx) are ready (int8 mode only).
+// Quantizes rows [r0, r1) of a run whose fp32 rows (a.x, a.ldx) are ready (int8 mode only).
 void quantize_run_rows(const LayerRun& r, int64_t r0, int64_t r1) {
-  if (r.a.xq == nullptr) return;
+  if (!int8_of(r)) return;
   r.layer->quantize_rows(r.layer->packed, r.a.x, r.a.ldx, r0, r1, const_cast<int8_t*>(r.a.xq), r.a.ldxq,
                          const_cast<float*>(r.a.x_scale), const_cast<int32_t*>(r.a.xq_sum));
 }
 
 // Work items of a kernel stage: each run cut into row blocks (the kernel's m_block; decode kernels take all
-// rows at once so each weight byte streams once) and N-tile ranges sized so that the whole stage splits into
-// about 4 items per thread, in proportion to each item's cost (weight bytes streamed plus row work).
-std::vector<KernelItem> kernel_items(const std::vector<LayerRun>& runs, int threads) {
+// rows at once so each weight byte streams once) and N-tile ranges, sized so that the stage splits into about
+// 4 items per thread in proportion to each item's cost (weight bytes streamed plus row work).
+void add_kernel_items(const std::vector<LayerRun>& runs, int threads, std::vector<KernelItem>& items) {
   auto cost = [](const LayerRun& r, int64_t rows, int64_t tiles) {
     const PackedWeight& w = r.layer->packed;
     return static_cast<double>(tiles) * static_cast<double>(w.k_blocks) * static_cast<double>(w.bits + rows);
@@ -152,7 +169,6 @@ std::vector<KernelItem> kernel_items(const std::vector<LayerRun>& runs, int thre
   double total = 0;
   for (const LayerRun& r : runs) total += cost(r, r.a.m, r.layer->packed.n_tiles);
   const double target = total / (4.0 * threads);
-  std::vector<KernelItem> items;
   for (int i = 0; i < static_cast<int>(runs.size()); ++i) {
     const LayerRun& r = runs[i];
     const int64_t M = r.a.m, tiles = r.layer->packed.n_tiles;
@@ -161,32 +177,428 @@ std::vector<KernelItem> kernel_items(const std::vector<LayerRun>& runs, int thre
       const int64_t m1 = std::min(M, m0 + m_block);
       const int64_t parts =
           threads == 1 ? 1 : std::clamp<int64_t>(std::llround(cost(r, m1 - m0, tiles) / target), 1, tiles);
+      const int64_t base = tiles / parts, extra = tiles % parts;
       for (int64_t p = 0; p < parts; ++p) {
-        const int64_t base = tiles / parts, extra = tiles % parts;
         const int64_t t0 = p * base + std::min(p, extra), t1 = t0 + base + (p < extra ? 1 : 0);
         items.push_back({i, m0, m1, t0, t1});
       }
     }
   }
-  return items;
 }
 
-void run_kernel_items(ThreadPool& pool, int threads, const std::vector<LayerRun>& runs,
-                      const std::vector<KernelItem>& items) {
-  pool.parallel_for(
-      static_cast<int64_t>(items.size()),
-      [&](int64_t i) {
-        const KernelItem& it = items[i];
-        const LayerRun& r = runs[it.run];
-        r.kernel->run(r.layer->packed, r.a, it.m0, it.m1, it.t0, it.t1);
-      },
-      threads);
+void run_item(const std::vector<LayerRun>& runs, const KernelItem& it) {
+  const LayerRun& r = runs[it.run];
+  r.kernel->run(r.layer->packed, r.a, it.m0, it.m1, it.t0, it.t1);
 }
 
-// Row chunks of about `elems` elements of work each.
-int64_t rows_per_chunk(int64_t row_elems, int64_t elems) {
-  return std::max<int64_t>(1, elems / std::max<int64_t>(1, row_elems));
-}
+// One call's plan and scratch.
+class MoeCall {
+ public:
+  MoeCall(const QuantMoE::Impl& im, const float* x, const int32_t* ids, const float* weights, float* y,
+          int64_t T)
+      : im_(im),
+        x_(x),
+        ids_(ids),
+        w_(weights),
+        y_(y),
+        T_(T),
+        H_(im.spec.hidden_size),
+        E_(im.spec.num_experts),
+        k_(im.spec.top_k),
+        S_(im.num_slots()),
+        pool_(default_thread_pool()) {
+    threads_ =
+        im.spec.num_threads == 0 ? pool_.num_threads() : std::min(im.spec.num_threads, pool_.num_threads());
+    group();
+  }
+
+  void run() {
+    const bool decode = T_ <= kDecodeTokens;
+    plan(decode);
+    if (decode)
+      run_decode();
+    else
+      run_prefill();
+  }
+
+ private:
+  // Counting sort of the (token, slot) pairs by expert: rows [offset[s], offset[s+1]) belong to slot s, in
+  // token order; pos[t*k + j] is the row of token t's slot j.
+  void group() {
+    offset_.assign(static_cast<size_t>(S_ + 1), 0);
+    for (int64_t i = 0; i < T_ * k_; ++i) ++offset_[ids_[i] + 1];
+    if (im_.has_shared()) offset_[E_ + 1] = T_;
+    for (int s = 0; s < S_; ++s) offset_[s + 1] += offset_[s];
+    row_token_.resize(static_cast<size_t>(offset_[S_]));
+    pos_.resize(static_cast<size_t>(T_ * k_));
+    std::vector<int64_t> fill(offset_.begin(), offset_.end() - 1);
+    for (int64_t t = 0; t < T_; ++t)
+      for (int j = 0; j < k_; ++j) {
+        const int64_t r = fill[ids_[t * k_ + j]]++;
+        row_token_[r] = t;
+        pos_[t * k_ + j] = r;
+      }
+    if (im_.has_shared())
+      for (int64_t t = 0; t < T_; ++t) row_token_[offset_[E_] + t] = t;
+  }
+
+  int64_t rows(int s) const { return offset_[s + 1] - offset_[s]; }
+
+  // Whether a run's rows can point into its class's prepared token rows (one token, or every token in order).
+  bool direct(const LayerRun& r) const {
+    return r.a.m == 1 || (r.a.m == T_ && r.slot == E_ && im_.has_shared());
+  }
+
+  void plan(bool decode) {
+    for (int s = 0; s < S_; ++s) {
+      if (rows(s) == 0) continue;
+      const MoeExpert& xp = im_.experts[s];
+      if (xp.fused()) {
+        up_.push_back(make_run(*xp.gate_up, s, rows(s)));
+        up_.back().act_class = xp.act_class[0];
+      } else {
+        up_.push_back(make_run(*xp.gate, s, rows(s)));
+        up_.back().act_class = xp.act_class[0];
+        up_.push_back(make_run(*xp.up, s, rows(s)));
+        up_.back().act_class = xp.act_class[1];
+      }
+      down_.push_back(make_run(*xp.down, s, rows(s)));
+    }
+    // gate/up operands. Prefill: private rows per run, gathered (and quantized) from x. Decode: prepared once
+    // per class and token (x itself when the packed K is the identity in exact mode), private rows only for
+    // an expert with several tokens.
+    if (decode) {
+      class_used_.assign(im_.act_classes.size(), 0);
+      for (const LayerRun& r : up_) class_used_[r.act_class] = 1;
+      cls_.resize(im_.act_classes.size());
+      for (size_t c = 0; c < cls_.size(); ++c) {
+        if (!class_used_[c]) continue;
+        const QuantLinear::Impl& l = *im_.act_classes[c];
+        const PackedWeight& w = l.packed;
+        ClassRows& cr = cls_[c];
+        cr.own_xf = !w.identity_k;
+        if (cr.own_xf) cr.xf_at = arena_.reserve(static_cast<size_t>(T_ * w.k_padded()) * 4);
+        if (l.mode == ComputeMode::kInt8) {
+          cr.xq_at = arena_.reserve(static_cast<size_t>(T_ * w.k_padded()));
+          cr.side_at = arena_.reserve(static_cast<size_t>(T_ * w.num_groups) * 8);
+        }
+      }
+      for (LayerRun& r : up_) {
+        if (direct(r)) continue;
+        r.own_xf = !int8_of(r);
+        r.own_xq = int8_of(r);
+      }
+    } else {
+      for (LayerRun& r : up_) {
+        r.own_xf = true;
+        r.own_xq = int8_of(r);
+      }
+    }
+    for (LayerRun& r : down_) {
+      r.own_xf = !r.layer->packed.identity_k;
+      r.own_xq = int8_of(r);
+    }
+    for (LayerRun& r : up_) reserve_run(arena_, r);
+    for (LayerRun& r : down_) reserve_run(arena_, r);
+    // Per expert with rows: gate/up outputs [c][2I] (gate in columns [0, I), up in [I, 2I)) and h [c][I].
+    gu_at_.assign(S_, 0);
+    h_at_.assign(S_, 0);
+    for (const LayerRun& r : down_) {
+      const int64_t c = r.a.m, I = im_.experts[r.slot].intermediate;
+      gu_at_[r.slot] = arena_.reserve(static_cast<size_t>(c * 2 * I) * 4);
+      h_at_[r.slot] = arena_.reserve(static_cast<size_t>(c * I) * 4);
+    }
+    const size_t yo_at = arena_.reserve(static_cast<size_t>(offset_[S_] * H_) * 4);
+    const size_t sg_at = arena_.reserve(static_cast<size_t>(T_) * 4);
+    arena_.allocate();
+    yo_ = arena_.at<float>(yo_at);
+    sg_ = arena_.at<float>(sg_at);
+    for (size_t c = 0; c < cls_.size(); ++c) {
+      if (!class_used_[c]) continue;
+      const QuantLinear::Impl& l = *im_.act_classes[c];
+      ClassRows& cr = cls_[c];
+      cr.ldx = cr.own_xf ? l.packed.k_padded() : H_;
+      cr.xf = cr.own_xf ? arena_.at<float>(cr.xf_at) : x_;
+      if (l.mode == ComputeMode::kInt8) {
+        cr.xq = arena_.at<int8_t>(cr.xq_at);
+        cr.scale = arena_.at<float>(cr.side_at);
+        cr.sum = reinterpret_cast<int32_t*>(cr.scale + T_ * l.packed.num_groups);
+      }
+    }
+    for (size_t i = 0; i < up_.size(); ++i) {
+      LayerRun& r = up_[i];
+      bind_run(arena_, r);
+      const int64_t I = im_.experts[r.slot].intermediate;
+      const bool second = i > 0 && up_[i - 1].slot == r.slot;  // the up layer of an unfused pair
+      r.a.y = arena_.at<float>(gu_at_[r.slot]) + (second ? I : 0);
+      r.a.ldy = 2 * I;
+      if (decode && direct(r)) {  // point into the class rows of the run's first token
+        const ClassRows& cr = cls_[r.act_class];
+        const int64_t t = row_token_[offset_[r.slot]], G = r.layer->packed.num_groups;
+        r.a.x = cr.xf + t * cr.ldx;
+        r.a.ldx = cr.ldx;
+        if (int8_of(r)) {
+          r.a.xq = cr.xq + t * r.layer->packed.k_padded();
+          r.a.ldxq = r.layer->packed.k_padded();
+          r.a.x_scale = cr.scale + t * G;
+          r.a.xq_sum = cr.sum + t * G;
+        }
+      }
+    }
+    for (LayerRun& r : down_) {
+      bind_run(arena_, r);
+      if (!r.own_xf) {  // identity packed K: the kernel reads h as it is
+        r.a.x = arena_.at<float>(h_at_[r.slot]);
+        r.a.ldx = im_.experts[r.slot].intermediate;
+      }
+      r.a.y = yo_ + offset_[r.slot] * H_;
+      r.a.ldy = H_;
+    }
+    // A call this small finishes before a worker would wake up.
+    double work = 0;
+    for (const LayerRun& r : up_) work += static_cast<double>(r.a.m) * r.layer->packed.n * r.layer->packed.k;
+    if (work < 256.0 * 1024.0) threads_ = 1;
+  }
+
+  // --- steps shared by both schedules -------------------------------------------------------------------
+
+  void shared_gate_rows(int64_t t0, int64_t t1) {
+    const float* g = im_.shared_gate.data();
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* xt = x_ + t * H_;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t h = 0;
+      for (; h + 8 <= H_; h += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += xt[h + l] * g[h + l];
+      float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+      for (; h < H_; ++h) dot += xt[h] * g[h];
+      sg_[t] = 1.0f / (1.0f + std::exp(-dot));
+    }
+  }
+
+  // Prefill: rows [r0, r1) of an up run gathered from x (and quantized).
+  void up_rows_from_x(const LayerRun& r, int64_t r0, int64_t r1) {
+    const PackedWeight& w = r.layer->packed;
+    const int64_t base = offset_[r.slot], kp = w.k_padded();
+    for (int64_t m = r0; m < r1; ++m)
+      gather_activation_rows(w, x_ + row_token_[base + m] * H_, DType::F32, 0, 1, r.xf + m * kp, kp);
+    quantize_run_rows(r, r0, r1);
+  }
+
+  // Decode: tokens [t0, t1) of an activation class prepared once.
+  void class_rows(size_t c, int64_t t0, int64_t t1) {
+    const QuantLinear::Impl& l = *im_.act_classes[c];
+    const PackedWeight& w = l.packed;
+    ClassRows& cr = cls_[c];
+    if (cr.own_xf) gather_activation_rows(w, x_, DType::F32, t0, t1, arena_.at<float>(cr.xf_at), cr.ldx);
+    if (l.mode == ComputeMode::kInt8)
+      l.quantize_rows(w, cr.xf, cr.ldx, t0, t1, cr.xq, w.k_padded(), cr.scale, cr.sum);
+  }
+
+  // Decode: an up run with several tokens copies its rows from the class rows.
+  void up_rows_from_class(const LayerRun& r) {
+    const ClassRows& cr = cls_[r.act_class];
+    const PackedWeight& w = r.layer->packed;
+    const int64_t base = offset_[r.slot], kp = w.k_padded(), G = w.num_groups;
+    for (int64_t m = 0; m < r.a.m; ++m) {
+      const int64_t t = row_token_[base + m];
+      if (int8_of(r)) {
+        std::memcpy(const_cast<int8_t*>(r.a.xq) + m * kp, cr.xq + t * kp, static_cast<size_t>(kp));
+        std::memcpy(const_cast<float*>(r.a.x_scale) + m * G, cr.scale + t * G, static_cast<size_t>(G) * 4);
+        std::memcpy(const_cast<int32_t*>(r.a.xq_sum) + m * G, cr.sum + t * G, static_cast<size_t>(G) * 4);
+      } else {
+        std::memcpy(r.xf + m * kp, cr.xf + t * cr.ldx, static_cast<size_t>(cr.own_xf ? kp : w.k) * 4);
+      }
+    }
+  }
+
+  // h = silu(gate) * up for rows [r0, r1) of down run `di`, then the down layer's activations.
+  void act_rows(const LayerRun& r, int64_t r0, int64_t r1) {
+    const int64_t I = im_.experts[r.slot].intermediate;
+    const float* gu = arena_.at<float>(gu_at_[r.slot]);
+    float* h = arena_.at<float>(h_at_[r.slot]);
+    for (int64_t m = r0; m < r1; ++m) {
+      const float* g = gu + m * 2 * I;
+      float* hm = h + m * I;
+      for (int64_t c = 0; c < I; ++c) hm[c] = silu(g[c]) * g[I + c];
+    }
+    if (r.own_xf)
+      gather_activation_rows(r.layer->packed, h, DType::F32, r0, r1, r.xf, r.layer->packed.k_padded());
+    quantize_run_rows(r, r0, r1);
+  }
+
+  // y[t] = sum_j weights[t][j] * yo[pos[t][j]] (+ sg[t] * shared row) over columns [h0, h1).
+  void reduce(int64_t t0, int64_t t1, int64_t h0, int64_t h1) {
+    const int64_t shared_base = im_.has_shared() ? offset_[E_] : -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      float* yt = y_ + t * H_;
+      const float w0 = w_[t * k_];
+      const float* r0 = yo_ + pos_[t * k_] * H_;
+      for (int64_t h = h0; h < h1; ++h) yt[h] = w0 * r0[h];
+      for (int j = 1; j < k_; ++j) {
+        const float wj = w_[t * k_ + j];
+        const float* rj = yo_ + pos_[t * k_ + j] * H_;
+        for (int64_t h = h0; h < h1; ++h) yt[h] += wj * rj[h];
+      }
+      if (shared_base >= 0) {
+        const float gs = sg_[t];
+        const float* rs = yo_ + (shared_base + t) * H_;
+        for (int64_t h = h0; h < h1; ++h) yt[h] += gs * rs[h];
+      }
+    }
+  }
+
+  void shared_gate_all() {
+    if (!im_.has_shared()) return;
+    if (im_.shared_gate.empty())
+      std::fill(sg_, sg_ + T_, 1.0f);
+    else
+      shared_gate_rows(0, T_);
+  }
+
+  // --- the decode schedule: one region -----------------------------------------------------------------
+
+  void run_decode() {
+    // On the calling thread: a few tokens' activations per class, the copies for experts with several
+    // tokens, the shared gate.
+    for (size_t c = 0; c < cls_.size(); ++c)
+      if (class_used_[c]) class_rows(c, 0, T_);
+    for (const LayerRun& r : up_)
+      if (!direct(r)) up_rows_from_class(r);
+    shared_gate_all();
+
+    std::vector<KernelItem> items;
+    add_kernel_items(up_, threads_, items);
+    const int64_t n_up = static_cast<int64_t>(items.size());
+    std::vector<KernelItem> down_items;
+    add_kernel_items(down_, threads_, down_items);
+    // Per slot: up items left, and whether the act step is done; down run of each slot.
+    std::unique_ptr<std::atomic<int64_t>[]> left(new std::atomic<int64_t>[S_]);
+    std::unique_ptr<std::atomic<int>[]> ready(new std::atomic<int>[S_]);
+    std::vector<int> down_of(S_, -1);
+    for (int s = 0; s < S_; ++s) {
+      left[s].store(0, std::memory_order_relaxed);
+      ready[s].store(0, std::memory_order_relaxed);
+    }
+    for (int i = 0; i < static_cast<int>(down_.size()); ++i) down_of[down_[i].slot] = i;
+    for (const KernelItem& it : items) left[up_[it.run].slot].fetch_add(1, std::memory_order_relaxed);
+    pool_.parallel_for(
+        n_up + static_cast<int64_t>(down_items.size()),
+        [&](int64_t i) {
+          if (i < n_up) {
+            const KernelItem& it = items[i];
+            run_item(up_, it);
+            const int s = up_[it.run].slot;
+            if (left[s].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+              const LayerRun& d = down_[down_of[s]];
+              act_rows(d, 0, d.a.m);
+              ready[s].store(1, std::memory_order_release);
+            }
+            return;
+          }
+          const KernelItem& it = down_items[i - n_up];
+          const int s = down_[it.run].slot;
+          while (ready[s].load(std::memory_order_acquire) == 0) cpu_relax();
+          run_item(down_, it);
+        },
+        threads_);
+    reduce_all();
+  }
+
+  void reduce_all() {
+    if (T_ * H_ * (k_ + 1) < (1 << 17) || threads_ == 1) {
+      reduce(0, T_, 0, H_);
+      return;
+    }
+    const int64_t h_step = std::min<int64_t>(H_, 512), h_parts = ceil_div(H_, h_step);
+    const int64_t t_step = rows_per_chunk(H_ * (k_ + 1), 1 << 15), t_parts = ceil_div(T_, t_step);
+    pool_.parallel_for(
+        t_parts * h_parts,
+        [&](int64_t i) {
+          const int64_t t0 = (i / h_parts) * t_step, h0 = (i % h_parts) * h_step;
+          reduce(t0, std::min(T_, t0 + t_step), h0, std::min(H_, h0 + h_step));
+        },
+        threads_);
+  }
+
+  // --- the prefill schedule: one region per step -------------------------------------------------------
+
+  void run_prefill() {
+    {
+      std::vector<RowItem> items;
+      for (int i = 0; i < static_cast<int>(up_.size()); ++i) {
+        const int64_t M = up_[i].a.m, step = rows_per_chunk(H_, 1 << 15);
+        for (int64_t r0 = 0; r0 < M; r0 += step) items.push_back({i, r0, std::min(M, r0 + step)});
+      }
+      const bool gated = im_.has_shared() && !im_.shared_gate.empty();
+      if (gated) {
+        const int64_t step = rows_per_chunk(H_, 1 << 16);
+        for (int64_t t0 = 0; t0 < T_; t0 += step) items.push_back({-1, t0, std::min(T_, t0 + step)});
+      } else if (im_.has_shared()) {
+        std::fill(sg_, sg_ + T_, 1.0f);
+      }
+      pool_.parallel_for(
+          static_cast<int64_t>(items.size()),
+          [&](int64_t i) {
+            const RowItem& it = items[i];
+            if (it.run < 0)
+              shared_gate_rows(it.r0, it.r1);
+            else
+              up_rows_from_x(up_[it.run], it.r0, it.r1);
+          },
+          threads_);
+    }
+    run_kernels(up_);
+    {
+      std::vector<RowItem> items;
+      for (int i = 0; i < static_cast<int>(down_.size()); ++i) {
+        const int64_t M = down_[i].a.m, I = im_.experts[down_[i].slot].intermediate;
+        const int64_t step = rows_per_chunk(I, 1 << 13);
+        for (int64_t r0 = 0; r0 < M; r0 += step) items.push_back({i, r0, std::min(M, r0 + step)});
+      }
+      pool_.parallel_for(
+          static_cast<int64_t>(items.size()),
+          [&](int64_t i) { act_rows(down_[items[i].run], items[i].r0, items[i].r1); }, threads_);
+    }
+    run_kernels(down_);
+    reduce_all();
+  }
+
+  void run_kernels(const std::vector<LayerRun>& runs) {
+    std::vector<KernelItem> items;
+    add_kernel_items(runs, threads_, items);
+    pool_.parallel_for(
+        static_cast<int64_t>(items.size()), [&](int64_t i) { run_item(runs, items[i]); }, threads_);
+  }
+
+  struct ClassRows {
+    bool own_xf = false;
+    size_t xf_at = 0, xq_at = 0, side_at = 0;
+    const float* xf = nullptr;
+    int64_t ldx = 0;
+    int8_t* xq = nullptr;
+    float* scale = nullptr;
+    int32_t* sum = nullptr;
+  };
+
+  const QuantMoE::Impl& im_;
+  const float* x_;
+  const int32_t* ids_;
+  const float* w_;
+  float* y_;
+  const int64_t T_, H_;
+  const int E_, k_, S_;
+  ThreadPool& pool_;
+  int threads_ = 1;
+  std::vector<int64_t> offset_, row_token_, pos_;
+  std::vector<LayerRun> up_, down_;
+  std::vector<ClassRows> cls_;
+  std::vector<char> class_used_;
+  Arena arena_;
+  std::vector<size_t> gu_at_, h_at_;
+  float* yo_ = nullptr;
+  float* sg_ = nullptr;
+};
 
 }  // namespace
 
@@ -203,14 +615,16 @@ void QuantMoE::forward(const float* x, const float* router_logits, float* y, int
   ThreadPool& pool = default_thread_pool();
   const int threads =
       im.spec.num_threads == 0 ? pool.num_threads() : std::min(im.spec.num_threads, pool.num_threads());
+  // Routing is T·E exponentials: split over threads only when there are many tokens.
   const int64_t chunk = rows_per_chunk(E, 1 << 14);
   const int64_t parts = threads == 1 ? 1 : ceil_div(T, chunk);
   std::vector<float> scratch(static_cast<size_t>(parts * E));
   pool.parallel_for(
       parts,
       [&](int64_t p) {
-        const int64_t t0 = parts == 1 ? 0 : p * chunk, t1 = parts == 1 ? T : std::min(T, t0 + chunk);
-        route_tokens(im.spec, router_logits, t0, t1, ids.data(), weights.data(), scratch.data() + p * E);
+        const int64_t t0 = p * chunk, t1 = parts == 1 ? T : std::min(T, t0 + chunk);
+        route_tokens(im.spec, router_logits, parts == 1 ? 0 : t0, t1, ids.data(), weights.data(),
+                     scratch.data() + p * E);
       },
       threads);
   forward_routed(x, ids.data(), weights.data(), y, T);
@@ -219,205 +633,17 @@ void QuantMoE::forward(const float* x, const float* router_logits, float* y, int
 void QuantMoE::forward_routed(const float* x, const int32_t* ids, const float* weights, float* y,
                               int64_t T) const {
   const Impl& im = *impl_;
-  const QuantMoESpec& spec = im.spec;
   ARK_CHECK(im.ready, "QuantMoE::forward_routed: call post_init() after loading every expert");
   ARK_CHECK(T >= 0, "QuantMoE::forward_routed: T = ", T, " must be >= 0");
   if (T == 0) return;
   ARK_CHECK(x != nullptr && y != nullptr, "QuantMoE::forward_routed: x or y is null");
   ARK_CHECK(ids != nullptr && weights != nullptr, "QuantMoE::forward_routed: ids or weights is null");
-  const int E = spec.num_experts, k = spec.top_k, S = im.num_slots();
-  const int64_t H = spec.hidden_size;
+  const int E = im.spec.num_experts, k = im.spec.top_k;
   for (int64_t i = 0; i < T * k; ++i)
     ARK_CHECK(ids[i] >= 0 && ids[i] < E, "QuantMoE::forward_routed: ids[", i / k, "][", i % k, "] = ", ids[i],
               " is not an expert id in [0, ", E, ")");
-
-  // Grouping: a counting sort of the (token, slot) pairs by expert; the shared expert takes every token.
-  std::vector<int64_t> offset(static_cast<size_t>(S + 1), 0);
-  for (int64_t i = 0; i < T * k; ++i) ++offset[ids[i] + 1];
-  if (im.has_shared()) offset[E + 1] = T;
-  for (int s = 0; s < S; ++s) offset[s + 1] += offset[s];
-  const int64_t R = offset[S];
-  std::vector<int64_t> row_token(static_cast<size_t>(R)), pos(static_cast<size_t>(T * k));
-  {
-    std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
-    for (int64_t t = 0; t < T; ++t)
-      for (int j = 0; j < k; ++j) {
-        const int64_t r = fill[ids[t * k + j]]++;
-        row_token[r] = t;
-        pos[t * k + j] = r;
-      }
-    if (im.has_shared())
-      for (int64_t t = 0; t < T; ++t) row_token[offset[E] + t] = t;
-  }
-
-  // The runs of both kernel stages, and their scratch.
-  std::vector<LayerRun> up_runs, down_runs;
-  std::vector<int> active;  // slots with rows
-  for (int s = 0; s < S; ++s) {
-    const int64_t c = offset[s + 1] - offset[s];
-    if (c == 0) continue;
-    active.push_back(s);
-    const MoeExpert& xp = im.experts[s];
-    if (xp.fused()) {
-      up_runs.push_back(plan_run(*xp.gate_up, s, c, true));
-    } else {
-      up_runs.push_back(plan_run(*xp.gate, s, c, true));
-      up_runs.push_back(plan_run(*xp.up, s, c, true));
-    }
-    down_runs.push_back(plan_run(*xp.down, s, c, false));
-  }
-  Arena arena;
-  std::vector<RunScratch> up_scratch, down_scratch;
-  for (const LayerRun& r : up_runs) up_scratch.push_back(reserve_run(arena, r));
-  for (const LayerRun& r : down_runs) down_scratch.push_back(reserve_run(arena, r));
-  // Per active expert: gate/up outputs [c][2I] (gate in columns [0, I), up in [I, 2I)) and h [c][I].
-  std::vector<size_t> gu_at(static_cast<size_t>(S)), h_at(static_cast<size_t>(S));
-  for (int s : active) {
-    const int64_t c = offset[s + 1] - offset[s], I = im.experts[s].intermediate;
-    gu_at[s] = arena.reserve(static_cast<size_t>(c * 2 * I) * 4);
-    h_at[s] = arena.reserve(static_cast<size_t>(c * I) * 4);
-  }
-  const size_t yo_at = arena.reserve(static_cast<size_t>(R * H) * 4);
-  const size_t sg_at = arena.reserve(static_cast<size_t>(T) * 4);
-  arena.allocate();
-  float* yo = arena.at<float>(yo_at);
-  float* sg = arena.at<float>(sg_at);
-  for (size_t i = 0; i < up_runs.size(); ++i) {
-    LayerRun& r = up_runs[i];
-    bind_run(arena, r, up_scratch[i]);
-    const int64_t I = im.experts[r.slot].intermediate;
-    const bool second = i > 0 && up_runs[i - 1].slot == r.slot;  // the up layer of an unfused pair
-    r.a.y = arena.at<float>(gu_at[r.slot]) + (second ? I : 0);
-    r.a.ldy = 2 * I;
-  }
-  for (size_t i = 0; i < down_runs.size(); ++i) {
-    LayerRun& r = down_runs[i];
-    bind_run(arena, r, down_scratch[i]);
-    if (r.xf == nullptr) {  // identity packed K: the kernel reads h as it is
-      r.a.x = arena.at<float>(h_at[r.slot]);
-      r.a.ldx = im.experts[r.slot].intermediate;
-    }
-    r.a.y = yo + offset[r.slot] * H;
-    r.a.ldy = H;
-  }
-
-  ThreadPool& pool = default_thread_pool();
-  int threads = spec.num_threads == 0 ? pool.num_threads() : std::min(spec.num_threads, pool.num_threads());
-  {
-    double work = 0;
-    for (const LayerRun& r : up_runs)
-      work += static_cast<double>(r.a.m) * r.layer->packed.n * r.layer->packed.k;
-    if (work < 256.0 * 1024.0) threads = 1;  // finishes before a worker would wake up
-  }
-
-  // Step 2: gate/up activations, and the shared expert's gate.
-  {
-    std::vector<PrepItem> items;
-    for (int i = 0; i < static_cast<int>(up_runs.size()); ++i) {
-      const int64_t M = up_runs[i].a.m, step = rows_per_chunk(H, 1 << 15);
-      for (int64_t r0 = 0; r0 < M; r0 += step) items.push_back({i, r0, std::min(M, r0 + step)});
-    }
-    const bool gated = im.has_shared() && !im.shared_gate.empty();
-    if (gated) {
-      const int64_t step = rows_per_chunk(H, 1 << 16);
-      for (int64_t t0 = 0; t0 < T; t0 += step) items.push_back({-1, t0, std::min(T, t0 + step)});
-    }
-    pool.parallel_for(
-        static_cast<int64_t>(items.size()),
-        [&](int64_t i) {
-          const PrepItem& it = items[i];
-          if (it.run < 0) {
-            const float* g = im.shared_gate.data();
-            for (int64_t t = it.r0; t < it.r1; ++t) {
-              const float* xt = x + t * H;
-              float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-              int64_t h = 0;
-              for (; h + 8 <= H; h += 8)
-                for (int l = 0; l < 8; ++l) acc[l] += xt[h + l] * g[h + l];
-              float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-              for (; h < H; ++h) dot += xt[h] * g[h];
-              sg[t] = 1.0f / (1.0f + std::exp(-dot));
-            }
-            return;
-          }
-          const LayerRun& r = up_runs[it.run];
-          const PackedWeight& w = r.layer->packed;
-          const int64_t base = offset[r.slot], kp = w.k_padded();
-          for (int64_t m = it.r0; m < it.r1; ++m)
-            gather_activation_rows(w, x + row_token[base + m] * H, DType::F32, 0, 1, r.xf + m * kp, kp);
-          quantize_run_rows(r, it.r0, it.r1);
-        },
-        threads);
-    if (im.has_shared() && !gated)
-      for (int64_t t = 0; t < T; ++t) sg[t] = 1.0f;
-  }
-
-  // Step 3: every gate/up kernel.
-  run_kernel_items(pool, threads, up_runs, kernel_items(up_runs, threads));
-
-  // Step 4: h = silu(gate) * up, then the down layers' activations.
-  {
-    std::vector<PrepItem> items;
-    for (int i = 0; i < static_cast<int>(down_runs.size()); ++i) {
-      const int64_t M = down_runs[i].a.m, I = im.experts[down_runs[i].slot].intermediate;
-      const int64_t step = rows_per_chunk(I, 1 << 13);
-      for (int64_t r0 = 0; r0 < M; r0 += step) items.push_back({i, r0, std::min(M, r0 + step)});
-    }
-    pool.parallel_for(
-        static_cast<int64_t>(items.size()),
-        [&](int64_t i) {
-          const PrepItem& it = items[i];
-          const LayerRun& r = down_runs[it.run];
-          const int64_t I = im.experts[r.slot].intermediate;
-          const float* gu = arena.at<float>(gu_at[r.slot]);
-          float* h = arena.at<float>(h_at[r.slot]);
-          for (int64_t m = it.r0; m < it.r1; ++m) {
-            const float* g = gu + m * 2 * I;
-            float* hm = h + m * I;
-            for (int64_t c = 0; c < I; ++c) hm[c] = silu(g[c]) * g[I + c];
-          }
-          if (r.xf != nullptr)
-            gather_activation_rows(r.layer->packed, h, DType::F32, it.r0, it.r1, r.xf,
-                                   r.layer->packed.k_padded());
-          quantize_run_rows(r, it.r0, it.r1);
-        },
-        threads);
-  }
-
-  // Step 5: every down kernel.
-  run_kernel_items(pool, threads, down_runs, kernel_items(down_runs, threads));
-
-  // Step 6: y[t] = sum_j weights[t][j] * yo[pos[t][j]] (+ sg[t] * shared row), slots in order.
-  {
-    const int64_t h_step = std::min<int64_t>(H, 512);
-    const int64_t h_parts = ceil_div(H, h_step);
-    const int64_t t_step = rows_per_chunk(H * (k + 1), 1 << 15);
-    const int64_t t_parts = ceil_div(T, t_step);
-    const int64_t shared_base = im.has_shared() ? offset[E] : -1;
-    pool.parallel_for(
-        t_parts * h_parts,
-        [&](int64_t i) {
-          const int64_t t0 = (i / h_parts) * t_step, t1 = std::min(T, t0 + t_step);
-          const int64_t h0 = (i % h_parts) * h_step, h1 = std::min(H, h0 + h_step);
-          for (int64_t t = t0; t < t1; ++t) {
-            float* yt = y + t * H;
-            const float w0 = weights[t * k];
-            const float* r0 = yo + pos[t * k] * H;
-            for (int64_t h = h0; h < h1; ++h) yt[h] = w0 * r0[h];
-            for (int j = 1; j < k; ++j) {
-              const float wj = weights[t * k + j];
-              const float* rj = yo + pos[t * k + j] * H;
-              for (int64_t h = h0; h < h1; ++h) yt[h] += wj * rj[h];
-            }
-            if (shared_base >= 0) {
-              const float gs = sg[t];
-              const float* rs = yo + (shared_base + t) * H;
-              for (int64_t h = h0; h < h1; ++h) yt[h] += gs * rs[h];
-            }
-          }
-        },
-        threads);
-  }
+  MoeCall call(im, x, ids, weights, y, T);
+  call.run();
 }
 
 }  // namespace ark

@@ -8,6 +8,7 @@
 
 #include "ark/moe.h"
 #include "ark/quant_linear.h"
+#include "linear/quant_linear_impl.h"
 
 namespace ark {
 
@@ -19,6 +20,9 @@ struct MoeExpert {
   std::unique_ptr<QuantLinear> gate_up;   // fused, or null
   std::unique_ptr<QuantLinear> gate, up;  // when not fused
   std::unique_ptr<QuantLinear> down;      // [H][I]
+  // Activation class of the gate/up layer (or of gate and of up when unfused): layers of one class share the
+  // packed-K order, grouping and quantizer, so one prepared copy of a token's activations serves them all.
+  int act_class[2] = {-1, -1};
   bool loaded() const { return down != nullptr; }
   bool fused() const { return gate_up != nullptr; }
   size_t packed_bytes() const;
@@ -30,6 +34,8 @@ struct QuantMoE::Impl {
   // weight sigmoid(x · shared_gate), or 1 without a gate), so the forward treats it like any other expert.
   std::vector<MoeExpert> experts;
   std::vector<float> shared_gate;  // H values, or empty
+  // One representative layer per activation class (set by post_init).
+  std::vector<const QuantLinear::Impl*> act_classes;
   bool ready = false;
 
   bool has_shared() const { return spec.shared_intermediate_size > 0; }

@@ -140,6 +140,30 @@ void QuantMoE::post_init() {
     ARK_CHECK(
         im.experts[im.spec.num_experts].loaded(),
         "QuantMoE::post_init: the spec has a shared expert but none was loaded (call load_shared_expert)");
+  // Activation classes of the gate/up layers (see MoeExpert::act_class), found once here so a forward needs
+  // no comparison of layouts.
+  im.act_classes.clear();
+  auto class_of = [&](const QuantLinear& layer) {
+    const QuantLinear::Impl& l = QuantLinear::Impl::of(layer);
+    for (size_t c = 0; c < im.act_classes.size(); ++c) {
+      const QuantLinear::Impl& r = *im.act_classes[c];
+      const PackedWeight &p = l.packed, &q = r.packed;
+      if (l.mode == r.mode && l.quantize_rows == r.quantize_rows && p.k == q.k && p.k_blocks == q.k_blocks &&
+          p.num_groups == q.num_groups && p.identity_k == q.identity_k &&
+          p.group_block_begin == q.group_block_begin && p.k_source == q.k_source)
+        return static_cast<int>(c);
+    }
+    im.act_classes.push_back(&l);
+    return static_cast<int>(im.act_classes.size() - 1);
+  };
+  for (MoeExpert& x : im.experts) {
+    if (x.fused()) {
+      x.act_class[0] = class_of(*x.gate_up);
+    } else {
+      x.act_class[0] = class_of(*x.gate);
+      x.act_class[1] = class_of(*x.up);
+    }
+  }
   im.ready = true;
 }
 
