@@ -12,6 +12,7 @@ as they are on disk) -> ark_post_init(model) (repack once into the kernel layout
 
 from ._extension import _C
 from .formats import PACKING_FORMATS, layout_of
+from .moe import QuantMoE
 from .qlinear import QuantLinear, ark_post_init
 from .quantize import dequantize_weight, quantize_weight
 
@@ -22,6 +23,7 @@ __all__ = [
     "ArkError",
     "PACKING_FORMATS",
     "QuantLinear",
+    "QuantMoE",
     "ark_post_init",
     "dequantize_weight",
     "layout_of",

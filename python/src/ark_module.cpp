@@ -19,6 +19,7 @@
 #include "ark/dtype.h"
 #include "ark/error.h"
 #include "ark/format.h"
+#include "ark/moe.h"
 #include "ark/quant_linear.h"
 #include "ark/tensor.h"
 #include "linear/quant_linear_export.h"
@@ -205,6 +206,136 @@ class Layer {
   QuantLinear layer_;
 };
 
+// The Python-facing fused MoE (ark.QuantMoE): each expert linear arrives as its checkpoint tensors with its
+// own scheme, as the tuple (bits, group_size, sym, layout, qweight, qzeros, scales, g_idx or None).
+class Moe {
+ public:
+  Moe(int64_t hidden_size, int64_t intermediate_size, int num_experts, int top_k, const std::string& routing,
+      bool norm_topk_prob, int64_t shared_intermediate_size, const std::string& compute,
+      const std::string& max_isa, int num_threads)
+      : moe_(make_spec(hidden_size, intermediate_size, num_experts, top_k, routing, norm_topk_prob,
+                       shared_intermediate_size, compute, max_isa, num_threads)) {}
+
+  void load_expert(int e, const py::handle& gate, const py::handle& up, const py::handle& down) {
+    const QuantMoESpec& s = moe_.spec();
+    moe_.load_expert(e, decode_linear(gate, "gate", s.hidden_size, s.intermediate_size),
+                     decode_linear(up, "up", s.hidden_size, s.intermediate_size),
+                     decode_linear(down, "down", s.intermediate_size, s.hidden_size));
+  }
+
+  void load_shared_expert(const py::handle& gate, const py::handle& up, const py::handle& down,
+                          const py::handle& shared_gate) {
+    const QuantMoESpec& s = moe_.spec();
+    std::vector<float> g;
+    if (!shared_gate.is_none()) {
+      const RawTensor r = parse_dense(shared_gate, "shared_gate");
+      expect(r, DType::F32, {s.hidden_size});
+      const auto* p = reinterpret_cast<const float*>(r.data);
+      g.assign(p, p + s.hidden_size);
+    }
+    const int64_t I = s.shared_intermediate_size;
+    moe_.load_shared_expert(decode_linear(gate, "shared gate_proj", s.hidden_size, I),
+                            decode_linear(up, "shared up_proj", s.hidden_size, I),
+                            decode_linear(down, "shared down_proj", I, s.hidden_size), std::move(g));
+  }
+
+  void post_init() { moe_.post_init(); }
+  bool ready() const { return moe_.ready(); }
+
+  // x [T, H], router_logits [T, E], y [T, H]: float32, contiguous.
+  void forward(const py::handle& x, const py::handle& logits, const py::handle& y) {
+    const QuantMoESpec& s = moe_.spec();
+    const RawTensor xr = parse_dense(x, "x"), lr = parse_dense(logits, "router_logits"), yr = parse_dense(y, "y");
+    ARK_CHECK(xr.shape.size() == 2, "x: expected shape [T, ", s.hidden_size, "], got ", shape_str(xr.shape));
+    const int64_t T = xr.shape[0];
+    expect(xr, DType::F32, {T, s.hidden_size});
+    expect(lr, DType::F32, {T, s.num_experts});
+    expect(yr, DType::F32, {T, s.hidden_size});
+    py::gil_scoped_release release;
+    moe_.forward(reinterpret_cast<const float*>(xr.data), reinterpret_cast<const float*>(lr.data),
+                 reinterpret_cast<float*>(yr.data), T);
+  }
+
+  // ids int32 [T, top_k], weights float32 [T, top_k].
+  void forward_routed(const py::handle& x, const py::handle& ids, const py::handle& weights, const py::handle& y) {
+    const QuantMoESpec& s = moe_.spec();
+    const RawTensor xr = parse_dense(x, "x"), ir = parse_dense(ids, "topk_ids"),
+                    wr = parse_dense(weights, "topk_weights"), yr = parse_dense(y, "y");
+    ARK_CHECK(xr.shape.size() == 2, "x: expected shape [T, ", s.hidden_size, "], got ", shape_str(xr.shape));
+    const int64_t T = xr.shape[0];
+    expect(xr, DType::F32, {T, s.hidden_size});
+    expect(ir, DType::I32, {T, s.top_k});
+    expect(wr, DType::F32, {T, s.top_k});
+    expect(yr, DType::F32, {T, s.hidden_size});
+    py::gil_scoped_release release;
+    moe_.forward_routed(reinterpret_cast<const float*>(xr.data), reinterpret_cast<const int32_t*>(ir.data),
+                        reinterpret_cast<const float*>(wr.data), reinterpret_cast<float*>(yr.data), T);
+  }
+
+  // moe_route: router_logits [T, E] float32 -> ids int32 [T, top_k], weights float32 [T, top_k].
+  void route(const py::handle& logits, const py::handle& ids, const py::handle& weights) const {
+    const QuantMoESpec& s = moe_.spec();
+    const RawTensor lr = parse_dense(logits, "router_logits"), ir = parse_dense(ids, "topk_ids"),
+                    wr = parse_dense(weights, "topk_weights");
+    ARK_CHECK(lr.shape.size() == 2, "router_logits: expected shape [T, ", s.num_experts, "], got ",
+              shape_str(lr.shape));
+    const int64_t T = lr.shape[0];
+    expect(lr, DType::F32, {T, s.num_experts});
+    expect(ir, DType::I32, {T, s.top_k});
+    expect(wr, DType::F32, {T, s.top_k});
+    moe_route(s, reinterpret_cast<const float*>(lr.data), T, reinterpret_cast<int32_t*>(ir.data),
+              reinterpret_cast<float*>(wr.data));
+  }
+
+  std::string describe() const { return moe_.describe(); }
+  size_t packed_bytes() const { return moe_.packed_bytes(); }
+
+ private:
+  static QuantMoESpec make_spec(int64_t hidden_size, int64_t intermediate_size, int num_experts, int top_k,
+                                const std::string& routing, bool norm_topk_prob,
+                                int64_t shared_intermediate_size, const std::string& compute,
+                                const std::string& max_isa, int num_threads) {
+    QuantMoESpec s;
+    s.hidden_size = hidden_size;
+    s.intermediate_size = intermediate_size;
+    s.num_experts = num_experts;
+    s.top_k = top_k;
+    if (routing == "softmax_topk")
+      s.routing = MoeRouting::kSoftmaxThenTopK;
+    else if (routing == "topk_softmax")
+      s.routing = MoeRouting::kTopKThenSoftmax;
+    else
+      throw_error("routing '", routing, "' is not one of softmax_topk, topk_softmax");
+    s.norm_topk_prob = norm_topk_prob;
+    s.shared_intermediate_size = shared_intermediate_size;
+    s.mode = parse_compute_mode(compute);
+    s.max_isa = max_isa;
+    s.num_threads = num_threads;
+    return s;
+  }
+
+  static QuantizedWeight decode_linear(const py::handle& obj, const char* name, int64_t in, int64_t out) {
+    ARK_CHECK(py::isinstance<py::tuple>(obj) && py::len(obj) == 8, name,
+              ": expected (bits, group_size, sym, layout, qweight, qzeros, scales, g_idx or None)");
+    const auto t = py::reinterpret_borrow<py::tuple>(obj);
+    const QuantScheme scheme =
+        make_scheme(t[0].cast<int>(), t[1].cast<int64_t>(), t[2].cast<bool>(), t[3].cast<std::string>());
+    const std::string n = name;
+    const RawTensor qw = parse_dense(t[4], (n + ".qweight").c_str()), qz = parse_dense(t[5], (n + ".qzeros").c_str()),
+                    sc = parse_dense(t[6], (n + ".scales").c_str());
+    std::optional<RawTensor> gi;
+    if (!t[7].is_none()) gi = parse_dense(t[7], (n + ".g_idx").c_str());
+    const TensorView gv = gi ? gi->view() : TensorView{};
+    try {
+      return decode(scheme, in, out, qw.view(), qz.view(), sc.view(), gi ? &gv : nullptr);
+    } catch (const Error& e) {
+      throw_error(name, ": ", e.what());
+    }
+  }
+
+  QuantMoE moe_;
+};
+
 py::dict packed_shapes_py(int bits, int64_t group_size, bool sym, const std::string& layout,
                           int64_t in_features, int64_t out_features) {
   const QuantScheme scheme = make_scheme(bits, group_size, sym, layout);
@@ -291,6 +422,25 @@ PYBIND11_MODULE(_C, m) {
       .def("describe", &Layer::describe)
       .def("kernel_name", &Layer::kernel_name, py::arg("M"))
       .def_property_readonly("packed_bytes", &Layer::packed_bytes);
+
+  py::class_<Moe>(m, "Moe")
+      .def(py::init<int64_t, int64_t, int, int, const std::string&, bool, int64_t, const std::string&,
+                    const std::string&, int>(),
+           py::arg("hidden_size"), py::arg("intermediate_size"), py::arg("num_experts"), py::arg("top_k"),
+           py::arg("routing") = "softmax_topk", py::arg("norm_topk_prob") = false,
+           py::arg("shared_intermediate_size") = 0, py::arg("compute") = "auto", py::arg("max_isa") = "",
+           py::arg("num_threads") = 0)
+      .def("load_expert", &Moe::load_expert, py::arg("e"), py::arg("gate"), py::arg("up"), py::arg("down"))
+      .def("load_shared_expert", &Moe::load_shared_expert, py::arg("gate"), py::arg("up"), py::arg("down"),
+           py::arg("shared_gate") = py::none())
+      .def("post_init", &Moe::post_init)
+      .def_property_readonly("ready", &Moe::ready)
+      .def("forward", &Moe::forward, py::arg("x"), py::arg("router_logits"), py::arg("y"))
+      .def("forward_routed", &Moe::forward_routed, py::arg("x"), py::arg("topk_ids"), py::arg("topk_weights"),
+           py::arg("y"))
+      .def("route", &Moe::route, py::arg("router_logits"), py::arg("topk_ids"), py::arg("topk_weights"))
+      .def("describe", &Moe::describe)
+      .def_property_readonly("packed_bytes", &Moe::packed_bytes);
 
   m.def("packed_shapes", &packed_shapes_py, py::arg("bits"), py::arg("group_size"), py::arg("sym"),
         py::arg("layout"), py::arg("in_features"), py::arg("out_features"));
