@@ -20,6 +20,7 @@ from torch import nn
 
 from . import _cuda
 from . import _raw
+from . import ops as _ops
 from ._backward import QuantLinearFunction
 from ._extension import _C
 from .formats import has_g_idx, layout_of
@@ -217,7 +218,9 @@ class QuantLinear(nn.Module):
         if self._layer is not None:
             return self
         if self.qweight.device.type == "cuda":
-            return _cuda.post_init(self)  # packs on that GPU (python/ark/_cuda.py)
+            _cuda.post_init(self)  # packs on that GPU (python/ark/_cuda.py)
+            self._handle = _ops.register(self)
+            return self
         for name in self._checkpoint_names():
             if getattr(self, name).device.type != "cpu":
                 raise ValueError(f"{name}: ark runs on CPU; the buffer is on {getattr(self, name).device}")
@@ -244,6 +247,8 @@ class QuantLinear(nn.Module):
             layer.load_bias(_raw.raw(self.bias.detach().contiguous()))
         layer.post_init()
         self._layer = layer
+        # The handle lets the registered operator ark::quant_linear (ops.py) reach this layer from a compiled graph.
+        self._handle = _ops.register(self)
         self._scales_dtype = self.scales.dtype
         for name in self._checkpoint_names():
             self._buffers[name] = None
@@ -272,7 +277,7 @@ class QuantLinear(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if _cuda.is_cuda_layer(self._layer):
-            return _cuda.forward(self, x)
+            return _ops.quant_linear(x, self._handle, self.outfeatures, None)  # _cuda.forward, bias included
         if x.device.type != "cpu":
             raise ValueError(f"x: ark runs on CPU tensors, got one on {x.device}")
         if x.dtype not in _raw.FLOAT_DTYPES:
@@ -283,7 +288,7 @@ class QuantLinear(nn.Module):
             # Through autograd even when not trainable, so backward raises instead of silently losing grad_x.
             y = QuantLinearFunction.apply(x, self)
         else:
-            y = self._run(x)
+            y = _ops.quant_linear(x, self._handle, self.outfeatures, None)
         if self.bias is not None and not self._bias_in_kernel:
             y = y + self.bias.to(y.dtype)
         return y
