@@ -103,6 +103,42 @@ def test_logits_and_greedy_tokens_match_float64_reference(ark, tmp_path, case):
     assert ark_tokens == ref.greedy(ids, 6), f"{case}: greedy tokens differ"
 
 
+def test_experts_of_one_layer_in_different_schemes(ark, tmp_path):
+    """AutoRound's mixed-bit recipes give single experts other schemes through extra_config: expert 3 of layer 0
+    (and layer 1's shared expert) moved from an int8 asym twin of the same seed into an int4 checkpoint."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    seed = run_seed() + 101
+    base, twin = tmp_path / "int4", tmp_path / "int8"
+    common = [*MOE_SIZE, "--preset", "tiny-qwen2-moe", "--seed", str(seed), "--mlp-only-layers", "0"]
+    subprocess.run([ark, "make-model", "--out", str(base), *common], check=True, capture_output=True)
+    subprocess.run([ark, "make-model", "--out", str(twin), *common, "--bits", "8", "--asym"], check=True,
+                   capture_output=True)
+    t = reference_model.read_safetensors(base / "model.safetensors")
+    u = reference_model.read_safetensors(twin / "model.safetensors")
+    moved = ["model.layers.2.mlp.experts.3." + p for p in ("gate_proj", "up_proj", "down_proj")]
+    moved += ["model.layers.1.mlp.shared_expert." + p for p in ("gate_proj", "up_proj", "down_proj")]
+    for m in moved:
+        for part in ("qweight", "qzeros", "scales"):
+            t[f"{m}.{part}"] = u[f"{m}.{part}"]
+    fp16 = {k: (v.astype(np.float16) if k.endswith("scales") else v) for k, v in t.items()}
+    save_file({k: np.ascontiguousarray(v) for k, v in fp16.items()}, str(base / "model.safetensors"))
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["quantization_config"]["extra_config"] = {m: {"bits": 8, "sym": False} for m in moved}
+    (base / "config.json").write_text(json.dumps(cfg))
+    ids = [int(x) for x in np.random.default_rng(seed).integers(0, 160, size=9)]
+    logits_file = tmp_path / "ark.bin"
+    subprocess.run([ark, "generate", "--model", str(base), "--prompt-ids", ",".join(map(str, ids)),
+                    "--logits-out", str(logits_file), "--max-tokens", "1", "--mode", "exact", "--no-stats"],
+                   check=True, capture_output=True)
+    want = reference_model.Reference(base).logits(ids)
+    got = np.fromfile(logits_file, dtype=np.float32).reshape(want.shape)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    out = subprocess.run([ark, "inspect", "--model", str(base), "--all"], check=True, capture_output=True,
+                         text=True).stdout
+    assert "model.layers.2.mlp.experts.3.gate_proj" in out and "int8 g32 asym" in out
+
+
 def test_router_ties_are_exact_and_decide_the_output(tmp_path, ark):
     """The tie cases test something only if ties occur at the top-k boundary and the choice changes the
     result: check both on the reference's own routing."""
