@@ -20,6 +20,7 @@
 #include "ark/error.h"
 #include "ark/format.h"
 #include "ark/moe.h"
+#include "ark/quant_config.h"
 #include "ark/quant_linear.h"
 #include "ark/tensor.h"
 #include "linear/quant_linear_export.h"
@@ -390,6 +391,18 @@ void dequantize_checkpoint_py(int bits, int64_t group_size, bool sym, const std:
   std::memcpy(reinterpret_cast<void*>(o.data), dense.data(), dense.size() * sizeof(float));
 }
 
+// quantization_config (JSON text: the object itself or a whole config.json) and the names of every Linear
+// layer -> {name: (bits, group_size, sym, layout)} for the layers it quantizes, by the rules the runtime
+// applies (include/ark/quant_config.h), so framework loaders (python/ark/hf.py, python/ark/vllm) never
+// re-implement them.
+py::dict resolve_quant_config_py(const std::string& json_text, const std::vector<std::string>& layer_names) {
+  const auto config = ark::QuantConfig::from_json_string(json_text, "quantization_config");
+  py::dict out;
+  for (const auto& [name, s] : config.resolve(layer_names))
+    out[py::str(name)] = py::make_tuple(s.bits, s.group_size, s.sym, std::string(ark::layout_name(s.layout)));
+  return out;
+}
+
 }  // namespace
 }  // namespace ark::python
 
@@ -453,4 +466,5 @@ PYBIND11_MODULE(_C, m) {
 #ifdef ARK_HAVE_CUDA
   register_cuda(m);
 #endif
+  m.def("resolve_quant_config", &resolve_quant_config_py, py::arg("json_text"), py::arg("layer_names"));
 }
