@@ -54,7 +54,7 @@ def load_model(model_dir, how, workdir):
     if "quantization_config" not in cfg:
         return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), "float32 (as stored, widened)"
     if how == "auto-round":
-        from auto_round import AutoRoundConfig  # noqa: PLC0415, F401  (registers the loader)
+        import auto_round  # noqa: PLC0415, F401  (transformers hands "auto-round" checkpoints to it)
 
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, device_map="cpu")
         return model, "transformers + auto-round's backend"
