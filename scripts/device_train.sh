@@ -9,7 +9,8 @@
 # Needs the prepared text carried along (made here by
 #   python3 tools/train_default_model.py prepare --out .device_train/data --heldout-out tests/data/heldout_en.txt),
 # so run it with carry [".device_train"]:   bash scripts/device_train.sh
-# TRAIN_ARGS adds flags to the train step (e.g. TRAIN_ARGS="--compile"). Expected: about 6 minutes in all.
+# TRAIN_ARGS adds flags to the train step (e.g. TRAIN_ARGS="--compile"); DEVICE=cpu PY=... TRAIN_ARGS="--tiny
+# --max-steps 5" checks the script on a CPU. Expected on the H100: about 6 minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/device_train}
@@ -26,7 +27,7 @@ mkdir -p "$OUT"
 
 start=$(date +%s)
 # The train step stops itself after 330 s of training (keeping the best checkpoint so far) to stay inside one call.
-$PY tools/train_default_model.py train --data "$DATA" --out "$OUT/model" --device cuda --eval-every 100 \
+$PY tools/train_default_model.py train --data "$DATA" --out "$OUT/model" --device "${DEVICE:-cuda}" --eval-every 100 \
   --time-limit 330 ${TRAIN_ARGS:-} 2>&1 | tee "$OUT/train.log"
 echo "train step: $(($(date +%s) - start)) s" | tee -a "$OUT/train.log"
 
