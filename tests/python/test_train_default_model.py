@@ -72,4 +72,4 @@ def test_prepare_reproduces_the_shipped_heldout_text(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "heldout.txt").read_bytes() == HELDOUT.read_bytes()
     assert HELDOUT.stat().st_size < 1_000_000
-    assert len(list((tmp_path / "train").glob("*.txt"))) > 2000
+    assert len(list((tmp_path / "train").glob("*.txt"))) > 400  # Brown: 500 samples, 5% held out
