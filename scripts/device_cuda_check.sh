@@ -16,6 +16,9 @@ DEV=.device_cuda
 ARCH="-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a"
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
+tool() {  # tool <name>: on PATH, else in the toolkit
+  command -v "$1" 2>/dev/null || ls "$CUDA_HOME/bin/$1" "$CUDA_HOME/$1/$1" 2>/dev/null | head -1
+}
 
 # Where libcublasLt.so lives: the toolkit, else the pip wheel torch uses.
 cublas_dir() {
@@ -100,8 +103,9 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
     BIN=$DEV/bin
   fi
   echo "== SASS of the int4 tensor-core kernels (sm_90a): HMMA count, 128-bit loads, local memory"
-  if command -v cuobjdump >/dev/null && [ -f $BIN/obj/linear_mma.o ]; then
-    cuobjdump --dump-sass $BIN/obj/linear_mma.o >"$OUT_DIR/mma_sass.txt" 2>&1
+  CUOBJDUMP=$(tool cuobjdump)
+  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_mma.o ]; then
+    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_mma.o >"$OUT_DIR/mma_sass.txt" 2>&1
     python3 - "$OUT_DIR/mma_sass.txt" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -120,12 +124,14 @@ EOF
 
 if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
   echo "== GPU tests" | tee "$OUT_DIR/tests.log"
-  timeout 200 $BIN/ark_gpu_tests --gtest_output=xml:"$OUT_DIR/tests.xml" 2>&1 | tee -a "$OUT_DIR/tests.log" | \
-    grep -E "^\[  (FAILED|PASSED|  OK) |seed|Failure|expected" | head -80
-  note "tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests.log" | tr '\n' ' ')"
+  timeout 200 $BIN/ark_gpu_tests --gtest_output=xml:"$OUT_DIR/tests.xml" >>"$OUT_DIR/tests.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests.log" | head -80
+  note "tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test|^\[  SKIPPED \] [0-9]+ test' "$OUT_DIR/tests.log" | tr '\n' ' ')"
   echo "== compute-sanitizer memcheck (subset)" | tee "$OUT_DIR/memcheck.log"
-  if command -v compute-sanitizer >/dev/null; then
-    timeout 150 compute-sanitizer --tool memcheck --leak-check none --error-exitcode 9 \
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ]; then
+    timeout 150 "$SANITIZER" --tool memcheck --leak-check none --error-exitcode 9 \
       $BIN/ark_gpu_tests --gtest_filter='CudaLinear.MemcheckSubset:CudaLinear.BadInputThrows:CudaPack.*' \
       >>"$OUT_DIR/memcheck.log" 2>&1
     rc=$?
