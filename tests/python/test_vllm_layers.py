@@ -15,11 +15,15 @@ Needs vLLM (a pinned release in its own venv; docs/INTEGRATION.md): skipped wher
 
 import contextlib
 import importlib.metadata
+import os
 import socket
 
 import pytest
 import torch
 
+if not torch.cuda.is_available():
+    # vLLM's CUDA wheel on a machine without a GPU finds no platform; its CPU platform is chosen by name.
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (CI); run with the vLLM venv of "
                            "docs/INTEGRATION.md")
 
