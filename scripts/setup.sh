@@ -31,6 +31,9 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
+# transformers for the ark.hf tests, in a folder of its own (its tokenizers pin conflicts with the one above).
+[ -f .venv/hf-side/.done ] || { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade \
+  --target .venv/hf-side -r python/requirements-hf.txt && touch .venv/hf-side/.done; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"

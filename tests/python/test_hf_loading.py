@@ -7,8 +7,9 @@ ark) into an fp32 checkpoint. Tolerance as in docs/RUNTIME.md: 1e-4 x max |logit
 greedy tokens identical. Also: every quantized layer became an ark.QuantLinear, and malformed checkpoints are
 refused with the tensor named.
 
-Needs transformers (with a torch it accepts): the project venv (torch 1.13) has none, so the file skips there;
-docs/INTEGRATION.md records full runs.
+Needs transformers (with a torch it accepts). The project venv keeps transformers 4.49.0 in a folder of its own
+(tokenizers pins conflict): test_hf_side.py runs this file with it in a subprocess, in CI. docs/INTEGRATION.md
+records runs with transformers 4.49 / torch 1.13, 5.20 / torch 2.14 and 5.24 / torch 2.15.
 """
 
 import json
@@ -24,8 +25,8 @@ import torch
 
 transformers = pytest.importorskip(
     "transformers",
-    reason="transformers is not installed (the project venv pins tokenizers 0.22.1, which no transformers that "
-    "runs on torch 1.13 accepts); run this file with a torch 2.x Python that has transformers",
+    reason="transformers is not importable here (the project venv pins tokenizers 0.22.1, which no transformers "
+    "that runs on torch 1.13 accepts): test_hf_side.py runs this file with transformers from .venv/hf-side",
 )
 
 import ark  # noqa: E402
@@ -80,18 +81,18 @@ def make_model(ark_exe, out, seed, flags):
 
 
 def greedy(model, ids, n):
-    """transformers' generate (greedy, EOS ignored); a by-hand argmax loop where generate cannot import
-    (torch 1.13 on Python 3.11 lacks torch.distributed.fsdp, which generate imports)."""
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    try:
-        out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        return [int(t) for t in out[0, len(ids):]]
-    except ImportError:
+    """transformers' generate (greedy, EOS ignored) on torch 2; on torch 1.13 generate() cannot run under
+    Python 3.11 (it imports torch.distributed.fsdp, whose dataclasses 3.11 rejects), so the same greedy
+    decoding is done by hand there: argmax of the full-sequence forward, token by token."""
+    if int(torch.__version__.split(".")[0]) < 2:
         seq = list(ids)
         for _ in range(n):
             seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
         return seq[len(ids):]
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    return [int(t) for t in out[0, len(ids):]]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
