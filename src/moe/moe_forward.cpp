@@ -9,12 +9,13 @@
 //   down items: (down layer, row block, N-tile range), one output row per (token, slot);
 //   reduce:     per token, the routing-weighted sum of its slots' rows (slot order, then the shared expert).
 // Two schedules:
-//   decode (T <= kDecodeTokens): ONE parallel region holds all up items then all down items. The thread that
-//     finishes an expert's last up item computes that expert's act step, and that expert's down items wait
-//     for it (a spin on a flag); the pool hands items out in increasing order, so every up item an act step
-//     waits for was claimed earlier by a running thread and the wait always ends, even when the pool runs the
-//     region on one thread. The gate/up activations of a token are prepared once per activation class (layers
-//     that share the packed-K layout) and shared by all its experts; small steps run on the calling thread.
+//   decode (T <= 16): ONE parallel region. Each thread takes gate/up items while any is left; the thread that
+//     finishes an expert's last gate/up item runs that expert's act step and appends the expert's down items
+//     to a ready list, from which threads then take items in order. A thread waits only when every gate/up
+//     item is taken and no down item is ready (nothing else to do); a region run on one thread (a nested or
+//     concurrent call) finishes every gate/up item before it reaches the list, so it never waits. The gate/up
+//     activations of a token are prepared once per activation class (layers that share the packed-K layout)
+//     and shared by all its experts; the small steps run on the calling thread.
 //   prefill (larger T): one region per step (activations, up, act, down, reduce), each split over threads.
 // Each output element is computed by one thread in a fixed order, so the results do not depend on the thread
 // count or the schedule, and forward equals forward_routed given moe_route's routing. The kernels are
@@ -26,6 +27,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
 #include <vector>
 
 #include "ark/error.h"
@@ -41,8 +43,20 @@ namespace ark {
 
 namespace {
 
-// Token counts up to this run the one-region decode schedule.
+// Token counts up to this run the one-region decode schedule; ARK_MOE_DECODE_TOKENS overrides it (0: always
+// the step-by-step schedule), read once per process, so the two schedules can be compared on one machine.
 constexpr int64_t kDecodeTokens = 16;
+
+int64_t decode_max_tokens() {
+  static const int64_t n = [] {
+    const char* env = std::getenv("ARK_MOE_DECODE_TOKENS");
+    if (env == nullptr || *env == '\0') return kDecodeTokens;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    return (end != env && *end == '\0' && v >= 0) ? static_cast<int64_t>(v) : kDecodeTokens;
+  }();
+  return n;
+}
 
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
@@ -213,7 +227,7 @@ class MoeCall {
   }
 
   void run() {
-    const bool decode = T_ <= kDecodeTokens;
+    const bool decode = T_ <= decode_max_tokens();
     plan(decode);
     if (decode)
       run_decode();
@@ -467,41 +481,53 @@ class MoeCall {
       if (!direct(r)) up_rows_from_class(r);
     shared_gate_all();
 
-    std::vector<KernelItem> items;
-    add_kernel_items(up_, threads_, items);
-    const int64_t n_up = static_cast<int64_t>(items.size());
-    std::vector<KernelItem> down_items;
+    std::vector<KernelItem> up_items, down_items;
+    add_kernel_items(up_, threads_, up_items);
     add_kernel_items(down_, threads_, down_items);
-    // Per slot: up items left, and whether the act step is done; down run of each slot.
+    const int64_t n_up = static_cast<int64_t>(up_items.size()),
+                  n_down = static_cast<int64_t>(down_items.size());
+    // Per slot: gate/up items left, and its down items [down_begin[s], down_begin[s+1]) (they follow run
+    // order, and down runs follow slot order).
     std::unique_ptr<std::atomic<int64_t>[]> left(new std::atomic<int64_t>[S_]);
-    std::unique_ptr<std::atomic<int>[]> ready(new std::atomic<int>[S_]);
+    for (int s = 0; s < S_; ++s) left[s].store(0, std::memory_order_relaxed);
+    for (const KernelItem& it : up_items) left[up_[it.run].slot].fetch_add(1, std::memory_order_relaxed);
     std::vector<int> down_of(S_, -1);
-    for (int s = 0; s < S_; ++s) {
-      left[s].store(0, std::memory_order_relaxed);
-      ready[s].store(0, std::memory_order_relaxed);
-    }
     for (int i = 0; i < static_cast<int>(down_.size()); ++i) down_of[down_[i].slot] = i;
-    for (const KernelItem& it : items) left[up_[it.run].slot].fetch_add(1, std::memory_order_relaxed);
-    pool_.parallel_for(
-        n_up + static_cast<int64_t>(down_items.size()),
-        [&](int64_t i) {
-          if (i < n_up) {
-            const KernelItem& it = items[i];
-            run_item(up_, it);
-            const int s = up_[it.run].slot;
-            if (left[s].fetch_sub(1, std::memory_order_acq_rel) == 1) {
-              const LayerRun& d = down_[down_of[s]];
-              act_rows(d, 0, d.a.m);
-              ready[s].store(1, std::memory_order_release);
-            }
-            return;
-          }
-          const KernelItem& it = down_items[i - n_up];
-          const int s = down_[it.run].slot;
-          while (ready[s].load(std::memory_order_acquire) == 0) cpu_relax();
-          run_item(down_, it);
-        },
-        threads_);
+    std::vector<int64_t> down_begin(down_.size() + 1, 0);
+    for (const KernelItem& it : down_items) ++down_begin[it.run + 1];
+    for (size_t i = 0; i < down_.size(); ++i) down_begin[i + 1] += down_begin[i];
+    // Down items become ready, expert by expert, in the order the act steps finish: an append-only list
+    // (entries -1 until written) that threads take from in order. A thread waits only when every gate/up item
+    // is taken and no down item is ready yet, i.e. when there is nothing it could do.
+    std::unique_ptr<std::atomic<int64_t>[]> ready(new std::atomic<int64_t>[n_down]);
+    for (int64_t i = 0; i < n_down; ++i) ready[i].store(-1, std::memory_order_relaxed);
+    std::atomic<int64_t> next_up{0}, next_ready{0}, appended{0};
+    auto task = [&](int64_t) {
+      for (int64_t i; (i = next_up.fetch_add(1, std::memory_order_relaxed)) < n_up;) {
+        const KernelItem& it = up_items[i];
+        run_item(up_, it);
+        const int s = up_[it.run].slot;
+        if (left[s].fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+        const int d = down_of[s];
+        act_rows(down_[d], 0, down_[d].a.m);  // the expert's last gate/up item: its act step
+        const int64_t b = down_begin[d], e = down_begin[d + 1];
+        const int64_t at = appended.fetch_add(e - b, std::memory_order_relaxed);
+        for (int64_t j = b; j < e; ++j) ready[at + j - b].store(j, std::memory_order_release);
+      }
+      for (int64_t p; (p = next_ready.fetch_add(1, std::memory_order_relaxed)) < n_down;) {
+        int64_t j;
+        for (int spin = 0; (j = ready[p].load(std::memory_order_acquire)) < 0; ++spin) {
+          // Spin briefly, then give the core away: on an oversubscribed machine the thread this one waits
+          // for may need it.
+          if (spin < 4096)
+            cpu_relax();
+          else
+            std::this_thread::yield();
+        }
+        run_item(down_, down_items[j]);
+      }
+    };
+    pool_.parallel_for(threads_, task, threads_);
     reduce_all();
   }
 
