@@ -140,7 +140,8 @@ struct Fixture {
   void expert(int e, const float* x, int64_t rows, std::vector<double>& o, std::vector<double>& eo) const {
     const RefExpert& r = ref[e];
     const int64_t H = spec.hidden_size, I = r.gate.q.out_features;
-    const bool bf16 = bf16_gemm && rows >= 128;
+    const int64_t threshold = spec.kernel_switch_threshold > 0 ? spec.kernel_switch_threshold : 128;
+    const bool bf16 = bf16_gemm && rows >= threshold;
     std::vector<double> xd(x, x + H), ex(H, 0.0), g, eg, u, eu;
     r.gate.apply(xd, ex, int8(), bf16, g, eg);
     r.up.apply(xd, ex, int8(), bf16, u, eu);
@@ -413,6 +414,18 @@ TEST(QuantMoE, EveryIsaLevelAndMode) {
     }
 }
 
+// A low kernel_switch_threshold sends experts with a few rows to the GEMM kernels, in both schedules.
+TEST(QuantMoE, GemmForExpertsWithFewRows) {
+  std::mt19937_64 rng = ql_test::rng_for(8009);
+  for (ComputeMode mode : {ComputeMode::kExact, ComputeMode::kInt8}) {
+    QuantMoESpec s = base_spec(4, 2, mode);
+    s.kernel_switch_threshold = 3;
+    s.shared_intermediate_size = 40;
+    Fixture f(s, mixed_configs(), true, rng);
+    for (int64_t T : {2, 7, 40}) check_forward(f, T, rng, "threshold 3");
+  }
+}
+
 TEST(QuantMoE, FusesGateUpWhereSchemesAgree) {
   std::mt19937_64 rng = ql_test::rng_for(8005);
   Fixture f(base_spec(6, 2, ComputeMode::kExact), mixed_configs(), false, rng);
@@ -511,6 +524,9 @@ TEST(QuantMoE, BadInputThrows) {
   EXPECT_THROW(QuantMoE{bad}, Error);
   bad = s;
   bad.hidden_size = 0;
+  EXPECT_THROW(QuantMoE{bad}, Error);
+  bad = s;
+  bad.kernel_switch_threshold = -1;
   EXPECT_THROW(QuantMoE{bad}, Error);
   bad = s;
   bad.max_isa = "sse9";

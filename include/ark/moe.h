@@ -44,6 +44,9 @@ struct QuantMoESpec {
   ComputeMode mode = ComputeMode::kAuto;
   std::string max_isa;
   int num_threads = 0;
+  // Rows at or above which an expert's linear runs the GEMM instead of the decode kernel (per expert: its
+  // token count); 0 keeps QuantLinearSpec's default.
+  int64_t kernel_switch_threshold = 0;
 };
 
 // Routing alone: logits [T][E] -> ids [T][top_k] (int32, by decreasing weight) and weights [T][top_k].

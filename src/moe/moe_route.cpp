@@ -44,6 +44,8 @@ void check_moe_spec(const QuantMoESpec& s) {
   ARK_CHECK(s.shared_intermediate_size >= 0, "QuantMoE: shared_intermediate_size ",
             s.shared_intermediate_size, " must be >= 0 (0: no shared expert)");
   if (!s.max_isa.empty()) (void)parse_isa_level(s.max_isa);  // throws naming the accepted names
+  ARK_CHECK(s.kernel_switch_threshold >= 0, "QuantMoE: kernel_switch_threshold ", s.kernel_switch_threshold,
+            " must be >= 0 (0: QuantLinear's default)");
   ARK_CHECK(s.num_threads >= 0, "QuantMoE: num_threads ", s.num_threads, " must be >= 0 (0: all)");
 }
 

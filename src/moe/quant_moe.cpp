@@ -32,6 +32,7 @@ std::unique_ptr<QuantLinear> make_layer(const QuantMoESpec& spec, QuantizedWeigh
   s.mode = spec.mode;
   s.max_isa = spec.max_isa;
   s.num_threads = spec.num_threads;
+  if (spec.kernel_switch_threshold > 0) s.kernel_switch_threshold = spec.kernel_switch_threshold;
   auto layer = std::make_unique<QuantLinear>(s);
   layer->load(std::move(w));
   layer->post_init();
