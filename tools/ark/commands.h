@@ -17,5 +17,6 @@ void add_make_model_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_bench_model_command(CLI::App& app);
+void add_bench_moe_command(CLI::App& app);
 
 }  // namespace ark::tools

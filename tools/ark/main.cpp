@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   ark::tools::add_quantize_command(app);
   ark::tools::add_perplexity_command(app);
   ark::tools::add_bench_model_command(app);  // after add_bench_command: adds `bench model`
+  ark::tools::add_bench_moe_command(app);    // after add_bench_command: adds `bench moe`
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
