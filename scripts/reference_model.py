@@ -126,10 +126,11 @@ def scheme_of(qc, name):
     return bits, gs, LAYOUTS[qc["packing_format"]]
 
 
-MOE_DEFAULTS = {  # transformers' config defaults: experts, top-k, expert size, shared size, norm_topk_prob
-    "Qwen2MoeForCausalLM": ("num_experts", 60, 4, 1408, 5632, False),
-    "Qwen3MoeForCausalLM": ("num_experts", 128, 8, 768, 0, False),
-    "MixtralForCausalLM": ("num_local_experts", 8, 2, None, 0, True),
+MOE_DEFAULTS = {  # transformers' config defaults: experts' keys, experts, top-k, expert size, shared, norm_topk_prob
+    "Qwen2MoeForCausalLM": (("num_experts",), 60, 4, 1408, 5632, False),
+    # transformers 5 maps num_experts onto num_local_experts for these two and writes the latter
+    "Qwen3MoeForCausalLM": (("num_experts", "num_local_experts"), 128, 8, 768, 0, False),
+    "MixtralForCausalLM": (("num_local_experts", "num_experts"), 8, 2, None, 0, True),
 }
 
 
@@ -138,9 +139,9 @@ def moe_config(c):
     arch = c["architectures"][0]
     if arch not in MOE_DEFAULTS:
         return None
-    key, e, k, inter, shared, norm = MOE_DEFAULTS[arch]
+    keys, e, k, inter, shared, norm = MOE_DEFAULTS[arch]
     m = {
-        "experts": c.get(key) or e,
+        "experts": next((c[x] for x in keys if c.get(x)), e),
         "top_k": c.get("num_experts_per_tok") or k,
         "inter": c["intermediate_size"] if inter is None else (c.get("moe_intermediate_size") or inter),
         "shared": (c.get("shared_expert_intermediate_size") or shared) if arch == "Qwen2MoeForCausalLM" else 0,
@@ -188,9 +189,12 @@ class Reference:
         self.layers = []
         q_out, kv_out, I = self.nh * self.D, self.nkv * self.D, c["intermediate_size"]
         self.moe = moe_config(c)
-        # Mixtral as written before transformers 5: block_sparse_moe.experts.<e>.w1 (gate) / w3 (up) / w2 (down).
-        legacy = "model.layers.0.block_sparse_moe.gate.weight" in t
-        block, parts = ("block_sparse_moe", ("w1", "w3", "w2")) if legacy else ("mlp", ("gate_proj", "up_proj", "down_proj"))
+        # Mixtral keeps its block_sparse_moe module in AutoRound's exports, with the experts' original
+        # w1 (gate) / w3 (up) / w2 (down) names in checkpoints written before transformers 5.
+        block = "block_sparse_moe" if "model.layers.0.block_sparse_moe.gate.weight" in t else "mlp"
+        w1 = f"model.layers.0.{block}.experts.0.w1"
+        w123 = w1 + ".qweight" in t or w1 + ".weight" in t
+        parts = ("w1", "w3", "w2") if w123 else ("gate_proj", "up_proj", "down_proj")
         for i in range(c["num_hidden_layers"]):
             p = f"model.layers.{i}."
             L = {

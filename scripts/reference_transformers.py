@@ -20,6 +20,14 @@ skipped. Prints one JSON line per case; exits non-zero on a mismatch.
     python scripts/reference_transformers.py --ark build/ark [--cases all] [--workdir DIR]
     python scripts/reference_transformers.py --step prepare --workdir W   (here; then on a machine with a newer
     python scripts/reference_transformers.py --step compare --workdir W    torch, e.g. for Qwen3)
+
+--step autoround (needs the auto-round package) checks checkpoints the real AutoRound exports rather than
+make-model's: tiny random Qwen3-MoE / Qwen2-MoE / Mixtral models from transformers, quantized by AutoRound in RTN
+mode (iters=0), then ark (exact mode) against the float64 reference on the exported tensors (same tolerance as
+above, greedy identical) and against AutoRound's own inference in transformers (it runs in fp16, so the check
+there is max |difference| <= 1e-2 x max |logit| and the same argmax at every prompt position).
+
+    python scripts/reference_transformers.py --ark build/ark --step autoround [--workdir DIR]
 """
 
 import argparse
@@ -52,8 +60,10 @@ CASES = {
     "qwen2-moe-gptq-v1-int3-sparse-step-2": ["--preset", "tiny-qwen2-moe", "--bits", "3", "--mlp-only-layers",
                                              "0", "--decoder-sparse-step", "2", "--layers", "4"],
     "mixtral-gptq-v1-int4": ["--preset", "tiny-mixtral", "--experts", "8"],
-    "mixtral-legacy-names-int2": ["--preset", "tiny-mixtral", "--legacy-moe-names", "--bits", "2",
-                                  "--group-size", "16"],
+    "mixtral-w123-names-int2": ["--preset", "tiny-mixtral", "--moe-names", "w123", "--bits", "2",
+                                "--group-size", "16"],
+    "mixtral-block-sparse-moe-names-awq-int4": ["--preset", "tiny-mixtral", "--moe-names", "block_sparse_moe",
+                                                "--format", "auto_round:auto_awq"],
 }
 # Exact ties in the router: ark and scripts/reference_model.py give them to the lower expert id; torch.topk
 # leaves them unspecified (on CPU it often takes the higher id), so this case is expected to differ from
@@ -227,19 +237,107 @@ def compare_case(name, work):
             "torch": torch.__version__}
 
 
+AUTOROUND_CASES = {  # name: transformers config class and fields, AutoRound's scheme
+    "autoround-qwen3-moe-int4-sym": (
+        "Qwen3MoeConfig", dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, moe_intermediate_size=32,
+                               intermediate_size=96), dict(bits=4, group_size=32, sym=True)),
+    # int4 asym exports in the AWQ layout, for which AutoRound 0.16.1 has no CPU inference (its "fake" module
+    # fails): checked against the float64 reference only
+    "autoround-qwen3-moe-int4-asym-awq": (
+        "Qwen3MoeConfig", dict(num_experts=8, num_experts_per_tok=3, norm_topk_prob=False, moe_intermediate_size=32,
+                               intermediate_size=96), dict(bits=4, group_size=32, sym=False)),
+    "autoround-qwen2-moe-int2-g16-asym-shared-expert-dense-layer": (
+        "Qwen2MoeConfig", dict(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+                               shared_expert_intermediate_size=64, intermediate_size=96, mlp_only_layers=[1]),
+        dict(bits=2, group_size=16, sym=False)),
+    "autoround-mixtral-int4-sym": (
+        "MixtralConfig", dict(num_local_experts=4, num_experts_per_tok=2, intermediate_size=64),
+        dict(bits=4, group_size=32, sym=True)),
+}
+
+
+def autoround_case(ark, name, work, seed):
+    """A tiny random MoE model quantized by the real AutoRound; ark against the float64 reference and against
+    AutoRound's inference on the export."""
+    import torch  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
+    from auto_round import AutoRound  # noqa: PLC0415
+    from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: PLC0415
+
+    cfg_cls, fields, scheme = AUTOROUND_CASES[name]
+    torch.manual_seed(seed)
+    cfg = getattr(transformers, cfg_cls)(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, head_dim=16, vocab_size=512, **fields)
+    cfg.architectures = [cfg_cls.replace("Config", "ForCausalLM")]  # AutoRound's export copies it from here
+    model = getattr(transformers, cfg.architectures[0])(cfg)
+    with torch.no_grad():  # weights of unit-scale activations (the default init leaves near-uniform logits)
+        for n, prm in model.named_parameters():
+            if prm.dim() >= 2:
+                prm.normal_(0, 1.0 / prm.shape[-1] ** 0.5)
+            elif "norm" in n:
+                prm.uniform_(0.8, 1.2)
+    # AutoRound wants a tokenizer even in RTN mode: a word-level one over the 512 ids.
+    t = Tokenizer(models.WordLevel({f"w{i}": i for i in range(511)} | {"<unk>": 511}, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>", eos_token="<unk>")
+    d = work / name
+    ar = AutoRound(model, tok, iters=0, disable_opt_rtn=True, device_map="cpu", **scheme)
+    ar.quantize_and_save(str(d / "export"), format="auto_round")
+    export = next(p.parent for p in (d / "export").rglob("config.json"))
+
+    ids = [int(x) for x in np.random.default_rng(seed).integers(0, 512, size=24)]
+    out = subprocess.run([ark, "generate", "--model", str(export), "--prompt-ids", ",".join(map(str, ids)),
+                          "--logits-out", str(d / "ark_logits.bin"), "--max-tokens", str(NEW_TOKENS), "--mode",
+                          "exact", "--ignore-eos", "--no-stats"], check=True, capture_output=True, text=True)
+    ark_tokens = json.loads(out.stdout)
+    ref = reference_model.Reference(export)
+    want = ref.logits(ids)
+    got = np.fromfile(d / "ark_logits.bin", dtype=np.float32).reshape(want.shape)
+    scale = float(np.abs(want).max())
+    err_ref = float(np.abs(got - want).max())
+    greedy_ref = ark_tokens == ref.greedy(ids, NEW_TOKENS)
+
+    r = {"case": name, "max_abs_diff_reference": err_ref, "greedy_equal_reference": greedy_ref,
+         "max_abs_logit": scale,
+         "packing_format": json.loads((export / "config.json").read_text())["quantization_config"]["packing_format"],
+         "transformers": transformers.__version__}
+    ok = err_ref <= 1e-4 * scale and greedy_ref
+    try:
+        hf = transformers.AutoModelForCausalLM.from_pretrained(str(export), device_map="cpu", dtype=torch.float32)
+        with torch.no_grad():
+            theirs = hf(torch.tensor([ids])).logits[0].float().numpy()
+    except Exception as e:  # noqa: BLE001 - AutoRound's CPU inference lacks some layouts
+        r["autoround_inference"] = f"unavailable: {type(e).__name__}: {e}"[:160]
+    else:
+        r["autoround_dtype"] = str(next(hf.parameters()).dtype)
+        r["max_abs_diff_autoround"] = float(np.abs(got - theirs).max())
+        r["argmax_equal_autoround"] = bool((got.argmax(axis=1) == theirs.argmax(axis=1)).all())
+        ok = ok and r["max_abs_diff_autoround"] <= 1e-2 * scale and r["argmax_equal_autoround"]
+    r["status"] = "ok" if ok else "MISMATCH"
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ark", default="build/ark")
     ap.add_argument("--cases", default="all", help="comma-separated case names, or all")
     ap.add_argument("--workdir")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--step", choices=["both", "prepare", "compare"], default="both",
-                    help="prepare: the ark side only; compare: the transformers side of a prepared workdir")
+    ap.add_argument("--step", choices=["both", "prepare", "compare", "autoround"], default="both",
+                    help="prepare: the ark side only; compare: the transformers side of a prepared workdir; "
+                         "autoround: MoE checkpoints exported by the real AutoRound")
     a = ap.parse_args()
     cases = {**CASES, **TIE_CASES}
     names = list(CASES) if a.cases == "all" else a.cases.split(",")
     work = pathlib.Path(a.workdir or tempfile.mkdtemp(prefix="ark_vs_hf_"))
     bad = 0
+    if a.step == "autoround":
+        names = list(AUTOROUND_CASES) if a.cases == "all" else a.cases.split(",")
+        for i, n in enumerate(names):
+            r = autoround_case(a.ark, n, work, a.seed + i)
+            print(json.dumps(r), flush=True)
+            bad += r["status"] == "MISMATCH"
+        sys.exit(1 if bad else 0)
     for i, n in enumerate(names):
         if a.step in ("both", "prepare"):
             prepare_case(a.ark, n, cases[n], work, a.seed + i)

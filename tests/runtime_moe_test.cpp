@@ -75,6 +75,15 @@ TEST(RuntimeMoeConfig, ReadsTheFieldsWithTransformersDefaults) {
   EXPECT_EQ(
       ModelConfig::from_json(config_text("MixtralForCausalLM", {{"num_local_experts", 5}})).moe.num_experts,
       5);
+  // transformers 5 writes num_local_experts for Qwen3-MoE (and accepts num_experts for Mixtral).
+  EXPECT_EQ(
+      ModelConfig::from_json(config_text("Qwen3MoeForCausalLM", {{"num_local_experts", 12}})).moe.num_experts,
+      12);
+  EXPECT_EQ(ModelConfig::from_json(config_text("MixtralForCausalLM", {{"num_experts", 6}})).moe.num_experts,
+            6);
+  EXPECT_EQ(
+      ModelConfig::from_json(config_text("Qwen2MoeForCausalLM", {{"num_local_experts", 12}})).moe.num_experts,
+      60);
 
   ModelConfig dense = ModelConfig::from_json(config_text("Qwen3ForCausalLM"));
   EXPECT_FALSE(dense.is_moe());
@@ -111,6 +120,9 @@ TEST(RuntimeMoeConfig, RefusesWhatItCannotRun) {
   EXPECT_ERROR_HAS(ModelConfig::from_json(config_text("Qwen2MoeForCausalLM", {{"use_sliding_window", true}})),
                    "use_sliding_window");
   EXPECT_ERROR_HAS(ModelConfig::from_json(config_text("DeepseekV3ForCausalLM")), "MixtralForCausalLM");
+  EXPECT_ERROR_HAS(ModelConfig::from_json(
+                       config_text("Qwen3MoeForCausalLM", {{"num_experts", 8}, {"num_local_experts", 16}})),
+                   "'num_experts' 8 and 'num_local_experts' 16 disagree");
 }
 
 MakeModelOptions tiny(const std::string& preset) {
@@ -132,7 +144,7 @@ TEST(RuntimeMoePlan, ListsRouterExpertsSharedExpertAndDenseLayers) {
   make_model(dir.path(), o);
   const CheckpointPlan p = plan_checkpoint(dir.path());
   EXPECT_EQ(p.config.arch, Architecture::kQwen2Moe);
-  EXPECT_FALSE(p.legacy_moe_names);
+  EXPECT_EQ(p.moe_naming, MoeNaming::kMlp);
   int routed = 0, shared = 0, routers = 0, shared_gates = 0, dense_mlp = 0;
   for (const CheckpointLayer& l : p.layers) {
     if (l.expert >= 0) {
@@ -292,18 +304,26 @@ TEST(RuntimeMoeModel, PromptAtOnceEqualsTokenByTokenForEveryMoeArchitecture) {
   }
 }
 
-TEST(RuntimeMoeModel, MixtralLegacyNamesLoadTheSameModel) {
-  // The same seed writes the same weights under either naming; the logits must be identical.
-  TempDir a("moe_names_new"), b("moe_names_legacy");
+TEST(RuntimeMoeModel, MixtralNamingsLoadTheSameModel) {
+  // The same seed writes the same weights under each naming; the planner recognises each and the logits are
+  // identical.
   MakeModelOptions o = tiny("tiny-mixtral");
-  make_model(a.path(), o);
-  o.legacy_moe_names = true;
-  make_model(b.path(), o);
-  const Model ma = Model::load(a.path(), exact()), mb = Model::load(b.path(), exact());
-  EXPECT_FALSE(ma.plan().legacy_moe_names);
-  EXPECT_TRUE(mb.plan().legacy_moe_names);
   const auto ids = random_ids(7, 200, 12);
-  EXPECT_EQ(max_abs_diff(logits_at_once(ma, ids), logits_at_once(mb, ids)), 0.0);
+  std::vector<float> first;
+  for (MoeNaming naming : {MoeNaming::kMlp, MoeNaming::kBlockSparseMoe, MoeNaming::kMixtralW123}) {
+    TempDir dir("moe_names");
+    o.moe_naming = naming;
+    make_model(dir.path(), o);
+    const Model m = Model::load(dir.path(), exact());
+    EXPECT_EQ(m.plan().moe_naming, naming);
+    const auto logits = logits_at_once(m, ids);
+    if (first.empty()) first = logits;
+    EXPECT_EQ(max_abs_diff(first, logits), 0.0) << static_cast<int>(naming);
+  }
+  TempDir dir("moe_names_qwen");
+  MakeModelOptions q = tiny("tiny-qwen3-moe");
+  q.moe_naming = MoeNaming::kBlockSparseMoe;
+  EXPECT_ERROR_HAS(make_model(dir.path(), q), "block_sparse_moe names are Mixtral's only");
 }
 
 TEST(RuntimeMoeModel, DecodeBytesCountOnlyTheRoutedExperts) {

@@ -55,10 +55,8 @@ struct CheckpointPlan {
   ModelConfig config;
   std::string quant_summary;  // e.g. "auto-round auto_round:auto_gptq, int4 g128 sym" or "none"
   std::vector<CheckpointLayer> layers;
-  bool lm_head_tied = false;  // lm_head reuses the embedding (no lm_head tensor)
-  // Mixtral stored as before transformers 5: block_sparse_moe.gate and block_sparse_moe.experts.<e>.w1/w3/w2
-  // instead of mlp.gate and mlp.experts.<e>.gate_proj/up_proj/down_proj.
-  bool legacy_moe_names = false;
+  bool lm_head_tied = false;               // lm_head reuses the embedding (no lm_head tensor)
+  MoeNaming moe_naming = MoeNaming::kMlp;  // Mixtral's checkpoints use the others (see MoeNaming)
   size_t checkpoint_bytes = 0;
 };
 

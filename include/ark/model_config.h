@@ -27,6 +27,16 @@ enum class Architecture : uint8_t { kQwen2, kLlama, kQwen3, kQwen2Moe, kQwen3Moe
 // "MixtralForCausalLM".
 std::string_view architecture_name(Architecture arch);
 
+// How a checkpoint names its MoE tensors (the planner detects it, make-model writes any of them):
+//   kMlp            mlp.gate, mlp.experts.<e>.gate_proj / up_proj / down_proj (Qwen2/3-MoE; Mixtral as
+//                   transformers 5 names it)
+//   kBlockSparseMoe block_sparse_moe.gate, block_sparse_moe.experts.<e>.gate_proj / up_proj / down_proj
+//   (Mixtral
+//                   as AutoRound 0.16 exports it under transformers 5)
+//   kMixtralW123    block_sparse_moe.gate, block_sparse_moe.experts.<e>.w1 / w3 / w2 (Mixtral's original
+//   names)
+enum class MoeNaming : uint8_t { kMlp, kBlockSparseMoe, kMixtralW123 };
+
 // The sparse MLP of a MoE architecture. Routing is transformers': p = softmax(router logits) over all
 // experts, the top_k largest p (ties: lower expert id), renormalized to sum 1 when norm_topk_prob (Mixtral
 // always).

@@ -58,7 +58,7 @@ struct MakeModelOptions {
   // Experts 2j and 2j+1 get the same router row, so their logits tie exactly and routing must break the tie
   // (the lower id wins, as torch.topk does); their expert weights still differ.
   bool router_ties = false;
-  bool legacy_moe_names = false;  // Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2, as before transformers 5
+  MoeNaming moe_naming = MoeNaming::kMlp;  // the others are Mixtral's only
 
   std::string tokenizer_dir;  // copies tokenizer.json / tokenizer_config.json from here when set
   int num_shards = 1;

@@ -180,10 +180,14 @@ CheckpointPlan plan_checkpoint(const std::filesystem::path& dir) {
             ": tensor 'lm_head.weight' is missing and config.json does not set tie_word_embeddings");
   plan.lm_head_tied = !lm_head_stored;
 
-  // Mixtral exported before transformers 5 keeps the original block_sparse_moe names.
-  plan.legacy_moe_names =
-      c.arch == Architecture::kMixtral && store.has(moe_router(0, kMixtralLegacyNames) + ".weight");
-  const MoeNames& mn = plan.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+  // Mixtral's checkpoints keep the block_sparse_moe module, with w1 / w3 / w2 experts when written before
+  // transformers 5 (see MoeNaming).
+  if (c.arch == Architecture::kMixtral && store.has(moe_router(0, kMixtralW123Names) + ".weight")) {
+    const std::string w1 = expert_module(0, 0, kMixtralW123Names, 0);
+    plan.moe_naming = store.has(w1 + ".qweight") || store.has(w1 + ".weight") ? MoeNaming::kMixtralW123
+                                                                              : MoeNaming::kBlockSparseMoe;
+  }
+  const MoeNames& mn = moe_names(plan.moe_naming);
   const int64_t E = c.moe.num_experts, EI = c.moe.expert_intermediate_size,
                 SI = c.moe.shared_intermediate_size;
 

@@ -81,6 +81,15 @@ int64_t get_positive_or(const json& j, const char* key, int64_t fallback, const 
   return get_positive(j, key, source);
 }
 
+// The expert count of Qwen3-MoE and Mixtral: transformers 5 maps num_experts onto num_local_experts
+// (attribute_map), and writes the latter, so either key may hold it (Qwen2-MoE knows num_experts only).
+int64_t experts_field(const json& j, const char* key, const char* alias, int64_t fallback,
+                      const std::string& source) {
+  const int64_t a = get_positive_or(j, key, 0, source), b = get_positive_or(j, alias, 0, source);
+  ARK_CHECK(a == 0 || b == 0 || a == b, source, ": '", key, "' ", a, " and '", alias, "' ", b, " disagree");
+  return a > 0 ? a : b > 0 ? b : fallback;
+}
+
 // The MoE fields of config.json, with the defaults of transformers' Qwen2MoeConfig / Qwen3MoeConfig /
 // MixtralConfig for fields left out (transformers reads them that way too).
 MoeConfig read_moe(const json& j, Architecture arch, int64_t num_layers, int64_t intermediate_size,
@@ -94,12 +103,12 @@ MoeConfig read_moe(const json& j, Architecture arch, int64_t num_layers, int64_t
       m.shared_intermediate_size = get_positive_or(j, "shared_expert_intermediate_size", 5632, source);
       break;
     case Architecture::kQwen3Moe:
-      m.num_experts = get_positive_or(j, "num_experts", 128, source);
+      m.num_experts = experts_field(j, "num_experts", "num_local_experts", 128, source);
       m.top_k = get_positive_or(j, "num_experts_per_tok", 8, source);
       m.expert_intermediate_size = get_positive_or(j, "moe_intermediate_size", 768, source);
       break;
     case Architecture::kMixtral:
-      m.num_experts = get_positive_or(j, "num_local_experts", 8, source);
+      m.num_experts = experts_field(j, "num_local_experts", "num_experts", 8, source);
       m.top_k = get_positive_or(j, "num_experts_per_tok", 2, source);
       m.expert_intermediate_size = intermediate_size;  // Mixtral has no dense MLP
       m.norm_topk_prob = true;                         // its router always renormalizes

@@ -193,7 +193,7 @@ class Loader {
   void moe_layer(int64_t i, DecoderLayer& d,
                  const std::function<const CheckpointLayer&(const std::string&)>& layer) {
     const ModelConfig& c = m_.plan.config;
-    const MoeNames& mn = m_.plan.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+    const MoeNames& mn = moe_names(m_.plan.moe_naming);
     d.router = linear(layer(moe_router(i, mn)));
     QuantMoESpec spec;
     spec.hidden_size = c.hidden_size;

@@ -170,7 +170,8 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
   const bool mixtral = o.arch == Architecture::kMixtral;
   const bool qwen2_family = o.arch == Architecture::kQwen2 || o.arch == Architecture::kQwen2Moe;
   ARK_CHECK(!mixtral || !o.attention_bias, "make-model: Mixtral has no attention biases");
-  ARK_CHECK(!o.legacy_moe_names || mixtral, "make-model: the legacy MoE names are Mixtral's only");
+  ARK_CHECK(o.moe_naming == MoeNaming::kMlp || mixtral,
+            "make-model: the block_sparse_moe names are Mixtral's only");
   if (moe) {
     ARK_CHECK(o.num_experts > 0 && o.num_experts_per_tok > 0 && o.num_experts_per_tok <= o.num_experts,
               "make-model: need 0 < experts per token (", o.num_experts_per_tok, ") <= experts (",
@@ -201,7 +202,7 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
     c.moe.decoder_sparse_step = mixtral ? 1 : o.decoder_sparse_step;
     c.moe.mlp_only_layers = o.mlp_only_layers;
   }
-  const MoeNames& mn = o.legacy_moe_names ? kMixtralLegacyNames : kMoeNames;
+  const MoeNames& mn = moe_names(o.moe_naming);
   const bool qkv_bias = qwen2_family || o.attention_bias;
   const bool o_bias = !qwen2_family && o.attention_bias;
 

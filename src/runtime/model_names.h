@@ -51,9 +51,7 @@ inline void linear_shape(const ModelConfig& c, Slot slot, int64_t* K, int64_t* N
   }
 }
 
-// The sparse MLP of a MoE layer. Qwen2-MoE, Qwen3-MoE and Mixtral as AutoRound exports them under
-// transformers 5 (experts unfused into one Linear each) share the first naming; Mixtral checkpoints from
-// before transformers 5 use the second (w1 = gate, w3 = up, w2 = down).
+// The sparse MLP of a MoE layer, in the three namings of MoeNaming (w1 = gate, w3 = up, w2 = down).
 struct MoeNames {
   const char* block;  // module holding the router ("<block>.gate") and the experts ("<block>.experts.<e>.")
   const char* gate;
@@ -61,7 +59,14 @@ struct MoeNames {
   const char* down;
 };
 inline constexpr MoeNames kMoeNames{"mlp", "gate_proj", "up_proj", "down_proj"};
-inline constexpr MoeNames kMixtralLegacyNames{"block_sparse_moe", "w1", "w3", "w2"};
+inline constexpr MoeNames kBlockSparseMoeNames{"block_sparse_moe", "gate_proj", "up_proj", "down_proj"};
+inline constexpr MoeNames kMixtralW123Names{"block_sparse_moe", "w1", "w3", "w2"};
+
+inline const MoeNames& moe_names(MoeNaming n) {
+  return n == MoeNaming::kMixtralW123      ? kMixtralW123Names
+         : n == MoeNaming::kBlockSparseMoe ? kBlockSparseMoeNames
+                                           : kMoeNames;
+}
 
 inline std::string moe_router(int64_t layer, const MoeNames& n) {
   return layer_module(layer, n.block) + ".gate";

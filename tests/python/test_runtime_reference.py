@@ -1,7 +1,7 @@
 """ark's runtime against an independent float64 NumPy implementation (scripts/reference_model.py) on tiny
 random checkpoints that `ark make-model` writes: every architecture, every packing format, bits 2/3/4/8,
 sym/asym, tied and untied / quantized lm_head, unquantized extra_config layers, shards, both config styles;
-and the MoE architectures (Qwen3-MoE, Qwen2-MoE with its shared expert and dense layers, Mixtral in both tensor
+and the MoE architectures (Qwen3-MoE, Qwen2-MoE with its shared expert and dense layers, Mixtral in all three tensor
 namings) over several schemes, top-k with and without renormalization, and routers with exact ties (which
 both sides give to the lower expert id).
 
@@ -53,11 +53,12 @@ MOE_CASES = {
     "qwen2-moe-gptq-v1-int4-f16-shards-router-ties-top3": [
         "--preset", "tiny-qwen2-moe", "--dtype", "f16", "--shards", "3", "--router-ties", "--experts-per-tok", "3",
         "--mlp-only-layers", "0"],
-    "mixtral-gptq-v1-int2-g16-legacy-names-quantized-lm-head": [
-        "--preset", "tiny-mixtral", "--bits", "2", "--group-size", "16", "--legacy-moe-names",
+    "mixtral-gptq-v1-int2-g16-w123-names-quantized-lm-head": [
+        "--preset", "tiny-mixtral", "--bits", "2", "--group-size", "16", "--moe-names", "w123",
         "--quantize-lm-head"],
-    "mixtral-awq-int4-8-experts-f32": ["--preset", "tiny-mixtral", "--format", "auto_round:auto_awq",
-                                       "--experts", "8", "--dtype", "f32", "--scale-dtype", "bf16"],
+    "mixtral-awq-int4-8-experts-f32-block-sparse-moe-names": [
+        "--preset", "tiny-mixtral", "--format", "auto_round:auto_awq", "--experts", "8", "--dtype", "f32",
+        "--scale-dtype", "bf16", "--moe-names", "block_sparse_moe"],
 }
 DENSE_SIZE = ["--hidden", "64", "--heads", "4", "--kv-heads", "2", "--intermediate", "96", "--layers", "2",
               "--vocab", "160"]

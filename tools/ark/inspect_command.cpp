@@ -69,7 +69,8 @@ void print_moe(const CheckpointPlan& p) {
   for (const CheckpointLayer& l : p.layers) {
     if (l.name.ends_with(".gate") && l.kind == CheckpointLayer::Kind::kLinear) {
       std::cout << "router       " << dtype_name(l.dtype) << " [" << l.out_features << "][" << l.in_features
-                << "]" << (p.legacy_moe_names ? " (block_sparse_moe.* names)" : "") << "\n";
+                << "] " << l.name
+                << (p.moe_naming == MoeNaming::kMixtralW123 ? " (experts' w1 / w3 / w2)" : "") << "\n";
       break;
     }
   }
@@ -108,8 +109,7 @@ void run(const std::string& dir, bool all_layers) {
     const int64_t li = layer_index(l.name);
     if (!all_layers && li > 0 && li != first_other) continue;
     if (!all_layers && l.expert > 0) {
-      if (l.expert == 1 &&
-          l.name.ends_with(c.arch == Architecture::kMixtral && p.legacy_moe_names ? ".w1" : ".gate_proj"))
+      if (l.expert == 1 && l.name.ends_with(p.moe_naming == MoeNaming::kMixtralW123 ? ".w1" : ".gate_proj"))
         std::cout << "  (experts 1.." << c.moe.num_experts - 1 << " as expert 0; --all lists every one)\n";
       continue;
     }

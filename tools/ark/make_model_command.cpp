@@ -3,6 +3,7 @@
 //   ark make-model --out DIR [--preset tiny|qwen2.5-0.5b|tiny-qwen3-moe|tiny-qwen2-moe|tiny-mixtral]
 //                  [--arch qwen2|llama|qwen3|qwen2-moe|qwen3-moe|mixtral] [--hidden N] ...
 //                  [--experts E --experts-per-tok K --moe-intermediate I --shared-intermediate S ...]
+//                  [--moe-names mlp|block_sparse_moe|w123]
 //                  [--format auto_round:auto_gptq|auto_round:gptqmodel|auto_round|auto_round:auto_awq|none]
 //                  [--bits B] [--group-size G] [--asym] [--tokenizer DIR] [--shards N] [--seed S]
 // Flags given after the preset override its values.
@@ -31,7 +32,8 @@ struct MakeModelArgs {
   int64_t experts = 0, experts_per_tok = 0, moe_intermediate = 0, shared_intermediate = 0, sparse_step = 0;
   std::string norm_topk_prob;
   std::vector<int64_t> mlp_only_layers;
-  bool router_ties = false, legacy_moe_names = false;
+  bool router_ties = false;
+  std::string moe_names;
 };
 
 DType parse_float_dtype(const std::string& s, const char* flag) {
@@ -72,7 +74,15 @@ void run(const MakeModelArgs& a) {
   }
   if (!a.mlp_only_layers.empty()) o.mlp_only_layers = a.mlp_only_layers;
   if (a.router_ties) o.router_ties = true;
-  if (a.legacy_moe_names) o.legacy_moe_names = true;
+  if (a.moe_names == "mlp") {
+    o.moe_naming = MoeNaming::kMlp;
+  } else if (a.moe_names == "block_sparse_moe") {
+    o.moe_naming = MoeNaming::kBlockSparseMoe;
+  } else if (a.moe_names == "w123") {
+    o.moe_naming = MoeNaming::kMixtralW123;
+  } else if (!a.moe_names.empty()) {
+    throw_error("--moe-names '", a.moe_names, "' is not one of mlp, block_sparse_moe, w123");
+  }
   if (a.hidden) o.hidden_size = a.hidden;
   if (a.intermediate) o.intermediate_size = a.intermediate;
   if (a.layers) o.num_layers = a.layers;
@@ -132,8 +142,10 @@ void add_make_model_command(CLI::App& app) {
   c->add_option("--mlp-only-layers", a->mlp_only_layers,
                 "Qwen MoE: layers with a dense MLP instead of experts");
   c->add_flag("--router-ties", a->router_ties, "MoE: experts 2j and 2j+1 share a router row (exact ties)");
-  c->add_flag("--legacy-moe-names", a->legacy_moe_names,
-              "Mixtral: block_sparse_moe.experts.<e>.w1/w3/w2 names");
+  c->add_option(
+      "--moe-names", a->moe_names,
+      "Mixtral tensor names: mlp (transformers 5), block_sparse_moe (AutoRound 0.16's export) or w123 "
+      "(block_sparse_moe.experts.<e>.w1/w3/w2, the original)");
   c->add_option("--hidden", a->hidden, "hidden size");
   c->add_option("--intermediate", a->intermediate, "MLP intermediate size");
   c->add_option("--layers", a->layers, "decoder layers");
