@@ -133,7 +133,8 @@ class Model {
   // Bytes held by the packed quantized layers and by the unquantized tensors.
   size_t packed_bytes() const;
   size_t unquantized_bytes() const;
-  // Weight bytes one decode step reads (every layer once, lm_head included, the embedding row excluded).
+  // Weight bytes one decode step reads (every layer once, lm_head included, the embedding row excluded; of a
+  // MoE layer the router, the shared expert and top_k / num_experts of the routed experts, the average).
   size_t bytes_read_per_token() const;
   double load_seconds() const;
   // The kernels a forward of M tokens runs in the first quantized layer, for reports.
