@@ -1,7 +1,8 @@
 """The vLLM plugin on whole checkpoints: vLLM's own engine configuration claims an `ark make-model` checkpoint for
 "ark" (no --quantization given), and vLLM's model loader (get_model: the model class, its stacked-parameter
 mapping that fuses q/k/v and gate/up, the safetensors iterator, process_weights_after_loading) builds it with
-ArkLinearMethod on every quantized layer and vLLM's own method on the unquantized ones. Every linear layer of
+ArkLinearMethod on every quantized layer (a quantized lm_head too) and vLLM's own method on the unquantized
+ones. Every linear layer of
 every decoder block is then checked against the weights that scripts/reference_model.py (independent of ark)
 decodes from the checkpoint.
 
@@ -37,8 +38,8 @@ CASES = {
     "qwen2-gptq-v1-int4-sym-qkv-bias": ["--arch", "qwen2"],
     "llama-awq-int4-asym-shards-unquantized-down": ["--arch", "llama", "--format", "auto_round:auto_awq", "--asym",
                                                     "--shards", "2", "--unquantized", "model.layers.1.mlp.down_proj"],
-    "qwen3-gptq-v2-int3-g32-asym": ["--arch", "qwen3", "--format", "auto_round", "--bits", "3", "--group-size",
-                                    "32", "--asym"],
+    "qwen3-gptq-v2-int3-g32-asym-quantized-lm-head": ["--arch", "qwen3", "--format", "auto_round", "--bits", "3",
+                                                      "--group-size", "32", "--asym", "--quantize-lm-head"],
 }
 PARTS = {"self_attn.qkv_proj": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
          "self_attn.o_proj": ["self_attn.o_proj"], "mlp.gate_up_proj": ["mlp.gate_proj", "mlp.up_proj"],
@@ -112,3 +113,14 @@ def test_vllm_loads_the_checkpoint_through_ark(distributed, tmp_path, case):
             assert err <= 2e-5 * scale, f"{case}: layer {i} {fused}: max error {err:.3g} (scale {scale:.3g})"
             checked += 1
     assert checked == 4 * len(ref.layers)
+    if "--quantize-lm-head" in CASES[case]:
+        # The vocabulary (160) is padded to vLLM's 64-multiple; the padding's logits come out 0.
+        head = model.lm_head
+        assert isinstance(head.quant_method, ArkLinearMethod)
+        w = torch.as_tensor(ref.lm_head, dtype=torch.float64)
+        xin = x[:, : w.shape[1]].contiguous()
+        got = head.quant_method.apply(head, xin, None).to(torch.float64)
+        want = xin.to(torch.float64) @ w.T
+        scale = (xin.to(torch.float64).abs() @ w.abs().T).max().item()
+        assert (got[:, : w.shape[0]] - want).abs().max().item() <= 2e-5 * scale
+        assert got.shape[1] >= w.shape[0] and bool((got[:, w.shape[0]:] == 0).all())

@@ -43,6 +43,28 @@ def _pack_factor(bits):
     return int(f) if f.denominator == 1 else f
 
 
+def _vocab_loader(layer):
+    """Loader for a quantized ParallelLMHead. vLLM's vocab-parallel loader places rows of a [vocab, hidden]
+    weight; the packed tensors hold the vocabulary along columns (dim 1), so this one cuts this rank's
+    vocabulary columns (in words where they are packed along it) and zero-fills the padding columns, whose
+    logits then come out 0 and are never sampled (vLLM masks the padded vocabulary)."""
+
+    def load(param, loaded_weight, *args):
+        dim = getattr(param, "output_dim", None)
+        if dim is None:
+            param.data.copy_(loaded_weight)  # g_idx: along the hidden size, the same on every rank
+            return
+        start = layer.shard_indices.org_vocab_start_index
+        size = layer.shard_indices.org_vocab_end_index - start
+        if getattr(param, "packed_dim", None) == dim:
+            start, size = int(start // param.packed_factor), int(size // param.packed_factor)
+        part = loaded_weight.narrow(dim, start, size)
+        param.data.narrow(dim, 0, size).copy_(part)
+        param.data.narrow(dim, size, param.data.shape[dim] - size).zero_()
+
+    return load
+
+
 def _same_for_every_shard(weight_loader, prefix):
     """g_idx's loader: fused layers keep one g_idx, so every part (q, k, v / gate, up) must bring the same one.
     GPTQ exports agree (the parts share their input, hence its act-order permutation); anything else would
@@ -80,6 +102,8 @@ class ArkLinearMethod(LinearMethodBase):
         K, N = input_size_per_partition, sum(output_partition_sizes)
         prefix = getattr(layer, "prefix", "") or type(layer).__name__
         weight_loader = extra_weight_attrs["weight_loader"]
+        if hasattr(layer, "shard_indices"):
+            weight_loader = _vocab_loader(layer)  # a quantized lm_head (ParallelLMHead)
         row_split = input_size != K
         b, g = self.bits, self.group_size
         if g != -1 and K % g != 0:
