@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <sstream>
@@ -423,6 +424,28 @@ TEST(QuantMoE, GemmForExpertsWithFewRows) {
     s.shared_intermediate_size = 40;
     Fixture f(s, mixed_configs(), true, rng);
     for (int64_t T : {2, 7, 40}) check_forward(f, T, rng, "threshold 3");
+  }
+}
+
+// Both schedules at every T, and prefill waves of one expert each (ARK_MOE_DECODE_TOKENS /
+// ARK_MOE_WAVE_BYTES, read at each call), against the reference.
+TEST(QuantMoE, SchedulesAndWaves) {
+  std::mt19937_64 rng = ql_test::rng_for(8010);
+  struct Env {
+    const char* decode;
+    const char* wave;
+  };
+  for (ComputeMode mode : {ComputeMode::kExact, ComputeMode::kInt8}) {
+    QuantMoESpec s = base_spec(6, 2, mode);
+    s.shared_intermediate_size = 40;
+    Fixture f(s, mixed_configs(), true, rng);
+    for (Env env : {Env{"0", "1"}, Env{"1000", nullptr}, Env{nullptr, "20000"}}) {
+      if (env.decode) setenv("ARK_MOE_DECODE_TOKENS", env.decode, 1);
+      if (env.wave) setenv("ARK_MOE_WAVE_BYTES", env.wave, 1);
+      for (int64_t T : {1, 7, 64}) check_forward(f, T, rng, env.wave ? "small waves" : "decode schedule");
+      unsetenv("ARK_MOE_DECODE_TOKENS");
+      unsetenv("ARK_MOE_WAVE_BYTES");
+    }
   }
 }
 

@@ -43,19 +43,19 @@ namespace ark {
 
 namespace {
 
-// Token counts up to this run the one-region decode schedule; ARK_MOE_DECODE_TOKENS overrides it (0: always
-// the step-by-step schedule), read once per process, so the two schedules can be compared on one machine.
+// Token counts up to this run the one-region decode schedule.
 constexpr int64_t kDecodeTokens = 16;
+// Prefill runs the experts in waves whose per-call scratch stays under this many bytes (see run_prefill).
+constexpr int64_t kWaveBytes = 16 << 20;
 
-int64_t decode_max_tokens() {
-  static const int64_t n = [] {
-    const char* env = std::getenv("ARK_MOE_DECODE_TOKENS");
-    if (env == nullptr || *env == '\0') return kDecodeTokens;
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    return (end != env && *end == '\0' && v >= 0) ? static_cast<int64_t>(v) : kDecodeTokens;
-  }();
-  return n;
+// ARK_MOE_DECODE_TOKENS (0: always the step-by-step schedule) and ARK_MOE_WAVE_BYTES override the two
+// constants, read at each call, so schedules can be compared on one machine and tests can force small waves.
+int64_t env_or(const char* name, int64_t fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  return (end != env && *end == '\0' && v >= 0) ? static_cast<int64_t>(v) : fallback;
 }
 
 struct AlignedFree {
@@ -227,12 +227,18 @@ class MoeCall {
   }
 
   void run() {
-    const bool decode = T_ <= decode_max_tokens();
-    plan(decode);
-    if (decode)
+    if (im_.has_shared()) sg_.resize(static_cast<size_t>(T_));
+    // A call this small finishes before a worker would wake up.
+    double work = 0;
+    for (int s = 0; s < S_; ++s)
+      work += static_cast<double>(rows(s)) * 2.0 * static_cast<double>(im_.experts[s].intermediate) * H_;
+    if (work < 256.0 * 1024.0) threads_ = 1;
+    if (T_ <= env_or("ARK_MOE_DECODE_TOKENS", kDecodeTokens)) {
+      plan(true, 0, S_);
       run_decode();
-    else
+    } else {
       run_prefill();
+    }
   }
 
  private:
@@ -263,8 +269,12 @@ class MoeCall {
     return r.a.m == 1 || (r.a.m == T_ && r.slot == E_ && im_.has_shared());
   }
 
-  void plan(bool decode) {
-    for (int s = 0; s < S_; ++s) {
+  // Runs and scratch for slots [lo, hi) (every slot for the decode schedule, one wave for prefill).
+  void plan(bool decode, int lo, int hi) {
+    up_.clear();
+    down_.clear();
+    arena_ = Arena();
+    for (int s = lo; s < hi; ++s) {
       if (rows(s) == 0) continue;
       const MoeExpert& xp = im_.experts[s];
       if (xp.fused()) {
@@ -304,7 +314,8 @@ class MoeCall {
       }
     } else {
       for (LayerRun& r : up_) {
-        r.own_xf = true;
+        // int8 over an identity packed K quantizes straight from x's rows.
+        r.own_xf = !(int8_of(r) && r.layer->packed.identity_k);
         r.own_xq = int8_of(r);
       }
     }
@@ -322,11 +333,10 @@ class MoeCall {
       gu_at_[r.slot] = arena_.reserve(static_cast<size_t>(c * 2 * I) * 4);
       h_at_[r.slot] = arena_.reserve(static_cast<size_t>(c * I) * 4);
     }
-    const size_t yo_at = arena_.reserve(static_cast<size_t>(offset_[S_] * H_) * 4);
-    const size_t sg_at = arena_.reserve(static_cast<size_t>(T_) * 4);
+    const size_t yo_at = arena_.reserve(static_cast<size_t>((offset_[hi] - offset_[lo]) * H_) * 4);
     arena_.allocate();
     yo_ = arena_.at<float>(yo_at);
-    sg_ = arena_.at<float>(sg_at);
+    yo_base_ = offset_[lo];
     for (size_t c = 0; c < cls_.size(); ++c) {
       if (!class_used_[c]) continue;
       const QuantLinear::Impl& l = *im_.act_classes[c];
@@ -365,13 +375,9 @@ class MoeCall {
         r.a.x = arena_.at<float>(h_at_[r.slot]);
         r.a.ldx = im_.experts[r.slot].intermediate;
       }
-      r.a.y = yo_ + offset_[r.slot] * H_;
+      r.a.y = yo_ + (offset_[r.slot] - yo_base_) * H_;
       r.a.ldy = H_;
     }
-    // A call this small finishes before a worker would wake up.
-    double work = 0;
-    for (const LayerRun& r : up_) work += static_cast<double>(r.a.m) * r.layer->packed.n * r.layer->packed.k;
-    if (work < 256.0 * 1024.0) threads_ = 1;
   }
 
   // --- steps shared by both schedules -------------------------------------------------------------------
@@ -390,10 +396,18 @@ class MoeCall {
     }
   }
 
-  // Prefill: rows [r0, r1) of an up run gathered from x (and quantized).
+  // Prefill: rows [r0, r1) of an up run gathered from x (and quantized; straight from x's rows when the
+  // packed K is the identity).
   void up_rows_from_x(const LayerRun& r, int64_t r0, int64_t r1) {
     const PackedWeight& w = r.layer->packed;
-    const int64_t base = offset_[r.slot], kp = w.k_padded();
+    const int64_t base = offset_[r.slot], kp = w.k_padded(), G = w.num_groups;
+    if (!r.own_xf) {
+      for (int64_t m = r0; m < r1; ++m)
+        r.layer->quantize_rows(
+            w, x_ + row_token_[base + m] * H_, H_, 0, 1, const_cast<int8_t*>(r.a.xq) + m * kp, kp,
+            const_cast<float*>(r.a.x_scale) + m * G, const_cast<int32_t*>(r.a.xq_sum) + m * G);
+      return;
+    }
     for (int64_t m = r0; m < r1; ++m)
       gather_activation_rows(w, x_ + row_token_[base + m] * H_, DType::F32, 0, 1, r.xf + m * kp, kp);
     quantize_run_rows(r, r0, r1);
@@ -465,7 +479,7 @@ class MoeCall {
   void shared_gate_all() {
     if (!im_.has_shared()) return;
     if (im_.shared_gate.empty())
-      std::fill(sg_, sg_ + T_, 1.0f);
+      std::fill(sg_.begin(), sg_.end(), 1.0f);
     else
       shared_gate_rows(0, T_);
   }
@@ -549,30 +563,66 @@ class MoeCall {
 
   // --- the prefill schedule: one region per step -------------------------------------------------------
 
+  // Prefill scratch per row of slot s, in bytes (sizes the waves): gate/up activations, [gate | up]
+  // outputs, h, down activations, the output row.
+  int64_t row_bytes(int s) const {
+    const int64_t I = im_.experts[s].intermediate;
+    return H_ * 9 + I * 12 + I * 5 + H_ * 4 + 256;
+  }
+
   void run_prefill() {
+    // The shared expert's gate for every token; y starts at zero and each wave adds its experts' rows.
+    {
+      const bool gated = im_.has_shared() && !im_.shared_gate.empty();
+      const int64_t g_step = rows_per_chunk(H_, 1 << 16), z_step = rows_per_chunk(H_, 1 << 16);
+      const int64_t g_items = gated ? ceil_div(T_, g_step) : 0, z_items = ceil_div(T_, z_step);
+      if (im_.has_shared() && !gated) std::fill(sg_.begin(), sg_.end(), 1.0f);
+      pool_.parallel_for(
+          g_items + z_items,
+          [&](int64_t i) {
+            if (i < g_items) {
+              shared_gate_rows(i * g_step, std::min(T_, (i + 1) * g_step));
+            } else {
+              const int64_t t0 = (i - g_items) * z_step, t1 = std::min(T_, t0 + z_step);
+              std::fill(y_ + t0 * H_, y_ + t1 * H_, 0.0f);
+            }
+          },
+          threads_);
+    }
+    // Each token's slots in increasing expert id: the order the waves add them in, whatever the waves are.
+    order_.resize(static_cast<size_t>(T_ * k_));
+    for (int64_t t = 0; t < T_; ++t) {
+      int32_t* o = order_.data() + t * k_;
+      for (int j = 0; j < k_; ++j) o[j] = j;
+      std::stable_sort(o, o + k_, [&](int32_t a, int32_t b) { return ids_[t * k_ + a] < ids_[t * k_ + b]; });
+    }
+    // Waves of consecutive experts whose scratch stays under kWaveBytes, so the intermediate rows stay in
+    // cache and the scratch in reused heap memory; every expert is in exactly one wave, so its weights still
+    // stream once per call.
+    const int64_t wave_bytes = env_or("ARK_MOE_WAVE_BYTES", kWaveBytes);
+    for (int lo = 0; lo < S_;) {
+      int hi = lo;
+      int64_t bytes = 0;
+      while (hi < S_ && (bytes == 0 || bytes + rows(hi) * row_bytes(hi) <= wave_bytes)) {
+        bytes += rows(hi) * row_bytes(hi);
+        ++hi;
+      }
+      plan(false, lo, hi);
+      if (!up_.empty()) run_wave(lo, hi);
+      lo = hi;
+    }
+  }
+
+  void run_wave(int lo, int hi) {
     {
       std::vector<RowItem> items;
       for (int i = 0; i < static_cast<int>(up_.size()); ++i) {
         const int64_t M = up_[i].a.m, step = rows_per_chunk(H_, 1 << 15);
         for (int64_t r0 = 0; r0 < M; r0 += step) items.push_back({i, r0, std::min(M, r0 + step)});
       }
-      const bool gated = im_.has_shared() && !im_.shared_gate.empty();
-      if (gated) {
-        const int64_t step = rows_per_chunk(H_, 1 << 16);
-        for (int64_t t0 = 0; t0 < T_; t0 += step) items.push_back({-1, t0, std::min(T_, t0 + step)});
-      } else if (im_.has_shared()) {
-        std::fill(sg_, sg_ + T_, 1.0f);
-      }
       pool_.parallel_for(
           static_cast<int64_t>(items.size()),
-          [&](int64_t i) {
-            const RowItem& it = items[i];
-            if (it.run < 0)
-              shared_gate_rows(it.r0, it.r1);
-            else
-              up_rows_from_x(up_[it.run], it.r0, it.r1);
-          },
-          threads_);
+          [&](int64_t i) { up_rows_from_x(up_[items[i].run], items[i].r0, items[i].r1); }, threads_);
     }
     run_kernels(up_);
     {
@@ -587,7 +637,34 @@ class MoeCall {
           [&](int64_t i) { act_rows(down_[items[i].run], items[i].r0, items[i].r1); }, threads_);
     }
     run_kernels(down_);
-    reduce_all();
+    // y[t] += w[t][j] * row of (t, j) for the slots of this wave, in increasing expert id, then the shared
+    // expert's term.
+    const int64_t h_step = std::min<int64_t>(H_, 512), h_parts = ceil_div(H_, h_step);
+    const int64_t t_step = rows_per_chunk(H_, 1 << 15), t_parts = ceil_div(T_, t_step);
+    const bool shared_here = im_.has_shared() && lo <= E_ && E_ < hi;
+    pool_.parallel_for(
+        t_parts * h_parts,
+        [&](int64_t i) {
+          const int64_t t0 = (i / h_parts) * t_step, t1 = std::min(T_, t0 + t_step);
+          const int64_t h0 = (i % h_parts) * h_step, h1 = std::min(H_, h0 + h_step);
+          for (int64_t t = t0; t < t1; ++t) {
+            float* yt = y_ + t * H_;
+            for (int idx = 0; idx < k_; ++idx) {
+              const int j = order_[t * k_ + idx];
+              const int32_t e = ids_[t * k_ + j];
+              if (e < lo || e >= hi) continue;
+              const float wj = w_[t * k_ + j];
+              const float* r = yo_ + (pos_[t * k_ + j] - yo_base_) * H_;
+              for (int64_t h = h0; h < h1; ++h) yt[h] += wj * r[h];
+            }
+            if (shared_here) {
+              const float gs = sg_[t];
+              const float* r = yo_ + (offset_[E_] + t - yo_base_) * H_;
+              for (int64_t h = h0; h < h1; ++h) yt[h] += gs * r[h];
+            }
+          }
+        },
+        threads_);
   }
 
   void run_kernels(const std::vector<LayerRun>& runs) {
@@ -623,7 +700,9 @@ class MoeCall {
   Arena arena_;
   std::vector<size_t> gu_at_, h_at_;
   float* yo_ = nullptr;
-  float* sg_ = nullptr;
+  int64_t yo_base_ = 0;         // row of yo_[0] in the call's sorted rows
+  std::vector<float> sg_;       // the shared expert's gate per token
+  std::vector<int32_t> order_;  // prefill: each token's slots in increasing expert id
 };
 
 }  // namespace
