@@ -12,6 +12,7 @@
 #include "ark/model.h"
 #include "ark/moe.h"
 #include "ark/safetensors.h"
+#include "ark/thread_pool.h"
 #include "runtime/model_impl.h"
 #include "runtime/model_names.h"
 
@@ -162,21 +163,37 @@ class Loader {
     return r;
   }
 
-  // A quantized expert linear in the canonical form QuantMoE loads.
-  QuantizedWeight expert_weight(const CheckpointLayer& l) {
-    QuantizedWeight w;
-    try {
-      const TensorView qweight = take(l.name + ".qweight"), qzeros = take(l.name + ".qzeros"),
-                       scales = take(l.name + ".scales");
+  // Quantized expert linears in the canonical form QuantMoE loads. Decoding is a third of a sparse layer's
+  // load time and every linear is independent, so they are decoded on the default pool; the views are taken
+  // (and afterwards released) on this thread.
+  std::vector<QuantizedWeight> expert_weights(const std::vector<const CheckpointLayer*>& ls) {
+    struct Views {
+      TensorView qweight, qzeros, scales;
       std::optional<TensorView> g_idx;
-      if (l.act_order) g_idx = take(l.name + ".g_idx");
-      w = decode(*l.scheme, l.in_features, l.out_features, qweight, qzeros, scales,
-                 g_idx ? &*g_idx : nullptr);
-    } catch (const Error& e) {
-      throw_error(m_.plan.dir.string(), ": layer '", l.name, "': ", e.what());
+    };
+    std::vector<Views> views;
+    views.reserve(ls.size());
+    for (const CheckpointLayer* l : ls) {
+      Views v{take(l->name + ".qweight"), take(l->name + ".qzeros"), take(l->name + ".scales"), std::nullopt};
+      if (l->act_order) v.g_idx = take(l->name + ".g_idx");
+      views.push_back(std::move(v));
     }
-    done(l);
-    return w;
+    std::vector<QuantizedWeight> out(ls.size());
+    std::vector<std::string> errors(ls.size());
+    default_thread_pool().parallel_for(static_cast<int64_t>(ls.size()), [&](int64_t i) {
+      const CheckpointLayer& l = *ls[i];
+      const Views& v = views[i];
+      try {  // the pool's tasks must not throw
+        out[i] = decode(*l.scheme, l.in_features, l.out_features, v.qweight, v.qzeros, v.scales,
+                        v.g_idx ? &*v.g_idx : nullptr);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+    for (size_t i = 0; i < ls.size(); ++i)
+      if (!errors[i].empty()) throw_error(m_.plan.dir.string(), ": layer '", ls[i]->name, "': ", errors[i]);
+    for (const CheckpointLayer* l : ls) done(*l);
+    return out;
   }
 
   // A [1][H] float gate (Qwen2-MoE's shared_expert_gate) as H floats.
@@ -209,19 +226,27 @@ class Loader {
     const std::string where = m_.plan.dir.string() + ": experts of layer " + std::to_string(i);
     try {
       d.moe = std::make_unique<QuantMoE>(spec);
-      for (int64_t e = 0; e < c.moe.num_experts; ++e) {
-        const CheckpointLayer &g = layer(expert_module(i, e, mn, 0)), &u = layer(expert_module(i, e, mn, 1)),
-                              &dn = layer(expert_module(i, e, mn, 2));
-        routed_bytes += g.checkpoint_bytes + u.checkpoint_bytes + dn.checkpoint_bytes;
-        QuantizedWeight gw = expert_weight(g), uw = expert_weight(u), dw = expert_weight(dn);
-        d.moe->load_expert(static_cast<int>(e), std::move(gw), std::move(uw), std::move(dw));
+      // Experts are decoded 16 at a time (in parallel within a chunk), so that no more than 16 experts' codes
+      // wait in the canonical form (one byte per weight) before QuantMoE takes them.
+      constexpr int64_t kChunk = 16;
+      for (int64_t e0 = 0; e0 < c.moe.num_experts; e0 += kChunk) {
+        const int64_t e1 = std::min(c.moe.num_experts, e0 + kChunk);
+        std::vector<const CheckpointLayer*> parts;  // expert e's gate, up, down at 3 (e - e0)
+        for (int64_t e = e0; e < e1; ++e)
+          for (int w = 0; w < 3; ++w) parts.push_back(&layer(expert_module(i, e, mn, w)));
+        for (const CheckpointLayer* l : parts) routed_bytes += l->checkpoint_bytes;
+        std::vector<QuantizedWeight> w = expert_weights(parts);
+        for (int64_t e = e0; e < e1; ++e) {
+          const size_t k = 3 * static_cast<size_t>(e - e0);
+          d.moe->load_expert(static_cast<int>(e), std::move(w[k]), std::move(w[k + 1]), std::move(w[k + 2]));
+        }
       }
       if (c.moe.shared_intermediate_size > 0) {
-        const CheckpointLayer &g = layer(shared_expert_module(i, 0)), &u = layer(shared_expert_module(i, 1)),
-                              &dn = layer(shared_expert_module(i, 2));
-        shared_bytes = g.checkpoint_bytes + u.checkpoint_bytes + dn.checkpoint_bytes;
-        QuantizedWeight gw = expert_weight(g), uw = expert_weight(u), dw = expert_weight(dn);
-        d.moe->load_shared_expert(std::move(gw), std::move(uw), std::move(dw),
+        std::vector<const CheckpointLayer*> parts;
+        for (int w = 0; w < 3; ++w) parts.push_back(&layer(shared_expert_module(i, w)));
+        for (const CheckpointLayer* l : parts) shared_bytes += l->checkpoint_bytes;
+        std::vector<QuantizedWeight> w = expert_weights(parts);
+        d.moe->load_shared_expert(std::move(w[0]), std::move(w[1]), std::move(w[2]),
                                   gate_vector(layer(shared_expert_gate(i))));
       }
       d.moe->post_init();
