@@ -1,6 +1,7 @@
-// The runtime's multi-row GEMV (runtime/vec_ops.h dot_weight_rows): a hand-written known answer, then random
-// rows of every weight dtype against a double-precision sum, on row counts and lengths that exercise the
-// 64-element main loop, the 16-element loop and the scalar tail.
+// The runtime's vector helpers (runtime/vec_ops.h): a hand-written known answer, then random rows of every
+// weight dtype against a double-precision sum, on row counts and lengths that exercise each path's unrolled
+// main loop (64 or 32 elements), its one-vector loop (16 or 8) and the scalar tail; every path the CPU has
+// (portable, AVX2 + F16C, AVX-512) is called directly, so one run checks them all.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "ark/dtype.h"
+#include "kernels/cpu_features.h"
 #include "runtime/vec_ops.h"
 #include "runtime_test_util.h"
 
@@ -25,42 +27,109 @@ TEST(RuntimeVecOps, DotWeightRowsKnownAnswerBf16) {
   EXPECT_EQ(out[1], 3.0f - 1.0f + 3.0f);
 }
 
+// The paths this CPU can run, lowest first (vec_ops_at maps every level from kAvx512 up to one path).
+std::vector<IsaLevel> vec_paths() {
+  std::vector<IsaLevel> out{IsaLevel::kRef};
+  if (detected_isa_level() >= IsaLevel::kAvx2) out.push_back(IsaLevel::kAvx2);
+  if (detected_isa_level() >= IsaLevel::kAvx512) out.push_back(IsaLevel::kAvx512);
+  return out;
+}
+
+constexpr int64_t kLengths[] = {1, 7, 8, 15, 16, 31, 33, 64, 200, 896};
+
 template <typename T>
-void check_random(DType dtype, T (*encode)(float)) {
-  std::mt19937_64 rng(runtime_test::run_seed() + static_cast<uint64_t>(dtype));
+float weight_value(const T& v, DType dtype) {
+  if constexpr (sizeof(T) == 4) {
+    return v;
+  } else {
+    return dtype == DType::BF16 ? bf16_to_float(v) : fp16_to_float(v);
+  }
+}
+
+template <typename T>
+void check_random(const runtime::VecOps& ops, DType dtype, T (*encode)(float)) {
+  const uint64_t seed = runtime_test::run_seed() + static_cast<uint64_t>(dtype);
+  std::mt19937_64 rng(seed);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (const int64_t n : {1, 15, 16, 33, 64, 200, 896}) {
+  for (const int64_t n : kLengths) {
     for (const int64_t rows : {1, 3, 4, 7, 13}) {
       std::vector<float> x(n);
       for (float& v : x) v = dist(rng);
       std::vector<T> w(rows * n);
       for (T& v : w) v = encode(dist(rng));
       std::vector<float> out(rows, std::numeric_limits<float>::quiet_NaN());
-      runtime::dot_weight_rows(x.data(), w.data(), dtype, rows, n, out.data());
+      ops.dot_weight_rows(x.data(), w.data(), dtype, rows, n, out.data());
       for (int64_t r = 0; r < rows; ++r) {
         double ref = 0, mag = 0;
         for (int64_t i = 0; i < n; ++i) {
-          float wv;
-          if constexpr (sizeof(T) == 4) {
-            wv = w[r * n + i];
-          } else {
-            wv = dtype == DType::BF16 ? bf16_to_float(w[r * n + i]) : fp16_to_float(w[r * n + i]);
-          }
+          const float wv = weight_value(w[r * n + i], dtype);
           ref += static_cast<double>(x[i]) * wv;
           mag += std::fabs(static_cast<double>(x[i]) * wv);
         }
         // fp32 summation bound: n roundings of at most 2^-24 of the running magnitude.
-        EXPECT_NEAR(out[r], ref, static_cast<double>(n) * 6e-8 * mag + 1e-30)
-            << dtype_name(dtype) << " n=" << n << " rows=" << rows << " row " << r;
+        const double tol = static_cast<double>(n) * 6e-8 * mag + 1e-30;
+        EXPECT_NEAR(out[r], ref, tol) << isa_level_name(ops.level) << " " << dtype_name(dtype) << " n=" << n
+                                      << " rows=" << rows << " row " << r << " seed " << seed;
+        if (r == 0) {  // the single-row dot product of the same path
+          EXPECT_NEAR(ops.dot_weight(x.data(), w.data(), dtype, n), ref, tol)
+              << isa_level_name(ops.level) << " " << dtype_name(dtype) << " n=" << n;
+        }
       }
+      // Widening is exact: every bf16 / fp16 value is a float.
+      std::vector<float> wide(n, std::numeric_limits<float>::quiet_NaN());
+      ops.widen(w.data(), dtype, n, wide.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(wide[i], weight_value(w[i], dtype))
+            << isa_level_name(ops.level) << " n=" << n << " i=" << i;
     }
   }
 }
 
-TEST(RuntimeVecOps, DotWeightRowsRandomAllDtypes) {
-  check_random<float>(DType::F32, [](float v) { return v; });
-  check_random<uint16_t>(DType::BF16, [](float v) { return float_to_bf16(v); });
-  check_random<uint16_t>(DType::F16, [](float v) { return float_to_fp16(v); });
+TEST(RuntimeVecOps, DotWeightRowsRandomAllDtypesEveryPath) {
+  for (const IsaLevel level : vec_paths()) {
+    const runtime::VecOps& ops = runtime::vec_ops_at(level);
+    ASSERT_EQ(ops.level, level);
+    check_random<float>(ops, DType::F32, [](float v) { return v; });
+    check_random<uint16_t>(ops, DType::BF16, [](float v) { return float_to_bf16(v); });
+    check_random<uint16_t>(ops, DType::F16, [](float v) { return float_to_fp16(v); });
+  }
+}
+
+TEST(RuntimeVecOps, AxpyAndScaleEveryPath) {
+  std::mt19937_64 rng(runtime_test::run_seed() + 99);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const IsaLevel level : vec_paths()) {
+    const runtime::VecOps& ops = runtime::vec_ops_at(level);
+    for (const int64_t n : kLengths) {
+      std::vector<float> x(n), y(n);
+      for (float& v : x) v = dist(rng);
+      for (float& v : y) v = dist(rng);
+      const float a = dist(rng);
+      std::vector<float> got = y;
+      ops.axpy(got.data(), a, x.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        // One fused or two separate roundings: within 2^-23 of the magnitudes involved.
+        const double want = static_cast<double>(y[i]) + static_cast<double>(a) * x[i];
+        EXPECT_NEAR(got[i], want, 2.4e-7 * (std::fabs(y[i]) + std::fabs(a * x[i])))
+            << isa_level_name(level) << " n=" << n << " i=" << i;
+      }
+      got = y;
+      ops.scale(got.data(), a, n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_EQ(got[i], a * y[i]) << isa_level_name(level) << " n=" << n << " i=" << i;  // one rounding
+    }
+  }
+}
+
+// The path the runtime uses is the highest the CPU has, as ARK_ISA caps it.
+TEST(RuntimeVecOps, ActivePathFollowsIsaLevel) {
+  const IsaLevel active = active_isa_level();
+  const IsaLevel want = active >= IsaLevel::kAvx512 ? IsaLevel::kAvx512
+                        : active >= IsaLevel::kAvx2 ? IsaLevel::kAvx2
+                                                    : IsaLevel::kRef;
+  EXPECT_EQ(runtime::vec_ops_at(active).level, want);
+  const float x[3] = {1.0f, 2.0f, 3.0f}, w[3] = {0.5f, -1.0f, 2.0f};
+  EXPECT_EQ(runtime::dot_f32(x, w, 3), 0.5f - 2.0f + 6.0f);
 }
 
 }  // namespace

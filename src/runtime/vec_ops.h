@@ -1,5 +1,6 @@
 // Small vector helpers for the runtime's own arithmetic (attention, norms, unquantized linears). They pick
-// AVX-512 F once per process when the CPU and OS allow it (and ARK_ISA does not cap it), else portable C++.
+// AVX-512 F, else AVX2 + FMA + F16C, once per process as the CPU and OS allow (and ARK_ISA caps), else
+// portable C++.
 // Weight operands may be fp32, bf16 or fp16 as the checkpoint stores them; they are widened to fp32 exactly,
 // so every product and sum is fp32 whatever the storage.
 #pragma once
@@ -7,6 +8,7 @@
 #include <cstdint>
 
 #include "ark/dtype.h"
+#include "kernels/cpu_features.h"
 
 namespace ark::runtime {
 
@@ -27,5 +29,18 @@ void dot_rows_f32(const float* q, const float* rows, int64_t count, int64_t n, f
 void weighted_sum_rows_f32(const float* w, const float* rows, int64_t count, int64_t n, float* out);
 // out[i] = (float) w[i], w of dtype F32, BF16 or F16.
 void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
+
+// One path's implementations. The functions above use vec_ops_at(active_isa_level()); tests call each path
+// the CPU has directly, so one process checks them all.
+struct VecOps {
+  IsaLevel level;  // kRef (portable), kAvx2 or kAvx512
+  float (*dot_weight)(const float* x, const void* w, DType w_dtype, int64_t n);
+  void (*dot_weight_rows)(const float* x, const void* w, DType w_dtype, int64_t rows, int64_t n, float* out);
+  void (*axpy)(float* y, float a, const float* x, int64_t n);
+  void (*scale)(float* y, float a, int64_t n);
+  void (*widen)(const void* w, DType w_dtype, int64_t n, float* out);
+};
+// The path for `level` (AVX-512 for every level from kAvx512 up); the caller makes sure the CPU has it.
+const VecOps& vec_ops_at(IsaLevel level);
 
 }  // namespace ark::runtime
