@@ -277,7 +277,7 @@ class QuantLinear(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if _cuda.is_cuda_layer(self._layer):
-            return _ops.quant_linear(x, self._handle, self.outfeatures, None)  # _cuda.forward, bias included
+            return _ops.call(x, self._handle, self.outfeatures)  # _cuda.forward, bias included
         if x.device.type != "cpu":
             raise ValueError(f"x: ark runs on CPU tensors, got one on {x.device}")
         if x.dtype not in _raw.FLOAT_DTYPES:
@@ -288,7 +288,7 @@ class QuantLinear(nn.Module):
             # Through autograd even when not trainable, so backward raises instead of silently losing grad_x.
             y = QuantLinearFunction.apply(x, self)
         else:
-            y = _ops.quant_linear(x, self._handle, self.outfeatures, None)
+            y = _ops.call(x, self._handle, self.outfeatures)
         if self.bias is not None and not self._bias_in_kernel:
             y = y + self.bias.to(y.dtype)
         return y

@@ -80,6 +80,8 @@ def test_vllm_loads_the_checkpoint_through_ark(distributed, tmp_path, case):
                      skip_tokenizer_init=True).create_engine_config()
     assert cfg.model_config.quantization == "ark", "vLLM must pick ark for the checkpoint by itself"
     cfg.quant_config.compute = "exact"
+    # vLLM gave the checkpoint's location: every layer was resolved at once from the safetensors headers.
+    assert cfg.quant_config._schemes, "maybe_update_config did not resolve the checkpoint's layers"
     with set_current_vllm_config(cfg):
         model = get_model(vllm_config=cfg)
 
