@@ -102,12 +102,15 @@ def _set_tensor(model, name, value):
         raise ValueError(f"checkpoint tensor {name}: the model has no parameter or buffer of that name")
 
 
-def from_pretrained(model_dir, torch_dtype=torch.float32, compute="auto", kernel_switch_threshold=128, **kwargs):
+def from_pretrained(model_dir, torch_dtype=torch.float32, compute="auto", kernel_switch_threshold=128, device=None,
+                    **kwargs):
     """The transformers model of `model_dir` with ark.QuantLinear in place of every quantized Linear.
 
     torch_dtype: the dtype of every unquantized tensor and of the activations (ark computes on CPU in fp32,
-    bf16 or fp16). compute: ark's compute mode for every layer ("auto", "exact" or "int8"; docs/KERNELS.md).
-    Other keyword arguments go to AutoModelForCausalLM.from_config (e.g. attn_implementation="eager").
+    bf16 or fp16; on CUDA in fp16 or bf16). compute: ark's compute mode for every CPU layer ("auto", "exact" or
+    "int8"; docs/KERNELS.md). device: where the model runs ("cuda" packs every layer on the GPU, with ark's
+    CUDA backend); the CPU by default. Other keyword arguments go to AutoModelForCausalLM.from_config (e.g.
+    attn_implementation="eager").
     """
     import transformers  # noqa: PLC0415  (optional dependency: only this loader needs it)
 
@@ -172,6 +175,8 @@ def from_pretrained(model_dir, torch_dtype=torch.float32, compute="auto", kernel
     missing = [n for n, p in model.named_parameters() if p.device.type == "meta"]
     if missing:
         raise ValueError(f"{model_dir}: the checkpoint has no tensor for {missing[:5]} ({len(missing)} in all)")
+    if device is not None:
+        model.to(device)  # before packing: a QuantLinear packs where its checkpoint buffers are
     ark_post_init(model)
     return model.eval()
 

@@ -184,3 +184,23 @@ def test_wrong_tensor_shape_is_named(ark_exe, tmp_path):
     _rewrite(model_dir, lambda t: t.__setitem__(name, t[name][:-1].contiguous()))
     with pytest.raises(ValueError, match="qweight: expected shape"):
         ark.hf.from_pretrained(model_dir)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: runs on the GPU machine")
+def test_cuda_model_matches_cpu(ark_exe, tmp_path):
+    from ark import _cuda  # noqa: PLC0415
+
+    if not _cuda.available():
+        pytest.skip("ark was built without its CUDA backend")
+    model_dir = make_model(ark_exe, tmp_path / "m", run_seed(), ["--arch", "qwen2"])
+    ids = torch.tensor([[3, 14, 15, 92, 65, 35, 89, 79]])
+    cpu = ark.hf.from_pretrained(model_dir, compute="exact", attn_implementation="eager")
+    gpu = ark.hf.from_pretrained(model_dir, torch_dtype=torch.float16, device="cuda", attn_implementation="eager")
+    assert all(isinstance(m._layer, _cuda._C.CudaLayer) for m in gpu.modules() if isinstance(m, ark.QuantLinear))
+    with torch.no_grad():
+        want = cpu(ids).logits[0].to(torch.float64)
+        got = gpu(ids.cuda()).logits[0].to(torch.float64).cpu()
+    scale = want.abs().max().item()
+    err = (got - want).abs().max().item()
+    print(f"cuda fp16 vs cpu fp32: max |logit difference| {err:.3g}, max |logit| {scale:.3g}")
+    assert err <= 2e-2 * scale, f"fp16 CUDA logits differ by {err} (scale {scale})"
