@@ -301,6 +301,13 @@ TEST(RuntimeMoeModel, PromptAtOnceEqualsTokenByTokenForEveryMoeArchitecture) {
     for (float x : a) ASSERT_TRUE(std::isfinite(x));
     // The experts group tokens differently (19 at once, 1 per call): fp32 rounding differences only.
     EXPECT_LT(max_abs_diff(a, b), 1e-4);
+    // Experts with 2 or more tokens on the GEMM (the loader passes kernel_switch_threshold to QuantMoE); ISA
+    // capped at AVX-512F, whose exact GEMM keeps fp32 operands (the BF16 / AMX ones round them to bf16).
+    LoadOptions gemm = exact();
+    gemm.kernel_switch_threshold = 2;
+    gemm.max_isa = "avx512";
+    const Model mg = Model::load(dir.path(), gemm);
+    EXPECT_LT(max_abs_diff(a, logits_at_once(mg, ids)), 1e-4);
   }
 }
 

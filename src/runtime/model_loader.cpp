@@ -222,6 +222,7 @@ class Loader {
     spec.shared_intermediate_size = c.moe.shared_intermediate_size;
     spec.mode = o_.mode;
     spec.max_isa = o_.max_isa;
+    spec.kernel_switch_threshold = o_.kernel_switch_threshold;  // 0 keeps the default, as for QuantLinear
     size_t routed_bytes = 0, shared_bytes = 0;
     const std::string where = m_.plan.dir.string() + ": experts of layer " + std::to_string(i);
     try {
