@@ -327,10 +327,36 @@ TEST(RuntimeMoeModel, MixtralNamingsLoadTheSameModel) {
     if (first.empty()) first = logits;
     EXPECT_EQ(max_abs_diff(first, logits), 0.0) << static_cast<int>(naming);
   }
-  TempDir dir("moe_names_qwen");
-  MakeModelOptions q = tiny("tiny-qwen3-moe");
-  q.moe_naming = MoeNaming::kBlockSparseMoe;
-  EXPECT_ERROR_HAS(make_model(dir.path(), q), "block_sparse_moe names are Mixtral's only");
+}
+
+TEST(RuntimeMoeMaker, RefusesOptionsNoCheckpointCouldHold) {
+  TempDir dir("moe_maker");
+  auto fails = [&](const std::function<void(MakeModelOptions&)>& edit,
+                   const std::string& preset = "tiny-qwen3-moe") {
+    MakeModelOptions o = tiny(preset);
+    edit(o);
+    return error_of([&] { make_model(dir.path(), o); });
+  };
+  EXPECT_NE(fails([](MakeModelOptions& o) {
+              o.moe_naming = MoeNaming::kBlockSparseMoe;
+            }).find("block_sparse_moe names are Mixtral's only"),
+            std::string::npos);
+  EXPECT_NE(fails([](MakeModelOptions& o) {
+              o.num_experts_per_tok = 9;
+            }).find("experts per token (9) <= experts (8)"),
+            std::string::npos);
+  EXPECT_NE(fails([](MakeModelOptions& o) { o.shared_expert_intermediate_size = 0; }, "tiny-qwen2-moe")
+                .find("Qwen2-MoE needs a shared expert"),
+            std::string::npos);
+  EXPECT_NE(
+      fails([](MakeModelOptions& o) { o.mlp_only_layers = {0}; }, "tiny-mixtral").find("mlp_only_layers"),
+      std::string::npos);
+  EXPECT_NE(fails([](MakeModelOptions& o) { o.mlp_only_layers = {2}; }).find("mlp_only_layers entry 2"),
+            std::string::npos);
+  EXPECT_NE(
+      fails([](MakeModelOptions& o) { o.attention_bias = true; }, "tiny-mixtral").find("no attention biases"),
+      std::string::npos);
+  EXPECT_NE(error_of([] { make_model_preset("tiny-deepseek"); }).find("tiny-mixtral"), std::string::npos);
 }
 
 TEST(RuntimeMoeModel, DecodeBytesCountOnlyTheRoutedExperts) {
