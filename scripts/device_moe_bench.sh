@@ -4,7 +4,9 @@
 #      over bench/moe_bench.cpp) from source with the host's g++ (-O3, 16 jobs; the host lacks the `ark`
 #      program's other dependencies, so only the library parts the MoE needs are compiled);
 #   2. runs the MoE tests at the host's full ISA (AMX) and with ARK_ISA=amx set explicitly;
-#   3. runs the benchmark (Qwen3-30B-A3B MoE layer shape) with --threads 2 and with all 16 threads.
+#   3. runs the benchmark (Qwen3-30B-A3B MoE layer shape) with --threads 2 and with all 16 threads, then
+#      variants at 16 threads for comparison: the step-by-step schedule at small T, experts on the GEMM from
+#      16 rows, 4 MiB prefill waves, exact mode. About 5-6 minutes in all.
 # GoogleTest comes prebuilt in .device_moe/ (made here by `bash scripts/device_moe_bench.sh --prepare`, which
 # also builds fallback binaries used when the host cannot compile).
 #
@@ -92,6 +94,9 @@ mkdir -p "$OUT_DIR"
   echo "== bench, 16 threads, experts switch to the GEMM (AMX) from 16 rows instead of 128"
   "$BIN/moe_bench" --threads 16 --min-time 0.5 --tokens 64,256,1024 --threshold 16 \
     --csv "$OUT_DIR/moe_bench_xeon_t16_thr16.csv"
+  echo "== bench, 16 threads, prefill waves of 4 MiB instead of 16 MiB (ARK_MOE_WAVE_BYTES), to compare"
+  ARK_MOE_WAVE_BYTES=4194304 "$BIN/moe_bench" --threads 16 --min-time 0.3 --tokens 64,256,1024 \
+    --csv "$OUT_DIR/moe_bench_xeon_t16_wave4m.csv"
   echo "== bench, 16 threads, exact mode"
   "$BIN/moe_bench" --threads 16 --min-time 0.3 --mode exact --tokens 1,16,256 --csv "$OUT_DIR/moe_bench_xeon_t16_exact.csv"
 } 2>&1 | tee "$OUT_DIR/moe_bench.log"
