@@ -7,7 +7,7 @@
 //   act:        per expert, h = silu(gate) * up and the down layer's activations (packed-K order; int8 mode:
 //               quantized per group);
 //   down items: (down layer, row block, N-tile range), one output row per (token, slot);
-//   reduce:     per token, the routing-weighted sum of its slots' rows (slot order, then the shared expert).
+//   reduce:     per token, the routing-weighted sum of its slots' rows, then the shared expert's row.
 // Two schedules:
 //   decode (T <= 16): ONE parallel region. Each thread takes gate/up items while any is left; the thread that
 //     finishes an expert's last gate/up item runs that expert's act step and appends the expert's down items
@@ -16,10 +16,14 @@
 //     concurrent call) finishes every gate/up item before it reaches the list, so it never waits. The gate/up
 //     activations of a token are prepared once per activation class (layers that share the packed-K layout)
 //     and shared by all its experts; the small steps run on the calling thread.
-//   prefill (larger T): one region per step (activations, up, act, down, reduce), each split over threads.
+//     The reduce sums each token's slots in slot order.
+//   prefill (larger T): the experts in waves of bounded scratch (kWaveBytes), each wave one region per step
+//     (activations, up, act, down, add), each split over threads; each wave adds its experts' rows to y, so a
+//     token's slots are summed in increasing expert id whatever the waves are.
 // Each output element is computed by one thread in a fixed order, so the results do not depend on the thread
-// count or the schedule, and forward equals forward_routed given moe_route's routing. The kernels are
-// QuantLinear's own, resolved at its post_init and called on sub-ranges through QuantLinear::Impl.
+// count, and forward equals forward_routed given moe_route's routing (the two schedules sum in different
+// orders, so they may differ in the last bits). The kernels are QuantLinear's own, resolved at its post_init
+// and called on sub-ranges through QuantLinear::Impl.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
