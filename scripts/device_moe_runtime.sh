@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # MoE models in the runtime, on the device machine's Xeon host (16 cores, AMX), CPU only, in one call:
-#   1. the `ark` program built here by --prepare (linked with libstdc++, PCRE2, utf8proc and libgomp statically
-#      and without oneDNN, so it needs only glibc there: the host lacks ark's build dependencies) says what
-#      it runs on;
+#   1. the `ark` program and the unit tests built here by --prepare (linked with libstdc++, PCRE2, utf8proc,
+#      GoogleTest and libgomp statically and without oneDNN, so they need only glibc there: the host lacks ark's
+#      build dependencies): `ark info`, the Runtime* gtests (MoE ones included) at the host's ISA (AMX), and the
+#      float64-reference pytest when the host's python has pytest;
 #   2. ark against Hugging Face transformers (the host's torch / transformers) on every case of
 #      scripts/reference_transformers.py, dense and MoE: max logit difference and greedy tokens;
 #   3. `ark bench model` on slices of Qwen3-30B-A3B's layer shape (hidden 2048, 32 heads, 4 KV heads, head_dim
@@ -11,7 +12,7 @@
 #      reads the same bytes per token as the 8 routed experts; 16 threads and 2 threads, alternating.
 #
 #   here:   bash scripts/device_moe_runtime.sh --prepare        (builds build-moert-dev/ark from ARK_BUILD,
-#                                                                default build-moert; ~1 min after a build)
+#                                                                default build-moert; ~2 min after a build)
 #   there:  bash scripts/device_moe_runtime.sh                  (carry ["build-moert-dev"]; ~5 min;
 #                                                                logs in $OUT)
 set -uo pipefail
@@ -31,8 +32,16 @@ if [ "${1:-}" = "--prepare" ]; then
   c++ -O3 -fopenmp -static-libstdc++ -static-libgcc -o $DEV/ark $objs $DEV/obj/bf16_baseline.o "$B/libark_core.a" \
     /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/x86_64-linux-gnu/libutf8proc.a \
     -Wl,-Bstatic -lgomp -Wl,-Bdynamic -lpthread -ldl || exit 1
+  # The unit tests too (the runtime suites are run there: AMX / AVX-512 paths this machine may lack).
+  cmake --build "$B" --target ark_tests -j2 >/dev/null || { echo "build of $B/ark_tests failed"; exit 1; }
+  # shellcheck disable=SC2086
+  c++ -O3 -static-libstdc++ -static-libgcc -o $DEV/ark_tests "$B"/CMakeFiles/ark_tests.dir/tests/*.o \
+    "$B/libark_core.a" /usr/lib/x86_64-linux-gnu/libgtest_main.a /usr/lib/x86_64-linux-gnu/libgtest.a \
+    /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/x86_64-linux-gnu/libutf8proc.a -lpthread || exit 1
   rm -rf $DEV/obj
-  echo "prepared $DEV/ark ($(du -h $DEV/ark | cut -f1)); needs: $(ldd $DEV/ark | awk '{print $1}' | tr '\n' ' ')"
+  for b in ark ark_tests; do
+    echo "prepared $DEV/$b ($(du -h $DEV/$b | cut -f1)); needs: $(ldd $DEV/$b | awk '{print $1}' | tr '\n' ' ')"
+  done
   exit 0
 fi
 
@@ -50,6 +59,16 @@ trap 'rm -rf "$WORK"' EXIT
   free -g | head -2
   "$ARK" info 2>&1 | head -5 || { echo "ark does not run here"; exit 1; }
 } 2>&1 | tee "$OUT_DIR/host.log"
+
+echo "== runtime tests (gtest Runtime*, then the float64-reference pytest when pytest is there)" |
+  tee "$OUT_DIR/tests.log"
+"$PWD/$DEV/ark_tests" --gtest_filter='Runtime*' 2>&1 | tail -25 | tee -a "$OUT_DIR/tests.log"
+if python3 -c "import pytest, numpy, safetensors" 2>/dev/null; then
+  ARK_BIN=$ARK timeout 120 python3 -m pytest -q tests/python/test_runtime_reference.py 2>&1 | tail -5 |
+    tee -a "$OUT_DIR/tests.log"
+else
+  echo "pytest / numpy / safetensors missing: reference pytest skipped" | tee -a "$OUT_DIR/tests.log"
+fi
 
 echo "== transformers" | tee "$OUT_DIR/transformers.log"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
