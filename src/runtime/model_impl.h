@@ -41,8 +41,8 @@ struct DecoderLayer {
   // expert and its gate); gate / up / down then stay empty.
   RuntimeLinear router;
   std::unique_ptr<QuantMoE> moe;
-  // Share of the QuantMoE's packed bytes one token reads: top_k of the routed experts plus the shared one
-  // (from the checkpoint's per-expert bytes; every routed expert has the same shape).
+  // Share of the QuantMoE's packed bytes one token reads on average: top_k / E of the routed experts plus the
+  // shared one (weighted by the checkpoint's bytes, so experts in different schemes count as their average).
   double moe_fraction_per_token = 0;
   // Every linear holding weights, for byte counts and kernel names.
   std::vector<const RuntimeLinear*> weighted_linears() const {
