@@ -13,6 +13,7 @@
 #include <cstring>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include "ark/moe.h"
 #include "ark/thread_pool.h"
@@ -446,6 +447,29 @@ TEST(QuantMoE, SchedulesAndWaves) {
       unsetenv("ARK_MOE_DECODE_TOKENS");
       unsetenv("ARK_MOE_WAVE_BYTES");
     }
+  }
+}
+
+// Experts loaded from several threads at once pack the same as experts loaded one after another.
+TEST(QuantMoE, ConcurrentLoadExpert) {
+  std::mt19937_64 rng = ql_test::rng_for(8011);
+  QuantMoESpec s = base_spec(8, 2, ComputeMode::kInt8);
+  Fixture f(s, mixed_configs(), false, rng);
+  QuantMoE m(s);
+  std::vector<std::thread> loaders;
+  for (int part = 0; part < 4; ++part)
+    loaders.emplace_back([&, part] {
+      for (int e = part; e < 8; e += 4) m.load_expert(e, f.ref[e].gate.q, f.ref[e].up.q, f.ref[e].down.q);
+    });
+  for (std::thread& t : loaders) t.join();
+  m.post_init();
+  for (int64_t T : {1, 40}) {
+    const std::vector<float> x = ql_test::random_activations(T, kH, rng);
+    const std::vector<float> logits = separated_logits(T, 8, rng);
+    std::vector<float> a = ql_test::poisoned(T * kH), b = ql_test::poisoned(T * kH);
+    f.moe.forward(x.data(), logits.data(), a.data(), T);
+    m.forward(x.data(), logits.data(), b.data(), T);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "T " << T;
   }
 }
 

@@ -65,6 +65,8 @@ class QuantMoE {
   const QuantMoESpec& spec() const;
 
   // Expert e's three linears; shapes are checked against the spec. Every expert must be loaded before post_init.
+  // Each expert is packed here, as it arrives; calls for different experts may run concurrently (a loader can
+  // pack experts in parallel), but not concurrently with post_init or forward.
   void load_expert(int e, QuantizedWeight gate, QuantizedWeight up, QuantizedWeight down);
   // The shared expert (shapes from shared_intermediate_size) and, optionally, its gate: H floats whose dot
   // product with x, through a sigmoid, scales the shared expert's output (Qwen2-MoE's shared_expert_gate).

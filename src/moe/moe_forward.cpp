@@ -713,7 +713,8 @@ class MoeCall {
 
 void QuantMoE::forward(const float* x, const float* router_logits, float* y, int64_t T) const {
   const Impl& im = *impl_;
-  ARK_CHECK(im.ready, "QuantMoE::forward: call post_init() after loading every expert");
+  ARK_CHECK(im.ready.load(std::memory_order_acquire),
+            "QuantMoE::forward: call post_init() after loading every expert");
   ARK_CHECK(T >= 0, "QuantMoE::forward: T = ", T, " must be >= 0");
   if (T == 0) return;
   ARK_CHECK(router_logits != nullptr, "QuantMoE::forward: router_logits is null");
@@ -742,7 +743,8 @@ void QuantMoE::forward(const float* x, const float* router_logits, float* y, int
 void QuantMoE::forward_routed(const float* x, const int32_t* ids, const float* weights, float* y,
                               int64_t T) const {
   const Impl& im = *impl_;
-  ARK_CHECK(im.ready, "QuantMoE::forward_routed: call post_init() after loading every expert");
+  ARK_CHECK(im.ready.load(std::memory_order_acquire),
+            "QuantMoE::forward_routed: call post_init() after loading every expert");
   ARK_CHECK(T >= 0, "QuantMoE::forward_routed: T = ", T, " must be >= 0");
   if (T == 0) return;
   ARK_CHECK(x != nullptr && y != nullptr, "QuantMoE::forward_routed: x or y is null");

@@ -2,6 +2,7 @@
 // moe_forward.cpp: the fused forward). Not part of the public API.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -36,7 +37,8 @@ struct QuantMoE::Impl {
   std::vector<float> shared_gate;  // H values, or empty
   // One representative layer per activation class (set by post_init).
   std::vector<const QuantLinear::Impl*> act_classes;
-  bool ready = false;
+  // Atomic because load_expert may run concurrently for different experts (each writes only its own slot).
+  std::atomic<bool> ready{false};
 
   bool has_shared() const { return spec.shared_intermediate_size > 0; }
   int num_slots() const { return spec.num_experts + (has_shared() ? 1 : 0); }

@@ -111,7 +111,7 @@ void QuantMoE::load_expert(int e, QuantizedWeight gate, QuantizedWeight up, Quan
   const std::string what = "QuantMoE::load_expert(" + std::to_string(e) + ")";
   impl_->experts[e] =
       make_moe_expert(s, s.intermediate_size, std::move(gate), std::move(up), std::move(down), what.c_str());
-  impl_->ready = false;
+  impl_->ready.store(false, std::memory_order_relaxed);
 }
 
 void QuantMoE::load_shared_expert(QuantizedWeight gate, QuantizedWeight up, QuantizedWeight down,
@@ -129,7 +129,7 @@ void QuantMoE::load_shared_expert(QuantizedWeight gate, QuantizedWeight up, Quan
       make_moe_expert(s, s.shared_intermediate_size, std::move(gate), std::move(up), std::move(down),
                       "QuantMoE::load_shared_expert");
   impl_->shared_gate = std::move(shared_gate);
-  impl_->ready = false;
+  impl_->ready.store(false, std::memory_order_relaxed);
 }
 
 void QuantMoE::post_init() {
@@ -165,11 +165,11 @@ void QuantMoE::post_init() {
       x.act_class[1] = class_of(*x.up);
     }
   }
-  im.ready = true;
+  im.ready.store(true, std::memory_order_release);
 }
 
 bool QuantMoE::ready() const {
-  return impl_->ready;
+  return impl_->ready.load(std::memory_order_acquire);
 }
 
 namespace {
@@ -215,7 +215,7 @@ std::string QuantMoE::describe() const {
   for (const auto& [k, n] : schemes) out << " " << k << " x" << n;
   out << "; mode " << mode << "; kernels (decode / GEMM):";
   for (const auto& [k, n] : kernels) out << " " << k << " x" << n;
-  out << "; packed " << packed_bytes() << " bytes" << (im.ready ? "" : "; not ready (call post_init)");
+  out << "; packed " << packed_bytes() << " bytes" << (im.ready.load() ? "" : "; not ready (call post_init)");
   return out.str();
 }
 
