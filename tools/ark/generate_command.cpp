@@ -1,6 +1,7 @@
-// `ark generate`: load a checkpoint directory and generate text, streamed as it comes.
+// `ark generate`: load a checkpoint directory and generate text, streamed as it comes. Without --model it
+// runs the default model that ships with the repository (default_model.h).
 //
-//   ark generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+//   ark generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //                [--seed S] [--threads N] [--max-model-len L] [--block-size B]
 //   ark generate --model DIR --chat [--system TEXT] [--prompt TEXT]   one chat turn, or an interactive chat
 //                                                                    on the terminal without --prompt
@@ -24,6 +25,7 @@
 #include "ark/thread_pool.h"
 #include "ark/tokenizer.h"
 #include "commands.h"
+#include "default_model.h"
 
 namespace ark::tools {
 
@@ -131,7 +133,8 @@ void run_ids(const GenerateArgs& a, const Model& model, const GenerateOptions& g
                  r.decode_tokens_per_second(), r.stopped ? "; stopped at EOS" : "");
 }
 
-void run(const GenerateArgs& a) {
+void run(GenerateArgs a) {
+  if (a.model.empty()) a.model = default_model_dir();
   const bool by_ids = !a.prompt_ids.empty();
   ARK_CHECK(a.chat || !a.prompt.empty() || by_ids, "give --prompt TEXT, or --chat for a conversation");
   ARK_CHECK(!by_ids || (a.prompt.empty() && !a.chat), "--prompt-ids excludes --prompt and --chat");
@@ -249,7 +252,9 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* c =
       app.add_subcommand("generate", "Generate text with a checkpoint directory (streams the text)");
-  c->add_option("--model", a->model, "checkpoint directory")->required();
+  c->add_option("--model", a->model,
+                "checkpoint directory (default: $ARK_DEFAULT_MODEL if set, else the int4 model in "
+                "models/ark-brown-14m-int4 of the source tree ark was built from)");
   c->add_option("--prompt", a->prompt, "prompt text (with --chat: the user message)");
   c->add_flag("--chat", a->chat, "apply the chat template; without --prompt, chat on the terminal");
   c->add_option("--system", a->system, "system message (with --chat)");
