@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "ark/error.h"
 #include "ark/moe.h"
@@ -141,12 +142,24 @@ std::vector<MoeBenchRow> run_moe_bench(const MoeBenchOptions& o) {
   // One layer first, to size the rotation.
   SplitMix rng{o.seed};
   std::vector<QuantMoE> layers;
+  // Experts are generated and packed on every hardware thread (load_expert may run concurrently for
+  // different experts), each from its own seed, so the weights do not depend on the thread count.
+  const int builders = std::max(1u, std::thread::hardware_concurrency());
   auto build_layer = [&] {
     QuantMoE m(spec);
-    for (int e = 0; e < o.experts; ++e)
-      m.load_expert(e, random_weight(o.intermediate, o.hidden, scheme, rng),
-                    random_weight(o.intermediate, o.hidden, scheme, rng),
-                    random_weight(o.hidden, o.intermediate, scheme, rng));
+    const uint64_t layer_seed = rng.next();
+    std::vector<std::thread> pool;
+    for (int b = 0; b < builders; ++b)
+      pool.emplace_back([&, b] {
+        for (int e = b; e < o.experts; e += builders) {
+          SplitMix r{layer_seed + static_cast<uint64_t>(e) * 0x9e3779b97f4a7c15ull};
+          QuantizedWeight g = random_weight(o.intermediate, o.hidden, scheme, r);
+          QuantizedWeight u = random_weight(o.intermediate, o.hidden, scheme, r);
+          QuantizedWeight d = random_weight(o.hidden, o.intermediate, scheme, r);
+          m.load_expert(e, std::move(g), std::move(u), std::move(d));
+        }
+      });
+    for (std::thread& t : pool) t.join();
     m.post_init();
     layers.push_back(std::move(m));
   };
