@@ -163,10 +163,12 @@ class Loader {
     return r;
   }
 
-  // Quantized expert linears in the canonical form QuantMoE loads. Decoding is a third of a sparse layer's
-  // load time and every linear is independent, so they are decoded on the default pool; the views are taken
-  // (and afterwards released) on this thread.
-  std::vector<QuantizedWeight> expert_weights(const std::vector<const CheckpointLayer*>& ls) {
+  // Decodes the quantized linears `ls`, three per expert (gate, up, down), and hands each expert's three to
+  // `consume(g, gate, up, down)`, one task per expert on the default pool: decoding and QuantMoE's packing of
+  // different experts run in parallel (QuantMoE::load_expert allows concurrent calls for different experts).
+  // The views are taken, and afterwards released, on this thread.
+  using ExpertSink = std::function<void(size_t, QuantizedWeight, QuantizedWeight, QuantizedWeight)>;
+  void expert_groups(const std::vector<const CheckpointLayer*>& ls, const ExpertSink& consume) {
     struct Views {
       TensorView qweight, qzeros, scales;
       std::optional<TensorView> g_idx;
@@ -178,22 +180,27 @@ class Loader {
       if (l->act_order) v.g_idx = take(l->name + ".g_idx");
       views.push_back(std::move(v));
     }
-    std::vector<QuantizedWeight> out(ls.size());
-    std::vector<std::string> errors(ls.size());
-    default_thread_pool().parallel_for(static_cast<int64_t>(ls.size()), [&](int64_t i) {
-      const CheckpointLayer& l = *ls[i];
-      const Views& v = views[i];
+    const size_t groups = ls.size() / 3;
+    std::vector<std::string> errors(groups);
+    default_thread_pool().parallel_for(static_cast<int64_t>(groups), [&](int64_t g) {
+      const CheckpointLayer* at = ls[3 * g];
       try {  // the pool's tasks must not throw
-        out[i] = decode(*l.scheme, l.in_features, l.out_features, v.qweight, v.qzeros, v.scales,
+        QuantizedWeight w[3];
+        for (int k = 0; k < 3; ++k) {
+          at = ls[3 * g + k];
+          const Views& v = views[3 * g + k];
+          w[k] = decode(*at->scheme, at->in_features, at->out_features, v.qweight, v.qzeros, v.scales,
                         v.g_idx ? &*v.g_idx : nullptr);
+        }
+        at = ls[3 * g];
+        consume(static_cast<size_t>(g), std::move(w[0]), std::move(w[1]), std::move(w[2]));
       } catch (const std::exception& e) {
-        errors[i] = e.what();
+        errors[g] = "layer '" + at->name + "': " + e.what();
       }
     });
-    for (size_t i = 0; i < ls.size(); ++i)
-      if (!errors[i].empty()) throw_error(m_.plan.dir.string(), ": layer '", ls[i]->name, "': ", errors[i]);
+    for (const std::string& e : errors)
+      if (!e.empty()) throw_error(m_.plan.dir.string(), ": ", e);
     for (const CheckpointLayer* l : ls) done(*l);
-    return out;
   }
 
   // A [1][H] float gate (Qwen2-MoE's shared_expert_gate) as H floats.
@@ -227,28 +234,27 @@ class Loader {
     const std::string where = m_.plan.dir.string() + ": experts of layer " + std::to_string(i);
     try {
       d.moe = std::make_unique<QuantMoE>(spec);
-      // Experts are decoded 16 at a time (in parallel within a chunk), so that no more than 16 experts' codes
-      // wait in the canonical form (one byte per weight) before QuantMoE takes them.
-      constexpr int64_t kChunk = 16;
+      // 32 experts at a time, so that the mapped pages of at most 32 experts are resident before release.
+      constexpr int64_t kChunk = 32;
       for (int64_t e0 = 0; e0 < c.moe.num_experts; e0 += kChunk) {
         const int64_t e1 = std::min(c.moe.num_experts, e0 + kChunk);
         std::vector<const CheckpointLayer*> parts;  // expert e's gate, up, down at 3 (e - e0)
         for (int64_t e = e0; e < e1; ++e)
           for (int w = 0; w < 3; ++w) parts.push_back(&layer(expert_module(i, e, mn, w)));
         for (const CheckpointLayer* l : parts) routed_bytes += l->checkpoint_bytes;
-        std::vector<QuantizedWeight> w = expert_weights(parts);
-        for (int64_t e = e0; e < e1; ++e) {
-          const size_t k = 3 * static_cast<size_t>(e - e0);
-          d.moe->load_expert(static_cast<int>(e), std::move(w[k]), std::move(w[k + 1]), std::move(w[k + 2]));
-        }
+        expert_groups(parts, [&](size_t g, QuantizedWeight gw, QuantizedWeight uw, QuantizedWeight dw) {
+          d.moe->load_expert(static_cast<int>(e0 + static_cast<int64_t>(g)), std::move(gw), std::move(uw),
+                             std::move(dw));
+        });
       }
       if (c.moe.shared_intermediate_size > 0) {
         std::vector<const CheckpointLayer*> parts;
         for (int w = 0; w < 3; ++w) parts.push_back(&layer(shared_expert_module(i, w)));
         for (const CheckpointLayer* l : parts) shared_bytes += l->checkpoint_bytes;
-        std::vector<QuantizedWeight> w = expert_weights(parts);
-        d.moe->load_shared_expert(std::move(w[0]), std::move(w[1]), std::move(w[2]),
-                                  gate_vector(layer(shared_expert_gate(i))));
+        std::vector<float> gate = gate_vector(layer(shared_expert_gate(i)));
+        expert_groups(parts, [&](size_t, QuantizedWeight gw, QuantizedWeight uw, QuantizedWeight dw) {
+          d.moe->load_shared_expert(std::move(gw), std::move(uw), std::move(dw), std::move(gate));
+        });
       }
       d.moe->post_init();
     } catch (const Error& e) {
