@@ -7,7 +7,7 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|bench] [output folder]     (carry .device_cuda)
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench] [output folder]   (carry .device_cuda)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
 set -uo pipefail
@@ -36,12 +36,12 @@ EOF
 LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize.cpp src/format/gptq_codec.cpp
   src/format/quantized_weight.cpp src/format/rtn_quantizer.cpp src/io/dtype.cpp src/kernels/cuda/cuda_pack.cpp
   src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp"
-CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu"
+CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu"
 
 build() {  # build <folder>
   local out=$1 pids=() objs=()
   mkdir -p "$out/obj"
-  local cxx=(g++ -std=c++20 -O2 -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include -I"$CUDA_HOME/include")
+  local cxx=(g++ -std=c++20 -O2 -fPIC -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include -I"$CUDA_HOME/include")
   for s in $LIB_SOURCES; do
     local o="$out/obj/$(basename "$s" .cpp).o"
     "${cxx[@]}" -c "$s" -o "$o" & pids+=($!)
@@ -49,7 +49,8 @@ build() {  # build <folder>
   done
   for s in $CU_SOURCES; do
     local o="$out/obj/$(basename "$s" .cu).o"
-    "$NVCC" -std=c++17 -O3 $ARCH -Iinclude -Isrc -Xptxas -v -c "$s" -o "$o" >"$out/obj/$(basename "$s").ptxas.log" 2>&1 &
+    "$NVCC" -std=c++17 -O3 $ARCH -Xcompiler -fPIC -Iinclude -Isrc -Xptxas -v -c "$s" -o "$o" \
+      >"$out/obj/$(basename "$s").ptxas.log" 2>&1 &
     pids+=($!)
     objs+=("$o")
   done
@@ -68,10 +69,72 @@ build() {  # build <folder>
   "${link[@]}" -o "$out/ark_cuda_bench" "$out/obj/bench.o" "${objs[@]}"
 }
 
+# ark._C with the CUDA layer, straight from source like build() (the project's CMake wants CLI11, PCRE2 and
+# utf8proc there, none of which the extension needs): every library source except the CUDA folder's, with the
+# ISA flags of its x86 folder; sources that need a header this host lacks are left out (the tokenizer's), and
+# the linker takes only what the module uses. Position-independent objects of their own.
+build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
+  local out=$1/python pids=() objs=()
+  mkdir -p "$out/obj" "$out/ark"
+  local pyinc suffix torchinc pb
+  pyinc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  suffix=$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+  [ -f "$pyinc/Python.h" ] || { echo "no Python.h in $pyinc: ark._C not built"; return 1; }
+  torchinc=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null)
+  pb=$DEV/include
+  [ -n "$torchinc" ] && [ -f "$torchinc/pybind11/pybind11.h" ] && pb=$torchinc
+  local cxx=(g++ -std=c++20 -O2 -fPIC -DARK_HAVE_CUDA -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
+  local n=0
+  for s in $(find src -name '*.cpp' ! -path 'src/kernels/cuda/*') src/kernels/cuda/cuda_pack.cpp \
+           src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp; do
+    local flags=()
+    case $s in
+      src/kernels/x86/avx2/*) flags=(-mavx2 -mfma -mf16c -mavxvnni) ;;
+      src/kernels/x86/avx512/*) flags=(-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq) ;;
+      src/kernels/x86/vnni/*) flags=(-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni) ;;
+      src/kernels/x86/bf16/*) flags=(-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+                                     -mavx512bf16) ;;
+      src/kernels/x86/amx/*) flags=(-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+                                    -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16) ;;
+    esac
+    local o="$out/obj/$(echo "$s" | tr / _ | sed 's/\.cpp$/.o/')"
+    ( "${cxx[@]}" "${flags[@]}" -c "$s" -o "$o" 2>"$o.log" || rm -f "$o" ) & pids+=($!)
+    n=$((n + 1))
+    [ $((n % 16)) = 0 ] && { for p in "${pids[@]}"; do wait "$p"; done; pids=(); }
+  done
+  for s in $CU_SOURCES; do  # build()'s objects (position-independent) when they are there
+    local o="$out/obj/$(basename "$s" .cu).cu.o" built="$1/obj/$(basename "$s" .cu).o"
+    if [ -f "$built" ]; then cp "$built" "$o"
+    else "$NVCC" -std=c++17 -O3 $ARCH -Xcompiler -fPIC -Iinclude -Isrc -c "$s" -o "$o" & pids+=($!)
+    fi
+  done
+  for m in ark_module cuda_layer; do
+    "${cxx[@]}" -I"$pb" -I"$pyinc" -fvisibility=hidden -c python/src/$m.cpp -o "$out/obj/py_$m.o" & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  echo "ark._C: $(ls "$out"/obj/*.o | wc -l) objects; left out: $(cd "$out/obj" && for l in *.log; do
+    [ -f "${l%.log}" ] || printf '%s ' "${l%.o.log}"; done)"
+  [ -f "$out/obj/py_ark_module.o" ] && [ -f "$out/obj/py_cuda_layer.o" ] || return 1
+  rm -f "$out/libark_py.a"
+  ar rcs "$out/libark_py.a" $(ls "$out"/obj/*.o | grep -v '/py_')
+  local cdir
+  cdir=$(cublas_dir)
+  "$NVCC" $ARCH -shared -Xcompiler -fPIC -o "$out/ark/_C$suffix" "$out/obj/py_ark_module.o" \
+    "$out/obj/py_cuda_layer.o" "$out/libark_py.a" -L"$cdir" -Xlinker -rpath,"$cdir" -lcublasLt -lpthread
+}
+
 if [ "${1:-}" = "--prepare" ]; then
   rm -rf $DEV && mkdir -p $DEV/include $DEV/lib
   cp -r /usr/include/gtest $DEV/include/
   cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a $DEV/lib/
+  # For ark._C there: nlohmann-json (header-only), pybind11 headers (used only when torch ships none), and
+  # pytest with its pure-Python dependencies (the device's Python has no pytest).
+  cp -r /usr/include/nlohmann /usr/include/pybind11 $DEV/include/
+  mkdir -p $DEV/pylib
+  site=$(.venv/bin/python -c 'import os, pytest; print(os.path.dirname(os.path.dirname(pytest.__file__)))')
+  for m in pytest _pytest pluggy iniconfig packaging py.py; do
+    [ -e "$site/$m" ] && cp -r "$site/$m" $DEV/pylib/
+  done
   build $DEV/bin && echo "prepared $DEV (gtest and fallback binaries)"
   exit $?
 fi
@@ -131,15 +194,32 @@ if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
   echo "== compute-sanitizer memcheck (subset)" | tee "$OUT_DIR/memcheck.log"
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ]; then
-    timeout 150 "$SANITIZER" --tool memcheck --leak-check none --error-exitcode 9 \
+    timeout 150 "$SANITIZER" --tool memcheck --error-exitcode 9 \
       $BIN/ark_gpu_tests --gtest_filter='CudaLinear.MemcheckSubset:CudaLinear.BadInputThrows:CudaPack.*' \
       >>"$OUT_DIR/memcheck.log" 2>&1
     rc=$?
     tail -5 "$OUT_DIR/memcheck.log"
-    note "memcheck: exit $rc ($(grep -c 'Invalid\|out of bounds' "$OUT_DIR/memcheck.log") invalid-access reports; ERROR SUMMARY: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck.log" | tail -1))"
+    note "memcheck: exit $rc ($(grep -c '^========= Invalid\|^========= .*out of bounds' "$OUT_DIR/memcheck.log") invalid-access reports; ERROR SUMMARY: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck.log" | tail -1))"
   else
     note "memcheck: compute-sanitizer not found"
   fi
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = test ] || [ "$WHAT" = python ]; then
+  echo "== Python: ark._C with CUDA, tests/python/test_cuda_linear.py" | tee "$OUT_DIR/python.log"
+  start=$(date +%s)
+  if build_python $BIN >>"$OUT_DIR/python.log" 2>&1; then
+    echo "built ark._C in $(($(date +%s) - start)) s" >>"$OUT_DIR/python.log"
+    pypath=python
+    python3 -c 'import pytest' 2>/dev/null || pypath=python:$DEV/pylib
+    PYTHONPATH=$pypath ARK_BUILD_DIR=$BIN timeout 200 python3 -m pytest -q -p no:cacheprovider \
+      tests/python/test_cuda_linear.py >>"$OUT_DIR/python.log" 2>&1
+    echo "exit code $?" >>"$OUT_DIR/python.log"
+  else
+    echo "ark._C build failed (see above)" >>"$OUT_DIR/python.log"
+  fi
+  tail -15 "$OUT_DIR/python.log"
+  note "python: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT_DIR/python.log" | tail -1)$(grep -q 'build failed' "$OUT_DIR/python.log" && echo 'ark._C build failed')"
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then

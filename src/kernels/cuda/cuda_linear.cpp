@@ -88,13 +88,15 @@ struct CudaQuantLinear::Impl {
   std::vector<float> bias;
   bool ready = false;
   int device = 0;
-  int sm_count = 1;
+  cuda::DeviceInfo dev;
   cuda::PackedView view;
   DeviceBuffer codes, scales, zeros, block_group, k_source, bias_dev, workspace;
   cublasLtHandle_t cublaslt = nullptr;
+  cuda::GemmAlgoCache* algos = nullptr;
 
   ~Impl() {
     if (cublaslt) cublasLtDestroy(cublaslt);
+    cuda::destroy_algo_cache(algos);
   }
 
   cuda::Family family_for(int64_t M) const {
@@ -110,7 +112,7 @@ struct CudaQuantLinear::Impl {
     }
     return M >= spec.large_m_threshold ? cuda::Family::kDequantGemm : cuda::Family::kMma;
   }
-  cuda::Plan plan(int64_t M) const { return cuda::make_plan(view, M, family_for(M), sm_count); }
+  cuda::Plan plan(int64_t M) const { return cuda::make_plan(view, M, family_for(M), dev); }
 };
 
 CudaQuantLinear::CudaQuantLinear(CudaLinearSpec spec) : impl_(std::make_unique<Impl>()) {
@@ -197,14 +199,22 @@ void CudaQuantLinear::post_init() {
     int d;
     ~Restore() { cudaSetDevice(d); }
   } restore{prev};
-  check_cuda(cudaDeviceGetAttribute(&m.sm_count, cudaDevAttrMultiProcessorCount, m.device),
+  check_cuda(cudaDeviceGetAttribute(&m.dev.sm_count, cudaDevAttrMultiProcessorCount, m.device),
              "cudaDeviceGetAttribute(multiprocessor count)");
-  const int s = cuda::prepare_kernels();
+  check_cuda(cudaDeviceGetAttribute(&m.dev.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, m.device),
+             "cudaDeviceGetAttribute(shared memory per multiprocessor)");
+  check_cuda(cudaDeviceGetAttribute(&m.dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, m.device),
+             "cudaDeviceGetAttribute(shared memory per block, opt-in)");
+  const int s = cuda::prepare_kernels(m.dev.smem_per_block);
   ARK_CHECK(s == cuda::kOk, "CudaQuantLinear::post_init: raising the kernels' shared-memory limit failed (",
             cuda::status_message(s), ")");
   if (!m.cublaslt)
     ARK_CHECK(cublasLtCreate(&m.cublaslt) == CUBLAS_STATUS_SUCCESS, "CudaQuantLinear::post_init: cublasLtCreate "
               "failed");
+  if (!m.algos) {
+    m.algos = cuda::create_algo_cache();
+    ARK_CHECK(m.algos != nullptr, "CudaQuantLinear::post_init: out of host memory for the cuBLASLt cache");
+  }
 
   m.codes.upload(hp.codes, m.device);
   m.scales.upload(hp.scales, m.device);
@@ -264,7 +274,7 @@ void CudaQuantLinear::forward(const void* x, void* y, int64_t M, DType dtype, CU
             "CudaQuantLinear::forward: M = ", M, " needs a workspace of ", plan.workspace_bytes,
             " bytes (workspace_bytes(M)); got ", workspace_size, " (spec.max_m = ", m.spec.max_m, ")");
   const int s = cuda::launch_linear(m.view, plan, x, y, M, dtype == DType::BF16, workspace, workspace_size,
-                                    stream, m.cublaslt);
+                                    stream, m.cublaslt, m.algos);
   ARK_CHECK(s == cuda::kOk, "CudaQuantLinear::forward: ", kernel_name(M), " failed: ", cuda::status_message(s),
             " (", cudaGetErrorString(cudaGetLastError()), ")");
 }
@@ -296,7 +306,7 @@ std::string CudaQuantLinear::describe() const {
     << m.group_size << (m.spec.sym ? " sym" : " asym") << ", kernel " << cuda_kernel_name(m.spec.kernel)
     << ", large_m_threshold " << m.spec.large_m_threshold;
   if (m.ready)
-    o << ", device " << m.device << " (" << m.sm_count << " SMs), packed " << packed_bytes() << " bytes, "
+    o << ", device " << m.device << " (" << m.dev.sm_count << " SMs), packed " << packed_bytes() << " bytes, "
       << (m.view.k_source ? "K reordered" : "K identity") << ", M=1: " << kernel_name(1) << ", M="
       << m.spec.large_m_threshold << ": " << kernel_name(m.spec.large_m_threshold);
   return o.str();

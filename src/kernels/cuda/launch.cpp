@@ -1,20 +1,56 @@
 // Plans and launches one forward: the split-K shape of the tensor-core kernel, or the chunks of the
-// dequantize + cuBLASLt path, or the SIMT kernel. Host code; no exceptions, no device allocation.
+// dequantize + cuBLASLt path, or the SIMT kernel. Host code; no exceptions, no device allocation; the only
+// lock is the cuBLASLt algorithm cache's, on the first call of an M bucket.
 #include "kernels/cuda/launch.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <new>
 
 namespace ark::cuda {
 namespace {
 
-constexpr int kBlockTiles = 16;  // n8 tiles per mma block (linear_mma.cu: 8 warps x 2)
 constexpr size_t kAlign = 256;
 
-size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+size_t align_up(size_t v) {
+  return (v + kAlign - 1) / kAlign * kAlign;
+}
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// The split-K planner's model of one mma launch, in nanoseconds (rough H100/H200 figures; only the ranking of
+// split factors matters). A block streams its chunks through the ring at the slower of: its share of the SM's
+// DRAM bandwidth, the ring's latency bound (kStages - 1 chunks per memory latency), and the tensor-core issue
+// rate. Blocks beyond one wave run in further waves; each wave pays a fill latency; split-K adds a reduce
+// launch and the fp32 partials' traffic.
+constexpr double kBytesPerNsPerSm = 4.0e3 / 132;                             // ~4 TB/s over 132 SMs
+constexpr double kLatencyNs = 2000, kFillNs = 1500, kReduceLaunchNs = 2000;  // loaded DRAM latency
+constexpr double kMmaPerNsPerSm = 1.0;  // m16n8k16 mma.sync per ns per SM (~2 clocks each)
+
+double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_per_sm, int sm_count,
+                   int64_t splits, int64_t cps) {
+  const int64_t n_blocks = ceil_div(w.n8_tiles, mma_block_tiles(m_tiles));
+  const int64_t m_groups = ceil_div(M, 16 * m_tiles);
+  const int64_t blocks = n_blocks * m_groups * splits;
+  const int64_t cap = std::max<int64_t>(1, blocks_per_sm * sm_count);
+  const int64_t waves = ceil_div(blocks, cap);
+  const double resident = static_cast<double>(std::min(blocks, cap)) / sm_count;  // blocks per SM
+  const double chunk_bytes =
+      mma_block_tiles(m_tiles) * (kChunkK * w.bits / 8.0 * kTileRows + 4 * kTileRows * 6 / 4.0);
+  const int used_mt = static_cast<int>(std::min<int64_t>(m_tiles, ceil_div(M, 16)));
+  const double mmas = mma_block_tiles(m_tiles) * (kChunkK / 16) * used_mt;
+  const double per_chunk =
+      std::max({chunk_bytes * resident / kBytesPerNsPerSm, kLatencyNs / (mma_stages(m_tiles) - 1),
+                mmas * resident / kMmaPerNsPerSm});
+  double t = waves * (kFillNs + cps * per_chunk);
+  if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (kBytesPerNsPerSm * sm_count);
+  return t;
+}
 
 }  // namespace
 
@@ -35,100 +71,185 @@ const char* status_message(int status) {
   }
 }
 
-Plan make_plan(const PackedView& w, int64_t M, Family family, int sm_count) {
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev) {
   Plan p;
   p.family = family;
+  const int64_t kpn = w.k_packed();
+  // x must be gathered into packed-K order when the order is not the identity, or (mma) when rows of x cannot
+  // be copied in 16-byte pieces.
+  p.gather = w.k_source != nullptr || (family == Family::kMma ? w.k % 8 != 0 : kpn != w.k);
+  const size_t gather_bytes = p.gather ? align_up(static_cast<size_t>(M * kpn * 2)) : 0;
   if (family == Family::kMma) {
-    p.m_tiles = M <= 16 ? 1 : 4;
-    const int64_t rows_max = std::min<int64_t>(M, 16 * p.m_tiles);
-    // Staged x: rows_max x (128 * chunks + 8) halves within kMaxSmemBytes.
-    const int64_t max_cps = std::max<int64_t>(
-        1, (static_cast<int64_t>(kMaxSmemBytes) / (2 * rows_max) - 8) / kChunkK);
-    const int64_t n_blocks = ceil_div(w.n8_tiles, kBlockTiles);
-    const int64_t m_groups = ceil_div(M, 16 * p.m_tiles);
-    // About one full wave (linear_mma.cu: 3 blocks per SM fit at M <= 16, 2 above): M = 1 on a 4096-wide
-    // layer would otherwise leave most SMs idle. Phase 2 should tune this on the device.
-    const int64_t target = (p.m_tiles == 1 ? 3 : 2) * static_cast<int64_t>(std::max(sm_count, 1));
-    int64_t splits = std::clamp<int64_t>(ceil_div(target, n_blocks * m_groups), 1, w.chunks);
-    int64_t cps = std::min(ceil_div(w.chunks, splits), max_cps);
-    splits = ceil_div(w.chunks, cps);
-    p.splits = static_cast<int>(splits);
-    p.chunks_per_split = static_cast<int>(cps);
-    p.smem_bytes = static_cast<size_t>(rows_max * (cps * kChunkK + 8) * 2);
-    p.workspace_bytes = splits > 1 ? align_up(static_cast<size_t>(splits * M * w.n) * sizeof(float)) : 0;
+    p.m_tiles = M <= 16 ? 1 : M <= 32 ? 2 : 4;
+    const size_t stage = mma_stage_bytes(w.bits, p.m_tiles);
+    const int max_blocks = 2;  // linear_mma.cu's launch bounds (registers)
+    double best = 0;
+    for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, 64); ++s) {
+      const int64_t cps = ceil_div(w.chunks, s);
+      if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+      const size_t smem = mma_stages(p.m_tiles) * stage + static_cast<size_t>(cps) * 16;
+      if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
+      const int64_t fit =
+          dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_blocks;
+      const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_blocks);
+      const double t = mma_cost_ns(w, M, p.m_tiles, per_sm, std::max(dev.sm_count, 1), s, cps);
+      if (best == 0 || t < best) {
+        best = t;
+        p.splits = static_cast<int>(s);
+        p.chunks_per_split = static_cast<int>(cps);
+        p.smem_bytes = smem;
+      }
+    }
+    if (best == 0) {  // a K too long for any split <= 64 in shared memory: more splits, small chunks each
+      p.chunks_per_split = 16;
+      p.splits = static_cast<int>(ceil_div(w.chunks, 16));
+      p.smem_bytes = mma_stages(p.m_tiles) * stage + 16 * 16;
+    }
+    p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
+    p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kDequantGemm) {
-    const int64_t kpn = w.k_packed();
-    p.gather = w.k_source != nullptr || kpn != w.k;
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;
     p.rows_per_chunk = std::min(std::max<int64_t>(rows, 128), w.n8_tiles * kTileRows);
-    p.workspace_bytes = (p.gather ? align_up(static_cast<size_t>(M * kpn * 2)) : 0) +
-                        align_up(static_cast<size_t>(p.rows_per_chunk * kpn * 2)) + kCublasWorkspaceBytes;
+    p.workspace_bytes =
+        gather_bytes + align_up(static_cast<size_t>(p.rows_per_chunk * kpn * 2)) + kCublasWorkspaceBytes;
   }
   return p;
 }
 
+struct GemmAlgoCache {
+  struct Entry {
+    std::atomic<int64_t> key{-1};
+    cublasLtMatmulAlgo_t algo{};
+  };
+  std::mutex mu;  // taken only on a miss (the first call of a bucket)
+  Entry entries[48];
+};
+
+GemmAlgoCache* create_algo_cache() {
+  return new (std::nothrow) GemmAlgoCache();
+}
+void destroy_algo_cache(GemmAlgoCache* cache) {
+  delete cache;
+}
+
 namespace {
 
-// y[M][rows] (leading dimension N) = x[M][kp] · wt[rows][kp]ᵀ + beta · y, through cuBLASLt (column-major:
-// C = N-major y is wtᵀ·xᵀ with the weight operand transposed).
-int cublas_chunk(cublasLtHandle_t h, bool bf16, const void* wt, const void* x, void* y, int64_t rows,
-                 int64_t M, int64_t kpn, int64_t ldy, float beta, void* ws, size_t ws_bytes,
-                 cudaStream_t stream) {
-  const cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  int status = kCublasFailed;
-  const cublasOperation_t trans = CUBLAS_OP_T, no = CUBLAS_OP_N;
+// The descriptors of y[M][rows] (leading dimension ldy) = x[M][kp] · wt[rows][kp]ᵀ + beta · y in cuBLASLt's
+// column-major terms (C = wtᵀᵀ·xᵀ: the weight operand transposed). Initialised in place on the caller's
+// stack: no allocation per call.
+struct GemmDescs {
+  cublasLtMatmulDescOpaque_t desc;
+  cublasLtMatrixLayoutOpaque_t la, lb, lc;
+  bool init(bool bf16, int64_t rows, int64_t M, int64_t kpn, int64_t ldy) {
+    const cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    const cublasOperation_t trans = CUBLAS_OP_T, no = CUBLAS_OP_N;
+    return cublasLtMatmulDescInit(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+           cublasLtMatmulDescSetAttribute(&desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)) ==
+               CUBLAS_STATUS_SUCCESS &&
+           cublasLtMatmulDescSetAttribute(&desc, CUBLASLT_MATMUL_DESC_TRANSB, &no, sizeof(no)) ==
+               CUBLAS_STATUS_SUCCESS &&
+           cublasLtMatrixLayoutInit(&la, t, kpn, rows, kpn) == CUBLAS_STATUS_SUCCESS &&
+           cublasLtMatrixLayoutInit(&lb, t, kpn, M, kpn) == CUBLAS_STATUS_SUCCESS &&
+           cublasLtMatrixLayoutInit(&lc, t, rows, M, ldy) == CUBLAS_STATUS_SUCCESS;
+  }
+};
+
+bool heuristic(cublasLtHandle_t h, GemmDescs& d, size_t ws_bytes, cublasLtMatmulAlgo_t* algo) {
+  cublasLtMatmulPreferenceOpaque_t pref;
+  if (cublasLtMatmulPreferenceInit(&pref) != CUBLAS_STATUS_SUCCESS) return false;
+  cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                       sizeof(ws_bytes));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const float alpha = 1.0f;
-  if (cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) goto done;
-  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans));
-  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &no, sizeof(no));
-  if (cublasLtMatrixLayoutCreate(&la, t, kpn, rows, kpn) != CUBLAS_STATUS_SUCCESS) goto done;
-  if (cublasLtMatrixLayoutCreate(&lb, t, kpn, M, kpn) != CUBLAS_STATUS_SUCCESS) goto done;
-  if (cublasLtMatrixLayoutCreate(&lc, t, rows, M, ldy) != CUBLAS_STATUS_SUCCESS) goto done;
-  if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) goto done;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                       sizeof(ws_bytes));
-  if (cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, lc, lc, pref, 1, &result, &found) !=
+  if (cublasLtMatmulAlgoGetHeuristic(h, &d.desc, &d.la, &d.lb, &d.lc, &d.lc, &pref, 1, &result, &found) !=
           CUBLAS_STATUS_SUCCESS ||
       found == 0)
-    goto done;
-  if (cublasLtMatmul(h, desc, &alpha, wt, la, x, lb, &beta, y, lc, y, lc, &result.algo, ws, ws_bytes,
+    return false;
+  *algo = result.algo;
+  return true;
+}
+
+// The algorithm for (dtype, M bucket, full or last chunk): looked up for the bucket's largest M (a power of
+// two), so its workspace need covers every M of the bucket; kept in the layer's cache.
+bool cached_algo(cublasLtHandle_t h, GemmAlgoCache* cache, bool bf16, bool last, int64_t rows, int64_t M,
+                 int64_t kpn, int64_t ldy, size_t ws_bytes, cublasLtMatmulAlgo_t* algo) {
+  int log2m = 0;
+  while ((int64_t{1} << log2m) < M) ++log2m;
+  const int64_t key = (static_cast<int64_t>(log2m) << 2) | (bf16 ? 1 : 0) | (last ? 2 : 0);
+  if (cache)
+    for (auto& e : cache->entries)
+      if (e.key.load(std::memory_order_acquire) == key) {
+        *algo = e.algo;
+        return true;
+      }
+  GemmDescs d;
+  if (!d.init(bf16, rows, int64_t{1} << log2m, kpn, ldy) || !heuristic(h, d, ws_bytes, algo)) return false;
+  if (cache) {
+    std::lock_guard<std::mutex> lock(cache->mu);
+    for (auto& e : cache->entries) {
+      const int64_t k = e.key.load(std::memory_order_relaxed);
+      if (k == key) return true;  // another thread got there first
+      if (k == -1) {
+        e.algo = *algo;
+        e.key.store(key, std::memory_order_release);
+        return true;
+      }
+    }
+  }
+  return true;  // cache full: use it uncached
+}
+
+int cublas_chunk(cublasLtHandle_t h, GemmAlgoCache* cache, bool bf16, bool last, const void* wt,
+                 const void* x, void* y, int64_t rows, int64_t M, int64_t kpn, int64_t ldy, float beta,
+                 void* ws, size_t ws_bytes, cudaStream_t stream) {
+  GemmDescs d;
+  if (!d.init(bf16, rows, M, kpn, ldy)) return kCublasFailed;
+  const float alpha = 1.0f;
+  cublasLtMatmulAlgo_t algo;
+  if (cached_algo(h, cache, bf16, last, rows, M, kpn, ldy, ws_bytes, &algo) &&
+      cublasLtMatmul(h, &d.desc, &alpha, wt, &d.la, x, &d.lb, &beta, y, &d.lc, y, &d.lc, &algo, ws, ws_bytes,
                      stream) == CUBLAS_STATUS_SUCCESS)
-    status = kOk;
-done:
-  if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (lc) cublasLtMatrixLayoutDestroy(lc);
-  if (lb) cublasLtMatrixLayoutDestroy(lb);
-  if (la) cublasLtMatrixLayoutDestroy(la);
-  if (desc) cublasLtMatmulDescDestroy(desc);
-  return status;
+    return kOk;
+  // The bucket's algorithm does not take this exact M: ask for this M alone.
+  if (!heuristic(h, d, ws_bytes, &algo)) return kCublasFailed;
+  return cublasLtMatmul(h, &d.desc, &alpha, wt, &d.la, x, &d.lb, &beta, y, &d.lc, y, &d.lc, &algo, ws,
+                        ws_bytes, stream) == CUBLAS_STATUS_SUCCESS
+             ? kOk
+             : kCublasFailed;
 }
 
 }  // namespace
 
 int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y, int64_t M, bool bf16,
-                  void* workspace, size_t workspace_size, CUstream_st* stream, void* cublaslt) {
+                  void* workspace, size_t workspace_size, CUstream_st* stream, void* cublaslt,
+                  GemmAlgoCache* algos) {
   if (M <= 0) return M == 0 ? kOk : kBadArgument;
   if (!x || !y || !w.codes) return kBadArgument;
   if (plan.workspace_bytes > 0 && (!workspace || workspace_size < plan.workspace_bytes))
     return kWorkspaceTooSmall;
+  auto* base = static_cast<unsigned char*>(workspace);
+  const int64_t kpn = w.k_packed();
   switch (plan.family) {
     case Family::kSimt:
       return launch_simt(w, x, y, M, bf16, stream);
     case Family::kMma: {
-      float* partial = static_cast<float*>(workspace);
-      int s = launch_mma(w, plan, x, y, M, bf16, partial, stream);
+      float* partial = reinterpret_cast<float*>(base);
+      const void* xs = x;
+      int64_t x_stride = w.k;
+      if (plan.gather) {
+        xs = base + plan.partial_bytes;
+        x_stride = kpn;
+        const int s = launch_gather(w, x, base + plan.partial_bytes, M, bf16, stream);
+        if (s != kOk) return s;
+      } else if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
+        return launch_simt(w, x, y, M, bf16, stream);  // rows of x not in 16-byte pieces (a rare view)
+      }
+      int s = launch_mma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
       if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }
     case Family::kDequantGemm: {
       if (!cublaslt) return kBadArgument;
-      auto* base = static_cast<unsigned char*>(workspace);
-      const int64_t kpn = w.k_packed();
       const void* xs = x;
       size_t off = 0;
       if (plan.gather) {
@@ -150,8 +271,8 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
         const int64_t rows = std::min(plan.rows_per_chunk, w.n - n0);
         int s = launch_dequant(w, n0, rows, wt, bf16, stream);
         if (s != kOk) return s;
-        s = cublas_chunk(static_cast<cublasLtHandle_t>(cublaslt), bf16, wt, xs,
-                         static_cast<unsigned char*>(y) + n0 * 2, rows, M, kpn, w.n, beta, cublas_ws,
+        s = cublas_chunk(static_cast<cublasLtHandle_t>(cublaslt), algos, bf16, rows < plan.rows_per_chunk, wt,
+                         xs, static_cast<unsigned char*>(y) + n0 * 2, rows, M, kpn, w.n, beta, cublas_ws,
                          kCublasWorkspaceBytes, stream);
         if (s != kOk) return s;
       }

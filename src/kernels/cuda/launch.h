@@ -26,32 +26,60 @@ enum class Family : int { kMma, kDequantGemm, kSimt };
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
   Family family = Family::kMma;
-  int m_tiles = 1;             // mma: m16 tiles per block (1 or 4)
+  int m_tiles = 1;             // mma: m16 tiles per block (1, 2 or 4)
   int splits = 1;              // mma: split-K factor (fp32 partials in the workspace when > 1)
   int chunks_per_split = 1;    // mma: 128-k chunks per split
-  size_t smem_bytes = 0;       // mma: dynamic shared memory (staged activations)
+  size_t smem_bytes = 0;       // mma: dynamic shared memory (the cp.async ring and the block-group table)
   int64_t rows_per_chunk = 0;  // dequant_gemm: weight rows dequantized per cuBLAS call
-  bool gather = false;         // dequant_gemm: x is reordered/padded into the workspace first
+  bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
+  size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
   size_t workspace_bytes = 0;
 };
 
-inline constexpr size_t kMaxSmemBytes = 64 * 1024;           // per block, opted into at prepare time
-inline constexpr size_t kDequantChunkBytes = 64u << 20;      // dequantized weight rows per cuBLAS call
+// What the planner needs to know of the device (read once at post_init).
+struct DeviceInfo {
+  int sm_count = 1;
+  int smem_per_sm = 0;     // bytes usable by blocks of one SM
+  int smem_per_block = 0;  // the opt-in maximum of one block
+};
+
+// n8 tiles per mma block (linear_mma.cu: 8 warps x 4 tiles for 16-row blocks, x 2 for taller ones).
+constexpr int mma_block_tiles(int m_tiles) {
+  return m_tiles == 1 ? 32 : 16;
+}
+// Depth of the mma kernel's cp.async ring: 4 stages (3 chunks in flight while one is computed); 3 for 64-row
+// blocks, whose larger x stages would otherwise leave room for only one block per SM.
+constexpr int mma_stages(int m_tiles) {
+  return m_tiles == 4 ? 3 : 4;
+}  // linear_mma.cu: kStages
+inline constexpr size_t kDequantChunkBytes = 64u << 20;  // dequantized weight rows per cuBLAS call
 inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
-Plan make_plan(const PackedView& w, int64_t M, Family family, int sm_count);
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev);
+
+// Shared memory of one stage of the mma ring (linear_mma.cu's StageLayout).
+size_t mma_stage_bytes(int bits, int m_tiles);
 
 // Once per device, before the first launch: raises the shared-memory limit of the mma kernels.
-int prepare_kernels();
+int prepare_kernels(int max_smem_per_block);
+
+// cuBLASLt algorithms of one layer, looked up once per (dtype, M bucket) and kept: the heuristic is a host
+// call of tens of microseconds. Fixed capacity, filled on first use under a lock; hits read without one.
+struct GemmAlgoCache;
+GemmAlgoCache* create_algo_cache();
+void destroy_algo_cache(GemmAlgoCache* cache);
 
 // y = x · Wᵀ + bias for M rows; x, y, workspace are device pointers; bf16 selects BF16 over F16.
 // cublaslt: a cublasLtHandle_t (needed by Family::kDequantGemm only).
 int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y, int64_t M, bool bf16,
-                  void* workspace, size_t workspace_size, CUstream_st* stream, void* cublaslt);
+                  void* workspace, size_t workspace_size, CUstream_st* stream, void* cublaslt,
+                  GemmAlgoCache* algos);
 
 // The pieces, launched by launch_linear (defined in linear_mma.cu and linear_simple.cu).
-int launch_mma(const PackedView& w, const Plan& plan, const void* x, void* y, int64_t M, bool bf16,
-               float* partial, CUstream_st* stream);
+// x_stride: elements between rows of x; x_direct: x is the caller's (K % 8 == 0, 16-byte aligned, identity
+// order: packed positions past K read as zero) rather than the gathered copy (x_stride = packed K).
+int launch_mma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct, void* y,
+               int64_t M, bool bf16, float* partial, CUstream_st* stream);
 int launch_reduce(const PackedView& w, const float* partial, int splits, void* y, int64_t M, bool bf16,
                   CUstream_st* stream);
 int launch_simt(const PackedView& w, const void* x, void* y, int64_t M, bool bf16, CUstream_st* stream);

@@ -5,7 +5,6 @@
 //             device-side cross-check of the tensor-core kernel.
 //   reduce:   sums the split-K fp32 partials in split order, adds the bias, rounds once.
 //   gather:   x reordered and padded into packed-K order (large-M path, when the reorder is not the identity).
-//   dequant:  a chunk of weight rows to fp16/bf16 for cuBLAS (large-M path).
 //   bias_fill: y rows set to the bias, so cuBLAS can add it with beta = 1.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -67,15 +66,6 @@ __global__ void gather_kernel(PackedView w, const T* x, T* xg, int64_t M) {
 }
 
 template <typename T>
-__global__ void dequant_kernel(PackedView w, int64_t n0, int64_t rows, T* wt) {
-  const int64_t kpn = w.k_packed();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= rows * kpn) return;
-  const int64_t n = n0 + i / kpn, kp = i % kpn;
-  wt[i] = from_float<T>(n < w.n ? packed_weight(w, n, kp) : 0.0f);
-}
-
-template <typename T>
 __global__ void bias_fill_kernel(PackedView w, T* y, int64_t M) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= M * w.n) return;
@@ -116,15 +106,6 @@ int launch_gather(const PackedView& w, const void* x, void* xg, int64_t M, bool 
                                                static_cast<__nv_bfloat16*>(xg), M);
   else
     gather_kernel<<<blocks, 256, 0, stream>>>(w, static_cast<const __half*>(x), static_cast<__half*>(xg), M);
-  return last_status();
-}
-
-int launch_dequant(const PackedView& w, int64_t n0, int64_t rows, void* wt, bool bf16, CUstream_st* stream) {
-  const unsigned blocks = blocks_for(rows * w.k_packed(), 256);
-  if (bf16)
-    dequant_kernel<<<blocks, 256, 0, stream>>>(w, n0, rows, static_cast<__nv_bfloat16*>(wt));
-  else
-    dequant_kernel<<<blocks, 256, 0, stream>>>(w, n0, rows, static_cast<__half*>(wt));
   return last_status();
 }
 
