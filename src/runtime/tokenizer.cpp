@@ -63,8 +63,10 @@ std::string TokenizerImpl::decode(const int32_t* ids, size_t n, bool skip_specia
   tokens.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const int32_t id = ids[i];
-    ARK_CHECK(id >= 0 && static_cast<size_t>(id) < id_to_token.size(), "Tokenizer::decode: id ", id,
-              " at position ", i, " is outside the vocabulary [0, ", id_to_token.size(), ")");
+    ARK_CHECK(id >= 0, "Tokenizer::decode: id ", id, " at position ", i, " is negative");
+    // Models pad their embedding past the tokenizer (Qwen: 151936 rows, 151669 tokens) and can sample a padding
+    // id; the tokenizers library decodes such an id to nothing, and so does this.
+    if (static_cast<size_t>(id) >= id_to_token.size()) continue;
     if (skip_special_tokens && id_is_special[id]) continue;
     tokens.push_back(id_to_token[id]);
   }
