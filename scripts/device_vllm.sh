@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Framework-integration checks on the GPU machine (docs/INTEGRATION.md), in one call:
+# Framework-integration checks on the GPU machine (docs/INTEGRATIONS.md), in one call:
 #   1. builds the ark CLI and the extension ark._C for the machine's python3 (torch 2.x with CUDA, transformers);
 #   2. runs the custom-operator tests (torch.compile fullgraph with aot_eager and inductor; ark::quant_linear on
 #      CUDA tensors captured in a CUDA graph and replayed, through ark's CUDA backend), the transformers

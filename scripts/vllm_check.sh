@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The framework-integration tests that CI cannot run (docs/INTEGRATION.md), on a CPU-only machine:
+# The framework-integration tests that CI cannot run (docs/INTEGRATIONS.md), on a CPU-only machine:
 #   - the vLLM plugin against a pinned vLLM release from PyPI (layer level: QKV / merged / row / replicated linear
 #     layers, tensor-parallel shards; model level: vLLM's engine config and model loader on make-model checkpoints);
 #   - the custom operator under torch.compile (torch 2.x) and the transformers loader (transformers 5.x).
@@ -27,7 +27,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DARK_BUILD_PYTHON=ON -DPython
 cmake --build "$BUILD" -j2 --target ark ark_python >/dev/null
 
 # vLLM's CUDA wheel finds no platform on a machine without a GPU; its CPU platform is chosen by name (the tests
-# set it too). Serving itself cannot run: the wheel has no CPU kernels (docs/INTEGRATION.md).
+# set it too). Serving itself cannot run: the wheel has no CPU kernels (docs/INTEGRATIONS.md).
 export VLLM_TARGET_DEVICE=${VLLM_TARGET_DEVICE:-cpu}
 ARK_BIN="$BUILD/ark" ARK_BUILD_DIR="$BUILD" PYTHONPATH="python:$BUILD/python" "$VENV/bin/python" -m pytest -q -rs \
   tests/python/test_vllm_claim.py tests/python/test_vllm_layers.py tests/python/test_vllm_model.py \

@@ -20,7 +20,7 @@ from quant_linear_reference import case_id, decode_reference, error_bound, gener
 needs_custom_op = pytest.mark.skipif(
     not ark.ops.HAS_CUSTOM_OP,
     reason=f"torch {torch.__version__} has no torch.library.custom_op (needs >= 2.4): ark::quant_linear is a plain "
-    "call here and cannot be compiled; run this file with a torch 2.x Python (docs/INTEGRATION.md)",
+    "call here and cannot be compiled; run this file with a torch 2.x Python (docs/INTEGRATIONS.md)",
 )
 
 

@@ -8,7 +8,7 @@ greedy tokens identical. Also: every quantized layer became an ark.QuantLinear, 
 refused with the tensor named.
 
 Needs transformers (with a torch it accepts). The project venv keeps transformers 4.49.0 in a folder of its own
-(tokenizers pins conflict): test_hf_side.py runs this file with it in a subprocess, in CI. docs/INTEGRATION.md
+(tokenizers pins conflict): test_hf_side.py runs this file with it in a subprocess, in CI. docs/INTEGRATIONS.md
 records runs with transformers 4.49 / torch 1.13, 5.20 / torch 2.14 and 5.24 / torch 2.15.
 """
 

@@ -10,7 +10,7 @@ loaders cut rank r's shard; each rank's output is checked against its
 slice of the reference (row-parallel: the ranks' partial sums add up to the reference, bias on rank 0 only;
 the all-reduce runs over the real group of one process, so it returns each rank's part as it is).
 
-Needs vLLM (a pinned release in its own venv; docs/INTEGRATION.md): skipped where it is not installed (CI).
+Needs vLLM (a pinned release in its own venv; docs/INTEGRATIONS.md): skipped where it is not installed (CI).
 """
 
 import contextlib
@@ -25,7 +25,7 @@ if not torch.cuda.is_available():
     # vLLM's CUDA wheel on a machine without a GPU finds no platform; its CPU platform is chosen by name.
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (CI); run with the vLLM venv of "
-                           "docs/INTEGRATION.md")
+                           "docs/INTEGRATIONS.md")
 
 import ark  # noqa: E402
 import ark.vllm  # noqa: E402

@@ -7,7 +7,7 @@ every decoder block is then checked against the weights that scripts/reference_m
 decodes from the checkpoint.
 
 The full forward pass is not run: vLLM's CPU worker needs vLLM's CPU kernels (torch.ops._C), which the PyPI
-wheel (a CUDA build) lacks; see docs/INTEGRATION.md. Needs vLLM: skipped where it is not installed (CI).
+wheel (a CUDA build) lacks; see docs/INTEGRATIONS.md. Needs vLLM: skipped where it is not installed (CI).
 """
 
 import os
@@ -23,7 +23,7 @@ if not torch.cuda.is_available():
     # vLLM's CUDA wheel on a machine without a GPU finds no platform; its CPU platform is chosen by name.
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (CI); run with the vLLM venv of "
-                           "docs/INTEGRATION.md")
+                           "docs/INTEGRATIONS.md")
 
 import ark.vllm  # noqa: E402
 
