@@ -7,7 +7,7 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench] [output folder]   (carry .device_cuda)
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick] [output folder]   (carry .device_cuda)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
 set -uo pipefail
@@ -36,12 +36,16 @@ EOF
 LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize.cpp src/format/gptq_codec.cpp
   src/format/quantized_weight.cpp src/format/rtn_quantizer.cpp src/io/dtype.cpp src/kernels/cuda/cuda_pack.cpp
   src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp"
+# ARK_CUDA_DEFINES: extra -D flags for every compile (build-time knobs such as ARK_MMA_DECODE_TILES=2, to
+# measure a variant in a second build folder: BIN_DIR=/tmp/other ARK_CUDA_DEFINES=... <script> quick).
+DEFINES=${ARK_CUDA_DEFINES:-}
 CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu"
 
 build() {  # build <folder>
   local out=$1 pids=() objs=()
   mkdir -p "$out/obj"
-  local cxx=(g++ -std=c++20 -O2 -fPIC -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include -I"$CUDA_HOME/include")
+  local cxx=(g++ -std=c++20 -O2 -fPIC -Wall -Wextra $DEFINES -Iinclude -Isrc -Itests -I$DEV/include
+    -I"$CUDA_HOME/include")
   for s in $LIB_SOURCES; do
     local o="$out/obj/$(basename "$s" .cpp).o"
     "${cxx[@]}" -c "$s" -o "$o" & pids+=($!)
@@ -49,14 +53,15 @@ build() {  # build <folder>
   done
   for s in $CU_SOURCES; do
     local o="$out/obj/$(basename "$s" .cu).o"
-    "$NVCC" -std=c++17 -O3 $ARCH -Xcompiler -fPIC -Iinclude -Isrc -Xptxas -v -c "$s" -o "$o" \
+    "$NVCC" -std=c++17 -O3 $ARCH $DEFINES -Xcompiler -fPIC -Iinclude -Isrc -Xptxas -v -c "$s" -o "$o" \
       >"$out/obj/$(basename "$s").ptxas.log" 2>&1 &
     pids+=($!)
     objs+=("$o")
   done
   "${cxx[@]}" -c tests/gpu/cuda_linear_test.cpp -o "$out/obj/gpu_test.o" & pids+=($!)
   "${cxx[@]}" -c tests/cuda_pack_test.cpp -o "$out/obj/pack_test.o" & pids+=($!)
-  "$NVCC" -std=c++17 -O3 $ARCH -Iinclude -Isrc -c bench/cuda_linear_bench.cu -o "$out/obj/bench.o" & pids+=($!)
+  "$NVCC" -std=c++17 -O3 $ARCH $DEFINES -Iinclude -Isrc -c bench/cuda_linear_bench.cu -o "$out/obj/bench.o" &
+  pids+=($!)
   local fail=0
   for p in "${pids[@]}"; do wait "$p" || fail=1; done
   cat "$out"/obj/*.ptxas.log | grep -E "error|spill|Used" | sort | uniq -c | sort -rn | head -20
@@ -83,7 +88,7 @@ build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   torchinc=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null)
   pb=$DEV/include
   [ -n "$torchinc" ] && [ -f "$torchinc/pybind11/pybind11.h" ] && pb=$torchinc
-  local cxx=(g++ -std=c++20 -O2 -fPIC -DARK_HAVE_CUDA -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
+  local cxx=(g++ -std=c++20 -O2 -fPIC -DARK_HAVE_CUDA $DEFINES -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
   local n=0
   for s in $(find src -name '*.cpp' ! -path 'src/kernels/cuda/*') src/kernels/cuda/cuda_pack.cpp \
            src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp; do
@@ -142,7 +147,7 @@ fi
 WHAT=${1:-all}
 OUT_DIR=${2:-${OUT:-/tmp/cuda_check}}
 mkdir -p "$OUT_DIR"
-BIN=/tmp/cuda_build
+BIN=${BIN_DIR:-/tmp/cuda_build}
 SUMMARY="$OUT_DIR/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
@@ -220,6 +225,11 @@ if [ "$WHAT" = all ] || [ "$WHAT" = test ] || [ "$WHAT" = python ]; then
   fi
   tail -15 "$OUT_DIR/python.log"
   note "python: $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUT_DIR/python.log" | tail -1)$(grep -q 'build failed' "$OUT_DIR/python.log" && echo 'ark._C build failed')"
+fi
+
+if [ "$WHAT" = quick ]; then
+  echo "== quick benchmark ($DEFINES)"
+  timeout 120 $BIN/ark_cuda_bench --quick 2>&1 | tee "$OUT_DIR/bench_ark.csv"
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then

@@ -59,7 +59,10 @@ def post_init(module):
         _raw.raw(t["g_idx"]) if "g_idx" in t else None,
     )
     if module._bias_in_kernel:
-        layer.load_bias(_raw.raw(module.bias.detach().float().cpu().contiguous()))
+        # Held in a name until load_bias has copied it: raw() keeps only the pointer, and a temporary would be
+        # freed before the call reads it (garbage biases on the device machine's first run of these tests).
+        bias = module.bias.detach().float().cpu().contiguous()
+        layer.load_bias(_raw.raw(bias))
     layer.post_init()
     module._layer = layer
     module._scales_dtype = module.scales.dtype

@@ -53,11 +53,12 @@ def _check(y, x, w, bias, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_forward_matches_reference(bits, group_size, sym, fmt, act_order, dtype):
     gen = generator(case_id("cuda", bits, group_size, sym, fmt, act_order))
-    layer, w, bias = _layer(gen, bits, group_size, sym, fmt, 512, 264, act_order)
+    # N = 272: a partial 128-column block, and a multiple of 16 as GPTQ's 2-bit qzeros packing needs.
+    layer, w, bias = _layer(gen, bits, group_size, sym, fmt, 512, 272, act_order)
     for m in (1, 7, 33, 300):
         x = torch.randn(m, 512, generator=gen).to(dtype)
         y = layer(x.cuda())
-        assert y.device.type == "cuda" and y.dtype == dtype and y.shape == (m, 264)
+        assert y.device.type == "cuda" and y.dtype == dtype and y.shape == (m, 272)
         _check(y, x, w, bias, dtype)
 
 

@@ -82,7 +82,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   if (family == Family::kMma) {
     p.m_tiles = M <= 16 ? 1 : M <= 32 ? 2 : 4;
     const size_t stage = mma_stage_bytes(w.bits, p.m_tiles);
-    const int max_blocks = 2;  // linear_mma.cu's launch bounds (registers)
+    const int max_blocks = mma_max_blocks_per_sm(p.m_tiles);  // linear_mma.cu's launch bounds
     double best = 0;
     for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, 64); ++s) {
       const int64_t cps = ceil_div(w.chunks, s);

@@ -43,9 +43,18 @@ struct DeviceInfo {
   int smem_per_block = 0;  // the opt-in maximum of one block
 };
 
-// n8 tiles per mma block (linear_mma.cu: 8 warps x 4 tiles for 16-row blocks, x 2 for taller ones).
+// n8 tiles per warp of the mma kernel's 16-row blocks: 4 (default) gives 2 blocks of 8 warps per SM with more
+// weight bytes per instruction; 2 gives 3 blocks per SM with more warps to hide latency (a build-time knob
+// for measuring the two on the device; blocks of 32 or 64 rows always take 2).
+#ifndef ARK_MMA_DECODE_TILES
+#define ARK_MMA_DECODE_TILES 4
+#endif
+// n8 tiles per mma block (8 warps) and the blocks per SM its launch bounds and shared memory allow at most.
 constexpr int mma_block_tiles(int m_tiles) {
-  return m_tiles == 1 ? 32 : 16;
+  return m_tiles == 1 ? 8 * ARK_MMA_DECODE_TILES : 16;
+}
+constexpr int mma_max_blocks_per_sm(int m_tiles) {
+  return m_tiles == 1 && ARK_MMA_DECODE_TILES == 2 ? 3 : 2;
 }
 // Depth of the mma kernel's cp.async ring: 4 stages (3 chunks in flight while one is computed); 3 for 64-row
 // blocks, whose larger x stages would otherwise leave room for only one block per SM.

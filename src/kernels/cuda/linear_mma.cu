@@ -41,7 +41,7 @@ constexpr int kWarps = 8;
 // launch.h's mma_block_tiles() is the same rule.
 template <int kMT>
 struct TilesPerWarp {
-  static constexpr int value = kMT == 1 ? 4 : 2;
+  static constexpr int value = kMT == 1 ? ARK_MMA_DECODE_TILES : 2;
 };
 constexpr int kThreads = kWarps * 32;
 constexpr int kXStride = kChunkK + 8;  // halves per staged x row
@@ -188,13 +188,13 @@ struct StageLayout {
   static constexpr int kX = 16 * kMT * kXStride * 2;
   static constexpr int kScalesAt = kCodes, kZerosAt = kScalesAt + kScales, kXAt = kZerosAt + kZeros;
   static constexpr int kBytes = kXAt + kX;
-  static_assert(kBlockTiles == kWarps * (kMT == 1 ? 4 : 2), "launch.h: mma_block_tiles");
+  static_assert(kBlockTiles == kWarps * (kMT == 1 ? ARK_MMA_DECODE_TILES : 2), "launch.h: mma_block_tiles");
   static_assert(kScalesAt % 16 == 0 && kZerosAt % 16 == 0 && kXAt % 16 == 0 && kBytes % 16 == 0,
                 "16-B pieces");
 };
 
 template <typename T, int kBits, int kMT>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kMT == 1 && ARK_MMA_DECODE_TILES == 2 ? 3 : 2)
     mma_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct, T* __restrict__ y,
                float* __restrict__ partial, int M, int chunks_per_split) {
   using L = StageLayout<kBits, kMT>;
