@@ -438,5 +438,35 @@ TEST(CudaLinear, OwnWorkspace) {
   }
 }
 
+// x at an address that is not 16-byte aligned (a view into a larger buffer): the mma kernel copies x rows in
+// 16-byte pieces, so forward falls back to the SIMT kernel (identity order) or gathers x first (act-order).
+TEST(CudaLinear, UnalignedActivations) {
+  REQUIRE_GPU();
+  uint64_t id = 9500;
+  for (bool act : {false, true}) {
+    Case c;
+    c.w.n = 72;
+    c.w.k = 256;
+    c.w.act_order = act;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kMma);
+    for (int64_t M : {1, 5}) {
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      DevBuf dx(x.bits.size() * 2 + 16), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
+      void* xp = static_cast<unsigned char*>(dx.p) + 2;  // 2-byte aligned only
+      CUDA_OK(cudaMemcpy(xp, x.bits.data(), x.bits.size() * 2, cudaMemcpyHostToDevice));
+      CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
+      layer.forward(xp, dy.p, M, DType::F16, nullptr, ws.p, ws.bytes);
+      std::vector<uint16_t> y(static_cast<size_t>(M * c.w.n));
+      CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(check_output(w, bias, x, M, y, false, false, "unaligned x M=" + std::to_string(M)), 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ark
