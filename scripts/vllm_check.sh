@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The framework-integration tests that CI cannot run (docs/INTEGRATIONS.md), on a CPU-only machine:
 #   - the vLLM plugin against a pinned vLLM release from PyPI (layer level: QKV / merged / row / replicated linear
-#     layers, tensor-parallel shards; model level: vLLM's engine config and model loader on make-model checkpoints);
+#     layers, tensor-parallel shards, fused-MoE layers (RoutedExperts); model level: vLLM's engine config and model loader on make-model checkpoints);
 #   - the custom operator under torch.compile (torch 2.x) and the transformers loader (transformers 5.x).
 # vLLM pins its own torch (a CUDA build, ~10 GB with its dependencies): it lives in a venv of its own, made on the
 # first run from a Python 3.11 (pyenv's, or python3.11 on the PATH); the ark extension is built for that Python.
@@ -30,5 +30,6 @@ cmake --build "$BUILD" -j2 --target ark ark_python >/dev/null
 # set it too). Serving itself cannot run: the wheel has no CPU kernels (docs/INTEGRATIONS.md).
 export VLLM_TARGET_DEVICE=${VLLM_TARGET_DEVICE:-cpu}
 ARK_BIN="$BUILD/ark" ARK_BUILD_DIR="$BUILD" PYTHONPATH="python:$BUILD/python" "$VENV/bin/python" -m pytest -q -rs \
-  tests/python/test_vllm_claim.py tests/python/test_vllm_layers.py tests/python/test_vllm_model.py \
+  tests/python/test_vllm_claim.py tests/python/test_vllm_layers.py tests/python/test_vllm_moe.py \
+  tests/python/test_vllm_model.py \
   tests/python/test_custom_op.py tests/python/test_hf_schemes.py tests/python/test_hf_loading.py "$@"

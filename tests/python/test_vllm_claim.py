@@ -56,16 +56,38 @@ def test_device_rules():
         claim(AUTO_ROUND, user="ark", device="cuda")
 
 
-def test_moe_models_stay_with_vllm_unless_ark_is_asked_for():
+def test_moe_models_are_claimed_when_ark_takes_their_experts():
     class Cfg:
         num_experts = 0
-        text_config = {"num_local_experts": 8}
+        text_config = {"num_local_experts": 8, "hidden_size": 2048, "intermediate_size": 1408}
 
-    for hf_config in ({"num_experts": 64}, {"n_routed_experts": 256}, Cfg()):
+    qwen3 = {"num_experts": 128, "hidden_size": 2048, "moe_intermediate_size": 768}
+    for hf_config in (qwen3, {"n_routed_experts": 256}, Cfg()):
         assert c.expert_count(hf_config) > 0
-        assert claim(AUTO_ROUND, hf_config=hf_config) is None
-        assert claim(AUTO_ROUND, user="ark", hf_config=hf_config) == "ark"
+        for cfg in (AUTO_ROUND, GPTQ, AWQ, {**AUTO_ROUND, "bits": 2, "group_size": 64, "sym": False}):
+            assert claim(cfg, hf_config=hf_config) == "ark"
+            assert claim(cfg, user="ark", hf_config=hf_config) == "ark"
     assert claim(AUTO_ROUND, hf_config={"num_experts": 0, "hidden_size": 64}) == "ark"
+    # ark's fused MoE has no CUDA path: on a GPU, MoE models stay with vLLM, dense ones do not.
+    assert claim(AUTO_ROUND, hf_config=qwen3, device="cuda", cuda=True) is None
+    with pytest.raises(ValueError, match="CPU only"):
+        claim(AUTO_ROUND, user="ark", hf_config=qwen3, device="cuda", cuda=True)
+
+
+@pytest.mark.parametrize("cfg,hf_config,why", [
+    # 3-bit GPTQ codes of 48 intermediate features fill 4.5 int32 words: the experts' stacks cannot be cut.
+    ({**AUTO_ROUND, "bits": 3, "group_size": 16}, {"num_experts": 8, "hidden_size": 64,
+                                                   "moe_intermediate_size": 48}, "whole int32 words"),
+    ({**AUTO_ROUND, "group_size": 128}, {"num_experts": 8, "hidden_size": 2048, "moe_intermediate_size": 704},
+     "not a multiple of group_size 128"),
+    ({**AWQ, "group_size": -1}, {"num_local_experts": 8, "hidden_size": 64, "intermediate_size": 36},
+     "36 does not fill whole int32 words of 4-bit"),
+])
+def test_moe_models_whose_experts_ark_cannot_take_stay_with_vllm(cfg, hf_config, why):
+    assert claim(cfg, hf_config=hf_config) is None
+    with pytest.raises(ValueError, match=why):
+        claim(cfg, user="ark", hf_config=hf_config)
+    assert claim(cfg, hf_config={**hf_config, "num_experts": 0, "num_local_experts": 0}) == "ark"
 
 
 def test_operator_switch_turns_automatic_claiming_off():

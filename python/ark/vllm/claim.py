@@ -8,8 +8,11 @@ quantization_config; the first that answers with a name serves it. ark answers "
   3. ark parses its quantization_config: bits 2/3/4/8, integer data type, weight-only, a known packing format
      (the C++ QuantConfig decides, so the plugin accepts exactly what the runtime accepts);
   4. ark runs on the device vLLM runs on (CPU; CUDA once ark's CUDA backend takes CUDA tensors);
-  5. the model has no routed experts (ark's MoE is not exposed to Python yet: vLLM's own MoE path keeps the
-     whole checkpoint rather than splitting it between two methods);
+  5. a model with routed experts has experts ark's MoE method (moe.py) takes: the hidden and expert
+     intermediate sizes in whole groups and whole int32 words of packed codes (at tensor
+     parallel size 1; a split that breaks this is refused when the layer is built), on the CPU (ark's fused MoE
+     has no CUDA path yet). An MoE layer whose experts
+     mix schemes (per-layer overrides) still defers to vLLM's own MoE method, layer by layer;
   6. ARK_VLLM_CLAIM is not "0" (an operator's switch to keep vLLM's own path without editing commands).
 
 With `--quantization ark` the user asked for ark: rules 2-5 then raise ark.ArkError / ValueError naming the
@@ -54,6 +57,34 @@ def expert_count(hf_config):
     return expert_count(text) if text is not None else 0
 
 
+def _get(cfg, key):
+    if cfg is None:
+        return None
+    value = cfg.get(key) if isinstance(cfg, dict) else getattr(cfg, key, None)
+    if value is None:
+        text = cfg.get("text_config") if isinstance(cfg, dict) else getattr(cfg, "text_config", None)
+        return _get(text, key) if text is not None else None
+    return value
+
+
+def moe_scheme_error(hf_quant_cfg, hf_config):
+    """None when ark's vLLM MoE method takes the routed experts of this checkpoint's default scheme, else why."""
+    bits = int(hf_quant_cfg.get("bits", 4))
+    group = int(hf_quant_cfg.get("group_size", 128))
+    fmt = str(hf_quant_cfg.get("packing_format") or hf_quant_cfg.get("quant_method", "")).lower()
+    awq = "awq" in fmt  # (ark's parser already holds AWQ packing to 4 bits)
+    hidden = _get(hf_config, "hidden_size")
+    inter = _get(hf_config, "moe_intermediate_size") or _get(hf_config, "intermediate_size")
+    for name, k in (("hidden_size", hidden), ("expert intermediate size", inter)):
+        if not isinstance(k, int):
+            continue
+        if group > 0 and k % group:
+            return f"{name} {k} is not a multiple of group_size {group}"
+        if (awq and k % 8) or (not awq and (k * bits) % 32):
+            return f"{name} {k} does not fill whole int32 words of {bits}-bit codes"
+    return None
+
+
 def device_supported(device_type, ark_takes_cuda):
     """ark's kernels run on `device_type` ("cpu", "cuda", ...)."""
     if device_type == "cpu":
@@ -76,8 +107,12 @@ def claim(hf_quant_cfg, user_quant, hf_config=None, device_type="cpu", ark_takes
     if not device_supported(device_type, ark_takes_cuda):
         reasons.append(f"ark has no kernels for device {device_type!r} in this build")
     experts = expert_count(hf_config)
-    if experts and not explicit:
-        reasons.append(f"the model has {experts} routed experts per MoE layer and ark's MoE is not served yet")
+    if experts and not why:
+        moe_why = moe_scheme_error(hf_quant_cfg, hf_config)
+        if device_type != "cpu":
+            moe_why = f"ark's fused MoE runs on the CPU only, not on {device_type!r}"
+        if moe_why:
+            reasons.append(f"the model's {experts} routed experts per MoE layer: {moe_why}")
     if not reasons:
         return NAME
     if explicit:

@@ -18,6 +18,7 @@ from vllm.model_executor.layers.quantization.base_config import QuantizationConf
 from ..hf import layer_schemes
 from . import claim as _claim
 from .linear import ArkLinearMethod
+from .moe import ArkMoEMethod
 
 
 
@@ -102,7 +103,11 @@ class ArkConfig(QuantizationConfig):
             return
         layers = sorted({n.rsplit(".", 1)[0] for n in names if n.endswith((".qweight", ".weight"))})
         if layers:
-            self._schemes = layer_schemes(self.full_config, layers)
+            schemes = layer_schemes(self.full_config, layers)
+            # A layer stored as a plain weight is 16-bit whatever the rules say: exports leave some Linears
+            # (an MoE router's gate, for one) unquantized without naming them in extra_config.
+            packed = {n.rsplit(".", 1)[0] for n in names if n.endswith(".qweight")}
+            self._schemes = {n: s for n, s in schemes.items() if n in packed}
 
     # --- per layer ------------------------------------------------------------------------------------------
 
@@ -140,7 +145,12 @@ class ArkConfig(QuantizationConfig):
         from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead  # noqa: PLC0415
 
         if _is_moe(layer):
-            return self._vllm_own().get_quant_method(layer, prefix)
+            # ark's fused MoE is CPU-only: on a GPU the experts stay with vLLM's own method.
+            scheme = self.experts_scheme(layer, prefix) if _device_type() == "cpu" else None
+            if scheme is None:
+                return self._vllm_own().get_quant_method(layer, prefix)
+            bits, group_size, sym, packing_format = scheme
+            return ArkMoEMethod(layer.moe_config, bits, group_size, sym, packing_format, compute=self.compute)
         if not isinstance(layer, (LinearBase, ParallelLMHead)):
             return None
         scheme = self.layer_scheme(prefix)
@@ -149,8 +159,21 @@ class ArkConfig(QuantizationConfig):
         bits, group_size, sym, packing_format = scheme
         return ArkLinearMethod(bits, group_size, sym, packing_format, desc_act=self.desc_act, compute=self.compute)
 
+    def experts_scheme(self, layer, prefix):
+        """The one (bits, group_size, sym, packing_format) of every routed expert linear of the RoutedExperts
+        layer `prefix`, or None when ark's MoE method cannot take them (some unquantized, or schemes that differ:
+        vLLM stacks all experts in one tensor of one shape); such a layer defers to vLLM's own method."""
+        n = layer.moe_config.num_logical_experts or layer.global_num_experts
+        leaves = [x for x in (layer.ckpt_gate_proj_name, layer.ckpt_up_proj_name, layer.ckpt_down_proj_name) if x]
+        names = [f"{prefix}.{e}.{leaf}" for e in range(n) for leaf in leaves]
+        found = self._lookup(names)
+        schemes = {found.get(x) for x in names}
+        if len(schemes) != 1 or None in schemes:
+            return None
+        return schemes.pop()
+
     def _vllm_own(self):
-        """vLLM's own config for this checkpoint: MoE layers defer to it while ark's MoE is not served."""
+        """vLLM's own config for this checkpoint: MoE layers ark cannot take defer to it."""
         from vllm.model_executor.layers.quantization import get_quantization_config  # noqa: PLC0415
 
         method = str(self.full_config.get("quant_method", "")).lower()
