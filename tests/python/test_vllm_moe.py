@@ -77,13 +77,13 @@ def _config(bits, group_size, sym, fmt, act_order=False, compute="exact"):
 _LAYERS = iter(range(1, 1 << 30))
 
 
-def _layer(cfg, renormalize=True, dtype=torch.float16, prefix=None, **kw):
+def _layer(cfg, renormalize=True, dtype=torch.float16, prefix=None, tp_size=1, **kw):
     """A MoE runner as a model builds it; every layer needs a name of its own in vLLM's forward context."""
     from vllm.model_executor.layers.fused_moe.layer import FusedMoEFactory  # noqa: PLC0415
 
     prefix = prefix or f"model.layers.{next(_LAYERS)}.mlp.experts"
     return FusedMoEFactory(num_experts=E, top_k=TOP_K, hidden_size=H, intermediate_size=I, params_dtype=dtype,
-                           renormalize=renormalize, quant_config=cfg, tp_size=1, dp_size=1, pcp_size=1,
+                           renormalize=renormalize, quant_config=cfg, tp_size=tp_size, dp_size=1, pcp_size=1,
                            prefix=prefix, **kw)
 
 
@@ -94,25 +94,38 @@ def _checkpoint(gen, scheme, k, n, perm):
     return ark.quantize_weight(w, bits, g, sym, fmt, act_order_perm=perm)
 
 
-def _load(experts, gen, scheme):
-    """Checkpoint tensors of every expert, loaded through the parameters' vLLM weight loaders (in the order a
-    checkpoint lists them: down, gate, up); returns each expert's dense fp64 [gate, up, down]."""
+def _checkpoints(gen, scheme):
+    """Every expert's checkpoint tensors {leaf: tensors} and dense fp64 [gate, up, down]."""
     bits, g, sym, fmt, act = scheme
-    dense = []
-    for e in range(E):
+    tensors, dense = [], []
+    for _ in range(E):
         # gate and up read the same input, so an act-order export gives them one permutation.
         perm_h = torch.randperm(H, generator=gen).to(torch.int32) if act else None
         perm_i = torch.randperm(I, generator=gen).to(torch.int32) if act else None
-        parts = {}
-        for leaf, shard, k, n, perm in (("down_proj", "w2", I, H, perm_i), ("gate_proj", "w1", H, I, perm_h),
-                                        ("up_proj", "w3", H, I, perm_h)):
-            t = _checkpoint(gen, scheme, k, n, perm)
+        parts = {leaf: _checkpoint(gen, scheme, k, n, perm)
+                 for leaf, k, n, perm in (("down_proj", I, H, perm_i), ("gate_proj", H, I, perm_h),
+                                          ("up_proj", H, I, perm_h))}
+        tensors.append(parts)
+        dense.append([decode_reference(parts["gate_proj"], bits, g, fmt, H, I),
+                      decode_reference(parts["up_proj"], bits, g, fmt, H, I),
+                      decode_reference(parts["down_proj"], bits, g, fmt, I, H)])
+    return tensors, dense
+
+
+def _load_into(experts, tensors):
+    """Through the parameters' vLLM weight loaders, in the order a checkpoint lists them (down, gate, up)."""
+    for e, parts in enumerate(tensors):
+        for leaf, shard in (("down_proj", "w2"), ("gate_proj", "w1"), ("up_proj", "w3")):
             stem = "w2" if shard == "w2" else "w13"
-            for name, tensor in t.items():
+            for name, tensor in parts[leaf].items():
                 param = getattr(experts, f"{stem}_{name}")
                 param.weight_loader(param, tensor, f"{PREFIX}.{stem}_{name}", shard_id=shard, expert_id=e)
-            parts[leaf] = decode_reference(t, bits, g, fmt, k, n)
-        dense.append([parts["gate_proj"], parts["up_proj"], parts["down_proj"]])
+
+
+def _load(experts, gen, scheme):
+    """Random checkpoint tensors for every expert, loaded; returns each expert's dense fp64 [gate, up, down]."""
+    tensors, dense = _checkpoints(gen, scheme)
+    _load_into(experts, tensors)
     return dense
 
 
@@ -230,6 +243,47 @@ def test_claim_rules_for_moe_checkpoints():
     assert claim_rules.claim(bad, None, MOE_HF, environ={}) is None
     with pytest.raises(ValueError, match="--quantization ark"):
         claim_rules.claim(bad, "ark", MOE_HF, environ={})
+
+
+@pytest.mark.parametrize("scheme", [SCHEMES[1], SCHEMES[2], SCHEMES[3]], ids=scheme_id)
+def test_tensor_parallel_ranks_sum_to_the_reference(vllm_env, scheme):
+    """Tensor parallelism of 2 simulated in one process (as test_vllm_layers.py does): rank r's layer is built
+    while vLLM's MoE parallel config is told rank r, loads the full checkpoint tensors (vLLM's loader cuts the
+    rank's half of gate/up outputs and of down's input, g_idx's loader its half of down's g_idx), and the
+    ranks' partial outputs add up to the reference (the all-reduce is vLLM's, outside apply)."""
+    import vllm.model_executor.layers.fused_moe.config as moe_config  # noqa: PLC0415
+
+    gen = generator(case_id("vllm-moe-tp", *scheme))
+    tensors, dense = _checkpoints(gen, scheme)
+    x = torch.randn(7, H, generator=gen).to(torch.float16)
+    logits = torch.randn(7, E, generator=gen) * 2
+    total = torch.zeros(7, H, dtype=torch.float64)
+    for rank in range(2):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(moe_config, "get_tensor_model_parallel_rank", lambda r=rank: r)
+            runner = _layer(_config(*scheme), tp_size=2)
+            experts = runner.routed_experts
+            assert experts.moe_config.tp_rank == rank and experts.intermediate_size_per_partition == I // 2
+            _load_into(experts, tensors)
+            experts.quant_method.process_weights_after_loading(experts)
+        topk_weights, topk_ids = runner.router.select_experts(hidden_states=x, router_logits=logits)
+        # The sum of fp16 partial outputs: compared to the reference in fp64 below.
+        total += experts.forward_modular(x.float(), topk_weights, topk_ids).to(torch.float64)
+    _, ref = _reference(x, logits, dense, True)
+    err = (total - ref).abs().max().item()
+    assert err <= 1e-4 * ref.abs().max().item(), (err, ref.abs().max().item())
+
+
+def test_act_order_experts_are_refused_over_a_split_input(vllm_env):
+    import vllm.model_executor.layers.fused_moe.config as moe_config  # noqa: PLC0415
+
+    tensors, _ = _checkpoints(generator(case_id("vllm-moe-tp-actorder")), SCHEMES[4])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(moe_config, "get_tensor_model_parallel_rank", lambda: 1)
+        experts = _layer(_config(*SCHEMES[4]), tp_size=2).routed_experts
+        _load_into(experts, tensors)
+        with pytest.raises(ValueError, match="act-order down_proj experts cannot be split"):
+            experts.quant_method.process_weights_after_loading(experts)
 
 
 def test_vllm_loads_a_moe_checkpoint_through_ark(vllm_env, tmp_path):

@@ -61,10 +61,16 @@ def _expert_loader(layer, prefix):
         if local == -1:
             return False if return_success else None  # another expert-parallel rank's expert
         row = param.data[local]
+        tp_size, tp_rank = layer.moe_config.tp_size, layer.moe_config.tp_rank
+        if shard_id == "w2" and tp_size > 1 and loaded_weight.numel() == row.numel() * tp_size:
+            # down_proj's input is split over the ranks: this rank's slice, its groups renumbered from 0.
+            # (Only trivial g_idx can be split; process_weights_after_loading checks.)
+            k = row.numel()
+            groups_before = tp_rank * k // param.ark_group if param.ark_group else 0
+            loaded_weight = loaded_weight.narrow(0, tp_rank * k, k).to(torch.int64) - groups_before
         if loaded_weight.numel() != row.numel():
             raise ValueError(f"ark: {prefix}: {weight_name} of expert {expert_id} has {loaded_weight.numel()} "
-                             f"entries; expected {row.numel()} (tensor-parallel splits of act-order experts are "
-                             "not supported)")
+                             f"entries; expected {row.numel()}")
         seen = param.ark_seen
         if shard_id in ("w1", "w3") and (local in seen) and not torch.equal(row, loaded_weight.to(row.dtype)):
             raise ValueError(f"ark: {prefix}: expert {expert_id}'s gate and up have different g_idx; "
@@ -139,6 +145,7 @@ class ArkMoEMethod(FusedMoEMethodBase):
                 layer.register_parameter(name, p)
                 set_weight_attrs(p, {"weight_loader": _expert_loader(layer, prefix)})
                 p.ark_seen = set()
+                p.ark_group = 0 if g == -1 else g
             layer.ark_row_split = row_split
         layer.ark_sizes = (E, H, I)
 
