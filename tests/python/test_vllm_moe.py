@@ -274,6 +274,26 @@ def test_tensor_parallel_ranks_sum_to_the_reference(vllm_env, scheme):
     assert err <= 1e-4 * ref.abs().max().item(), (err, ref.abs().max().item())
 
 
+def test_whole_moe_runner_forward(vllm_env):
+    """vLLM's MoE runner end to end (its opaque custom op moe_forward, which hides router and experts from
+    torch.compile, the router, apply, the final reduce over the group of one) under a forward context."""
+    from vllm.config import get_current_vllm_config  # noqa: PLC0415
+    from vllm.forward_context import set_forward_context  # noqa: PLC0415
+
+    gen = generator(case_id("vllm-moe-runner"))
+    scheme = SCHEMES[0]
+    runner, experts = _build(scheme)
+    dense = _load(experts, gen, scheme)
+    experts.quant_method.process_weights_after_loading(experts)
+    x = torch.randn(7, H, generator=gen).to(torch.float16)
+    logits = torch.randn(7, E, generator=gen) * 2
+    with set_forward_context(None, get_current_vllm_config(), num_tokens=7):
+        y = runner(x, logits.to(torch.float16))
+    _, ref = _reference(x, logits.to(torch.float16).float(), dense, True)
+    assert y.shape == (7, H) and y.dtype == torch.float16
+    assert (y.to(torch.float64) - ref).abs().max().item() <= 4e-3 * ref.abs().max().item()
+
+
 def test_act_order_experts_are_refused_over_a_split_input(vllm_env):
     import vllm.model_executor.layers.fused_moe.config as moe_config  # noqa: PLC0415
 
