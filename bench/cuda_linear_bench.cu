@@ -175,14 +175,67 @@ struct CublasBf16 {
   }
 };
 
+// --sweep-splits: the mma kernel's time at M = 1 and 16 for each split-K factor (spec.mma_splits), next to
+// the cost model's choice (splits 0), to check the planner against the card.
+int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
+  std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  for (const auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
+    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    std::vector<std::unique_ptr<CudaQuantLinear>> layers;
+    for (int c = 0; c < copies; ++c) {
+      CudaLinearSpec spec;
+      spec.in_features = K;
+      spec.out_features = N;
+      spec.bits = bits;
+      spec.group_size = group;
+      spec.kernel = CudaKernel::kMma;
+      layers.push_back(std::make_unique<CudaQuantLinear>(spec));
+      layers.back()->load(w);
+      layers.back()->post_init();
+    }
+    void *x, *y, *ws;
+    const size_t ws_bytes = 256u << 20;
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(16 * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(16 * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(16 * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    for (int64_t M : {1, 16}) {
+      std::string last;
+      for (int splits : {0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64}) {
+        for (auto& l : layers) l->set_mma_splits(splits);
+        const std::string name = layers[0]->kernel_name(M);
+        if (splits > 0 && name == last) continue;
+        last = splits > 0 ? name : "";
+        if (layers[0]->workspace_bytes(M) > ws_bytes) continue;
+        const double t = time_graph(s, copies, 10, [&](int i) {
+          layers[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
+        });
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", splits == 0 ? "auto" : "forced",
+                    static_cast<long long>(K), static_cast<long long>(N), static_cast<long long>(M),
+                    name.c_str(), t * 1e6, layers[0]->packed_bytes() / t / bw);
+        std::fflush(stdout);
+      }
+    }
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, sweep = false;
   int bits = 4;
   int64_t group = 128;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
     else if (!std::strcmp(argv[i], "--bits") && i + 1 < argc) bits = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--group") && i + 1 < argc) group = std::atoll(argv[++i]);
   }
@@ -207,6 +260,7 @@ int main(int argc, char** argv) {
   // over the copy kernel's bandwidth (read + write), the figure the issue's targets use; weight bytes are
   // everything forward reads of the layer (codes, scales, zeros: packed_bytes()); frac_read_bw: the same
   // over the read-only kernel's bandwidth.
+  if (sweep) return sweep_splits(s, bits, group, bw);
   std::printf("K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
               "mma_us,dequant_gemm_us,frac_read_bw\n");
 

@@ -7,7 +7,8 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick] [output folder]   (carry .device_cuda)
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|build] [output folder]
+#           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
 set -uo pipefail
@@ -230,6 +231,11 @@ fi
 if [ "$WHAT" = quick ]; then
   echo "== quick benchmark ($DEFINES)"
   timeout 120 $BIN/ark_cuda_bench --quick 2>&1 | tee "$OUT_DIR/bench_ark.csv"
+fi
+
+if [ "$WHAT" = sweep ]; then  # the mma kernel per split-K factor next to the cost model's choice
+  echo "== split-K sweep ($DEFINES)"
+  timeout 150 $BIN/ark_cuda_bench --sweep-splits 2>&1 | tee "$OUT_DIR/sweep.csv"
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then

@@ -51,6 +51,9 @@ struct CudaLinearSpec {
   int64_t large_m_threshold = 256;
   CudaKernel kernel = CudaKernel::kAuto;
   int64_t max_m = 0;  // > 0: post_init allocates a workspace for every M <= max_m (see above)
+  // > 0: the mma kernel's split-K factor (rounded to one that divides K's chunks evenly; the cost model's
+  // choice when it does not fit shared memory); 0: the cost model. For measuring the planner.
+  int mma_splits = 0;
   int device = -1;    // CUDA device to pack on; -1: the current device
 };
 
@@ -84,6 +87,9 @@ class CudaQuantLinear {
   // does nothing.
   void forward(const void* x, void* y, int64_t M, DType dtype, CUstream_st* stream, void* workspace = nullptr,
                size_t workspace_size = 0) const;
+
+  // Sets spec().mma_splits after construction (benchmarks sweep it on one packed layer); throws on < 0.
+  void set_mma_splits(int splits);
 
   std::string kernel_name(int64_t M) const;  // e.g. "mma_w4_m16_splitk8" (after post_init)
   std::string describe() const;

@@ -15,10 +15,12 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "ark/cuda_linear.h"
 #include "ark/dtype.h"
+#include "kernels/cuda/launch.h"
 #include "quant_linear_test_util.h"
 
 namespace ark {
@@ -414,6 +416,65 @@ TEST(CudaLinear, BadInputThrows) {
   with_bias.load(w);
   EXPECT_THROW(with_bias.post_init(), Error);  // promised bias missing
   EXPECT_THROW(with_bias.load_bias(bias.data(), DType::F32, 3), Error);
+}
+
+// spec.mma_splits / set_mma_splits: a forced split-K factor is rounded to one that divides the chunks evenly
+// (8 chunks here: 3 -> 3 splits of 3, 3 and 2 chunks; 5 -> 4 of 2; 100 -> 8 of 1), and every split count,
+// uneven last split included, gives the oracle's result.
+TEST(CudaLinear, ForcedSplitsMatchOracle) {
+  REQUIRE_GPU();
+  Case c;
+  c.w.n = 200;
+  c.w.k = 1000;  // 8 groups of 128, the last 104 wide and padded: 8 chunks
+  c.bf16 = true;
+  auto rng = rng_for(9500);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 9500, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kMma);
+  const std::pair<int, int> expect[] = {{1, 1}, {2, 2}, {3, 3}, {5, 4}, {8, 8}, {100, 8}};
+  for (auto [forced, splits] : expect)
+    for (int64_t M : {1, 16}) {
+      layer.set_mma_splits(forced);
+      const std::string name = layer.kernel_name(M);
+      EXPECT_EQ(name, "mma_w4_m16_splitk" + std::to_string(splits)) << "forced " << forced;
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, name), 0);
+    }
+  EXPECT_THROW(layer.set_mma_splits(-1), Error);
+  CudaLinearSpec bad;
+  bad.in_features = 256;
+  bad.out_features = 64;
+  bad.mma_splits = -2;
+  EXPECT_THROW(CudaQuantLinear{bad}, Error);
+}
+
+// The decode planner (16-row blocks) picks, on an H200's figures, the split-K factor the sweep of
+// 2026-11-27 measured fastest (ark_cuda_bench --sweep-splits, int4 g128; docs/CUDA.md). Host-only.
+TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  struct Want {
+    int64_t k, n, m;
+    int splits;
+  };
+  const Want wants[] = {{4096, 4096, 1, 16},  {4096, 4096, 16, 8},  {8192, 8192, 1, 8},
+                        {8192, 8192, 16, 8},  {8192, 28672, 1, 2},  {8192, 28672, 16, 2},
+                        {28672, 8192, 1, 8},  {28672, 8192, 16, 8}, {4096, 11008, 1, 6},
+                        {11008, 4096, 1, 15}};
+  for (const Want& t : wants) {
+    cuda::PackedView v;
+    v.k = t.k;
+    v.n = t.n;
+    v.bits = 4;
+    v.groups = t.k / 128;
+    v.n8_tiles = t.n / 8;
+    v.chunks = t.k / 128;
+    const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kMma, dev);
+    EXPECT_EQ(p.m_tiles, 1);
+    EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
+  }
 }
 
 // spec.max_m: the layer's own workspace serves every M up to it.

@@ -112,7 +112,8 @@ struct CudaQuantLinear::Impl {
     }
     return M >= spec.large_m_threshold ? cuda::Family::kDequantGemm : cuda::Family::kMma;
   }
-  cuda::Plan plan(int64_t M) const { return cuda::make_plan(view, M, family_for(M), dev); }
+  cuda::Plan plan(int64_t M) const { return cuda::make_plan(view, M, family_for(M), dev, spec.mma_splits);
+  }
 };
 
 CudaQuantLinear::CudaQuantLinear(CudaLinearSpec spec) : impl_(std::make_unique<Impl>()) {
@@ -126,6 +127,8 @@ CudaQuantLinear::CudaQuantLinear(CudaLinearSpec spec) : impl_(std::make_unique<I
   ARK_CHECK(spec.large_m_threshold >= 1, "CudaLinearSpec.large_m_threshold: ", spec.large_m_threshold,
             " must be at least 1");
   ARK_CHECK(spec.max_m >= 0, "CudaLinearSpec.max_m: ", spec.max_m, " must not be negative");
+  ARK_CHECK(spec.mma_splits >= 0, "CudaLinearSpec.mma_splits: ", spec.mma_splits,
+            " must not be negative (0: the cost model)");
   impl_->group_size = spec.group_size == -1 ? spec.in_features : spec.group_size;
   impl_->spec = spec;
 }
@@ -277,6 +280,12 @@ void CudaQuantLinear::forward(const void* x, void* y, int64_t M, DType dtype, CU
                                     stream, m.cublaslt, m.algos);
   ARK_CHECK(s == cuda::kOk, "CudaQuantLinear::forward: ", kernel_name(M), " failed: ", cuda::status_message(s),
             " (", cudaGetErrorString(cudaGetLastError()), ")");
+}
+
+void CudaQuantLinear::set_mma_splits(int splits) {
+  ARK_CHECK(splits >= 0, "CudaQuantLinear::set_mma_splits: ", splits,
+            " must not be negative (0: the cost model)");
+  impl_->spec.mma_splits = splits;
 }
 
 std::string CudaQuantLinear::kernel_name(int64_t M) const {

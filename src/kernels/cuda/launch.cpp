@@ -32,8 +32,37 @@ constexpr double kBytesPerNsPerSm = 4.0e3 / 132;                             // 
 constexpr double kLatencyNs = 2000, kFillNs = 1500, kReduceLaunchNs = 2000;  // loaded DRAM latency
 constexpr double kMmaPerNsPerSm = 1.0;  // m16n8k16 mma.sync per ns per SM (~2 clocks each)
 
+// 16-row blocks (decode) follow a model fitted to a split-K sweep on an H200 (ark_cuda_bench --sweep-splits,
+// int4 g128, six shapes, M = 1 and 16): there a block's chunk takes about kDecodeChunkNs when it is alone on
+// its SM and 1.45x that when two share it (the loop is bound by latency and issue, not by DRAM: two blocks
+// together stream only 1.45x what one does), so the time is set by the busiest SM's blocks, not by the
+// average. The busiest SM holds ceil(blocks / SMs) blocks, run blocks_per_sm at a time, each round paying a
+// start-up (prologue, ring fill, epilogue: ~2 us measured per extra round). The fp32 partials are scattered
+// 4-byte stores and a reduce pass: counted at half the copy bandwidth, which matched M = 16 (where 16 splits
+// lost to 8 on 4096x4096 although they win at M = 1).
+constexpr double kDecodeChunkNs = 1280, kDecodeShare = 0.45, kDecodeRoundNs = 2000;
+
+double decode_cost_ns(const PackedView& w, int64_t M, int64_t blocks_per_sm, int sm_count, int64_t splits,
+                      int64_t cps) {
+  const int64_t blocks = ceil_div(w.n8_tiles, mma_block_tiles(1)) * ceil_div(M, 16) * splits;
+  const int64_t busiest = ceil_div(blocks, sm_count);
+  const double chunk_bytes =
+      mma_block_tiles(1) * (kChunkK * w.bits / 8.0 * kTileRows + 4 * kTileRows * 6 / 4.0);
+  auto chunk_ns = [&](int64_t resident) {  // one chunk of each of `resident` blocks sharing an SM
+    return std::max(kDecodeChunkNs * (1 + kDecodeShare * static_cast<double>(resident - 1)),
+                    static_cast<double>(resident) * chunk_bytes / kBytesPerNsPerSm);
+  };
+  const int64_t full = busiest / blocks_per_sm, rest = busiest % blocks_per_sm;
+  double t = static_cast<double>(ceil_div(busiest, blocks_per_sm)) * kDecodeRoundNs +
+             static_cast<double>(cps) * (static_cast<double>(full) * chunk_ns(blocks_per_sm) +
+                                         (rest > 0 ? chunk_ns(rest) : 0.0));
+  if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
+  return t;
+}
+
 double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_per_sm, int sm_count,
                    int64_t splits, int64_t cps) {
+  if (m_tiles == 1) return decode_cost_ns(w, M, blocks_per_sm, sm_count, splits, cps);
   const int64_t n_blocks = ceil_div(w.n8_tiles, mma_block_tiles(m_tiles));
   const int64_t m_groups = ceil_div(M, 16 * m_tiles);
   const int64_t blocks = n_blocks * m_groups * splits;
@@ -71,7 +100,7 @@ const char* status_message(int status) {
   }
 }
 
-Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev) {
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits) {
   Plan p;
   p.family = family;
   const int64_t kpn = w.k_packed();
@@ -84,22 +113,26 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     const size_t stage = mma_stage_bytes(w.bits, p.m_tiles);
     const int max_blocks = mma_max_blocks_per_sm(p.m_tiles);  // linear_mma.cu's launch bounds
     double best = 0;
-    for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, 64); ++s) {
-      const int64_t cps = ceil_div(w.chunks, s);
-      if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
-      const size_t smem = mma_stages(p.m_tiles) * stage + static_cast<size_t>(cps) * 16;
-      if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
-      const int64_t fit =
-          dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_blocks;
-      const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_blocks);
-      const double t = mma_cost_ns(w, M, p.m_tiles, per_sm, std::max(dev.sm_count, 1), s, cps);
-      if (best == 0 || t < best) {
-        best = t;
-        p.splits = static_cast<int>(s);
-        p.chunks_per_split = static_cast<int>(cps);
-        p.smem_bytes = smem;
+    const int64_t forced_cps =
+        forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
+    for (int pass = forced_cps > 0 ? 0 : 1; pass < 2 && best == 0; ++pass)  // forced first, else the model
+      for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, pass == 0 ? w.chunks : 64); ++s) {
+        const int64_t cps = ceil_div(w.chunks, s);
+        if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+        if (pass == 0 && cps != forced_cps) continue;
+        const size_t smem = mma_stages(p.m_tiles) * stage + static_cast<size_t>(cps) * 16;
+        if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
+        const int64_t fit =
+            dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_blocks;
+        const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_blocks);
+        const double t = mma_cost_ns(w, M, p.m_tiles, per_sm, std::max(dev.sm_count, 1), s, cps);
+        if (best == 0 || t < best) {
+          best = t;
+          p.splits = static_cast<int>(s);
+          p.chunks_per_split = static_cast<int>(cps);
+          p.smem_bytes = smem;
+        }
       }
-    }
     if (best == 0) {  // a K too long for any split <= 64 in shared memory: more splits, small chunks each
       p.chunks_per_split = 16;
       p.splits = static_cast<int>(ceil_div(w.chunks, 16));

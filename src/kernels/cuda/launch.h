@@ -64,7 +64,8 @@ constexpr int mma_stages(int m_tiles) {
 inline constexpr size_t kDequantChunkBytes = 64u << 20;  // dequantized weight rows per cuBLAS call
 inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
-Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev);
+// forced_splits > 0: the mma split-K factor nearest it that divides the chunks evenly, when it fits.
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits = 0);
 
 // Shared memory of one stage of the mma ring (linear_mma.cu's StageLayout).
 size_t mma_stage_bytes(int bits, int m_tiles);
