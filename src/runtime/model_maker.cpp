@@ -11,6 +11,7 @@
 #include "ark/format.h"
 #include "ark/safetensors.h"
 #include "ark/tokenizer.h"
+#include "runtime/autoround_config_json.h"
 #include "runtime/model_names.h"
 
 namespace ark {
@@ -381,15 +382,8 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
   }
   if (qwen2_family) cfg["use_sliding_window"] = false;
   if (quantized) {
-    ordered_json qc = {{"bits", o.bits},
-                       {"group_size", o.group_size},
-                       {"sym", o.sym},
-                       {"data_type", "int"},
-                       {"iters", 0},
-                       {"quant_method", "auto-round"},
-                       {"packing_format", o.packing_format}};
-    if (!extra.empty()) qc["extra_config"] = extra;
-    cfg["quantization_config"] = qc;
+    cfg["quantization_config"] =
+        runtime::autoround_quantization_config(o.bits, o.group_size, o.sym, o.packing_format, extra);
   }
   write_text(dir / "config.json", cfg.dump(2) + "\n");
 

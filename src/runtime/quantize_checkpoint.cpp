@@ -12,6 +12,7 @@
 #include "ark/format.h"
 #include "ark/model.h"
 #include "ark/safetensors.h"
+#include "runtime/autoround_config_json.h"
 
 namespace ark {
 
@@ -130,15 +131,8 @@ QuantizeCheckpointReport quantize_checkpoint(const fs::path& in, const fs::path&
     if (p.g_idx) keep(std::move(*p.g_idx), ".g_idx");
   }
 
-  ordered_json qc = {{"bits", o.bits},
-                     {"group_size", o.group_size},
-                     {"sym", o.sym},
-                     {"data_type", "int"},
-                     {"iters", 0},
-                     {"quant_method", "auto-round"},
-                     {"packing_format", o.packing_format}};
-  if (!extra.empty()) qc["extra_config"] = extra;
-  config["quantization_config"] = qc;
+  config["quantization_config"] =
+      runtime::autoround_quantization_config(o.bits, o.group_size, o.sym, o.packing_format, extra);
 
   fs::create_directories(out);
   write_safetensors((out / "model.safetensors").string(), tensors, {{"format", "pt"}});
