@@ -1,5 +1,6 @@
 // The quantization_config block ark writes into config.json, as AutoRound writes it for a round-to-nearest
-// (iters = 0) export. One writer for `ark quantize` and `ark make-model`, so their checkpoints cannot drift apart.
+// (iters = 0) export. One writer for `ark quantize` and `ark make-model`, so their checkpoints cannot drift
+// apart.
 #pragma once
 
 #include <cstdint>
