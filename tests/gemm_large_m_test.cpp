@@ -36,6 +36,8 @@ extern const LinearImpl kGemmF32Avx512;
 extern const LinearImpl kGemmF32Avx2;
 extern const LinearImpl kGemmBf16Amx;
 extern const LinearImpl kGemmQd8Amx;
+extern const LinearImpl kGemmQd8AvxVnni;
+extern const LinearImpl kGemmQd8Avx2;
 
 namespace {
 
@@ -97,21 +99,32 @@ QuantizedWeight random_weight(const Case& c, std::mt19937_64& rng) {
 
 enum class Mode { kBf16, kF32, kInt8 };
 
-// Runs `impl` on one case and checks every output against the fp64 reference.
+// Runs `impl` on one case and checks every output against the fp64 reference. `extreme` draws the largest
+// code everywhere and activations of one sign and nearly equal size per row (so xq is ±126/127): the inputs
+// that drive integer partial sums to their bounds (vpmaddubsw's int16 pair sums). The output bytes are
+// copied to y_out when given. Operands depend only on the case and the run seed, so two kernels called with
+// the same case see the same data.
 void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype = DType::F32,
-                bool bias = true) {
+                bool bias = true, bool extreme = false, std::vector<uint8_t>* y_out = nullptr) {
   SCOPED_TRACE(std::string(impl.name) + " " + case_name(c) + " seed=" + std::to_string(test_seed()));
   std::mt19937_64 rng(test_seed() ^ (static_cast<uint64_t>(c.bits) << 56) ^
                       (static_cast<uint64_t>(c.m) << 40) ^ (static_cast<uint64_t>(c.n) << 20) ^
                       static_cast<uint64_t>(c.k) ^ (c.act_order ? 0x5555 : 0) ^ (c.sym ? 0xaaaa0000 : 0) ^
                       (static_cast<uint64_t>(c.group_size + 7) << 32));
-  const QuantizedWeight qw = random_weight(c, rng);
+  QuantizedWeight qw = random_weight(c, rng);
+  if (extreme) std::fill(qw.codes.begin(), qw.codes.end(), static_cast<uint8_t>((1 << c.bits) - 1));
   const PackedWeight pw = pack_weight(qw);
   const int64_t kp = pw.k_padded(), G = pw.num_groups;
 
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(c.m * c.k));
   for (auto& v : x) v = normal(rng);
+  if (extreme) {
+    std::uniform_real_distribution<float> near_one(0.995f, 1.0f);
+    for (int64_t m = 0; m < c.m; ++m)
+      for (int64_t k = 0; k < c.k; ++k)
+        x[static_cast<size_t>(m * c.k + k)] = (m % 2 ? -1 : 1) * near_one(rng);
+  }
   std::vector<float> b(static_cast<size_t>(c.n));
   for (auto& v : b) v = normal(rng);
 
@@ -232,6 +245,7 @@ void check_case(const LinearImpl& impl, Mode mode, const Case& c, DType y_dtype 
       }
     }
   EXPECT_EQ(bad, 0) << "outputs out of tolerance";
+  if (y_out != nullptr) *y_out = y;
   // Columns past N and the row padding stay untouched (the poison is still there).
   for (int64_t m = 0; m < c.m; ++m)
     for (int64_t n = c.n; n < ldy; ++n)
@@ -283,6 +297,56 @@ TEST(GemmLargeM, Bf16Avx512Bf16) {
 TEST(GemmLargeM, Qd8Avx512Vnni) {
   SKIP_UNLESS_RUNNABLE(kGemmQd8Avx512Vnni, Mode::kInt8);
   sweep(kGemmQd8Avx512Vnni, Mode::kInt8);
+}
+
+// The AVX2-level int8 GEMMs (no AVX-512): the sweep, then the saturation-bound inputs on every bit width
+// (8-bit codes go through the nibble split on the vpmaddubsw path), with per-channel groups for the longest
+// int32 sums.
+void sweep_int8_avx2(const LinearImpl& impl) {
+  sweep(impl, Mode::kInt8);
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : {32, 128, -1}) {
+      check_case(impl, Mode::kInt8, {bits, g, false, false, 130, 40, 1056}, DType::F32, true, true);
+      check_case(impl, Mode::kInt8, {bits, g, true, g > 0, 7, 16, 512}, DType::F32, false, true);
+    }
+}
+
+TEST(GemmLargeM, Qd8AvxVnni) {
+  SKIP_UNLESS_RUNNABLE(kGemmQd8AvxVnni, Mode::kInt8);
+  sweep_int8_avx2(kGemmQd8AvxVnni);
+}
+TEST(GemmLargeM, Qd8Avx2) {
+  SKIP_UNLESS_RUNNABLE(kGemmQd8Avx2, Mode::kInt8);
+  sweep_int8_avx2(kGemmQd8Avx2);
+}
+
+// The AVX2-level int8 GEMMs fold their exact integer group sums into fp32 in the same order as the AVX-512
+// VNNI GEMM, so all of them give the same bytes in every output dtype (the documented contract: a layer's
+// int8 results do not depend on the ISA level of its GEMM).
+TEST(GemmLargeM, Qd8Avx2LevelsMatchAvx512VnniBitForBit) {
+  SKIP_UNLESS_RUNNABLE(kGemmQd8Avx512Vnni, Mode::kInt8);
+  std::vector<const LinearImpl*> others;
+  for (const LinearImpl* impl : {&kGemmQd8AvxVnni, &kGemmQd8Avx2})
+    if (runnable(*impl, Mode::kInt8, 4)) others.push_back(impl);
+  const Case cases[] = {{4, 128, true, false, 250, 130, 1100},
+                        {3, 100, true, true, 131, 64, 300},
+                        {8, -1, false, false, 129, 40, 544},
+                        {2, 32, false, true, 17, 33, 320},
+                        {4, 48, false, false, 130, 48, 240}};
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::BF16, DType::F16})
+      for (bool extreme : {false, true}) {
+        std::vector<uint8_t> want, got;
+        check_case(kGemmQd8Avx512Vnni, Mode::kInt8, c, dt, true, extreme, &want);
+        for (const LinearImpl* impl : others) {
+          check_case(*impl, Mode::kInt8, c, dt, true, extreme, &got);
+          EXPECT_TRUE(got == want) << impl->name << " differs from " << kGemmQd8Avx512Vnni.name << " on "
+                                   << case_name(c) << " y dtype "
+                                   << (dt == DType::F32    ? "f32"
+                                       : dt == DType::BF16 ? "bf16"
+                                                           : "f16");
+        }
+      }
 }
 
 TEST(GemmLargeM, F32Avx512) {

@@ -124,6 +124,26 @@ TEST(QuantLinearKernels, FullRowListAcrossRegimes) {
     }
 }
 
+// Both compute modes have a vector kernel in both regimes at every ISA level above ref (issue 3): a requested
+// mode never runs the scalar reference, whatever the bit width.
+TEST(QuantLinearKernels, EveryLevelHasVectorKernelsForBothModes) {
+  uint64_t id = 0;
+  for (const std::string& isa : ql_test::available_isas()) {
+    if (isa == "ref") continue;
+    for (ComputeMode mode : {ComputeMode::kExact, ComputeMode::kInt8})
+      for (int bits : {2, 3, 4, 8}) {
+        std::mt19937_64 rng = ql_test::rng_for(7000 + id++);
+        const WeightConfig c{24, 128, bits, 64, false, false};
+        QuantLinearSpec spec{128, 24, bits, 64, false, false, false, 128, mode, isa, 0};
+        QuantLinear layer(spec);
+        layer.load(ql_test::random_weight(c, rng));
+        layer.post_init();
+        EXPECT_NE(layer.kernel_name(1), "ref") << layer.describe();
+        EXPECT_NE(layer.kernel_name(128), "ref") << layer.describe();
+      }
+  }
+}
+
 // Every group size the formats allow through one level: power-of-two, non-power-of-two, partial last group,
 // per-channel, and the smallest ones (which pad each group to a k-block).
 TEST(QuantLinearKernels, GroupSizes) {

@@ -31,6 +31,8 @@ static const LinearImpl* const kLargeMImpls[] = {
     ARK_LINEAR_IMPL(kGemmBf16Avx512Bf16),
     ARK_LINEAR_IMPL(kGemmQd8Avx512Vnni),
     ARK_LINEAR_IMPL(kGemmF32Avx512),
+    ARK_LINEAR_IMPL(kGemmQd8AvxVnni),
+    ARK_LINEAR_IMPL(kGemmQd8Avx2),
     ARK_LINEAR_IMPL(kGemmF32Avx2),
     &kRefLinearImpl,
 };

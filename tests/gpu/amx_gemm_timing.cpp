@@ -22,6 +22,9 @@ extern const LinearImpl kGemmQd8Amx;
 extern const LinearImpl kGemmBf16Avx512Bf16;
 extern const LinearImpl kGemmQd8Avx512Vnni;
 extern const LinearImpl kGemmF32Avx512;
+extern const LinearImpl kGemmQd8AvxVnni;
+extern const LinearImpl kGemmQd8Avx2;
+extern const LinearImpl kGemmF32Avx2;
 }  // namespace ark
 
 using namespace ark;
@@ -67,15 +70,17 @@ int main(int argc, char** argv) {
   a.ldy = N;
 
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (const LinearImpl* impl :
-       {&kGemmBf16Amx, &kGemmQd8Amx, &kGemmBf16Avx512Bf16, &kGemmQd8Avx512Vnni, &kGemmF32Avx512}) {
+  for (const LinearImpl* impl : {&kGemmBf16Amx, &kGemmQd8Amx, &kGemmBf16Avx512Bf16, &kGemmQd8Avx512Vnni,
+                                 &kGemmF32Avx512, &kGemmQd8AvxVnni, &kGemmQd8Avx2, &kGemmF32Avx2}) {
     LinearProblem prob;
     prob.bits = 4;
     prob.n = N;
     prob.k = K;
     prob.num_groups = G;
     prob.isa = detected_isa_level();
-    const bool int8 = impl == &kGemmQd8Amx || impl == &kGemmQd8Avx512Vnni;
+    prob.avx_vnni = f.avx_vnni;
+    const bool int8 = impl == &kGemmQd8Amx || impl == &kGemmQd8Avx512Vnni || impl == &kGemmQd8AvxVnni ||
+                      impl == &kGemmQd8Avx2;
     prob.mode = int8 ? ComputeMode::kInt8 : ComputeMode::kExact;
     if (!impl->accepts(prob)) {
       std::printf("%-40s skipped: this CPU lacks its ISA\n", impl->name);
