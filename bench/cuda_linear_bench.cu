@@ -4,7 +4,7 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--bits B] [--group G]
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv] [--bits B] [--group G]
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -227,15 +227,81 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
   return 0;
 }
 
+// --sweep-gemv: at M = 1, 2, 4, 8, 16 on the six shapes, the mma kernel as its planner runs it (the
+// baseline), the gemv kernel as its planner runs it, and gemv forced to each block shape (1, 2, 4, 8 tiles)
+// and split factor: to see whether gemv wins, up to which M, and whether its planner picks the fastest shape.
+int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw) {
+  std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  for (const auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
+    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    std::vector<std::unique_ptr<CudaQuantLinear>> mma, gemv;
+    for (int c = 0; c < copies; ++c)
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kGemv}) {
+        CudaLinearSpec spec;
+        spec.in_features = K;
+        spec.out_features = N;
+        spec.bits = bits;
+        spec.group_size = group;
+        spec.kernel = kernel;
+        auto l = std::make_unique<CudaQuantLinear>(spec);
+        l->load(w);
+        l->post_init();
+        (kernel == CudaKernel::kMma ? mma : gemv).push_back(std::move(l));
+      }
+    void *x, *y, *ws;
+    const size_t ws_bytes = 256u << 20;
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(16 * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(16 * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(16 * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int64_t M, const char* tag) {
+      if (ls[0]->workspace_bytes(M) > ws_bytes) return;
+      const double t =
+          time_graph(s, copies, 10, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
+      std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", tag, static_cast<long long>(K),
+                  static_cast<long long>(N), static_cast<long long>(M), ls[0]->kernel_name(M).c_str(),
+                  t * 1e6, ls[0]->packed_bytes() / t / bw);
+      std::fflush(stdout);
+    };
+    for (int64_t M : {1, 2, 4, 8, 16}) {
+      time_layers(mma, M, "mma");
+      for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
+      time_layers(gemv, M, "auto");
+      const std::string chosen = gemv[0]->kernel_name(M);
+      for (int tiles : {1, 2, 4, 8}) {
+        std::string last;
+        for (int splits : {1, 2, 3, 4, 6, 8, 12, 16, 32}) {
+          for (auto& l : gemv) l->set_gemv_block_tiles(tiles), l->set_mma_splits(splits);
+          const std::string name = gemv[0]->kernel_name(M);
+          if (name == last || name == chosen) continue;
+          last = name;
+          time_layers(gemv, M, "forced");
+        }
+      }
+      for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
+    }
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, sweep = false;
+  bool quick = false, sweep = false, sweep_g = false;
   int bits = 4;
   int64_t group = 128;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
+    else if (!std::strcmp(argv[i], "--sweep-gemv"))
+      sweep_g = true;
     else if (!std::strcmp(argv[i], "--bits") && i + 1 < argc) bits = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--group") && i + 1 < argc) group = std::atoll(argv[++i]);
   }
@@ -261,18 +327,20 @@ int main(int argc, char** argv) {
   // everything forward reads of the layer (codes, scales, zeros: packed_bytes()); frac_read_bw: the same
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
-  std::printf("K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
-              "mma_us,dequant_gemm_us,frac_read_bw\n");
+  if (sweep_g) return sweep_gemv(s, bits, group, bw);
+  std::printf(
+      "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
+      "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");
 
   struct Shape {
     int64_t K, N;
   };
   std::vector<Shape> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
                                {8192, 8192}, {8192, 28672}, {28672, 8192}};
-  std::vector<int64_t> ms = {1, 16, 32, 64, 128, 256, 512, 1024};
+  std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
   if (quick) {
     shapes = {{4096, 4096}, {8192, 28672}};
-    ms = {1, 16, 256};
+    ms = {1, 4, 16, 256};
   }
   CublasBf16 cublas;
   const int64_t max_m = *std::max_element(ms.begin(), ms.end());
@@ -280,11 +348,11 @@ int main(int argc, char** argv) {
     const QuantizedWeight w = random_weight(sh.N, sh.K, bits, group, 1234 + sh.K * 7 + sh.N);
     const size_t qbytes = static_cast<size_t>(sh.N * sh.K) * bits / 8;
     const int copies = static_cast<int>(kRotateBytes / qbytes) + 2;
-    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq;
+    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, gem;
     // dequant_gemm rewrites a 16-bit copy of the weight each call, so a few copies keep it out of L2 too.
     const int dcopies = std::min(copies, 3);
     for (int c = 0; c < copies; ++c)
-      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm}) {
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kGemv}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
         CudaLinearSpec spec;
         spec.in_features = sh.K;
@@ -295,8 +363,16 @@ int main(int argc, char** argv) {
         auto l = std::make_unique<CudaQuantLinear>(spec);
         l->load(w);
         l->post_init();
-        (kernel == CudaKernel::kMma ? mma : deq).push_back(std::move(l));
+        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kGemv ? gem : deq).push_back(std::move(l));
       }
+    CudaLinearSpec auto_spec;
+    auto_spec.in_features = sh.K;
+    auto_spec.out_features = sh.N;
+    auto_spec.bits = bits;
+    auto_spec.group_size = group;
+    CudaQuantLinear autol(auto_spec);  // only for kernel_name(M): what kAuto runs
+    autol.load(w);
+    autol.post_init();
     const size_t wbytes = static_cast<size_t>(sh.N * sh.K) * 2;
     const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
     std::vector<void*> wb(bcopies);
@@ -309,13 +385,19 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * sh.K) * 2));
     CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * sh.N) * 2));
     size_t ws_bytes = 0;
-    for (int64_t M : ms) ws_bytes = std::max({ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M)});
+    for (int64_t M : ms)
+      ws_bytes = std::max(
+          {ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M), gem[0]->workspace_bytes(M)});
     CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
     for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 10;
       const double t_mma = time_graph(s, copies, reps, [&](int i) {
         mma[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       });
+      const double t_gemv =
+          M <= 16 ? time_graph(s, copies, reps,
+                               [&](int i) { gem[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
+                  : 0.0;
       const double t_deq = M >= 64 ? time_graph(s, dcopies, reps, [&](int i) {
         deq[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       })
@@ -324,14 +406,14 @@ int main(int argc, char** argv) {
       const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
         ok = cublas.run(wb[i], x, y, sh.N, sh.K, M, s) && ok;
       });
-      const bool use_deq = M >= CudaLinearSpec{}.large_m_threshold;  // what kAuto runs
-      const double t = use_deq ? t_deq : t_mma;
-      const std::string kname = use_deq ? deq[0]->kernel_name(M) : mma[0]->kernel_name(M);
+      // What kAuto runs: the auto layer's kernel name says which family's time is ark's.
+      const std::string kname = autol.kernel_name(M);
+      const double t = kname.rfind("gemv", 0) == 0 ? t_gemv : kname.rfind("dequant", 0) == 0 ? t_deq : t_mma;
       const double tbps = static_cast<double>(mma[0]->packed_bytes()) / t;
-      std::printf("%lld,%lld,%lld,%s,%.2f,%.2f,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f%s\n", static_cast<long long>(sh.K),
-                  static_cast<long long>(sh.N), static_cast<long long>(M), kname.c_str(), t * 1e6,
-                  t_blas * 1e6, tbps * 1e-12, tbps / bw, t_blas / t, t_mma * 1e6, t_deq * 1e6,
-                  tbps / bws.read, ok ? "" : ",cublas_failed");
+      std::printf("%lld,%lld,%lld,%s,%.2f,%.2f,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f,%.2f%s\n",
+                  static_cast<long long>(sh.K), static_cast<long long>(sh.N), static_cast<long long>(M),
+                  kname.c_str(), t * 1e6, t_blas * 1e6, tbps * 1e-12, tbps / bw, t_blas / t, t_mma * 1e6,
+                  t_deq * 1e6, tbps / bws.read, t_gemv * 1e6, ok ? "" : ",cublas_failed");
       std::fflush(stdout);
     }
     cudaFree(x);

@@ -7,7 +7,8 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|build] [output folder]
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|build] [output folder]
+#           (gemv: the streaming decode kernel against mma at M = 1..16, every block shape and split)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -40,7 +41,8 @@ LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize
 # ARK_CUDA_DEFINES: extra -D flags for every compile (build-time knobs such as ARK_MMA_DECODE_TILES=2, to
 # measure a variant in a second build folder: BIN_DIR=/tmp/other ARK_CUDA_DEFINES=... <script> quick).
 DEFINES=${ARK_CUDA_DEFINES:-}
-CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu"
+CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu
+  src/kernels/cuda/linear_gemv.cu"
 
 build() {  # build <folder>
   local out=$1 pids=() objs=()
@@ -188,6 +190,20 @@ for block in re.split(r"\n\s*Function : ", text)[1:]:
     print(f"{name[:90]}: HMMA {hmma}, LDG.128 {ldg128}, local {local}")
 EOF
   fi
+  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_gemv.o ]; then  # the streaming kernel: same counts, barriers
+    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_gemv.o >"$OUT_DIR/gemv_sass.txt" 2>&1
+    python3 - "$OUT_DIR/gemv_sass.txt" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+for block in re.split(r"\n\s*Function : ", text)[1:]:
+    name = block.split("\n", 1)[0]
+    if "Li4E" not in name:
+        continue
+    ldg128 = len(re.findall(r"LDG[.A-Z]*128", block))
+    local = len(re.findall(r"\b(?:LDL|STL)", block))
+    print(f"{name[:90]}: HMMA {block.count('HMMA')}, LDG.128 {ldg128}, BAR {block.count('BAR.SYNC')}, local {local}")
+EOF
+  fi
 } 2>&1 | tee "$OUT_DIR/build.log"
 [ -x $BIN/ark_gpu_tests ] || BIN=$DEV/bin
 
@@ -236,6 +252,11 @@ fi
 if [ "$WHAT" = sweep ]; then  # the mma kernel per split-K factor next to the cost model's choice
   echo "== split-K sweep ($DEFINES)"
   timeout 150 $BIN/ark_cuda_bench --sweep-splits 2>&1 | tee "$OUT_DIR/sweep.csv"
+fi
+
+if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..16, every block shape and split factor
+  echo "== gemv sweep ($DEFINES)"
+  timeout 240 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then

@@ -32,11 +32,12 @@ struct CUstream_st;
 
 namespace ark {
 
-// Which kernel family a forward runs. kAuto: tensor-core split-K kernel below large_m_threshold, dequantize +
-// cuBLAS at or above it. The others force one family for every M (tests and benchmarks).
-enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt };
+// Which kernel family a forward runs. kAuto: the streaming gemv kernel for small M (int4 and int8), the
+// tensor-core split-K kernel below large_m_threshold, dequantize + cuBLAS at or above it. The others force
+// one family for every M (tests and benchmarks; gemv takes M <= 16 and runs mma above).
+enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt, kGemv };
 
-std::string_view cuda_kernel_name(CudaKernel k);  // "auto", "mma", "dequant_gemm", "simt"
+std::string_view cuda_kernel_name(CudaKernel k);      // "auto", "mma", "dequant_gemm", "simt", "gemv"
 CudaKernel parse_cuda_kernel(std::string_view name);  // throws ark::Error on an unknown name
 
 struct CudaLinearSpec {
@@ -47,13 +48,16 @@ struct CudaLinearSpec {
   bool sym = true;           // informative: zero points are loaded either way
   bool bias = false;         // a bias of N values must be loaded before post_init
   bool act_order = false;    // g_idx is expected; resolved at pack time
-  // M at or above this runs dequantize-then-cuBLAS (kAuto); below it, the tensor-core split-K kernel.
+  // M at or above this runs dequantize-then-cuBLAS (kAuto); below it, gemv (small M) or the tensor-core
+  // kernel.
   int64_t large_m_threshold = 256;
   CudaKernel kernel = CudaKernel::kAuto;
   int64_t max_m = 0;  // > 0: post_init allocates a workspace for every M <= max_m (see above)
-  // > 0: the mma kernel's split-K factor (rounded to one that divides K's chunks evenly; the cost model's
-  // choice when it does not fit shared memory); 0: the cost model. For measuring the planner.
+  // > 0: the mma (and gemv) kernel's split-K factor (rounded to one that divides K's chunks evenly; the cost
+  // model's choice when it does not fit shared memory); 0: the cost model. For measuring the planner.
   int mma_splits = 0;
+  // > 0: the gemv kernel's n8 tiles per block (1, 2, 4 or 8); 0: the cost model. For measuring the planner.
+  int gemv_block_tiles = 0;
   int device = -1;    // CUDA device to pack on; -1: the current device
 };
 
@@ -90,6 +94,8 @@ class CudaQuantLinear {
 
   // Sets spec().mma_splits after construction (benchmarks sweep it on one packed layer); throws on < 0.
   void set_mma_splits(int splits);
+  // Sets spec().gemv_block_tiles (0, 1, 2, 4 or 8); throws on anything else.
+  void set_gemv_block_tiles(int tiles);
 
   std::string kernel_name(int64_t M) const;  // e.g. "mma_w4_m16_splitk8" (after post_init)
   std::string describe() const;

@@ -160,7 +160,9 @@ std::vector<uint16_t> run(const CudaQuantLinear& layer, const Activations& x, in
   return y;
 }
 
-const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt};
+// kGemv runs M <= 16 itself and hands larger M to mma (make_plan), so every sweep covers it over its range.
+const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt,
+                                CudaKernel::kGemv};
 
 // One case, every kernel family, each M of `ms`.
 void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id) {
@@ -477,6 +479,139 @@ TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
   }
 }
 
+// The streaming gemv family over its whole M range (1..16: rows 0-7 only, and the m16 tile's upper half from
+// M = 9), every bits x group x sym x act-order x dtype, N with a partial tile and partial blocks of 2, 4 and
+// 8 tiles, K with a partial chunk (and a 64-wide last group).
+TEST(CudaLinear, GemvEveryCombination) {
+  REQUIRE_GPU();
+  uint64_t id = 11000;
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : {32, 64, 128, -1})
+      for (bool sym : {true, false})
+        for (bool act : {false, true})
+          for (bool bf16 : {false, true}) {
+            Case c;
+            c.w.n = 203;
+            c.w.k = 320;
+            c.w.bits = bits;
+            c.w.group_size = g;
+            c.w.sym = sym;
+            c.w.act_order = act;
+            c.bf16 = bf16;
+            c.bias = (id % 2) == 0;
+            SCOPED_TRACE(c.name());
+            auto rng = rng_for(id++);
+            std::vector<float> bias;
+            const QuantizedWeight w = make_weight(c, id, &bias, rng);
+            CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+            for (int64_t M : {1, 2, 5, 8, 9, 16}) {
+              ASSERT_EQ(layer.kernel_name(M).rfind("gemv_w", 0), 0u) << layer.kernel_name(M);
+              const Activations x = make_x(M, c.w.k, c.bf16, rng);
+              const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
+              if (check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, what) > 0)
+                return;
+            }
+          }
+}
+
+// Every block shape (1, 2, 4, 8 tiles: 8, 4, 2, 1 warps per tile sharing K) and split-K factor of gemv,
+// forced, against the oracle: more warps per tile than chunks, uneven last split, N not a multiple of the
+// block's tiles, x read element-wise (K % 8 != 0).
+TEST(CudaLinear, GemvForcedShapesMatchOracle) {
+  REQUIRE_GPU();
+  uint64_t id = 12000;
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{200, 1000}, {60, 1500}, {1, 130}}) {
+    Case c;
+    c.w.n = n;
+    c.w.k = k;
+    c.bf16 = id % 2 == 0;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+    for (int tiles : {1, 2, 4, 8})
+      for (int splits : {1, 3, 8})
+        for (int64_t M : {1, 7, 16}) {
+          layer.set_gemv_block_tiles(tiles);
+          layer.set_mma_splits(splits);
+          const std::string name = layer.kernel_name(M);
+          EXPECT_EQ(name.rfind("gemv_w4_t" + std::to_string(tiles) + "_splitk", 0), 0u) << name;
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false,
+                                 name + " M=" + std::to_string(M)),
+                    0);
+          if (HasFailure()) return;
+        }
+  }
+  CudaLinearSpec bad;
+  bad.in_features = 256;
+  bad.out_features = 64;
+  bad.gemv_block_tiles = 3;
+  EXPECT_THROW(CudaQuantLinear{bad}, Error);
+  bad.gemv_block_tiles = 0;
+  CudaQuantLinear ok(bad);
+  EXPECT_THROW(ok.set_gemv_block_tiles(16), Error);
+  EXPECT_THROW(ok.set_gemv_block_tiles(-1), Error);
+}
+
+// kAuto's family per M and the gemv plans on an H200's figures (host-only): gemv for int4 and int8 up to
+// kGemvAutoMaxM, mma for 2 and 3 bits and above it, dequant_gemm from large_m_threshold; every gemv plan fits
+// the block's shared memory, covers K exactly once and asks for partials only when it splits K.
+TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192}, {8192, 28672},
+                               {28672, 8192}, {320, 203},    {128, 8},      {65536, 1024}};
+  for (const auto& sh : shapes)
+    for (int bits : {2, 3, 4, 8}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = bits;
+      v.groups = (sh[0] + 127) / 128;
+      v.n8_tiles = (sh[1] + 7) / 8;
+      v.chunks = (sh[0] + 127) / 128;
+      for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 64, 255, 256}) {
+        const cuda::Family f = cuda::auto_family(v, M, 256);
+        const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
+                                  : M <= cuda::kGemvAutoMaxM && (bits == 4 || bits == 8) ? cuda::Family::kGemv
+                                                                                         : cuda::Family::kMma;
+        EXPECT_EQ(static_cast<int>(f), static_cast<int>(want))
+            << sh[0] << "x" << sh[1] << " int" << bits << " M=" << M;
+        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+        if (M > cuda::kGemvMaxRows) {
+          EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kMma)) << "M=" << M;
+          continue;
+        }
+        EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kGemv));
+        EXPECT_FALSE(p.gather);
+        EXPECT_TRUE(p.block_tiles == 1 || p.block_tiles == 2 || p.block_tiles == 4 || p.block_tiles == 8);
+        EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
+        EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split));
+        EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
+        EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
+        EXPECT_EQ(p.workspace_bytes, p.splits > 1 ? p.partial_bytes : 0u);
+        EXPECT_GE(p.partial_bytes, p.splits > 1 ? static_cast<size_t>(p.splits * M * v.n * 4) : 0u);
+      }
+    }
+  // Forced shapes are honoured: tiles exactly, splits rounded to a factor that divides the chunks evenly.
+  cuda::PackedView v;
+  v.k = 1000;
+  v.n = 200;
+  v.bits = 4;
+  v.groups = 8;
+  v.n8_tiles = 25;
+  v.chunks = 8;
+  const cuda::Plan p = cuda::make_plan(v, 1, cuda::Family::kGemv, dev, 5, 4);
+  EXPECT_EQ(p.block_tiles, 4);
+  EXPECT_EQ(p.splits, 4);
+  EXPECT_EQ(p.chunks_per_split, 2);
+}
+
 // spec.max_m: the layer's own workspace serves every M up to it.
 TEST(CudaLinear, OwnWorkspace) {
   REQUIRE_GPU();
@@ -500,7 +635,8 @@ TEST(CudaLinear, OwnWorkspace) {
 }
 
 // x at an address that is not 16-byte aligned (a view into a larger buffer): the mma kernel copies x rows in
-// 16-byte pieces, so forward falls back to the SIMT kernel (identity order) or gathers x first (act-order).
+// 16-byte pieces, so forward falls back to the SIMT kernel (identity order) or gathers x first (act-order);
+// gemv stages x element-wise then.
 TEST(CudaLinear, UnalignedActivations) {
   REQUIRE_GPU();
   uint64_t id = 9500;
@@ -514,17 +650,22 @@ TEST(CudaLinear, UnalignedActivations) {
     auto rng = rng_for(id);
     std::vector<float> bias;
     const QuantizedWeight w = make_weight(c, id++, &bias, rng);
-    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kMma);
-    for (int64_t M : {1, 5}) {
-      const Activations x = make_x(M, c.w.k, c.bf16, rng);
-      DevBuf dx(x.bits.size() * 2 + 16), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
-      void* xp = static_cast<unsigned char*>(dx.p) + 2;  // 2-byte aligned only
-      CUDA_OK(cudaMemcpy(xp, x.bits.data(), x.bits.size() * 2, cudaMemcpyHostToDevice));
-      CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
-      layer.forward(xp, dy.p, M, DType::F16, nullptr, ws.p, ws.bytes);
-      std::vector<uint16_t> y(static_cast<size_t>(M * c.w.n));
-      CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(check_output(w, bias, x, M, y, false, false, "unaligned x M=" + std::to_string(M)), 0);
+    for (CudaKernel kernel : {CudaKernel::kMma, CudaKernel::kGemv}) {
+      CudaQuantLinear layer = make_layer(c, w, bias, kernel);
+      for (int64_t M : {1, 5}) {
+        const Activations x = make_x(M, c.w.k, c.bf16, rng);
+        DevBuf dx(x.bits.size() * 2 + 16), dy(static_cast<size_t>(M * c.w.n) * 2),
+            ws(layer.workspace_bytes(M));
+        void* xp = static_cast<unsigned char*>(dx.p) + 2;  // 2-byte aligned only
+        CUDA_OK(cudaMemcpy(xp, x.bits.data(), x.bits.size() * 2, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
+        layer.forward(xp, dy.p, M, DType::F16, nullptr, ws.p, ws.bytes);
+        std::vector<uint16_t> y(static_cast<size_t>(M * c.w.n));
+        CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+        EXPECT_EQ(check_output(w, bias, x, M, y, false, false,
+                               layer.kernel_name(M) + " unaligned x M=" + std::to_string(M)),
+                  0);
+      }
     }
   }
 }

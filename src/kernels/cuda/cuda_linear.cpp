@@ -66,14 +66,17 @@ std::string_view cuda_kernel_name(CudaKernel k) {
       return "dequant_gemm";
     case CudaKernel::kSimt:
       return "simt";
+    case CudaKernel::kGemv:
+      return "gemv";
   }
   return "?";
 }
 
 CudaKernel parse_cuda_kernel(std::string_view name) {
-  for (CudaKernel k : {CudaKernel::kAuto, CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt})
+  for (CudaKernel k :
+       {CudaKernel::kAuto, CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt, CudaKernel::kGemv})
     if (cuda_kernel_name(k) == name) return k;
-  throw_error("cuda kernel '", name, "' is not one of auto, mma, dequant_gemm, simt");
+  throw_error("cuda kernel '", name, "' is not one of auto, mma, dequant_gemm, simt, gemv");
 }
 
 bool cuda_available() {
@@ -107,12 +110,15 @@ struct CudaQuantLinear::Impl {
         return cuda::Family::kDequantGemm;
       case CudaKernel::kSimt:
         return cuda::Family::kSimt;
+      case CudaKernel::kGemv:
+        return cuda::Family::kGemv;  // make_plan runs mma above gemv's M range
       case CudaKernel::kAuto:
         break;
     }
-    return M >= spec.large_m_threshold ? cuda::Family::kDequantGemm : cuda::Family::kMma;
+    return cuda::auto_family(view, M, spec.large_m_threshold);
   }
-  cuda::Plan plan(int64_t M) const { return cuda::make_plan(view, M, family_for(M), dev, spec.mma_splits);
+  cuda::Plan plan(int64_t M) const {
+    return cuda::make_plan(view, M, family_for(M), dev, spec.mma_splits, spec.gemv_block_tiles);
   }
 };
 
@@ -129,6 +135,10 @@ CudaQuantLinear::CudaQuantLinear(CudaLinearSpec spec) : impl_(std::make_unique<I
   ARK_CHECK(spec.max_m >= 0, "CudaLinearSpec.max_m: ", spec.max_m, " must not be negative");
   ARK_CHECK(spec.mma_splits >= 0, "CudaLinearSpec.mma_splits: ", spec.mma_splits,
             " must not be negative (0: the cost model)");
+  ARK_CHECK(spec.gemv_block_tiles == 0 || spec.gemv_block_tiles == 1 || spec.gemv_block_tiles == 2 ||
+                spec.gemv_block_tiles == 4 || spec.gemv_block_tiles == 8,
+            "CudaLinearSpec.gemv_block_tiles: ", spec.gemv_block_tiles,
+            " is not 0 (the cost model), 1, 2, 4 or 8");
   impl_->group_size = spec.group_size == -1 ? spec.in_features : spec.group_size;
   impl_->spec = spec;
 }
@@ -208,7 +218,8 @@ void CudaQuantLinear::post_init() {
              "cudaDeviceGetAttribute(shared memory per multiprocessor)");
   check_cuda(cudaDeviceGetAttribute(&m.dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, m.device),
              "cudaDeviceGetAttribute(shared memory per block, opt-in)");
-  const int s = cuda::prepare_kernels(m.dev.smem_per_block);
+  int s = cuda::prepare_kernels(m.dev.smem_per_block);
+  if (s == cuda::kOk) s = cuda::prepare_gemv_kernels(m.dev.smem_per_block);
   ARK_CHECK(s == cuda::kOk, "CudaQuantLinear::post_init: raising the kernels' shared-memory limit failed (",
             cuda::status_message(s), ")");
   if (!m.cublaslt)
@@ -288,6 +299,12 @@ void CudaQuantLinear::set_mma_splits(int splits) {
   impl_->spec.mma_splits = splits;
 }
 
+void CudaQuantLinear::set_gemv_block_tiles(int tiles) {
+  ARK_CHECK(tiles == 0 || tiles == 1 || tiles == 2 || tiles == 4 || tiles == 8,
+            "CudaQuantLinear::set_gemv_block_tiles: ", tiles, " is not 0 (the cost model), 1, 2, 4 or 8");
+  impl_->spec.gemv_block_tiles = tiles;
+}
+
 std::string CudaQuantLinear::kernel_name(int64_t M) const {
   ARK_CHECK(impl_->ready, "CudaQuantLinear::kernel_name: call post_init first");
   ARK_CHECK(M >= 1, "CudaQuantLinear::kernel_name: M = ", M, " must be at least 1");
@@ -303,6 +320,9 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       break;
     case cuda::Family::kSimt:
       o << "simt_w" << bits;
+      break;
+    case cuda::Family::kGemv:
+      o << "gemv_w" << bits << "_t" << p.block_tiles << "_splitk" << p.splits;
       break;
   }
   return o.str();

@@ -81,7 +81,34 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
   return t;
 }
 
+// The gemv planner's model (linear_gemv.cu), in nanoseconds: the kernel streams without barriers, so an SM
+// moves bytes at the slower of its DRAM share and what its resident blocks keep in flight (a block of 8 warps
+// holds ~16 KB of loads in flight: about kGemvBlockBytesPerNs alone). Time = the busiest SM's bytes at that
+// rate, plus staging x into shared memory (from L2) per block, one start-up, and the split-K reduce.
+constexpr double kGemvBlockBytesPerNs = 14, kGemvStartNs = 1500, kGemvStageBytesPerNs = 60;
+
+double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
+                    int64_t splits, int64_t cps) {
+  const int64_t blocks = ceil_div(w.n8_tiles, block_tiles) * splits;
+  const int64_t busiest = ceil_div(blocks, sm_count);
+  const double tile_chunk_bytes = kChunkK * w.bits / 8.0 * kTileRows + 6.0 * kTileRows;  // codes + meta
+  const double block_bytes = static_cast<double>(block_tiles * cps) * tile_chunk_bytes;
+  const double resident = static_cast<double>(std::min(per_sm, busiest));
+  const double rate = std::min(kBytesPerNsPerSm, resident * kGemvBlockBytesPerNs);
+  double t =
+      kGemvStartNs + static_cast<double>(busiest) * block_bytes / rate +
+      static_cast<double>(busiest) * static_cast<double>(M * cps * 256) / (kGemvStageBytesPerNs * resident);
+  if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
+  return t;
+}
+
 }  // namespace
+
+Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold) {
+  if (M >= large_m_threshold) return Family::kDequantGemm;
+  if (M <= kGemvAutoMaxM && (w.bits == 4 || w.bits == 8)) return Family::kGemv;
+  return Family::kMma;
+}
 
 const char* status_message(int status) {
   switch (status) {
@@ -100,13 +127,18 @@ const char* status_message(int status) {
   }
 }
 
-Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits) {
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits,
+               int forced_block_tiles) {
   Plan p;
   p.family = family;
   const int64_t kpn = w.k_packed();
   // x must be gathered into packed-K order when the order is not the identity, or (mma) when rows of x cannot
   // be copied in 16-byte pieces.
-  p.gather = w.k_source != nullptr || (family == Family::kMma ? w.k % 8 != 0 : kpn != w.k);
+  if (family == Family::kGemv && M > kGemvMaxRows) family = Family::kMma;  // one m16 tile at most
+  p.family = family;
+  // gemv stages x itself, through k_source and at any alignment: it never gathers.
+  p.gather = family != Family::kGemv &&
+             (w.k_source != nullptr || (family == Family::kMma ? w.k % 8 != 0 : kpn != w.k));
   const size_t gather_bytes = p.gather ? align_up(static_cast<size_t>(M * kpn * 2)) : 0;
   if (family == Family::kMma) {
     p.m_tiles = M <= 16 ? 1 : M <= 32 ? 2 : 4;
@@ -140,6 +172,41 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes + gather_bytes;
+  } else if (family == Family::kGemv) {
+    const int64_t max_per_sm = kGemvMaxBlocksPerSm;
+    double best = 0;
+    const int64_t forced_cps =
+        forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
+    for (int pass = forced_cps > 0 || forced_block_tiles > 0 ? 0 : 1; pass < 2 && best == 0; ++pass)
+      for (int bt : {1, 2, 4, 8}) {
+        if (pass == 0 && forced_block_tiles > 0 && bt != forced_block_tiles) continue;
+        for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, pass == 0 ? w.chunks : 64); ++s) {
+          const int64_t cps = ceil_div(w.chunks, s);
+          if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+          if (pass == 0 && forced_cps > 0 && cps != forced_cps) continue;
+          const size_t smem = gemv_smem_bytes(M, cps);
+          if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
+          const int64_t fit =
+              dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
+          const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
+          const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps);
+          if (best == 0 || t < best) {
+            best = t;
+            p.block_tiles = bt;
+            p.splits = static_cast<int>(s);
+            p.chunks_per_split = static_cast<int>(cps);
+            p.smem_bytes = smem;
+          }
+        }
+      }
+    if (best == 0) {  // a K too long for 64 splits in shared memory: more splits of a few chunks each
+      p.block_tiles = 1;
+      p.chunks_per_split = 8;
+      p.splits = static_cast<int>(ceil_div(w.chunks, 8));
+      p.smem_bytes = gemv_smem_bytes(M, 8);
+    }
+    p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
+    p.workspace_bytes = p.partial_bytes;
   } else if (family == Family::kDequantGemm) {
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;
     p.rows_per_chunk = std::min(std::max<int64_t>(rows, 128), w.n8_tiles * kTileRows);
@@ -265,6 +332,13 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
   switch (plan.family) {
     case Family::kSimt:
       return launch_simt(w, x, y, M, bf16, stream);
+    case Family::kGemv: {
+      float* partial = reinterpret_cast<float*>(base);
+      const bool x_vec = !w.k_source && w.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+      int s = launch_gemv(w, plan, x, x_vec, y, M, bf16, partial, stream);
+      if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
+      return s;
+    }
     case Family::kMma: {
       float* partial = reinterpret_cast<float*>(base);
       const void* xs = x;

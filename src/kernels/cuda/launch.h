@@ -21,15 +21,17 @@ enum Status : int {
 };
 const char* status_message(int status);
 
-enum class Family : int { kMma, kDequantGemm, kSimt };
+// kGemv: the streaming decode kernel (linear_gemv.cu), M <= kGemvMaxRows.
+enum class Family : int { kMma, kDequantGemm, kSimt, kGemv };
 
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
   Family family = Family::kMma;
   int m_tiles = 1;             // mma: m16 tiles per block (1, 2 or 4)
-  int splits = 1;              // mma: split-K factor (fp32 partials in the workspace when > 1)
-  int chunks_per_split = 1;    // mma: 128-k chunks per split
-  size_t smem_bytes = 0;       // mma: dynamic shared memory (the cp.async ring and the block-group table)
+  int block_tiles = 1;         // gemv: n8 tiles per block (1, 2, 4 or 8; 8 / block_tiles warps per tile)
+  int splits = 1;              // mma, gemv: split-K factor (fp32 partials in the workspace when > 1)
+  int chunks_per_split = 1;    // mma, gemv: 128-k chunks per split
+  size_t smem_bytes = 0;       // mma: the cp.async ring and block-group table; gemv: table, x, reduction
   int64_t rows_per_chunk = 0;  // dequant_gemm: weight rows dequantized per cuBLAS call
   bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
@@ -64,8 +66,39 @@ constexpr int mma_stages(int m_tiles) {
 inline constexpr size_t kDequantChunkBytes = 64u << 20;  // dequantized weight rows per cuBLAS call
 inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
-// forced_splits > 0: the mma split-K factor nearest it that divides the chunks evenly, when it fits.
-Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits = 0);
+// The streaming decode kernel (linear_gemv.cu): 8 warps per block, at most kGemvMaxBlocksPerSm blocks per SM
+// (its launch bounds), M <= kGemvMaxRows (one m16 tile); each lane keeps gemv_stage_chunks(bits) chunks of
+// code words in flight (16 words: 64 bytes) while it computes as many.
+// Build-time knobs, to measure variants on the device: ARK_GEMV_BLOCKS_PER_SM (launch bounds: 2 leaves 128
+// registers a thread, 3 leaves 80) and ARK_GEMV_STAGE_WORDS (code words per lane and stage: 16 = 4 int4
+// chunks).
+#ifndef ARK_GEMV_BLOCKS_PER_SM
+#define ARK_GEMV_BLOCKS_PER_SM 2
+#endif
+#ifndef ARK_GEMV_STAGE_WORDS
+#define ARK_GEMV_STAGE_WORDS 16
+#endif
+inline constexpr int kGemvWarps = 8;
+inline constexpr int kGemvMaxBlocksPerSm = ARK_GEMV_BLOCKS_PER_SM;
+inline constexpr int64_t kGemvMaxRows = 16;
+ARK_HD constexpr int gemv_stage_chunks(int bits) {
+  return ARK_GEMV_STAGE_WORDS / bits > 0 ? ARK_GEMV_STAGE_WORDS / bits : 1;
+}
+// Shared memory of one gemv block: block-group table, reduction area, x rows in A-fragment order.
+constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split) {
+  return static_cast<size_t>(chunks_per_split * 16 + kGemvWarps * 32 * 16 + chunks_per_split * M * 256);
+}
+// Up to this M (and with bits 4 or 8) kAuto runs the gemv family. 0 for now: the first version (a register
+// ring, 1 stage of 4 chunks in flight per warp) ran 1.0-2.0x slower than mma on the H200 (docs/CUDA.md).
+inline constexpr int64_t kGemvAutoMaxM = 0;
+
+// The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv for small M, else mma.
+Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
+
+// forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
+// forced_block_tiles > 0: gemv's tiles per block (1, 2, 4 or 8).
+Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits = 0,
+               int forced_block_tiles = 0);
 
 // Shared memory of one stage of the mma ring (linear_mma.cu's StageLayout).
 size_t mma_stage_bytes(int bits, int m_tiles);
@@ -93,6 +126,11 @@ int launch_mma(const PackedView& w, const Plan& plan, const void* x, int64_t x_s
 int launch_reduce(const PackedView& w, const float* partial, int splits, void* y, int64_t M, bool bf16,
                   CUstream_st* stream);
 int launch_simt(const PackedView& w, const void* x, void* y, int64_t M, bool bf16, CUstream_st* stream);
+// x_vec: x rows may be read in 16-byte pieces (identity order, K % 8 == 0, 16-byte aligned); else
+// element-wise through k_source.
+int launch_gemv(const PackedView& w, const Plan& plan, const void* x, bool x_vec, void* y, int64_t M,
+                bool bf16, float* partial, CUstream_st* stream);
+int prepare_gemv_kernels(int max_smem_per_block);  // once per device, like prepare_kernels
 int launch_gather(const PackedView& w, const void* x, void* xg, int64_t M, bool bf16, CUstream_st* stream);
 int launch_dequant(const PackedView& w, int64_t n0, int64_t rows, void* wt, bool bf16, CUstream_st* stream);
 int launch_bias_fill(const PackedView& w, void* y, int64_t M, bool bf16, CUstream_st* stream);
