@@ -35,6 +35,10 @@ struct LinearArgs {
   // exact mode: fp32 activations [m][ldx], packed-K order, positions past k_padded unused.
   const float* x = nullptr;
   int64_t ldx = 0;
+  // exact mode, for kernels with LinearImpl::prepare_bf16: the same rows rounded to bf16 [m][ldxb] by it, or
+  // null (a caller that prepares only fp32 rows; the kernel then rounds them itself).
+  const uint16_t* xb = nullptr;
+  int64_t ldxb = 0;
   // int8 mode: xq[m][ldxq] = round(x / x_scale) in [-127, 127], packed-K order; per row and group:
   // x_scale[m * G + g] = max|x| / 127 over the group (0 for an all-zero group), xq_sum[m * G + g] = sum of
   // xq.
@@ -70,6 +74,10 @@ struct LinearImpl {
   // Rows per work item the layer hands one thread (0: all rows at once, as decode kernels want: each weight
   // byte is streamed once for every row). The layer splits N-tiles across threads for each row block.
   int64_t m_block;
+  // Optional, exact-mode bf16 kernels: rounds fp32 rows [m0, m1) x [0, k) of x to bf16 into xb, once per
+  // call, so the kernel reads half the bytes and converts nothing per panel (LinearArgs::xb).
+  void (*prepare_bf16)(const float* x, int64_t ldx, int64_t m0, int64_t m1, int64_t k, uint16_t* xb,
+                       int64_t ldxb) = nullptr;
 };
 
 enum class Regime : uint8_t { kSmallM, kLargeM };

@@ -235,7 +235,10 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
   const size_t xf_bytes = need_xf ? static_cast<size_t>(M * kp) * 4 : 0;
   const size_t xq_bytes = int8 ? (static_cast<size_t>(M * kp) + 63) / 64 * 64 : 0;
   const size_t side_bytes = int8 ? static_cast<size_t>(M * G) * 8 : 0;
-  const size_t total = (xf_bytes + 63) / 64 * 64 + xq_bytes + side_bytes;
+  // A bf16 GEMM gets the rows rounded once here rather than once per panel of its own (LinearArgs::xb).
+  const bool need_xb = !int8 && kernel.prepare_bf16 != nullptr;
+  const size_t xb_bytes = need_xb ? (static_cast<size_t>(M * kp) * 2 + 63) / 64 * 64 : 0;
+  const size_t total = (xf_bytes + 63) / 64 * 64 + xq_bytes + side_bytes + xb_bytes;
   std::unique_ptr<uint8_t, AlignedFree> scratch;
   if (total > 0) {
     scratch.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (total + 63) / 64 * 64)));
@@ -262,6 +265,11 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
     a.ldxq = kp;
     a.x_scale = xs;
     a.xq_sum = sums;
+    at += side_bytes;
+  }
+  if (need_xb) {
+    a.xb = reinterpret_cast<uint16_t*>(at);
+    a.ldxb = kp;
   }
 
   ThreadPool& pool = default_thread_pool();
@@ -278,6 +286,7 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
       [&](int64_t part) {
         const auto [m0, m1] = split_range(M, prep_parts, part);
         if (need_xf) gather_activation_rows(w, x, dtype, m0, m1, xf, ldx);
+        if (need_xb) kernel.prepare_bf16(a.x, a.ldx, m0, m1, kp, const_cast<uint16_t*>(a.xb), a.ldxb);
         if (int8)
           im.quantize_rows(w, a.x, a.ldx, m0, m1, const_cast<int8_t*>(a.xq), a.ldxq,
                            const_cast<float*>(a.x_scale), const_cast<int32_t*>(a.xq_sum));

@@ -5,12 +5,21 @@
 //   - a panel is 64 output columns (4 N-tiles) x 128 packed-K (4 k-blocks), dequantized into a 16 KiB bf16
 //     buffer laid out [k-pair][64 columns][2]: one zmm holds the (k, k+1) pairs of 16 columns, the second
 //     operand of vdpbf16ps;
-//   - every row of the work item then streams over that panel (the reuse that makes large M compute-bound):
-//     6 rows x 64 columns = 24 zmm accumulators. Each k-pair needs 4 panel loads and 6 broadcasts for 24
-//     vdpbf16ps, so loads never limit, and 24 independent chains cover the dot product's latency (6 cycles
-//     here) times its throughput;
-//   - partial sums for the whole work item live in a stack buffer (rows x 64 fp32), reloaded per panel step.
-// Stack: 16 KiB panel + 30 KiB sums + 1.5 KiB bf16 activations.
+//   - every row of the work item (up to 132) then streams over that panel (the reuse that makes large M
+//     compute-bound): 6 rows x 64 columns = 24 zmm accumulators. Each k-pair needs 4 panel loads and 6
+//     broadcasts for 24 vdpbf16ps, so loads never limit, and 24 independent chains cover the dot product's
+//     latency (6 cycles here) times its throughput;
+//   - partial sums for the work item live in a stack buffer (132 rows x 64 fp32) between panel steps; the
+//   last
+//     step adds the bias and writes y in its dtype straight from the accumulators;
+//   - x is read as bf16 rows: those the layer rounded once per call (LinearArgs::xb, via prepare_bf16 below),
+//     or, when a caller hands only fp32 rows, 6 rows x 128 k rounded per micro-kernel call. Either way the
+//     micro-kernel prefetches the next call's x rows and partial sums, one cache line per k-pair.
+// Measured on Zen 4, one core (docs/PERFORMANCE.md): rounding x once per call rather than once per 64-column
+// panel and the prefetch took the kernel from ~150 to ~189 GFLOP/s (peak ~232). Tried and not kept: partial
+// sums in y for fp32 outputs (256-row items, half the dequantization, but slower: ~183), 256-k panels with
+// fewer rows (no change).
+// Stack: 16 KiB panel + 33 KiB sums + 1.5 KiB bf16 activations.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -29,37 +38,72 @@ namespace ark {
 namespace {
 
 using x86::dequant_tile_bf16;
-using x86::store_panel_avx512;
+using x86::dtype_bytes_for_output;
+using x86::store_output_row_avx512;
 
 constexpr int kMr = 6;                           // rows per micro-kernel call
 constexpr int kNvMax = 4;                        // N-tiles per panel
 constexpr int kPanelN = kNvMax * kTileN;         // 64 columns
 constexpr int kPanelBlocks = 4;                  // k-blocks per panel
 constexpr int kPanelK = kPanelBlocks * kBlockK;  // 128 packed-K positions
-constexpr int64_t kMBlock = 120;                 // rows per work item (a multiple of kMr)
+constexpr int64_t kMBlock = 132;  // rows per work item (22 x kMr): the partial sums' stack rows
 
-// acc[MR][NV] += xb[MR][2 * pairs] · panel[pairs][NV*16][2]; sums in c[MR][kPanelN] (initialised when first).
+// One micro-kernel call: rows x 64 columns over one panel's k-pairs.
+struct Step {
+  const uint16_t* x;  // bf16 rows (stride ldx elements), starting at the panel's first k
+  int64_t ldx;
+  const uint16_t* panel;
+  int64_t pairs;
+  float* c;    // partial sums [rows][kPanelN] in the stack buffer
+  bool first;  // start from zero rather than c
+  bool last;   // add the bias and write y in its dtype rather than c
+  uint8_t* y;  // y[m][n0] (used when last)
+  int64_t ldy_bytes;
+  DType y_dtype;
+  const float* bias;  // bias[n0] or null
+  int valid[kNvMax];  // columns of each tile inside N
+  // Prefetch, one cache line per k-pair: the next call's x rows (1 << pf_x_shift lines per row) and partial
+  // sums (4 lines per row).
+  const char* pf_x;
+  int64_t pf_x_ld;
+  int pf_x_lines, pf_x_shift;
+  const char* pf_c;
+  int pf_c_lines;
+};
+
 template <int MR, int NV>
-void micro_kernel(const uint16_t* xb, const uint16_t* panel, int64_t pairs, float* c, bool first) {
+void micro_kernel(const Step& s) {
   __m512 acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(c + r * kPanelN + v * kTileN);
-  for (int64_t p = 0; p < pairs; ++p) {
+      acc[r][v] = s.first ? _mm512_setzero_ps() : _mm512_load_ps(s.c + r * kPanelN + v * kTileN);
+  const int x_line_mask = (1 << s.pf_x_shift) - 1;
+  for (int64_t p = 0; p < s.pairs; ++p) {
+    if (p < s.pf_x_lines)
+      _mm_prefetch(s.pf_x + (p >> s.pf_x_shift) * s.pf_x_ld + ((p & x_line_mask) << 6), _MM_HINT_T0);
+    if (p < s.pf_c_lines) _mm_prefetch(s.pf_c + (p << 6), _MM_HINT_T0);
     __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_load_si512(panel + (p * kPanelN + v * kTileN) * 2);
+    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_load_si512(s.panel + (p * kPanelN + v * kTileN) * 2);
     for (int r = 0; r < MR; ++r) {
       int32_t pair_bits;
-      __builtin_memcpy(&pair_bits, xb + r * kPanelK + 2 * p, 4);
+      __builtin_memcpy(&pair_bits, s.x + r * s.ldx + 2 * p, 4);
       const __m512bh a = (__m512bh)_mm512_set1_epi32(pair_bits);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
   }
+  if (!s.last) {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) _mm512_store_ps(s.c + r * kPanelN + v * kTileN, acc[r][v]);
+    return;
+  }
+  const size_t y_elem = dtype_bytes_for_output(s.y_dtype);
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_store_ps(c + r * kPanelN + v * kTileN, acc[r][v]);
+    for (int v = 0; v < NV; ++v)
+      store_output_row_avx512(acc[r][v], s.bias ? s.bias + v * kTileN : nullptr, s.y_dtype,
+                              s.y + r * s.ldy_bytes + v * kTileN * y_elem, s.valid[v]);
 }
 
-using MicroFn = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, bool);
+using MicroFn = void (*)(const Step&);
 
 template <int MR>
 constexpr MicroFn micro_for_nv(int nv) {
@@ -85,19 +129,72 @@ MicroFn select_micro(int rows, int nv) {
   }
 }
 
-// Rows [r0, r0 + rows) of x, packed-K [k0, k0 + len) to bf16 (round to nearest even), row stride kPanelK.
-// x is re-read for every 64-column panel and a work item's rows do not fit in L2, so the same k-range of the
-// next kMr rows is prefetched: without it the conversion waited on L3 for a third of the kernel's time.
-void convert_rows_bf16(const float* x, int64_t ldx, int rows, int64_t k0, int len, uint16_t* xb,
-                       int next_rows) {
-  for (int r = 0; r < next_rows; ++r)
-    for (int k = 0; k < len; k += 16)
-      _mm_prefetch(reinterpret_cast<const char*>(x + (kMr + r) * ldx + k0 + k), _MM_HINT_T0);
-  for (int r = 0; r < rows; ++r) {
-    const float* src = x + r * ldx + k0;
-    for (int k = 0; k < len; k += 32) {
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
-      _mm512_store_si512(xb + r * kPanelK + k, (__m512i)v);
+// fp32 -> bf16, round to nearest even (vcvtne2ps2bf16), len a multiple of 32.
+inline void round_row_bf16(const float* src, int64_t len, uint16_t* dst) {
+  for (int64_t k = 0; k < len; k += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
+    _mm512_storeu_si512(dst + k, (__m512i)v);
+  }
+}
+
+// The layer's once-per-call rounding of x (LinearImpl::prepare_bf16): the same rounding the kernel applies
+// when it converts rows itself, so both paths give identical outputs.
+void prepare_bf16(const float* x, int64_t ldx, int64_t m0, int64_t m1, int64_t k, uint16_t* xb,
+                  int64_t ldxb) {
+  for (int64_t m = m0; m < m1; ++m) round_row_bf16(x + m * ldx, k, xb + m * ldxb);
+}
+
+// Rows [s0, s1) x N-tiles [tile_begin, tile_end), s1 - s0 <= kMBlock.
+template <int kBits>
+void run_rows(const PackedWeight& w, const LinearArgs& a, int64_t s0, int64_t s1, int64_t tile_begin,
+              int64_t tile_end, uint16_t* panel, float* sums, uint16_t* xconv) {
+  const size_t y_elem = dtype_bytes_for_output(a.y_dtype);
+  const bool have_xb = a.xb != nullptr;
+  Step s;
+  s.panel = panel;
+  s.ldy_bytes = a.ldy * static_cast<int64_t>(y_elem);
+  s.y_dtype = a.y_dtype;
+  for (int64_t t0 = tile_begin; t0 < tile_end; t0 += kNvMax) {
+    const int nv = static_cast<int>(std::min<int64_t>(kNvMax, tile_end - t0));
+    const int64_t n0 = t0 * kTileN;
+    for (int v = 0; v < kNvMax; ++v)
+      s.valid[v] = static_cast<int>(std::clamp<int64_t>(w.n - n0 - v * kTileN, 0, kTileN));
+    s.bias = a.bias ? a.bias + n0 : nullptr;
+    for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
+      const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
+      const int64_t k0 = kb0 * kBlockK;
+      for (int v = 0; v < nv; ++v) dequant_tile_bf16<kBits, kPanelN>(w, t0 + v, kb0, nb, v, panel);
+      s.pairs = nb * kBlockK / 2;
+      s.first = kb0 == 0;
+      s.last = kb0 + nb == w.k_blocks;
+      for (int64_t mr = s0; mr < s1; mr += kMr) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMr, s1 - mr));
+        // What the next call reads: the next rows at this k, or the first rows at the next k.
+        int64_t pm = mr + rows, pk = k0;
+        if (pm >= s1) pm = s0, pk = k0 + kPanelK;
+        const int pf_rows = pk < w.k_padded() ? static_cast<int>(std::min<int64_t>(kMr, s1 - pm)) : 0;
+        if (have_xb) {
+          s.x = a.xb + mr * a.ldxb + k0;
+          s.ldx = a.ldxb;
+          s.pf_x = reinterpret_cast<const char*>(a.xb + pm * a.ldxb + pk);
+          s.pf_x_ld = a.ldxb * 2;
+          s.pf_x_shift = 2;  // 128 bf16 = 4 lines per row
+        } else {
+          for (int r = 0; r < rows; ++r)
+            round_row_bf16(a.x + (mr + r) * a.ldx + k0, nb * kBlockK, xconv + r * kPanelK);
+          s.x = xconv;
+          s.ldx = kPanelK;
+          s.pf_x = reinterpret_cast<const char*>(a.x + pm * a.ldx + pk);
+          s.pf_x_ld = a.ldx * 4;
+          s.pf_x_shift = 3;  // 128 fp32 = 8 lines per row
+        }
+        s.pf_x_lines = pf_rows << s.pf_x_shift;
+        s.c = sums + (mr - s0) * kPanelN;
+        s.pf_c = reinterpret_cast<const char*>(sums + (pm - s0) * kPanelN);
+        s.pf_c_lines = s.first && pk == k0 ? 0 : pf_rows * 4;  // a first step reads no sums
+        s.y = static_cast<uint8_t*>(a.y) + (mr * a.ldy + n0) * static_cast<int64_t>(y_elem);
+        select_micro(rows, nv)(s);
+      }
     }
   }
 }
@@ -107,24 +204,9 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
          int64_t tile_end) {
   alignas(64) uint16_t panel[kPanelK * kPanelN];
   alignas(64) float sums[kMBlock * kPanelN];
-  alignas(64) uint16_t xb[kMr * kPanelK];
-  for (int64_t m0 = m_begin; m0 < m_end; m0 += kMBlock) {
-    const int64_t m1 = std::min(m_end, m0 + kMBlock);
-    for (int64_t t0 = tile_begin; t0 < tile_end; t0 += kNvMax) {
-      const int nv = static_cast<int>(std::min<int64_t>(kNvMax, tile_end - t0));
-      for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
-        const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
-        for (int v = 0; v < nv; ++v) dequant_tile_bf16<kBits, kPanelN>(w, t0 + v, kb0, nb, v, panel);
-        for (int64_t mr = m0; mr < m1; mr += kMr) {
-          const int rows = static_cast<int>(std::min<int64_t>(kMr, m1 - mr));
-          convert_rows_bf16(a.x + mr * a.ldx, a.ldx, rows, kb0 * kBlockK, nb * kBlockK, xb,
-                            static_cast<int>(std::min<int64_t>(kMr, m1 - mr - rows)));
-          select_micro(rows, nv)(xb, panel, nb * kBlockK / 2, sums + (mr - m0) * kPanelN, kb0 == 0);
-        }
-      }
-      store_panel_avx512(w, a, sums, kPanelN, m0, m1, t0, nv);
-    }
-  }
+  alignas(64) uint16_t xconv[kMr * kPanelK];
+  for (int64_t m0 = m_begin; m0 < m_end; m0 += kMBlock)
+    run_rows<kBits>(w, a, m0, std::min(m_end, m0 + kMBlock), tile_begin, tile_end, panel, sums, xconv);
 }
 
 bool accepts(const LinearProblem& p) {
@@ -135,6 +217,7 @@ bool accepts(const LinearProblem& p) {
 }  // namespace
 
 extern const LinearImpl kGemmBf16Avx512Bf16 = {"gemm_bf16_f32_qw_6x64c2__avx512bf16", accepts,
-                                               run_for_bits<run<2>, run<3>, run<4>, run<8>>, kMBlock};
+                                               run_for_bits<run<2>, run<3>, run<4>, run<8>>, kMBlock,
+                                               prepare_bf16};
 
 }  // namespace ark
