@@ -26,13 +26,14 @@
 //
 // Blocking: a panel is one N-tile (16 columns = 2 ymm) x 256 packed-K, unpacked into [quad][16][4] bytes
 // (for split 8-bit codes each k-block takes 16 quads: its 8 low-nibble quads, then its 8 high-nibble ones).
-// A micro-kernel computes MR rows x 16 columns over one group segment of the panel; its int32 sums are then
-// scaled into fp32 sums of the work item's rows (120 x 16, on the stack) and written out after the last
-// panel. Registers (16 ymm): __avxvnni 6 rows x 2 = 12 int32 accumulators + 2 panel vectors + 1 broadcast;
+// A micro-kernel computes MR rows x 16 columns over the panel's group segments in turn; each segment's int32
+// sums are scaled into fp32 sums of the work item's rows (120 x 16, on the stack) and written out after the
+// last panel. Registers (16 ymm): __avxvnni 6 rows x 2 = 12 int32 accumulators + 2 panel vectors + 1
+// broadcast;
 // __avx2 3 rows x 2 int16 block sums + 3 x 2 int32 segment sums + 2 panel vectors + 1 broadcast. Measured on
 // Zen 4 (CPU time, 4096 x 1024, 120 rows): 3, 4 and 6 rows ran within 10% of each other; the bare dot-product
-// loop with 4 column vectors was 20% slower than with 2; each group segment's fold costs about 30 cycles per
-// call (about 15% of the time at g128, 40% at g32).
+// loop with 4 column vectors was 20% slower than with 2; the fold of each group segment into fp32 is the main
+// cost outside that loop (g32 runs at about 2/3 of the g256 speed).
 #include <immintrin.h>
 
 #include <algorithm>
