@@ -98,10 +98,10 @@ void unpack_panel(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, uint
     }
 }
 
-// Splits panel k-blocks [kb0, kb0 + nb) at group borders and loads each segment's scales and zero points.
-void build_tables(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, PanelTables& t) {
+// Splits panel k-blocks [kb0, kb0 + nb) at group borders and loads each segment's scales and zero points. g:
+// a group at or before the panel's first (the previous panel's last), so the search does not restart at 0.
+void build_tables(const PackedWeight& w, int64_t tile, int64_t kb0, int nb, int64_t g, PanelTables& t) {
   t.num_seg = 0;
-  int64_t g = 0;
   for (int b = 0; b < nb;) {
     while (w.group_block_begin[static_cast<size_t>(g + 1)] <= kb0 + b) ++g;
     const int64_t group_end = w.group_block_begin[static_cast<size_t>(g + 1)];
@@ -248,7 +248,7 @@ void run(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_
       for (int64_t kb0 = 0; kb0 < w.k_blocks; kb0 += kPanelBlocks) {
         const int nb = static_cast<int>(std::min<int64_t>(kPanelBlocks, w.k_blocks - kb0));
         unpack_panel<kBits, kVnni>(w, t, kb0, nb, panel);
-        build_tables(w, t, kb0, nb, tables);
+        build_tables(w, t, kb0, nb, kb0 == 0 ? 0 : tables.seg[tables.num_seg - 1].group, tables);
         for (int64_t mr = m0; mr < m1; mr += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, m1 - mr));
           const MicroFn micro = micro_for_rows<kBits, kVnni>(rows);
