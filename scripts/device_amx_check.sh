@@ -13,7 +13,7 @@ DEV=.device_amx
 
 SOURCES_avx512="src/kernels/x86/avx512/gemm_f32_qw_6x64__avx512f.cpp"
 SOURCES_vnni="src/kernels/x86/vnni/gemm_qd8_f32_qu8w_6x64c4__avx512vnni.cpp"
-SOURCES_bf16="src/kernels/x86/bf16/gemm_bf16_f32_qw_6x64c2__avx512bf16.cpp"
+SOURCES_bf16="src/kernels/x86/bf16/gemm_bf16_f32_qw_8x48c2__avx512bf16.cpp"
 SOURCES_amx="src/kernels/x86/amx/gemm_bf16_f32_qw_32x32__amx.cpp src/kernels/x86/amx/gemm_qd8_f32_qu8w_32x32__amx.cpp"
 SOURCES_avx2="$(ls src/kernels/x86/avx2/gemm_*.cpp 2>/dev/null | tr '\n' ' ')"
 SOURCES_plain="src/kernels/cpu_features.cpp src/linear/packed_weight.cpp src/format/quantized_weight.cpp"

@@ -3,7 +3,7 @@
 // kernel tests), rows it rounds itself per panel. Both must give bit-identical outputs, the prepared path
 // must not read the fp32 rows at all (they are NaN here), and both must meet the bf16-operand bound of
 // docs/KERNELS.md. Random inputs (seed printed; ARK_TEST_SEED replays), outputs poisoned with NaN, shapes off
-// every tile: M around the 132-row work item and the 6-row micro-tile, N off the 16/64-column tile/panel, K
+// every tile: M around the 256-row work item and the 8-row micro-tile, N off the 16/48-column tile/panel, K
 // off the 128-wide panel, every bit width, sym/asym, act-order.
 #include <gtest/gtest.h>
 
@@ -130,12 +130,13 @@ void check_case(const Case& c, uint64_t case_id) {
 TEST(GemmBf16PreparedX, MatchesOwnRoundingAndOracle) {
   if (!have_avx512bf16()) GTEST_SKIP() << "this CPU lacks AVX-512-BF16";
   const Case cases[] = {
-      {{200, 320, 4, 128, true, false}, 133, DType::F32},  // 132-row item + 1 row; K = 2.5 panels
-      {{72, 416, 4, 32, false, false}, 271, DType::BF16},  // 3 items, the last 7 rows (6 + 1)
-      {{33, 256, 2, 64, false, true}, 131, DType::F16},    // act-order; 21 micro-tiles + 5 rows
+      {{200, 320, 4, 128, true, false}, 257, DType::F32},  // 256-row item + 1 row; K = 2.5 panels
+      {{72, 416, 4, 32, false, false}, 271, DType::BF16},  // 2 items, the last 15 rows (8 + 7)
+      {{33, 256, 2, 64, false, true}, 131, DType::F16},    // act-order; 16 micro-tiles + 3 rows
       {{80, 300, 3, 100, true, true}, 12, DType::F32},     // per-group padding (100 -> 128)
-      {{16, 64, 8, -1, false, false}, 1, DType::F32},      // one tile, one k-block pair of panels
+      {{16, 64, 8, -1, false, false}, 1, DType::F32},      // one tile, half a panel of K
       {{130, 1100, 4, 128, true, false}, 140, DType::BF16},
+      {{96, 160, 4, 32, false, false}, 300, DType::F32},  // N a whole number of panels
   };
   uint64_t id = 7000;
   for (const Case& c : cases) check_case(c, id++);

@@ -2,24 +2,27 @@
 // panel to bf16 (s · (q - z), rounded once), fp32 accumulation with vdpbf16ps. Any bits (2/3/4/8), any group.
 //
 // Blocking (sizes chosen for Zen 4 / Sapphire Rapids: 32 KiB L1D, >= 1 MiB L2):
-//   - a panel is 64 output columns (4 N-tiles) x 128 packed-K (4 k-blocks), dequantized into a 16 KiB bf16
-//     buffer laid out [k-pair][64 columns][2]: one zmm holds the (k, k+1) pairs of 16 columns, the second
+//   - a panel is 48 output columns (3 N-tiles) x 128 packed-K (4 k-blocks), dequantized into a 12 KiB bf16
+//     buffer laid out [k-pair][48 columns][2]: one zmm holds the (k, k+1) pairs of 16 columns, the second
 //     operand of vdpbf16ps;
-//   - every row of the work item (up to 132) then streams over that panel (the reuse that makes large M
-//     compute-bound): 6 rows x 64 columns = 24 zmm accumulators. Each k-pair needs 4 panel loads and 6
-//     broadcasts for 24 vdpbf16ps, so loads never limit, and 24 independent chains cover the dot product's
-//     latency (6 cycles here) times its throughput;
-//   - partial sums for the work item live in a stack buffer (132 rows x 64 fp32) between panel steps; the
+//   - every row of the work item (up to 256) then streams over that panel (the reuse that makes large M
+//     compute-bound): 8 rows x 48 columns = 24 zmm accumulators. Each k-pair needs 3 panel loads and 8
+//     broadcasts for 24 vdpbf16ps, and 24 independent chains cover the dot product's latency (6 cycles here)
+//     times its throughput;
+//   - partial sums for the work item live in a stack buffer (256 rows x 48 fp32) between panel steps; the
 //   last
-//     step adds the bias and writes y in its dtype straight from the accumulators;
+//     step adds the bias and writes y in its dtype straight from the accumulators. The sums buffer is what
+//     bounds the rows sharing one dequantized panel, hence 48 columns rather than 64: twice the rows per
+//     dequantization for the same stack;
 //   - x is read as bf16 rows: those the layer rounded once per call (LinearArgs::xb, via prepare_bf16 below),
-//     or, when a caller hands only fp32 rows, 6 rows x 128 k rounded per micro-kernel call. Either way the
+//     or, when a caller hands only fp32 rows, 8 rows x 128 k rounded per micro-kernel call. Either way the
 //     micro-kernel prefetches the next call's x rows and partial sums, one cache line per k-pair.
-// Measured on Zen 4, one core (docs/PERFORMANCE.md): rounding x once per call rather than once per 64-column
-// panel and the prefetch took the kernel from ~150 to ~189 GFLOP/s (peak ~232). Tried and not kept: partial
-// sums in y for fp32 outputs (256-row items, half the dequantization, but slower: ~183), 256-k panels with
-// fewer rows (no change).
-// Stack: 16 KiB panel + 33 KiB sums + 1.5 KiB bf16 activations.
+// Measured on Zen 4, one core, 4096 x 14336 int4 at M = 512 (docs/PERFORMANCE.md): the earlier 6 x 64 tile
+// with 120-row items and per-panel rounding of x ran ~150 GFLOP/s; rounding x once per call and the prefetch
+// ~188; this tile with 256-row items ~193 (vdpbf16ps peak ~232). Tried and not kept: partial sums in y for
+// fp32 outputs (slower), 256-k panels with fewer rows (no change), the next panel's dequantization
+// interleaved in pieces between micro-kernel calls (slower: a second panel buffer crowds L1), 12 x 32 tiles
+// (slower). Stack: 12 KiB panel + 48 KiB sums + 2 KiB bf16 activations.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -41,14 +44,14 @@ using x86::dequant_tile_bf16;
 using x86::dtype_bytes_for_output;
 using x86::store_output_row_avx512;
 
-constexpr int kMr = 6;                           // rows per micro-kernel call
-constexpr int kNvMax = 4;                        // N-tiles per panel
-constexpr int kPanelN = kNvMax * kTileN;         // 64 columns
+constexpr int kMr = 8;                           // rows per micro-kernel call
+constexpr int kNvMax = 3;                        // N-tiles per panel
+constexpr int kPanelN = kNvMax * kTileN;         // 48 columns
 constexpr int kPanelBlocks = 4;                  // k-blocks per panel
 constexpr int kPanelK = kPanelBlocks * kBlockK;  // 128 packed-K positions
-constexpr int64_t kMBlock = 132;  // rows per work item (22 x kMr): the partial sums' stack rows
+constexpr int64_t kMBlock = 256;  // rows per work item (32 x kMr): the partial sums' stack rows
 
-// One micro-kernel call: rows x 64 columns over one panel's k-pairs.
+// One micro-kernel call: rows x 48 columns over one panel's k-pairs.
 struct Step {
   const uint16_t* x;  // bf16 rows (stride ldx elements), starting at the panel's first k
   int64_t ldx;
@@ -63,7 +66,7 @@ struct Step {
   const float* bias;  // bias[n0] or null
   int valid[kNvMax];  // columns of each tile inside N
   // Prefetch, one cache line per k-pair: the next call's x rows (1 << pf_x_shift lines per row) and partial
-  // sums (4 lines per row).
+  // sums (contiguous rows of kPanelN floats).
   const char* pf_x;
   int64_t pf_x_ld;
   int pf_x_lines, pf_x_shift;
@@ -107,10 +110,7 @@ using MicroFn = void (*)(const Step&);
 
 template <int MR>
 constexpr MicroFn micro_for_nv(int nv) {
-  return nv == 1   ? micro_kernel<MR, 1>
-         : nv == 2 ? micro_kernel<MR, 2>
-         : nv == 3 ? micro_kernel<MR, 3>
-                   : micro_kernel<MR, 4>;
+  return nv == 1 ? micro_kernel<MR, 1> : nv == 2 ? micro_kernel<MR, 2> : micro_kernel<MR, 3>;
 }
 MicroFn select_micro(int rows, int nv) {
   switch (rows) {
@@ -124,8 +124,12 @@ MicroFn select_micro(int rows, int nv) {
       return micro_for_nv<4>(nv);
     case 5:
       return micro_for_nv<5>(nv);
-    default:
+    case 6:
       return micro_for_nv<6>(nv);
+    case 7:
+      return micro_for_nv<7>(nv);
+    default:
+      return micro_for_nv<8>(nv);
   }
 }
 
@@ -191,7 +195,7 @@ void run_rows(const PackedWeight& w, const LinearArgs& a, int64_t s0, int64_t s1
         s.pf_x_lines = pf_rows << s.pf_x_shift;
         s.c = sums + (mr - s0) * kPanelN;
         s.pf_c = reinterpret_cast<const char*>(sums + (pm - s0) * kPanelN);
-        s.pf_c_lines = s.first && pk == k0 ? 0 : pf_rows * 4;  // a first step reads no sums
+        s.pf_c_lines = s.first && pk == k0 ? 0 : pf_rows * kPanelN / 16;  // a first step reads no sums
         s.y = static_cast<uint8_t*>(a.y) + (mr * a.ldy + n0) * static_cast<int64_t>(y_elem);
         select_micro(rows, nv)(s);
       }
@@ -216,7 +220,7 @@ bool accepts(const LinearProblem& p) {
 
 }  // namespace
 
-extern const LinearImpl kGemmBf16Avx512Bf16 = {"gemm_bf16_f32_qw_6x64c2__avx512bf16", accepts,
+extern const LinearImpl kGemmBf16Avx512Bf16 = {"gemm_bf16_f32_qw_8x48c2__avx512bf16", accepts,
                                                run_for_bits<run<2>, run<3>, run<4>, run<8>>, kMBlock,
                                                prepare_bf16};
 
