@@ -74,36 +74,51 @@ struct Step {
   int pf_c_lines;
 };
 
+// The loops over rows and tiles carry unroll pragmas: fully unrolled before scalar replacement, the
+// accumulators stay in registers; without them GCC 12 kept the array on the stack and copied it around the
+// prefetching part of the k loop (~200 extra loads and stores per call, ~4% of the kernel's time).
 template <int MR, int NV>
 void micro_kernel(const Step& s) {
   __m512 acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v)
       acc[r][v] = s.first ? _mm512_setzero_ps() : _mm512_load_ps(s.c + r * kPanelN + v * kTileN);
+  }
   const int x_line_mask = (1 << s.pf_x_shift) - 1;
   for (int64_t p = 0; p < s.pairs; ++p) {
     if (p < s.pf_x_lines)
       _mm_prefetch(s.pf_x + (p >> s.pf_x_shift) * s.pf_x_ld + ((p & x_line_mask) << 6), _MM_HINT_T0);
     if (p < s.pf_c_lines) _mm_prefetch(s.pf_c + (p << 6), _MM_HINT_T0);
     __m512bh b[NV];
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_load_si512(s.panel + (p * kPanelN + v * kTileN) * 2);
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       int32_t pair_bits;
       __builtin_memcpy(&pair_bits, s.x + r * s.ldx + 2 * p, 4);
       const __m512bh a = (__m512bh)_mm512_set1_epi32(pair_bits);
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
   }
   if (!s.last) {
-    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) _mm512_store_ps(s.c + r * kPanelN + v * kTileN, acc[r][v]);
+    }
     return;
   }
   const size_t y_elem = dtype_bytes_for_output(s.y_dtype);
-  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v)
       store_output_row_avx512(acc[r][v], s.bias ? s.bias + v * kTileN : nullptr, s.y_dtype,
                               s.y + r * s.ldy_bytes + v * kTileN * y_elem, s.valid[v]);
+  }
 }
 
 using MicroFn = void (*)(const Step&);
