@@ -4,7 +4,7 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv] [--bits B] [--group G]
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--bits B] [--group G]
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -230,10 +230,15 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
 // --sweep-gemv: at M = 1, 2, 4, 8, 16 on the six shapes, the mma kernel as its planner runs it (the
 // baseline), the gemv kernel as its planner runs it, and gemv forced to each block shape (1, 2, 4, 8 tiles)
 // and split factor: to see whether gemv wins, up to which M, and whether its planner picks the fastest shape.
-int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw) {
+int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                                              {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  std::vector<int64_t> ms = {1, 2, 4, 8, 16};
+  if (quick) {  // --quick: a build variant's headline cases
+    shapes = {{4096, 4096}, {8192, 28672}, {28672, 8192}};
+    ms = {1, 4};
+  }
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
@@ -267,7 +272,7 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw) {
                   t * 1e6, ls[0]->packed_bytes() / t / bw);
       std::fflush(stdout);
     };
-    for (int64_t M : {1, 2, 4, 8, 16}) {
+    for (int64_t M : ms) {
       time_layers(mma, M, "mma");
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
       time_layers(gemv, M, "auto");
@@ -327,7 +332,7 @@ int main(int argc, char** argv) {
   // everything forward reads of the layer (codes, scales, zeros: packed_bytes()); frac_read_bw: the same
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
-  if (sweep_g) return sweep_gemv(s, bits, group, bw);
+  if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
       "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");

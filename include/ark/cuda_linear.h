@@ -32,9 +32,10 @@ struct CUstream_st;
 
 namespace ark {
 
-// Which kernel family a forward runs. kAuto: the streaming gemv kernel for small M (int4 and int8), the
-// tensor-core split-K kernel below large_m_threshold, dequantize + cuBLAS at or above it. The others force
-// one family for every M (tests and benchmarks; gemv takes M <= 16 and runs mma above).
+// Which kernel family a forward runs. kAuto: the tensor-core split-K kernel below large_m_threshold (the
+// streaming gemv kernel instead where it measured faster: M = 1 on large int4 layers), dequantize + cuBLAS at
+// or above it. The others force one family for every M (tests and benchmarks; gemv takes M <= 16 and runs mma
+// above).
 enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt, kGemv };
 
 std::string_view cuda_kernel_name(CudaKernel k);      // "auto", "mma", "dequant_gemm", "simt", "gemv"
@@ -56,7 +57,8 @@ struct CudaLinearSpec {
   // > 0: the mma (and gemv) kernel's split-K factor (rounded to one that divides K's chunks evenly; the cost
   // model's choice when it does not fit shared memory); 0: the cost model. For measuring the planner.
   int mma_splits = 0;
-  // > 0: the gemv kernel's n8 tiles per block (1, 2, 4 or 8); 0: the cost model. For measuring the planner.
+  // > 0: the gemv kernel's warps along N per block (1, 2, 4 or 8, each with 4 n8 tiles; the rest of the 8
+  // warps split K); 0: the cost model. For measuring the planner.
   int gemv_block_tiles = 0;
   int device = -1;    // CUDA device to pack on; -1: the current device
 };

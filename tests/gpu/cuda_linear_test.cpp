@@ -514,9 +514,9 @@ TEST(CudaLinear, GemvEveryCombination) {
           }
 }
 
-// Every block shape (1, 2, 4, 8 tiles: 8, 4, 2, 1 warps per tile sharing K) and split-K factor of gemv,
-// forced, against the oracle: more warps per tile than chunks, uneven last split, N not a multiple of the
-// block's tiles, x read element-wise (K % 8 != 0).
+// Every block shape (1, 2, 4, 8 warps along N, each with 4 tiles; 8, 4, 2, 1 warps along K) and split-K
+// factor of gemv, forced, against the oracle: more warps along K than chunks, uneven last split, N not a
+// multiple of the block's tiles nor of a warp's 4, x read element-wise (K % 8 != 0).
 TEST(CudaLinear, GemvForcedShapesMatchOracle) {
   REQUIRE_GPU();
   uint64_t id = 12000;
@@ -556,9 +556,10 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
   EXPECT_THROW(ok.set_gemv_block_tiles(-1), Error);
 }
 
-// kAuto's family per M and the gemv plans on an H200's figures (host-only): gemv for int4 and int8 up to
-// kGemvAutoMaxM, mma for 2 and 3 bits and above it, dequant_gemm from large_m_threshold; every gemv plan fits
-// the block's shared memory, covers K exactly once and asks for partials only when it splits K.
+// kAuto's family per M and the gemv plans on an H200's figures (host-only): gemv where it measured faster
+// than mma (M = 1, int4, g >= 128, the two 70B shapes), mma elsewhere below large_m_threshold, dequant_gemm
+// from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for partials only
+// when it splits K; M above gemv's range falls back to mma.
 TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
@@ -567,38 +568,39 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192}, {8192, 28672},
                                {28672, 8192}, {320, 203},    {128, 8},      {65536, 1024}};
   for (const auto& sh : shapes)
-    for (int bits : {2, 3, 4, 8}) {
-      cuda::PackedView v;
-      v.k = sh[0];
-      v.n = sh[1];
-      v.bits = bits;
-      v.groups = (sh[0] + 127) / 128;
-      v.n8_tiles = (sh[1] + 7) / 8;
-      v.chunks = (sh[0] + 127) / 128;
-      for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 64, 255, 256}) {
-        const cuda::Family f = cuda::auto_family(v, M, 256);
-        const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
-                                  : M <= cuda::kGemvAutoMaxM && (bits == 4 || bits == 8) ? cuda::Family::kGemv
-                                                                                         : cuda::Family::kMma;
-        EXPECT_EQ(static_cast<int>(f), static_cast<int>(want))
-            << sh[0] << "x" << sh[1] << " int" << bits << " M=" << M;
-        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
-        if (M > cuda::kGemvMaxRows) {
-          EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kMma)) << "M=" << M;
-          continue;
+    for (int bits : {2, 3, 4, 8})
+      for (int64_t group : {128, 32}) {
+        cuda::PackedView v;
+        v.k = sh[0];
+        v.n = sh[1];
+        v.bits = bits;
+        v.chunks = (sh[0] + 127) / 128;
+        v.groups = v.chunks * (128 / group);
+        v.n8_tiles = (sh[1] + 7) / 8;
+        const bool big70b = (sh[0] == 8192 && sh[1] == 28672) || (sh[0] == 28672 && sh[1] == 8192);
+        for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 64, 255, 256}) {
+          const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
+                                    : M == 1 && bits == 4 && group == 128 && big70b ? cuda::Family::kGemv
+                                                                                    : cuda::Family::kMma;
+          EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256)), static_cast<int>(want))
+              << sh[0] << "x" << sh[1] << " int" << bits << " g" << group << " M=" << M;
+          const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+          if (M > cuda::kGemvMaxRows) {
+            EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kMma)) << "M=" << M;
+            continue;
+          }
+          EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kGemv));
+          EXPECT_FALSE(p.gather);
+          EXPECT_TRUE(p.block_tiles == 1 || p.block_tiles == 2 || p.block_tiles == 4 || p.block_tiles == 8);
+          EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
+          EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split, bits));
+          EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
+          EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
+          EXPECT_EQ(p.workspace_bytes, p.splits > 1 ? p.partial_bytes : 0u);
+          EXPECT_GE(p.partial_bytes, p.splits > 1 ? static_cast<size_t>(p.splits * M * v.n * 4) : 0u);
         }
-        EXPECT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kGemv));
-        EXPECT_FALSE(p.gather);
-        EXPECT_TRUE(p.block_tiles == 1 || p.block_tiles == 2 || p.block_tiles == 4 || p.block_tiles == 8);
-        EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
-        EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split));
-        EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
-        EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
-        EXPECT_EQ(p.workspace_bytes, p.splits > 1 ? p.partial_bytes : 0u);
-        EXPECT_GE(p.partial_bytes, p.splits > 1 ? static_cast<size_t>(p.splits * M * v.n * 4) : 0u);
       }
-    }
-  // Forced shapes are honoured: tiles exactly, splits rounded to a factor that divides the chunks evenly.
+  // Forced shapes are honoured: warps along N exactly, splits rounded to a factor that divides the chunks.
   cuda::PackedView v;
   v.k = 1000;
   v.n = 200;
@@ -610,6 +612,35 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   EXPECT_EQ(p.block_tiles, 4);
   EXPECT_EQ(p.splits, 4);
   EXPECT_EQ(p.chunks_per_split, 2);
+}
+
+// The gemv planner picks, on an H200's figures, the block shape and split factor that the sweep of
+// 2026-11-27 measured fastest (ark_cuda_bench --sweep-gemv, int4 g128, docs/CUDA.md), or one within 4% of it
+// (4096x11008 M=1: t8 s6 was the fastest; 11008x4096 M=1: t8 s15 17.3 us against t2 s4 16.5 us).
+TEST(CudaPlan, GemvShapesFollowTheSweep) {
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  struct Want {
+    int64_t k, n, m;
+    int warps_n, splits;
+  };
+  const Want wants[] = {{4096, 4096, 1, 1, 1},  {4096, 11008, 1, 8, 6}, {11008, 4096, 1, 8, 15},
+                        {8192, 8192, 1, 1, 1},  {8192, 28672, 1, 4, 1}, {28672, 8192, 1, 8, 8},
+                        {28672, 8192, 4, 8, 8}, {8192, 8192, 16, 8, 8}, {4096, 4096, 16, 4, 8}};
+  for (const Want& t : wants) {
+    cuda::PackedView v;
+    v.k = t.k;
+    v.n = t.n;
+    v.bits = 4;
+    v.groups = t.k / 128;
+    v.n8_tiles = t.n / 8;
+    v.chunks = t.k / 128;
+    const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kGemv, dev);
+    EXPECT_EQ(p.block_tiles, t.warps_n) << t.k << "x" << t.n << " M=" << t.m;
+    EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
+  }
 }
 
 // spec.max_m: the layer's own workspace serves every M up to it.

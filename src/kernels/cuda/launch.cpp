@@ -81,24 +81,27 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
   return t;
 }
 
-// The gemv planner's model (linear_gemv.cu), in nanoseconds: the kernel streams without barriers, so an SM
-// moves bytes at the slower of its DRAM share and what its resident blocks keep in flight (a block of 8 warps
-// holds ~16 KB of loads in flight: about kGemvBlockBytesPerNs alone). Time = the busiest SM's bytes at that
-// rate, plus staging x into shared memory (from L2) per block, one start-up, and the split-K reduce.
-constexpr double kGemvBlockBytesPerNs = 14, kGemvStartNs = 1500, kGemvStageBytesPerNs = 60;
+// The gemv planner's model (linear_gemv.cu), fitted to a sweep of every block shape and split factor on an
+// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..16; docs/CUDA.md). A warp takes about
+// kGemvChunkNs per 128-k chunk of its 4 tiles when its block is alone on the SM, (1 + kGemvShare) times that
+// when two blocks share it, a little more per extra row of x; blocks beyond one wave run in further rounds,
+// each paying a start-up (ring fill, x staged from L2 at kGemvStageBytesPerNs); split-K adds the reduce
+// kernel and the fp32 partials.
+constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 1150, kGemvShare = 0.3, kGemvPerRow = 0.02,
+                 kGemvStageBytesPerNs = 5, kGemvRoundNs = 2000, kGemvReduceNs = 3000;
 
 double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
                     int64_t splits, int64_t cps) {
-  const int64_t blocks = ceil_div(w.n8_tiles, block_tiles) * splits;
-  const int64_t busiest = ceil_div(blocks, sm_count);
-  const double tile_chunk_bytes = kChunkK * w.bits / 8.0 * kTileRows + 6.0 * kTileRows;  // codes + meta
-  const double block_bytes = static_cast<double>(block_tiles * cps) * tile_chunk_bytes;
-  const double resident = static_cast<double>(std::min(per_sm, busiest));
-  const double rate = std::min(kBytesPerNsPerSm, resident * kGemvBlockBytesPerNs);
-  double t =
-      kGemvStartNs + static_cast<double>(busiest) * block_bytes / rate +
-      static_cast<double>(busiest) * static_cast<double>(M * cps * 256) / (kGemvStageBytesPerNs * resident);
-  if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
+  const int64_t blocks = ceil_div(w.n8_tiles, static_cast<int64_t>(block_tiles) * kGemvWarpTiles) * splits;
+  const int64_t rounds = ceil_div(blocks, per_sm * sm_count);
+  const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));  // blocks on the busiest SM
+  const int64_t warp_chunks = ceil_div(cps, kGemvWarps / block_tiles);
+  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) *
+                          (1 + kGemvPerRow * static_cast<double>(M - 1)) * w.bits / 4.0;
+  const double stage_ns = static_cast<double>(M * cps * 256) / kGemvStageBytesPerNs;
+  double t = kGemvLaunchNs + static_cast<double>(rounds) *
+                                 (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
+  if (splits > 1) t += kGemvReduceNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
   return t;
 }
 
@@ -106,8 +109,12 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
 
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold) {
   if (M >= large_m_threshold) return Family::kDequantGemm;
-  if (M <= kGemvAutoMaxM && (w.bits == 4 || w.bits == 8)) return Family::kGemv;
-  return Family::kMma;
+  return gemv_preferred(w, M) ? Family::kGemv : Family::kMma;
+}
+
+bool gemv_preferred(const PackedView& w, int64_t M) {
+  return M <= kGemvAutoMaxM && w.bits == 4 && w.groups <= w.chunks &&
+         w.n8_tiles * w.chunks >= kGemvAutoMinTileChunks;
 }
 
 const char* status_message(int status) {
@@ -184,7 +191,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
           const int64_t cps = ceil_div(w.chunks, s);
           if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
           if (pass == 0 && forced_cps > 0 && cps != forced_cps) continue;
-          const size_t smem = gemv_smem_bytes(M, cps);
+          const size_t smem = gemv_smem_bytes(M, cps, w.bits);
           if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
           const int64_t fit =
               dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
@@ -203,7 +210,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.block_tiles = 1;
       p.chunks_per_split = 8;
       p.splits = static_cast<int>(ceil_div(w.chunks, 8));
-      p.smem_bytes = gemv_smem_bytes(M, 8);
+      p.smem_bytes = gemv_smem_bytes(M, 8, w.bits);
     }
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes;

@@ -27,11 +27,11 @@ enum class Family : int { kMma, kDequantGemm, kSimt, kGemv };
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
   Family family = Family::kMma;
-  int m_tiles = 1;             // mma: m16 tiles per block (1, 2 or 4)
-  int block_tiles = 1;         // gemv: n8 tiles per block (1, 2, 4 or 8; 8 / block_tiles warps per tile)
-  int splits = 1;              // mma, gemv: split-K factor (fp32 partials in the workspace when > 1)
-  int chunks_per_split = 1;    // mma, gemv: 128-k chunks per split
-  size_t smem_bytes = 0;       // mma: the cp.async ring and block-group table; gemv: table, x, reduction
+  int m_tiles = 1;           // mma: m16 tiles per block (1, 2 or 4)
+  int block_tiles = 1;       // gemv: warps along N (1, 2, 4 or 8, kGemvWarpTiles tiles each), 8 / it along K
+  int splits = 1;            // mma, gemv: split-K factor (fp32 partials in the workspace when > 1)
+  int chunks_per_split = 1;  // mma, gemv: 128-k chunks per split
+  size_t smem_bytes = 0;     // mma: the cp.async ring and block-group table; gemv: table, x, reduction
   int64_t rows_per_chunk = 0;  // dequant_gemm: weight rows dequantized per cuBLAS call
   bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
@@ -66,33 +66,57 @@ constexpr int mma_stages(int m_tiles) {
 inline constexpr size_t kDequantChunkBytes = 64u << 20;  // dequantized weight rows per cuBLAS call
 inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
-// The streaming decode kernel (linear_gemv.cu): 8 warps per block, at most kGemvMaxBlocksPerSm blocks per SM
-// (its launch bounds), M <= kGemvMaxRows (one m16 tile); each lane keeps gemv_stage_chunks(bits) chunks of
-// code words in flight (16 words: 64 bytes) while it computes as many.
-// Build-time knobs, to measure variants on the device: ARK_GEMV_BLOCKS_PER_SM (launch bounds: 2 leaves 128
-// registers a thread, 3 leaves 80) and ARK_GEMV_STAGE_WORDS (code words per lane and stage: 16 = 4 int4
-// chunks).
+// The streaming decode kernel (linear_gemv.cu): 8 warps per block, each owning kGemvWarpTiles n8 tiles;
+// Plan::block_tiles warps side by side along N, the other 8 / block_tiles along K. At most
+// kGemvMaxBlocksPerSm blocks per SM (launch bounds), M <= kGemvMaxRows (one m16 tile). Each warp streams its
+// tiles through a private ring of gemv_ring_stages(bits) chunk slots in shared memory (about
+// ARK_GEMV_RING_BYTES of codes, all slots but one in flight). Build-time knobs, to measure variants on the
+// device: ARK_GEMV_WARP_TILES, ARK_GEMV_BLOCKS_PER_SM, ARK_GEMV_RING_BYTES, ARK_GEMV_L2_PREFETCH,
+// ARK_GEMV_WARP_RANGES.
+#ifndef ARK_GEMV_WARP_TILES
+#define ARK_GEMV_WARP_TILES 4
+#endif
 #ifndef ARK_GEMV_BLOCKS_PER_SM
 #define ARK_GEMV_BLOCKS_PER_SM 2
 #endif
-#ifndef ARK_GEMV_STAGE_WORDS
-#define ARK_GEMV_STAGE_WORDS 16
+#ifndef ARK_GEMV_L2_PREFETCH  // 0, 128 or 256: cp.async's L2 prefetch size for the weights
+#define ARK_GEMV_L2_PREFETCH 0
+#endif
+#ifndef ARK_GEMV_WARP_RANGES  // 1: the warps along K take contiguous chunk runs instead of interleaving
+#define ARK_GEMV_WARP_RANGES 0
+#endif
+#ifndef ARK_GEMV_RING_BYTES
+#define ARK_GEMV_RING_BYTES 8192
 #endif
 inline constexpr int kGemvWarps = 8;
+inline constexpr int kGemvWarpTiles = ARK_GEMV_WARP_TILES;
 inline constexpr int kGemvMaxBlocksPerSm = ARK_GEMV_BLOCKS_PER_SM;
 inline constexpr int64_t kGemvMaxRows = 16;
-ARK_HD constexpr int gemv_stage_chunks(int bits) {
-  return ARK_GEMV_STAGE_WORDS / bits > 0 ? ARK_GEMV_STAGE_WORDS / bits : 1;
+ARK_HD constexpr int gemv_ring_stages(int bits) {
+  return ARK_GEMV_RING_BYTES / (kGemvWarpTiles * bits * 128) > 3
+             ? ARK_GEMV_RING_BYTES / (kGemvWarpTiles * bits * 128)
+             : 3;
 }
-// Shared memory of one gemv block: block-group table, reduction area, x rows in A-fragment order.
-constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split) {
-  return static_cast<size_t>(chunks_per_split * 16 + kGemvWarps * 32 * 16 + chunks_per_split * M * 256);
+// One warp's ring: per slot and tile the 32 lanes' code words and 48 bytes of scales (8 fp32) and zeros (8
+// uint16). After the loop it holds the warp's partial sums (kGemvWarpTiles x 32 lanes x 4 fp32).
+ARK_HD constexpr int gemv_ring_bytes(int bits) {
+  return gemv_ring_stages(bits) * kGemvWarpTiles * (bits * 128 + 48);
 }
-// Up to this M (and with bits 4 or 8) kAuto runs the gemv family. 0 for now: the first version (a register
-// ring, 1 stage of 4 chunks in flight per warp) ran 1.0-2.0x slower than mma on the H200 (docs/CUDA.md).
-inline constexpr int64_t kGemvAutoMaxM = 0;
+// Shared memory of one gemv block: block-group table, the warps' rings, x rows in A-fragment order.
+constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits) {
+  return static_cast<size_t>(chunks_per_split * 16 + kGemvWarps * gemv_ring_bytes(bits) +
+                             chunks_per_split * M * 256);
+}
+// Where kAuto runs gemv instead of mma: where it measured faster on the H200 (docs/CUDA.md): M = 1, int4, at
+// most one group starting per chunk (g >= 128 or per-channel), and a layer of at least kGemvAutoMinTileChunks
+// (tile, chunk) pairs (the 70B shapes have 229376: 2-5% faster there; mma stays ahead on 8192x8192 and the 7B
+// shapes, and at M >= 2).
+inline constexpr int64_t kGemvAutoMaxM = 1;
+inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 17;
+bool gemv_preferred(const PackedView& w, int64_t M);
 
-// The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv for small M, else mma.
+// The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv where gemv_preferred,
+// else mma.
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
