@@ -4,7 +4,9 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--bits B] [--group G]
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--once K N M auto|mma|gemv] [--bits
+//   B]
+//                  [--group G]
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -296,10 +298,38 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   return 0;
 }
 
+// --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
+int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
+  CudaLinearSpec spec;
+  spec.in_features = K;
+  spec.out_features = N;
+  spec.bits = bits;
+  spec.group_size = group;
+  spec.kernel = parse_cuda_kernel(family);
+  CudaQuantLinear layer(spec);
+  layer.load(random_weight(N, K, bits, group, 99));
+  layer.post_init();
+  void *x, *y, *ws;
+  const size_t ws_bytes = std::max<size_t>(layer.workspace_bytes(M), 256);
+  CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(M * K) * 2));
+  CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(M * K) * 2));
+  CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(M * N) * 2));
+  CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+  for (int i = 0; i < 3; ++i) layer.forward(x, y, M, DType::BF16, s, ws, ws_bytes);
+  CHECK_CUDA(cudaStreamSynchronize(s));
+  std::printf("once: %s\n", layer.kernel_name(M).c_str());
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(ws);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false, sweep = false, sweep_g = false;
+  int64_t once_k = 0, once_n = 0, once_m = 0;
+  const char* once_family = nullptr;
   int bits = 4;
   int64_t group = 128;
   for (int i = 1; i < argc; ++i) {
@@ -307,7 +337,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv"))
       sweep_g = true;
-    else if (!std::strcmp(argv[i], "--bits") && i + 1 < argc) bits = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
+      once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
+      once_family = argv[i + 4];
+      i += 4;
+    } else if (!std::strcmp(argv[i], "--bits") && i + 1 < argc)
+      bits = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--group") && i + 1 < argc) group = std::atoll(argv[++i]);
   }
   if (!cuda_available()) {
@@ -318,6 +353,7 @@ int main(int argc, char** argv) {
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t s;
   CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  if (once_family) return run_once(s, bits, group, once_k, once_n, once_m, once_family);
   const Bandwidth bws = measure_bandwidth(s, prop.multiProcessorCount);
   const double bw = bws.copy;
   std::printf("# device: %s, %d SMs, L2 %d MB; copy kernel (read + write) %.2f TB/s, read-only kernel %.2f TB/s, "
