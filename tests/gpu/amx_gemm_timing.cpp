@@ -86,6 +86,15 @@ int main(int argc, char** argv) {
       std::printf("%-40s skipped: this CPU lacks its ISA\n", impl->name);
       continue;
     }
+    // As QuantLinear::forward does: a kernel with prepare_bf16 reads the rows rounded to bf16 once.
+    LinearArgs ai = a;
+    std::vector<uint16_t> xb;
+    if (impl->prepare_bf16 != nullptr && !int8) {
+      xb.resize(x.size());
+      impl->prepare_bf16(x.data(), kp, 0, M, kp, xb.data(), kp);
+      ai.xb = xb.data();
+      ai.ldxb = kp;
+    }
     for (int threads : {1, hw}) {
       const int64_t mb = impl->m_block;
       const int64_t m_items = (M + mb - 1) / mb;
@@ -98,7 +107,7 @@ int main(int argc, char** argv) {
             for (int64_t it; (it = next.fetch_add(1)) < m_items * n_parts;) {
               const int64_t mi = it / n_parts, ni = it % n_parts;
               const int64_t t0 = p.n_tiles * ni / n_parts, t1 = p.n_tiles * (ni + 1) / n_parts;
-              if (t0 < t1) impl->run(p, a, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
+              if (t0 < t1) impl->run(p, ai, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
             }
           });
         for (auto& th : pool) th.join();
