@@ -7,8 +7,9 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|build] [output folder]
-#           (gemv: the streaming decode kernel against mma at M = 1..16, every block shape and split)
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|profile|build] [output folder]
+#           (gemv: the streaming decode kernel against mma at M = 1..16, every block shape and split;
+#           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -257,6 +258,21 @@ fi
 if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..16, every block shape and split factor
   echo "== gemv sweep ($DEFINES)"
   timeout 240 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
+fi
+
+if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8192, M = 1), when ncu is there
+  NCU=$(tool ncu)
+  if [ -n "$NCU" ]; then
+    for fam in gemv mma; do
+      timeout 60 "$NCU" --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+        --section Occupancy --section SchedulerStats -k "regex:${fam}_kernel" -c 1 \
+        $BIN/ark_cuda_bench --once 28672 8192 1 $fam >"$OUT_DIR/ncu_$fam.txt" 2>&1
+      grep -E "Duration|DRAM Throughput|Compute \(SM\)|Warp Cycles Per Issued|Achieved Occupancy" \
+        "$OUT_DIR/ncu_$fam.txt" | sed "s/^/$fam: /"
+    done
+  else
+    note "profile: ncu not found"
+  fi
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then
