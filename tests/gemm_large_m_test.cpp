@@ -1,8 +1,8 @@
 // Large-M (prefill) GEMM kernels against an fp64 reference computed here from the canonical weight, on fresh
 // random inputs (seed printed; replay with ARK_TEST_SEED=<seed>), outputs poisoned with NaN first, over
-// shapes that hit every tail: M not a multiple of the 6-row micro-tile or the 120-row work item, N not a
-// multiple of the 16-row N-tile or the 64-column panel, K not a multiple of the 32-wide k-block or the
-// 128/256-wide panel.
+// shapes that hit every tail: M not a multiple of the 6- or 8-row micro-tile or the 120- to 256-row work item,
+// N not a multiple of the 16-row N-tile or the 48/64-column panel, K not a multiple of the 32-wide k-block or
+// the 128/256-wide panel.
 //
 // Tolerances, per compute mode (S = Σ_k |x_k · W_nk|, the size of the terms being summed):
 //   bf16 (AVX-512-BF16, AMX-BF16): x and W are each rounded to bf16 (relative error 2^-9 each) and the
