@@ -1,11 +1,10 @@
 // Runtime pieces that need no weights: config.json parsing (both RoPE styles, llama3 scaling worked by
-// hand, refusals), chat-template rendering against hand-written expected prompts, and the sampler.
+// hand, refusals), and the sampler.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
 
-#include "ark/chat_template.h"
 #include "ark/model_config.h"
 #include "ark/sampler.h"
 #include "runtime_test_util.h"
@@ -98,56 +97,7 @@ TEST(RuntimeConfig, RefusesWhatItCannotRun) {
             std::string::npos);
 }
 
-// --- chat templates: expected prompts written by hand from each template's Jinja source -----------------
-
-const char* kQwen25Template =
-    "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + "
-    "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are "
-    "a "
-    "helpful assistant.<|im_end|>\\n' }}{%- endif %}...";
-
-TEST(RuntimeChatTemplate, ChatMlWithQwen25DefaultSystem) {
-  const ChatTemplate t = ChatTemplate::from_jinja(kQwen25Template);
-  EXPECT_EQ(t.family(), ChatTemplate::Family::kChatMl);
-  EXPECT_EQ(
-      t.render({{"user", "Hi"}}),
-      "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-      "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(t.render({{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}}, false),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-            "<|im_start|>assistant\nHello<|im_end|>\n");
-}
-
-TEST(RuntimeChatTemplate, Qwen3DropsEarlierReasoningAndHonoursEnableThinking) {
-  const ChatTemplate t = ChatTemplate::from_jinja("... <|im_start|> ... <think> ... last_query_index ...");
-  EXPECT_EQ(t.family(), ChatTemplate::Family::kQwen3);
-  EXPECT_EQ(t.render({{"user", "2+2?"}, {"assistant", "<think>\nadd\n</think>\n\n4"}, {"user", "and 3+3?"}}),
-            "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
-            "<|im_start|>user\nand 3+3?<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(t.render({{"user", "x"}}, true, false),
-            "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
-  // No default system message in Qwen3's template.
-  EXPECT_EQ(t.render({{"system", "S"}, {"user", "u"}}, false),
-            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nu<|im_end|>\n");
-}
-
-TEST(RuntimeChatTemplate, Llama3TrimsContentAndPutsBosFirst) {
-  const ChatTemplate t = ChatTemplate::from_jinja("{{ '<|start_header_id|>' }}", "<|begin_of_text|>");
-  EXPECT_EQ(t.family(), ChatTemplate::Family::kLlama3);
-  EXPECT_EQ(t.render({{"system", " Be kind.\n"}, {"user", "Hi  "}}),
-            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe kind.<|eot_id|>"
-            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
-            "<|start_header_id|>assistant<|end_header_id|>\n\n");
-}
-
-TEST(RuntimeChatTemplate, RefusesUnknownTemplatesAndRoles) {
-  EXPECT_NE(
-      error_of([] { ChatTemplate::from_jinja("[INST] {{ messages }} [/INST]"); }).find("not a recognised"),
-      std::string::npos);
-  const ChatTemplate t = ChatTemplate::from_jinja("<|im_start|>");
-  EXPECT_NE(error_of([&] { t.render({{"tool", "x"}}); }).find("role 'tool'"), std::string::npos);
-  EXPECT_NE(error_of([&] { t.render({}); }).find("empty"), std::string::npos);
-}
+// Chat templates are tested in tests/jinja_test.cpp.
 
 // --- sampler ---------------------------------------------------------------------------------------------
 

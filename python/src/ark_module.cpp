@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ark/chat_template.h"
 #include "ark/dtype.h"
 #include "ark/error.h"
 #include "ark/format.h"
@@ -467,4 +468,19 @@ PYBIND11_MODULE(_C, m) {
   register_cuda(m);
 #endif
   m.def("resolve_quant_config", &resolve_quant_config_py, py::arg("json_text"), py::arg("layer_names"));
+  // A chat template (source text, or a checkpoint directory's) rendered with variables given as a JSON
+  // object (ark/chat_template.h: ChatTemplate::render_json); for the tests against jinja2/transformers.
+  using TokenMap = std::map<std::string, std::string>;
+  m.def(
+      "render_chat_template",
+      [](const std::string& source, const std::string& variables_json, const TokenMap& tokens) {
+        return ark::ChatTemplate::from_jinja(source, tokens).render_json(variables_json);
+      },
+      py::arg("source"), py::arg("variables_json"), py::arg("special_tokens") = TokenMap{});
+  m.def(
+      "render_chat_template_dir",
+      [](const std::string& dir, const std::string& variables_json) {
+        return ark::ChatTemplate::from_dir(dir).render_json(variables_json);
+      },
+      py::arg("dir"), py::arg("variables_json"));
 }

@@ -151,7 +151,8 @@ void run(GenerateArgs a) {
   if (!a.messages.empty()) conversation = read_messages(a.messages);
   if (!a.system.empty()) conversation.insert(conversation.begin(), {"system", a.system});
   if (a.chat && !a.prompt.empty()) conversation.push_back({"user", a.prompt});
-  const bool think = !a.no_think;
+  // enable_thinking reaches the template only with --no-think, as transformers passes only what is given.
+  const std::optional<bool> think = a.no_think ? std::optional<bool>(false) : std::nullopt;
   if (a.print_prompt) {
     ARK_CHECK(a.chat ? !conversation.empty() : true,
               "--print-prompt with --chat needs --prompt or --messages");
@@ -235,7 +236,7 @@ void run(GenerateArgs a) {
     return;
   }
   // Interactive: one user line per turn; an empty line or end of input ends the chat.
-  std::cerr << "chat (" << tmpl->family_name() << " template); an empty line ends it\n";
+  std::cerr << "chat (the checkpoint's template); an empty line ends it\n";
   std::string line;
   while (true) {
     std::cerr << "> " << std::flush;
