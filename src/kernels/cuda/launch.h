@@ -120,7 +120,7 @@ bool gemv_preferred(const PackedView& w, int64_t M);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
-// forced_block_tiles > 0: gemv's tiles per block (1, 2, 4 or 8).
+// forced_block_tiles > 0: gemv's warps along N per block (1, 2, 4 or 8).
 Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& dev, int forced_splits = 0,
                int forced_block_tiles = 0);
 
