@@ -311,8 +311,22 @@ TEST(QuantLinearApi, DescribeSaysWhatRuns) {
   }
 }
 
+// auto picks int8 at every level above ref (integer dot products are the fastest path from AVX2 up) and exact
+// at ref, where both modes run the same scalar kernel.
+TEST(QuantLinearApi, AutoModeIsInt8AboveTheReference) {
+  std::mt19937_64 rng = ql_test::rng_for(9);
+  const WeightConfig c{32, 64, 4, 32, true, false};
+  for (const std::string& isa : ql_test::available_isas()) {
+    QuantLinear layer(spec_for(c, ComputeMode::kAuto, isa));
+    layer.load(ql_test::random_weight(c, rng));
+    layer.post_init();
+    const std::string want = isa == "ref" ? "mode exact" : "mode int8";
+    EXPECT_NE(layer.describe().find(want), std::string::npos) << isa << ": " << layer.describe();
+  }
+}
+
 // auto must never trade a vector kernel for the scalar reference: above ISA level ref, every bit width gets a
-// non-reference kernel in both regimes (int8 where both regimes have one, else exact).
+// non-reference kernel in both regimes.
 TEST(QuantLinearApi, AutoModeNeverFallsBackToTheReference) {
   std::mt19937_64 rng = ql_test::rng_for(8);
   for (const std::string& isa : ql_test::available_isas()) {
