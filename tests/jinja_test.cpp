@@ -138,6 +138,10 @@ const Case kCases[] = {
      "\"\\u65e5\\u672c\\\"q\\\"\\n\", \"a\": [1, 2.5, true, null]}|{\"a\": 2, \"b\": 1}"},
     {"tojson_nested_indent", R"J({{ d|tojson(indent=4) }})J", R"({"d": {"a": [1, {}], "b": {"c": []}}})",
      "{\n    \"a\": [\n        1,\n        {}\n    ],\n    \"b\": {\n        \"c\": []\n    }\n}"},
+    {"unicode_case",
+     R"J({{ 'ÉCOLE Straße ΣΟΦΙΑ'|lower }}|{{ 'élan vital ñ'|upper }}|{{ 'élan ÉTÉ 日本x a-b (c'|title }}|{{ 'ébc DEF'|capitalize }}|{{ 'é1' is lower }}{{ '12' is lower }}{{ 'ÀB' is upper }}|{{ 'ǆemal'.title() }}|{{ 'élan ÉTÉ 日本x a-b'.title() }})J",
+     "{}",
+     R"J(école straße σοφια|ÉLAN VITAL Ñ|Élan Été 日本x A-B (C|Ébc def|TrueFalseTrue|ǅemal|Élan Été 日本X A-B)J"},
     {"case_filters",
      R"J({{ 12|string ~ 'AbC'|lower ~ 'abc'|upper ~ 'hello wORLD'|title ~ 'hELLO'|capitalize }})J", "{}",
      R"J(12abcABCHello WorldHello)J"},
@@ -336,6 +340,10 @@ TEST(ChatTemplate, FromDirReadsTheTemplateAndSpecialTokensAsTransformersDoes) {
             "chat_template": [{"name": "tool_use", "template": "tools"},
                               {"name": "default", "template": "{{ bos_token is defined }}{{ eos_token }}{{ pad_token is defined }}{{ additional_special_tokens }}"}]})");
   EXPECT_EQ(ChatTemplate::from_dir(dir).render({}), "False</s>False['<a>']");
+  write("special_tokens_map.json",
+        R"({"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</e>"})");
+  EXPECT_EQ(ChatTemplate::from_dir(dir).render({}), "True</e>False['<a>']");
+  std::filesystem::remove(dir / "special_tokens_map.json");
   write("chat_template.jinja", "from the file\n");
   EXPECT_EQ(ChatTemplate::from_dir(dir).render({}), "from the file");
   write("chat_template.jinja", "{% if %}");

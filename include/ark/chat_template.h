@@ -37,7 +37,8 @@ class ChatTemplate {
                                  std::map<std::string, std::string> special_tokens = {});
   // Reads `dir`/tokenizer_config.json (chat_template as a string, or the "default" entry of a list of
   // named templates; `dir`/chat_template.jinja wins when present, as newer transformers save it there) and
-  // its special tokens. Throws naming the file when there is no template or it does not parse.
+  // its special tokens (special_tokens_map.json overriding them when present). Throws naming the file when
+  // there is no template or it does not parse.
   static ChatTemplate from_dir(const std::filesystem::path& dir);
 
   // Plain-text messages (role, content). `enable_thinking` is passed to the template only when given.

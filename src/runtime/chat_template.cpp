@@ -29,6 +29,10 @@ std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
+constexpr const char* kSpecialTokenNames[] = {
+    "bos_token", "eos_token", "unk_token",  "sep_token",
+    "pad_token", "cls_token", "mask_token", "additional_special_tokens"};
+
 // An AddedToken is written either as its text or as {"content": text, ...}.
 std::optional<std::string> token_text(const nlohmann::json& j) {
   if (j.is_string()) return j.get<std::string>();
@@ -91,18 +95,35 @@ ChatTemplate ChatTemplate::from_dir(const std::filesystem::path& dir) {
       throw_error(path.string(), ": chat_template must be a string or a list of named templates");
     }
   }
-  // transformers' special_tokens_map: the attributes that are set and non-empty.
-  jinja::Dict tokens;
-  for (const char* name :
-       {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
-    if (!j.contains(name)) continue;
-    if (auto text = token_text(j.at(name)); text && !text->empty()) tokens.set(name, jinja::Value(*text));
+  // transformers' special_tokens_map: the attributes that are set and non-empty. special_tokens_map.json,
+  // when the directory has one, overrides tokenizer_config.json's entries, as from_pretrained applies it.
+  nlohmann::json special = nlohmann::json::object();
+  for (const char* name : kSpecialTokenNames)
+    if (j.contains(name)) special[name] = j.at(name);
+  const auto map_path = dir / "special_tokens_map.json";
+  if (std::filesystem::exists(map_path)) {
+    nlohmann::json m;
+    try {
+      m = nlohmann::json::parse(read_file(map_path));
+    } catch (const nlohmann::json::exception& e) {
+      throw_error(map_path.string(), ": not valid JSON (", e.what(), ")");
+    }
+    ARK_CHECK(m.is_object(), map_path.string(), ": expected a JSON object");
+    for (const char* name : kSpecialTokenNames)
+      if (m.contains(name)) special[name] = m.at(name);
   }
-  if (j.contains("additional_special_tokens") && j.at("additional_special_tokens").is_array()) {
-    jinja::List extra;
-    for (const auto& x : j.at("additional_special_tokens"))
-      if (auto text = token_text(x)) extra.push_back(jinja::Value(*text));
-    if (!extra.empty()) tokens.set("additional_special_tokens", jinja::Value(std::move(extra)));
+  jinja::Dict tokens;
+  for (const char* name : kSpecialTokenNames) {
+    if (!special.contains(name)) continue;
+    const auto& v = special.at(name);
+    if (v.is_array()) {
+      jinja::List list;
+      for (const auto& x : v)
+        if (auto text = token_text(x)) list.push_back(jinja::Value(*text));
+      if (!list.empty()) tokens.set(name, jinja::Value(std::move(list)));
+    } else if (auto text = token_text(v); text && !text->empty()) {
+      tokens.set(name, jinja::Value(*text));
+    }
   }
   ChatTemplate t;
   try {

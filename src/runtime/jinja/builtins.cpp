@@ -31,33 +31,25 @@ bool is_none_or_absent(const Value* v) {
   return !v || v->is_none();
 }
 
-std::string ascii_lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-std::string ascii_upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-// str.title(): a letter after a non-letter is upper-cased, others lower-cased (ASCII letters; other code
-// points count as uncased, as CJK text is in Python).
-std::string py_title(std::string s) {
-  bool prev_cased = false;
-  for (char& c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalpha(u)) {
-      c = static_cast<char>(prev_cased ? std::tolower(u) : std::toupper(u));
-      prev_cased = true;
+// Jinja's title filter (not str.title): words start after runs of whitespace or - ( { [ <, and each word is
+// its first character upper-cased and the rest lower-cased.
+std::string jinja_title(const std::string& s) {
+  std::string out;
+  size_t i = 0, len = 0;
+  bool word_start = true;
+  while (i < s.size()) {
+    const uint32_t cp = decode_code_point(s, i, &len);
+    const bool sep = is_py_space(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<';
+    const std::string_view one = std::string_view(s).substr(i, len);
+    if (sep) {
+      out += one;
     } else {
-      prev_cased = false;
+      out += word_start ? py_upper(one) : py_lower(one);
     }
+    word_start = sep;
+    i += len;
   }
-  return s;
-}
-std::string py_capitalize(std::string s) {
-  s = ascii_lower(std::move(s));
-  if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
-  return s;
+  return out;
 }
 
 // str.split(sep=None, maxsplit=-1).
@@ -201,8 +193,8 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "lower" || name == "upper" || name == "title" || name == "capitalize") {
     return method(full, [s, name, full](const CallArgs& a) {
       a.check(full, 0, {});
-      if (name == "lower") return Value(ascii_lower(s));
-      if (name == "upper") return Value(ascii_upper(s));
+      if (name == "lower") return Value(py_lower(s));
+      if (name == "upper") return Value(py_upper(s));
       if (name == "title") return Value(py_title(s));
       return Value(py_capitalize(s));
     });
@@ -457,9 +449,9 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
   if (name == "lower" || name == "upper" || name == "title" || name == "capitalize") {
     a.check(f, 0, {});
     const std::string s = soft_str(v);
-    if (name == "lower") return Value(ascii_lower(s));
-    if (name == "upper") return Value(ascii_upper(s));
-    if (name == "title") return Value(py_title(s));
+    if (name == "lower") return Value(py_lower(s));
+    if (name == "upper") return Value(py_upper(s));
+    if (name == "title") return Value(jinja_title(s));
     return Value(py_capitalize(s));
   }
   if (name == "tojson") {
@@ -644,8 +636,8 @@ bool apply_test(std::string_view name, const Value& v, const CallArgs& a) {
   // Python: str, list, tuple and dict have len() and [] (sequence); those and undefined iterate.
   if (name == "sequence") return none_args(), v.is_string() || v.is_list() || v.is_dict();
   if (name == "iterable") return none_args(), v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
-  if (name == "lower") return none_args(), v.is_string() && ascii_lower(v.as_string()) == v.as_string();
-  if (name == "upper") return none_args(), v.is_string() && ascii_upper(v.as_string()) == v.as_string();
+  if (name == "lower") return none_args(), py_islower(to_str(v));
+  if (name == "upper") return none_args(), py_isupper(to_str(v));
   if (name == "odd" || name == "even") {
     none_args();
     ARK_CHECK(v.is_number() && !v.is_float(), "the '", name, "' test needs an integer");

@@ -1,6 +1,8 @@
 // UTF-8 helpers (jinja/utf8.h).
 #include "runtime/jinja/utf8.h"
 
+#include <utf8proc.h>
+
 namespace ark::jinja {
 
 uint32_t decode_code_point(std::string_view s, size_t i, size_t* len) {
@@ -68,6 +70,91 @@ bool is_py_space(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
          cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
          cp == 0x205F || cp == 0x3000;
+}
+
+namespace {
+
+template <typename F>
+std::string map_code_points(std::string_view s, F&& f) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0, k = 0;
+  while (i < s.size()) {
+    size_t len = 1;
+    const uint32_t cp = decode_code_point(s, i, &len);
+    if (cp < 0x80 || len > 1) {
+      append_code_point(out, f(cp, k));
+    } else {
+      out += s[i];  // a malformed byte passes through untouched
+    }
+    i += len;
+    ++k;
+  }
+  return out;
+}
+
+// Python's "cased" characters: letters with a case (Lu, Ll, Lt).
+bool is_cased(uint32_t cp) {
+  const auto c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT;
+}
+
+uint32_t lower_cp(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp)));
+}
+uint32_t upper_cp(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp)));
+}
+uint32_t title_cp(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
+}
+
+}  // namespace
+
+std::string py_lower(std::string_view s) {
+  return map_code_points(s, [](uint32_t cp, size_t) { return lower_cp(cp); });
+}
+
+std::string py_upper(std::string_view s) {
+  return map_code_points(s, [](uint32_t cp, size_t) { return upper_cp(cp); });
+}
+
+std::string py_title(std::string_view s) {
+  bool prev_cased = false;
+  return map_code_points(s, [&](uint32_t cp, size_t) {
+    const bool cased = is_cased(cp);
+    const uint32_t r = cased ? (prev_cased ? lower_cp(cp) : title_cp(cp)) : cp;
+    prev_cased = cased;
+    return r;
+  });
+}
+
+std::string py_capitalize(std::string_view s) {
+  return map_code_points(s, [](uint32_t cp, size_t k) { return k == 0 ? title_cp(cp) : lower_cp(cp); });
+}
+
+bool py_islower(std::string_view s) {
+  bool any = false;
+  for (size_t i = 0, len = 0; i < s.size(); i += len) {
+    const uint32_t cp = decode_code_point(s, i, &len);
+    if (!is_cased(cp)) continue;
+    if (lower_cp(cp) != cp || utf8proc_category(static_cast<utf8proc_int32_t>(cp)) == UTF8PROC_CATEGORY_LT)
+      return false;
+    any = true;
+  }
+  return any;
+}
+
+bool py_isupper(std::string_view s) {
+  bool any = false;
+  for (size_t i = 0, len = 0; i < s.size(); i += len) {
+    const uint32_t cp = decode_code_point(s, i, &len);
+    if (!is_cased(cp)) continue;
+    if (upper_cp(cp) != cp || utf8proc_category(static_cast<utf8proc_int32_t>(cp)) == UTF8PROC_CATEGORY_LT)
+      return false;
+    any = true;
+  }
+  return any;
 }
 
 std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right) {

@@ -18,6 +18,15 @@ uint32_t decode_code_point(std::string_view s, size_t i, size_t* len);
 void append_code_point(std::string& out, uint32_t cp);
 // Python's str.isspace() for one code point.
 bool is_py_space(uint32_t cp);
+// Python's str.lower / upper / title / capitalize / islower / isupper with Unicode's simple case mappings
+// (utf8proc); the few characters whose full mapping changes length (German sharp s uppercased, dotted
+// capital I lowercased, ligatures) keep their simple mapping.
+std::string py_lower(std::string_view s);
+std::string py_upper(std::string_view s);
+std::string py_title(std::string_view s);
+std::string py_capitalize(std::string_view s);
+bool py_islower(std::string_view s);
+bool py_isupper(std::string_view s);
 // Python's str.strip / lstrip / rstrip: `chars` == nullptr strips whitespace, else any code point in *chars.
 std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right);
 
