@@ -564,6 +564,16 @@ def test_qwen3_reasoning_content_key(binding):
         assert_same(ark_render(template, tokens, variables), reference_render(template, tokens, variables), f"add={add}")
 
 
+@pytest.mark.parametrize("name", ["qwen3", "llama3"])
+def test_checkpoint_directory_gives_the_templates_variables(binding, name):
+    """ChatTemplate::from_dir: the template and the special tokens come from the checkpoint's files."""
+    template, tokens = TEMPLATES[name]()
+    for messages, tools in ((CONVERSATIONS["system_multi_turn"], None), (TOOL_CONVERSATION, TOOLS)):
+        variables = {"messages": messages, "tools": tools, "add_generation_prompt": True}
+        got = binding.render_chat_template_dir(str(TOKENIZERS / name), json.dumps(variables, ensure_ascii=False))
+        assert_same(got, reference_render(template, tokens, variables), f"{name} from its directory")
+
+
 def test_mistral_role_order_errors_carry_the_message(binding):
     bad = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     got = ark_render(MISTRAL_TEMPLATE, MISTRAL_TOKENS, {"messages": bad})
