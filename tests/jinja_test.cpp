@@ -116,6 +116,13 @@ const Case kCases[] = {
      R"J({% set t %}[{{ 1 + 1 }}]{% endset %}{{ t }}{{ t|length }}{% set a, b = [1, 2] %}{{ b }}{{ a }}{% set c = 1, 2 %}{{ c }})J",
      "{}", R"J([2]321(1, 2))J"},
     {"comment", R"J(a{# hidden {{ x }} #}b)J", "{}", R"J(ab)J"},
+    {"raw",
+     "{% raw %}{{ x }}{% if %}{% endraw %}|  {% raw -%}  a {{ b }}  {%- endraw %}\n  {% raw %}\nc\n  {% "
+     "endraw %}\nd",
+     "{}", "{{ x }}{% if %}|  a {{ b }}\nc\nd"},
+    {"with_filter_cycle",
+     R"J({% set a = 1 %}{% with a = 2, b = a + 10 %}{{ a }}{{ b }}{% endwith %}{{ a }}|{% filter upper | replace('A', '4') %}abc{{ 'x' }}{% endfilter %}|{% for i in range(4) %}{{ loop.cycle('o', 'e') }}{% endfor %})J",
+     "{}", R"J(2111|4BCX|oeoe)J"},
     {"generation_tag", R"J({% generation %}kept{% endgeneration %})J", "{}", R"J(kept)J"},
     // whitespace control
     {"trim_blocks", "{% if true %}\nyes\n{% endif %}\nend", "{}", "yes\nend"},
@@ -228,7 +235,10 @@ TEST(Jinja, ParseErrorsNameTheLineAndConstruct) {
       {"{{ 'abc }}", "line 1", "unterminated string"},
       {"{{ a b }}", "line 1", "unexpected tokens"},
       {"{% for x in y recursive %}{% endfor %}", "line 1", "recursive loops are not supported"},
-      {"{% raw %}x{% endraw %}", "line 1", "raw"},
+      {"\n{% raw %}x{% endraw", "line 2", "missing end of raw directive"},
+      {"{% with a %}{% endwith %}", "line 1", "expected '='"},
+      {"{% filter nosuch %}x{% endfilter %}", "line 1", "no filter named 'nosuch'"},
+      {"{% call m() %}x{% endcall %}", "line 1", "'call' statement is not supported"},
       {"{{ f(*args) }}", "line 1", "*args"},
       {"{{ x ? 1 }}", "line 1", "unexpected character '?'"},
   };

@@ -44,6 +44,9 @@ struct Expr {
 struct Stmt;
 using Body = std::vector<Stmt>;
 
+// The variable a {% filter %} block's chain reads its rendered body from (not a name a template can write).
+inline constexpr const char* kFilterBody = "\x01filter body";
+
 struct Stmt {
   enum class Kind : uint8_t {
     kText,      // text
@@ -53,6 +56,8 @@ struct Stmt {
     kSet,       // set targets = expr, or set targets[0].attr = expr (namespace attribute)
     kSetBlock,  // set targets[0] %}body{% endset
     kMacro,     // macro name(params) body
+    kWith,      // with params (name = value, evaluated outside): body in a scope of its own
+    kFilter,    // filter expr (a filter chain applied to the rendered body, named by kFilterBody)
     kBreak,
     kContinue,
   };

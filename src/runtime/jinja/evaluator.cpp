@@ -85,6 +85,19 @@ class Evaluator {
           scope.vars.set(s.targets[0], Value(std::move(text)));
           return Flow::kNormal;
         }
+        case Stmt::Kind::kWith: {
+          Scope inner{{}, &scope};
+          for (const auto& [name, value] : s.params) inner.vars.set(name, eval(*value, scope));
+          return exec_body(s.body, inner, out);
+        }
+        case Stmt::Kind::kFilter: {
+          Scope inner{{}, &scope};
+          std::string text;
+          const Flow f = exec_body(s.body, inner, text);
+          inner.vars.set(kFilterBody, Value(std::move(text)));
+          out += to_str(eval(*s.expr, inner));
+          return f;
+        }
         case Stmt::Kind::kMacro:
           scope.vars.set(s.text, make_macro(s));
           return Flow::kNormal;
@@ -159,6 +172,12 @@ class Evaluator {
                i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
       loop.set("nextitem",
                i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+      const size_t index = static_cast<size_t>(i);
+      loop.set("cycle", Value(Function{"loop.cycle", [index](const CallArgs& a) {
+                                         if (a.positional.empty() || !a.keyword.empty())
+                                           throw_error("loop.cycle() takes one or more positional arguments");
+                                         return a.positional[index % a.positional.size()];
+                                       }}));
       iter.vars.set("loop", Value(std::move(loop)));
       bind_target(s.targets, items[static_cast<size_t>(i)], iter);
       const Flow f = exec_body(s.body, iter, out);

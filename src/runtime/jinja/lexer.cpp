@@ -56,18 +56,8 @@ class Lexer {
       size_t p = start + 2;
       const char sign = p < src_.size() && (src_[p] == '-' || src_[p] == '+') ? src_[p] : 0;
       if (sign) ++p;
-      std::string text = src_.substr(pos, start - pos);
-      if (sign == '-') {
-        text = rstrip_all(text);
-      } else if (sign != '+' && kind != '{') {
-        // lstrip_blocks: only spaces/tabs between the line start and the tag.
-        const size_t nl = text.rfind('\n');
-        const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
-        if ((l_pos > 0 || line_starting) && l_pos < text.size() &&
-            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space))
-          text.resize(l_pos);
-      }
-      add_text(pieces, text, pos);
+      add_text(pieces, strip_before_tag(src_.substr(pos, start - pos), sign, kind != '{', line_starting),
+               pos);
       if (kind == '#') {
         const size_t end = src_.find("#}", p);
         ARK_CHECK(end != std::string::npos, "chat template line ", line_at(start),
@@ -80,11 +70,14 @@ class Lexer {
         piece.line = line_at(start);
         char end_sign = 0;
         const size_t end = tokenize(p, kind == '{' ? '}' : '%', &piece.tokens, &end_sign);
-        if (kind == '%' && !piece.tokens.empty() && piece.tokens[0].kind == Token::Kind::kName &&
-            piece.tokens[0].text == "raw")
-          throw_error("chat template line ", piece.line, ": {% raw %} blocks are not supported");
-        pieces.push_back(std::move(piece));
-        pos = after_tag_end(end, end_sign, kind == '%');
+        if (kind == '%' && piece.tokens.size() == 2 && piece.tokens[0].kind == Token::Kind::kName &&
+            piece.tokens[0].text == "raw") {
+          // {% raw %}: no newline trimmed after it; its text up to {% endraw %} is literal.
+          pos = raw_block(pieces, after_tag_end(end, end_sign, false), piece.line);
+        } else {
+          pieces.push_back(std::move(piece));
+          pos = after_tag_end(end, end_sign, kind == '%');
+        }
       }
       line_starting = pos > 0 && src_[pos - 1] == '\n';
     }
@@ -92,6 +85,41 @@ class Lexer {
   }
 
  private:
+  // The text before a tag, after the tag's left side acted on it: "-" strips all trailing whitespace;
+  // otherwise lstrip_blocks (block and comment tags, not output tags, not "+") drops spaces and tabs
+  // between the start of the tag's line and the tag.
+  static std::string strip_before_tag(std::string text, char sign, bool lstrip, bool line_starting) {
+    if (sign == '-') return rstrip_all(text);
+    if (sign == '+' || !lstrip) return text;
+    const size_t nl = text.rfind('\n');
+    const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
+    if ((l_pos > 0 || line_starting) && l_pos < text.size() &&
+        std::all_of(text.begin() + static_cast<std::ptrdiff_t>(l_pos), text.end(), is_space))
+      text.resize(l_pos);
+    return text;
+  }
+
+  // The body of a raw block starting at `pos`, as one text piece; returns the position after {% endraw %}.
+  size_t raw_block(std::vector<Piece>& pieces, size_t pos, int line) {
+    const bool line_starting = pos > 0 && src_[pos - 1] == '\n';
+    for (size_t start = src_.find("{%", pos); start != std::string::npos;
+         start = src_.find("{%", start + 2)) {
+      size_t p = start + 2;
+      const char sign = p < src_.size() && (src_[p] == '-' || src_[p] == '+') ? src_[p] : 0;
+      if (sign) ++p;
+      while (p < src_.size() && is_space(src_[p])) ++p;
+      if (src_.compare(p, 6, "endraw") != 0) continue;
+      p += 6;
+      while (p < src_.size() && is_space(src_[p])) ++p;
+      char end_sign = 0;
+      if (p < src_.size() && (src_[p] == '-' || src_[p] == '+')) end_sign = src_[p++];
+      if (src_.compare(p, 2, "%}") != 0) continue;
+      add_text(pieces, strip_before_tag(src_.substr(pos, start - pos), sign, true, line_starting), pos);
+      return after_tag_end(p + 2, end_sign, true);
+    }
+    throw_error("chat template line ", line, ": missing end of raw directive ({% endraw %})");
+  }
+
   int line_at(size_t pos) {
     // Lines are asked for in increasing positions, so count incrementally.
     if (pos < line_pos_) {

@@ -90,6 +90,9 @@ class ExprParser {
     return t;
   }
 
+  // `operand | f | g(...)`, for a {% filter %} block.
+  ExprPtr filter_chain(ExprPtr operand) { return filter_expr(std::move(operand)); }
+
  private:
   ExprPtr condexpr() {
     ExprPtr e = or_expr();
@@ -515,7 +518,7 @@ class StmtParser {
 
   static bool is_closing(std::string_view kw) {
     return kw == "endif" || kw == "endfor" || kw == "endset" || kw == "endmacro" || kw == "endgeneration" ||
-           kw == "elif" || kw == "else";
+           kw == "endwith" || kw == "endfilter" || kw == "elif" || kw == "else";
   }
 
   // Parses a block's body with the block on the open stack, for messages about misplaced end tags.
@@ -617,6 +620,38 @@ class StmtParser {
       body.push_back(std::move(s));
       return;
     }
+    if (kw == "with") {
+      s.kind = Stmt::Kind::kWith;
+      while (!ts.at_end()) {
+        if (!s.params.empty()) ts.expect_op(",");
+        std::string name = ts.expect_name();
+        ts.expect_op("=");
+        s.params.emplace_back(std::move(name), ExprParser(ts).expression());
+      }
+      ++i_;
+      s.body = block_body("with", p.line, {"endwith"});
+      close("with", p.line, {"endwith"});
+      end_tag("endwith");
+      body.push_back(std::move(s));
+      return;
+    }
+    if (kw == "filter") {
+      // {% filter f(args) | g %}: the chain is parsed as a filter expression over the body's text.
+      s.kind = Stmt::Kind::kFilter;
+      auto operand = node(Expr::Kind::kName, p.line);
+      operand->name = kFilterBody;
+      std::vector<Token> chain = {{Token::Kind::kOperator, "|", p.line}};
+      for (size_t k = 1; k < p.tokens.size(); ++k) chain.push_back(p.tokens[k]);
+      TokenStream cs(chain);
+      s.expr = ExprParser(cs).filter_chain(std::move(operand));
+      cs.expect_end("filter");
+      ++i_;
+      s.body = block_body("filter", p.line, {"endfilter"});
+      close("filter", p.line, {"endfilter"});
+      end_tag("endfilter");
+      body.push_back(std::move(s));
+      return;
+    }
     if (kw == "break" || kw == "continue") {
       ts.expect_end(kw);
       s.kind = kw == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue;
@@ -634,7 +669,8 @@ class StmtParser {
       for (Stmt& st : inner) body.push_back(std::move(st));
       return;
     }
-    static const char* kEnds[] = {"endif", "endfor", "endset", "endmacro", "endgeneration", "elif", "else"};
+    static const char* kEnds[] = {"endif",   "endfor",    "endset", "endmacro", "endgeneration",
+                                  "endwith", "endfilter", "elif",   "else"};
     for (const char* e : kEnds)
       if (kw == e)
         throw_error("chat template line ", p.line, ": unexpected '{% ", kw,

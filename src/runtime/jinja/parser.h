@@ -2,8 +2,9 @@
 // or < and < not < comparisons / in / not in < + - < ~ < * / // % < ** < unary - + < filters | and tests
 // `is`, which bind to the primary before them (so `messages|length - 1` is `(messages|length) - 1`).
 // Statements: if/elif/else, for (target unpacking, `if` filter, else), set (name, tuple, namespace
-// attribute, block), macro, break/continue (transformers enables loopcontrols), generation (transformers'
-// assistant-mask tag; its body renders as is). Anything else is refused with its line.
+// attribute, block), macro, with, filter blocks, break/continue (transformers enables loopcontrols),
+// generation (transformers' assistant-mask tag; its body renders as is); raw blocks are the lexer's. Anything
+// else is refused with its line.
 #pragma once
 
 #include <string_view>
