@@ -7,8 +7,11 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|profile|build] [output folder]
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|build]
+#           [output folder]
 #           (gemv: the streaming decode kernel against mma at M = 1..16, every block shape and split;
+#           gemvtest: the GPU tests of the gemv family and the planner, ~20 s; gemvquick: a build variant's
+#           headline gemv cases, ~30 s;
 #           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
@@ -191,18 +194,65 @@ for block in re.split(r"\n\s*Function : ", text)[1:]:
     print(f"{name[:90]}: HMMA {hmma}, LDG.128 {ldg128}, local {local}")
 EOF
   fi
-  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_gemv.o ]; then  # the streaming kernel: same counts, barriers
+  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_gemv.o ]; then  # the streaming kernel: its steady loop
     "$CUOBJDUMP" --dump-sass $BIN/obj/linear_gemv.o >"$OUT_DIR/gemv_sass.txt" 2>&1
     python3 - "$OUT_DIR/gemv_sass.txt" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-for block in re.split(r"\n\s*Function : ", text)[1:]:
+# Per int4 gemv kernel: the instructions of one pass of the main loop along its steady path (the innermost
+# backward branch around the most HMMA; at each branch the way with the most HMMA and LDGSTS, then the
+# fewest instructions: a chunk of one group, a warp with all its tiles), and local-memory instructions.
+import collections, functools, re, sys
+sys.setrecursionlimit(100000)
+blocks = []
+for section in re.split(r"\narch = ", open(sys.argv[1]).read())[1:]:
+    arch = section.split()[0]
+    blocks += [(arch, b) for b in re.split(r"\n\s*Function : ", section)[1:]]
+for arch, block in blocks:
     name = block.split("\n", 1)[0]
     if "Li4E" not in name:
         continue
-    ldg128 = len(re.findall(r"LDG[.A-Z]*128", block))
+    name = arch + " " + re.sub(r".*gemv_kernelI", "gemv_kernel<", name).split("EEEv")[0]
+    ins = [(int(m.group(1), 16), m.group(3), m.group(2) or "", m.group(4)) for m in re.finditer(
+        r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);", block)]
+    idx = {a: i for i, (a, *_) in enumerate(ins)}
+    best = None
+    for i, (a, op, pred, rest) in enumerate(ins):
+        t = re.search(r"0x([0-9a-f]+)", rest) if op.startswith("BRA") and "DIV" not in op else None
+        if t and int(t.group(1), 16) < a and int(t.group(1), 16) in idx:
+            lo = idx[int(t.group(1), 16)]
+            h = sum(1 for x in ins[lo:i + 1] if x[1].startswith("HMMA"))
+            if best is None or h > best[0] or (h == best[0] and i - lo < best[2] - best[1]):
+                best = (h, lo, i)
+    if not best:
+        continue
+    _, lo, hi = best
+    @functools.lru_cache(None)
+    def walk(i):
+        if i == hi:
+            return (0, (i,))
+        if i > hi or i < lo:
+            return None
+        a, op, pred, rest = ins[i]
+        cost = 1 - 1000 * op.startswith("HMMA") - 1000 * op.startswith("LDGSTS")
+        opts = []
+        if op.startswith("BRA") and "DIV" not in op:
+            t = re.search(r"0x([0-9a-f]+)", rest)
+            j = idx.get(int(t.group(1), 16)) if t else None
+            if j is not None and j > i:
+                opts.append(walk(j))
+            if pred:
+                opts.append(walk(i + 1))
+        elif not (op.startswith("EXIT") and not pred):
+            opts.append(walk(i + 1))
+        opts = [o for o in opts if o]
+        if not opts:
+            return None
+        o = min(opts)
+        return (o[0] + cost, (i,) + o[1])
+    path = walk(lo)[1]
+    c = collections.Counter(ins[i][1].split(".")[0] for i in path)
     local = len(re.findall(r"\b(?:LDL|STL)", block))
-    print(f"{name[:90]}: HMMA {block.count('HMMA')}, LDG.128 {ldg128}, BAR {block.count('BAR.SYNC')}, local {local}")
+    print(f"{name}: steady loop {len(path)} instructions "
+          f"({', '.join(f'{k} {v}' for k, v in c.most_common(12))}); local-memory instructions: {local}")
 EOF
   fi
 } 2>&1 | tee "$OUT_DIR/build.log"
@@ -253,6 +303,21 @@ fi
 if [ "$WHAT" = sweep ]; then  # the mma kernel per split-K factor next to the cost model's choice
   echo "== split-K sweep ($DEFINES)"
   timeout 150 $BIN/ark_cuda_bench --sweep-splits 2>&1 | tee "$OUT_DIR/sweep.csv"
+fi
+
+if [ "$WHAT" = gemvtest ]; then  # the GPU tests that run the gemv family, and the planner's (~20 s)
+  echo "== GPU tests: gemv family ($DEFINES)" | tee "$OUT_DIR/tests_gemv.log"
+  timeout 150 $BIN/ark_gpu_tests \
+    --gtest_filter='CudaLinear.Gemv*:CudaPlan.*:CudaLinear.GraphCapture*:CudaLinear.UnalignedActivations:CudaLinear.EveryCombinationSmallShapes' \
+    >>"$OUT_DIR/tests_gemv.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_gemv.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv.log" | head -60
+  note "gemv tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
+fi
+
+if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)
+  echo "== gemv quick sweep ($DEFINES)"
+  timeout 120 $BIN/ark_cuda_bench --sweep-gemv --quick 2>&1 | tee "$OUT_DIR/sweep_gemv_quick.csv"
 fi
 
 if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..16, every block shape and split factor

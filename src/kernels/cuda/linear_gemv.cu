@@ -31,6 +31,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/mma_fragment.cuh"
 
@@ -58,6 +60,38 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src) {
   else
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(smem_addr(dst)), "l"(src), "n"(kBytes));
 }
+// 16-byte copy to a shared-memory address (32-bit, as the hot loop keeps them).
+__device__ __forceinline__ void cp_async16_s(uint32_t dst, const void* src) {
+#if ARK_GEMV_L2_PREFETCH == 256
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+#elif ARK_GEMV_L2_PREFETCH == 128
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+#else
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+#endif
+}
+// Shared loads from 32-bit shared addresses: the loop's addresses stay 32-bit integers that the compiler
+// neither converts from generic pointers nor recomputes each chunk.
+__device__ __forceinline__ uint4 lds128(uint32_t a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint2 lds64(uint32_t a) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint32_t lds32(uint32_t a) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint32_t lds16(uint32_t a) {
+  unsigned short v;
+  asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(a));
+  return v;
+}
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
@@ -81,19 +115,19 @@ __device__ __forceinline__ void copy_words(uint32_t* dst, const uint32_t* src) {
 }
 
 template <int kBits>
-__device__ __forceinline__ void read_words(const uint32_t* p, uint32_t (&w)[kBits]) {
+__device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
   if constexpr (kBits % 4 == 0) {
 #pragma unroll
     for (int i = 0; i < kBits; i += 4) {
-      const uint4 v = *reinterpret_cast<const uint4*>(p + i);
+      const uint4 v = lds128(a + 4 * i);
       w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
     }
   } else if constexpr (kBits == 2) {
-    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    const uint2 v = lds64(a);
     w[0] = v.x, w[1] = v.y;
   } else {
 #pragma unroll
-    for (int i = 0; i < kBits; ++i) w[i] = p[i];
+    for (int i = 0; i < kBits; ++i) w[i] = lds32(a + 4 * i);
   }
 }
 
@@ -102,9 +136,20 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
     gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
                 float* __restrict__ partial, int M, int cps, int block_warps_n) {
   constexpr int kT = kGemvWarpTiles;
+  constexpr int kPairs = kT / 2;  // tile pairs: the two n8 tiles of one m16 A operand
   constexpr int kRing = gemv_ring_stages(kBits);
   constexpr int kChunkWords = kWarpLanes * kBits;     // one tile's words of one chunk
   constexpr int kRingBytes = gemv_ring_bytes(kBits);  // one warp's ring
+  constexpr int kSlotCodeBytes = kT * kChunkWords * 4;
+  constexpr int kSlotBytes = kSlotCodeBytes + kT * 48;
+  static_assert(kRingBytes == kRing * kSlotBytes, "launch.h: gemv_ring_bytes");
+  // Copies: the lanes of a warp split into kT teams of kTeam lanes; team tt copies tile tt's 128 * kBits
+  // contiguous bytes of a chunk in 16-byte pieces, lane `sub` of the team pieces sub, sub + kTeam, ... (kTeam
+  // lanes read 16 * kTeam contiguous bytes per instruction), all at constant offsets from one pointer.
+  constexpr int kTeam = kWarpLanes / kT;
+  constexpr int kPieces = 8 * kBits;  // 16-byte pieces of one tile's chunk
+  constexpr int kLanePieces = (kPieces + kTeam - 1) / kTeam;
+  static_assert(kT % 2 == 0 && kWarpLanes % kT == 0, "tiles per warp: an even divisor of 32");
   extern __shared__ __align__(16) unsigned char smem[];
   const int split = blockIdx.y;
   const int64_t c0 = static_cast<int64_t>(split) * cps;
@@ -127,180 +172,272 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
 #endif
 
   int32_t* bg_s = reinterpret_cast<int32_t*>(smem);
-  unsigned char* ring = smem + cps * 16 + warp * kRingBytes;
-  uint32_t* ring_codes = reinterpret_cast<uint32_t*>(ring);        // [kRing][kT][32 lanes][kBits]
-  unsigned char* ring_meta = ring + kRing * kT * kChunkWords * 4;  // [kRing][kT][48 bytes]
+  unsigned char* ring = smem + cps * 16 + warp * kRingBytes;  // [kRing] slots of kSlotBytes
   unsigned char* x_s = smem + cps * 16 + kGemvWarps * kRingBytes;
+  const uint32_t ring_s = smem_addr(ring);
 
-  // Stage j of this warp (chunk first + j * step, j < my_n) into ring slot j % kRing: each lane copies its
-  // own code words of the kT tiles (it alone reads them back); lanes 0 .. 3 kT - 1 copy each tile's scales
-  // (rows 0-3, 4-7) and zeros of the group of the chunk's first k32 block (a group that starts inside the
-  // chunk is read where it starts, in the loop).
-  const uint32_t* codes = w.codes + (tile0 * w.chunks + c0) * kChunkWords + lane * kBits;
+  // Stage j of this warp (chunk first + j * step, j < my_n) goes into ring slot j % kRing: the kT tiles'
+  // code words ([kT][32 lanes][kBits]) and, after them, each tile's 48-byte group record (8 fp32 scales, 8
+  // uint16 zeros) of the chunk's first k32 block's group (a group that starts inside the chunk is read where
+  // it starts, in the loop). Every address below is a constant per lane plus a running offset: the copy
+  // pointers advance by a constant per stage (no per-stage 64-bit index arithmetic) and the slot is a byte
+  // offset into the ring.
+  const int team = lane / kTeam, sub = lane % kTeam;
+  const bool copy_lane = team < ntiles;
+  const uint32_t* csrc = w.codes + ((tile0 + (copy_lane ? team : 0)) * w.chunks + c0 + first) * kChunkWords +
+                         sub * 4;
+  const int cstep = step * kChunkWords;
+  const uint32_t cdst = ring_s + team * kChunkWords * 4 + sub * 16;
+  // Meta copies: lane 3 tt + piece copies 16 bytes of tile tt's group record (piece 0, 1: scales of rows 0-3,
+  // 4-7; piece 2: the 8 zeros) from one pointer per lane, plus the group's index times the record's stride.
   const int meta_tt = lane / 3, meta_piece = lane % 3;
   const bool meta_lane = meta_tt < ntiles;
-  const int64_t meta_row = (tile0 + (meta_lane ? meta_tt : 0)) * w.groups;
-  auto issue_codes = [&](int j) {
-    if (j >= my_n) return;
-    const int64_t c = first + j * step;
+  const int64_t meta_row = (tile0 + (meta_lane ? meta_tt : 0)) * w.groups * kTileRows;
+  const unsigned char* meta_src =
+      meta_piece < 2 ? reinterpret_cast<const unsigned char*>(w.scales + meta_row + 4 * meta_piece)
+                     : reinterpret_cast<const unsigned char*>(w.zeros + meta_row);
+  const int meta_stride = meta_piece < 2 ? kTileRows * 4 : kTileRows * 2;  // bytes per group
+  const uint32_t meta_dst = ring_s + kSlotCodeBytes + meta_tt * 48 + meta_piece * 16;
+  const int32_t* meta_bg = bg_s + first * 4;  // the next stage's block-group entry
+  int issue_off = 0;                          // the next stage's slot, in bytes
+  auto next_slot = [](int off) { return off + kSlotBytes == kRingBytes ? 0 : off + kSlotBytes; };
+  auto issue_codes = [&](bool live) {  // stage j = 0, 1, 2, ... in order; live: j < my_n
+    if (live && copy_lane) {
 #pragma unroll
-    for (int tt = 0; tt < kT; ++tt)
-      if (tt < ntiles)
-        copy_words<kBits>(ring_codes + ((j % kRing) * kT + tt) * kChunkWords + lane * kBits,
-                          codes + (tt * w.chunks + c) * kChunkWords);
+      for (int i = 0; i < kLanePieces; ++i)
+        if (sub + i * kTeam < kPieces) cp_async16_s(cdst + issue_off + i * kTeam * 16, csrc + i * kTeam * 4);
+    }
+    csrc += cstep;
   };
-  auto issue_meta = [&](int j) {
-    if (j >= my_n || !meta_lane) return;
-    const int64_t mi = (meta_row + bg_s[(first + j * step) * 4]) * kTileRows;
-    const void* src = meta_piece < 2 ? static_cast<const void*>(w.scales + mi + 4 * meta_piece)
-                                     : static_cast<const void*>(w.zeros + mi);
-    cp_async<16>(ring_meta + ((j % kRing) * kT + meta_tt) * 48 + meta_piece * 16, src);
+  auto issue_meta = [&](bool live) {  // after issue_codes of the same stage
+    if (live && meta_lane)
+      cp_async16_s(meta_dst + issue_off, meta_src + static_cast<int64_t>(*meta_bg) * meta_stride);
+    meta_bg += 4 * step;
   };
 
-  // Prologue: the first kRing - 1 stages' codes are requested before x is staged; their scales and zeros
-  // need the block-group table, so they follow the barrier. Commit group j (j < kRing - 1) completes stage j.
+  // Prologue. x rows into fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register
+  // v % 4 of the four lanes t (pairs 2t, 2t + 1) in k32 block q = v / 4, so one 16-byte load per (block,
+  // row, lane) is the two k16 steps' B operands {b0, b1} of the swapped product below. Rows that can be read
+  // in 16-byte pieces (x_vec) are copied with 4-byte cp.async, all in flight at once (a load-then-store loop
+  // waits an L2 latency per piece per thread: several microseconds per block at M = 16); others element-wise
+  // through k_source. Then the first kRing - 1 stages' codes; their scales and zeros need the block-group
+  // table, so they follow the barrier. Groups: x, the codes of stages 0 .. kRing - 2, then one per stage's
+  // meta, so group 2 + j completes stage j.
+  const int pieces = M * n_chunks * 16;
+  if (x_vec) {
+    for (int p = threadIdx.x; p < pieces; p += kThreads) {
+      const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
+      const int64_t kp0 = (c0 + ci) * kChunkK + v * 8;
+      unsigned char* dst = x_s + ((ci * 4 + v / 4) * M + m) * 64 + (v % 4) * 4;
+      if (kp0 < w.k) {
 #pragma unroll
-  for (int j = 0; j < kRing - 1; ++j) issue_codes(j);
+        for (int e = 0; e < 4; ++e) cp_async<4>(dst + e * 16, x + m * w.k + kp0 + 2 * e);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) *reinterpret_cast<uint32_t*>(dst + e * 16) = 0u;
+      }
+    }
+  }
+  cp_async_commit();
+#pragma unroll
+  for (int j = 0; j < kRing - 1; ++j) {
+    issue_codes(j < my_n);
+    issue_off = next_slot(issue_off);
+  }
+  issue_off = 0;  // the meta copies below walk the same slots again
+  cp_async_commit();
 
   for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
-  // x rows into A-fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register v of the
-  // four lanes t (pairs 2t, 2t + 1), i.e. k32 block q = v / 4, slot v % 4.
-  const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);  // any alignment, any order
-  const int pieces = M * n_chunks * 16;
-  for (int p = threadIdx.x; p < pieces; p += kThreads) {
-    const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
-    const int64_t kp0 = (c0 + ci) * kChunkK + v * 8;
-    uint32_t hv[4];
-    if (x_vec) {
-      const uint4 q =
-          kp0 < w.k ? __ldg(reinterpret_cast<const uint4*>(x + m * w.k + kp0)) : make_uint4(0, 0, 0, 0);
-      hv[0] = q.x, hv[1] = q.y, hv[2] = q.z, hv[3] = q.w;
-    } else {
+  if (!x_vec) {
+    const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);  // any alignment, any order
+    for (int p = threadIdx.x; p < pieces; p += kThreads) {
+      const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
+      const int64_t kp0 = (c0 + ci) * kChunkK + v * 8;
+      unsigned char* dst = x_s + ((ci * 4 + v / 4) * M + m) * 64 + (v % 4) * 4;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int64_t s0 = source_k(w, kp0 + 2 * e), s1 = source_k(w, kp0 + 2 * e + 1);
         const uint32_t lo = s0 >= 0 ? xh[m * w.k + s0] : 0u;
         const uint32_t hi = s1 >= 0 ? xh[m * w.k + s1] : 0u;
-        hv[e] = lo | (hi << 16);
+        *reinterpret_cast<uint32_t*>(dst + e * 16) = lo | (hi << 16);
       }
     }
-    unsigned char* dst = x_s + ((ci * 4 + v / 4) * M + m) * 64 + (v % 4) * 4;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) *reinterpret_cast<uint32_t*>(dst + e * 16) = hv[e];
   }
+  cp_async_wait<1>();  // this thread's x copies have landed (the codes may still be in flight)
   __syncthreads();
 #pragma unroll
   for (int j = 0; j < kRing - 1; ++j) {
-    issue_meta(j);
+    issue_meta(j < my_n);
+    issue_off = next_slot(issue_off);
     cp_async_commit();
   }
 
-  float acc[kT][4];
+  // The swapped product: D (16 weight rows x 8 rows of x) = A (two n8 tiles' weights, m16 x k16) · B (x,
+  // k16 x n8). A lane's two B fragments of tiles 2p and 2p + 1 (dequantized from its words) are exactly the
+  // A fragment {a0, a1, a2, a3} = {b0 of tile 2p, b0 of tile 2p + 1, b1 of 2p, b1 of 2p + 1}, and one
+  // 16-byte shared load of x is {b0, b1} of both k16 steps of a k32 block: every operand lands in the
+  // registers the mma reads, with no moves, and one mma covers two tiles at M <= 8. Column n of D is row n
+  // of x: lanes g >= M read row M - 1 (any staged row would do: those columns are never stored), so no
+  // zeros are stored or selected. D: c0, c1 = tile 2p row g, x rows 2t, 2t + 1; c2, c3 = tile 2p + 1.
+  float acc[kPairs][4], acc_hi[kPairs][4];
 #pragma unroll
-  for (int tt = 0; tt < kT; ++tt)
+  for (int p = 0; p < kPairs; ++p)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[tt][e] = 0.0f;
+    for (int e = 0; e < 4; ++e) acc[p][e] = 0.0f, acc_hi[p][e] = 0.0f;
+  const int x_blk = M * 64, x_chunk = 4 * M * 64;
+  uint32_t x_cur = smem_addr(x_s) + first * x_chunk + min(g, M - 1) * 64 + t * 16;
+  const int x_hi = (min(g + 8, M - 1) - min(g, M - 1)) * 64;  // rows g + 8 (M > 8)
+  const uint32_t words_lane = ring_s + lane * kBits * 4;
+  const uint32_t scale_lane = ring_s + kSlotCodeBytes + 4 * g;
+  const uint32_t zero_lane = ring_s + kSlotCodeBytes + 32 + 2 * g;
+  const int32_t* bg_cur = bg_s + first * 4;
+  int read_off = 0;
   for (int i = 0; i < my_n; ++i) {
     cp_async_wait<kRing - 2>();
     __syncwarp();  // every lane's copies of stage i are visible; slot (i - 1) % kRing has been read by all
-    issue_codes(i + kRing - 1);
-    issue_meta(i + kRing - 1);
+    issue_codes(i + kRing - 1 < my_n);
+    issue_meta(i + kRing - 1 < my_n);
+    issue_off = next_slot(issue_off);
     cp_async_commit();
 
-    const int slot = i % kRing;
-    const int ci = first + i * step;
-    const int4 bg = *reinterpret_cast<const int4*>(bg_s + ci * 4);
-    const int grp[4] = {bg.x, bg.y, bg.z, bg.w};
+    const int4 bg = *reinterpret_cast<const int4*>(bg_cur);
+    bg_cur += 4 * step;
     uint32_t wd[kT][kBits];
-    float2 sc[kT];
-    uint32_t zt[kT];
-    // x (fp32 sum over a group) * (q - z) per tile; the group's scale multiplies it once (flush).
-    float tmp[kT][4];
+    float sc[kT];
+    uint2 zt[kT];
 #pragma unroll
     for (int tt = 0; tt < kT; ++tt) {
-      read_words<kBits>(ring_codes + (slot * kT + tt) * kChunkWords + lane * kBits, wd[tt]);
-      const unsigned char* meta = ring_meta + (slot * kT + tt) * 48;
-      sc[tt] = *reinterpret_cast<const float2*>(meta + 8 * t);
-      zt[tt] = frag::zero_term<T, kBits>(*reinterpret_cast<const uint16_t*>(meta + 32 + 2 * g));
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tmp[tt][e] = 0.0f;
+      read_words<kBits>(words_lane + read_off + tt * kChunkWords * 4, wd[tt]);
+      sc[tt] = __uint_as_float(lds32(scale_lane + read_off + tt * 48));
+      zt[tt] = frag::zero_term<T, kBits>(static_cast<int>(lds16(zero_lane + read_off + tt * 48)));
     }
+    read_off = next_slot(read_off);
+    const uint32_t xc = x_cur;
+    const uint32_t xc_hi = x_cur + x_hi;
+    x_cur += step * x_chunk;
+    // x (fp32 sum over a group) * (q - z) per tile pair; the group's scale multiplies it once (flush). The
+    // chunk's first mma starts its sums from zero (no zeroing moves).
+    float tmp[kPairs][4], tmp_hi[kPairs][4];
     auto flush = [&]() {
 #pragma unroll
-      for (int tt = 0; tt < kT; ++tt) {
-        acc[tt][0] += sc[tt].x * tmp[tt][0];
-        acc[tt][1] += sc[tt].y * tmp[tt][1];
+      for (int p = 0; p < kPairs; ++p) {
+        acc[p][0] += sc[2 * p] * tmp[p][0];
+        acc[p][1] += sc[2 * p] * tmp[p][1];
+        acc[p][2] += sc[2 * p + 1] * tmp[p][2];
+        acc[p][3] += sc[2 * p + 1] * tmp[p][3];
         if (kHi) {
-          acc[tt][2] += sc[tt].x * tmp[tt][2];
-          acc[tt][3] += sc[tt].y * tmp[tt][3];
+          acc_hi[p][0] += sc[2 * p] * tmp_hi[p][0];
+          acc_hi[p][1] += sc[2 * p] * tmp_hi[p][1];
+          acc_hi[p][2] += sc[2 * p + 1] * tmp_hi[p][2];
+          acc_hi[p][3] += sc[2 * p + 1] * tmp_hi[p][3];
         }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) tmp[tt][e] = 0.0f;
       }
     };
-    const unsigned char* xc = x_s + ci * 4 * M * 64 + t * 16;
+    // One k32 block of all tiles; kZero: the block starts the sums (the chunk's first block, or in the
+    // general path never: there a group change zeroes them explicitly).
+    auto block = [&](auto blk_c, auto zero_c) {
+      constexpr int blk = decltype(blk_c)::value;
+      constexpr bool kZero = decltype(zero_c)::value;
+      const uint4 xv = lds128(xc + blk * x_blk);
+      uint4 xv_hi = xv;
+      if (kHi) xv_hi = lds128(xc_hi + blk * x_blk);
 #pragma unroll
-    for (int blk = 0; blk < kChunkK / kBlockK; ++blk) {
-      if (blk > 0 && grp[blk] != grp[blk - 1]) {  // a group starts inside the chunk (small or odd groups)
-        flush();
-#pragma unroll
-        for (int tt = 0; tt < kT; ++tt) {
-          const int64_t mi = ((tile0 + min(tt, ntiles - 1)) * w.groups + grp[blk]) * kTileRows;
-          sc[tt] = __ldg(reinterpret_cast<const float2*>(w.scales + mi + 2 * t));
-          zt[tt] = frag::zero_term<T, kBits>(__ldg(w.zeros + mi + g));
+      for (int p = 0; p < kPairs; ++p) {
+        uint32_t a[4], b[4];
+        frag::dequant_block<T, kBits>(wd[2 * p], blk, zt[2 * p], a);
+        frag::dequant_block<T, kBits>(wd[2 * p + 1], blk, zt[2 * p + 1], b);
+        if constexpr (kZero)
+          frag::mma_16816_zero<T>(tmp[p], a[0], b[0], a[1], b[1], xv.x, xv.y);
+        else
+          frag::mma_16816<T>(tmp[p], a[0], b[0], a[1], b[1], xv.x, xv.y);
+        frag::mma_16816<T>(tmp[p], a[2], b[2], a[3], b[3], xv.z, xv.w);
+        if (kHi) {
+          if constexpr (kZero)
+            frag::mma_16816_zero<T>(tmp_hi[p], a[0], b[0], a[1], b[1], xv_hi.x, xv_hi.y);
+          else
+            frag::mma_16816<T>(tmp_hi[p], a[0], b[0], a[1], b[1], xv_hi.x, xv_hi.y);
+          frag::mma_16816<T>(tmp_hi[p], a[2], b[2], a[3], b[3], xv_hi.z, xv_hi.w);
         }
       }
-      const uint4 lo =
-          g < M ? *reinterpret_cast<const uint4*>(xc + (blk * M + g) * 64) : make_uint4(0, 0, 0, 0);
-      uint4 hi = make_uint4(0, 0, 0, 0);
-      if (kHi && g + 8 < M) hi = *reinterpret_cast<const uint4*>(xc + (blk * M + g + 8) * 64);
+    };
+    using B0 = std::integral_constant<int, 0>;
+    using B1 = std::integral_constant<int, 1>;
+    using B2 = std::integral_constant<int, 2>;
+    using B3 = std::integral_constant<int, 3>;
+    using Zero = std::true_type;
+    using Acc = std::false_type;
+    block(B0{}, Zero{});
+    if (bg.x == bg.w) {  // one group over the whole chunk (groups of 128 or more): no checks
+      block(B1{}, Acc{});
+      block(B2{}, Acc{});
+      block(B3{}, Acc{});
+    } else {  // a group starts inside the chunk (small or odd groups): flush and read its scales inline
+      auto next_group = [&](int gi) {
+        flush();
 #pragma unroll
-      for (int tt = 0; tt < kT; ++tt) {
-        uint32_t b[4];
-        frag::dequant_block<T, kBits>(wd[tt], blk, zt[tt], b);
-        frag::mma_16816<T>(tmp[tt], lo.x, hi.x, lo.y, hi.y, b[0], b[1]);
-        frag::mma_16816<T>(tmp[tt], lo.z, hi.z, lo.w, hi.w, b[2], b[3]);
-      }
+        for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) tmp[p][e] = 0.0f, tmp_hi[p][e] = 0.0f;
+#pragma unroll
+        for (int tt = 0; tt < kT; ++tt) {
+          const int64_t mi = ((tile0 + min(tt, ntiles - 1)) * w.groups + gi) * kTileRows;
+          sc[tt] = __ldg(w.scales + mi + g);
+          zt[tt] = frag::zero_term<T, kBits>(__ldg(w.zeros + mi + g));
+        }
+      };
+      if (bg.y != bg.x) next_group(bg.y);
+      block(B1{}, Acc{});
+      if (bg.z != bg.y) next_group(bg.z);
+      block(B2{}, Acc{});
+      if (bg.w != bg.z) next_group(bg.w);
+      block(B3{}, Acc{});
     }
     flush();
   }
-  cp_async_wait<0>();  // this lane's copies have landed: its ring (shared by nobody else) can be reused
+  cp_async_wait<0>();  // this lane's copies have landed before its ring is reused
 
   // The kw warps of a tile group add their sums in warp order (deterministic), the first one stores. Each
-  // warp's sums go into its own ring (free now: every lane of the warp is past its last read after the
-  // __syncwarp below).
+  // warp's sums go into its own ring (free now: every lane of the warp is past its last read and its last
+  // copy after the __syncwarp below).
   __syncwarp();
   float* red = reinterpret_cast<float*>(ring);
 #pragma unroll
-  for (int tt = 0; tt < kT; ++tt)
-    *reinterpret_cast<float4*>(red + (tt * 32 + lane) * 4) =
-        make_float4(acc[tt][0], acc[tt][1], acc[tt][2], acc[tt][3]);
+  for (int p = 0; p < kPairs; ++p) {
+    *reinterpret_cast<float4*>(red + (p * 32 + lane) * 4) = make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
+    if (kHi)
+      *reinterpret_cast<float4*>(red + ((kPairs + p) * 32 + lane) * 4) =
+          make_float4(acc_hi[p][0], acc_hi[p][1], acc_hi[p][2], acc_hi[p][3]);
+  }
   __syncthreads();
   if (ntiles == 0 || wk != 0) return;
 #pragma unroll
-  for (int tt = 0; tt < kT; ++tt) {
-    if (tt >= ntiles) break;
-    float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int k = 0; k < kw; ++k) {
-      const float* r =
-          reinterpret_cast<const float*>(smem + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
-      const float4 v = *reinterpret_cast<const float4*>(r + (tt * 32 + lane) * 4);
-      sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
-    }
-    // C fragment: sum[0], sum[1] at row g, columns 2t, 2t + 1; sum[2], sum[3] at row g + 8.
+  for (int h = 0; h < (kHi ? 2 : 1); ++h) {
 #pragma unroll
-    for (int h = 0; h < (kHi ? 2 : 1); ++h) {
-      const int m = g + 8 * h;
-      if (m >= M) continue;
+    for (int p = 0; p < kPairs; ++p) {
+      if (2 * p >= ntiles) break;
+      float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int k = 0; k < kw; ++k) {
+        const float* r =
+            reinterpret_cast<const float*>(smem + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
+        const float4 v = *reinterpret_cast<const float4*>(r + ((h * kPairs + p) * 32 + lane) * 4);
+        sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
+      }
+      // sum[e]: tile 2p, row g, x row 8h + 2t + e; sum[2 + e]: tile 2p + 1.
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int64_t n = (tile0 + tt) * kTileRows + 2 * t + e;
-        if (n >= w.n) continue;
-        const float v = sum[2 * h + e];
-        if (partial)
-          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = v;
-        else
-          y[m * w.n + n] = Traits<T>::from_float(v + (w.bias ? w.bias[n] : 0.0f));
+        const int m = 8 * h + 2 * t + e;
+        if (m >= M) continue;
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          if (2 * p + u >= ntiles) continue;
+          const int64_t n = (tile0 + 2 * p + u) * kTileRows + g;
+          if (n >= w.n) continue;
+          const float v = sum[2 * u + e];
+          if (partial)
+            partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = v;
+          else
+            y[m * w.n + n] = Traits<T>::from_float(v + (w.bias ? w.bias[n] : 0.0f));
+        }
       }
     }
   }
