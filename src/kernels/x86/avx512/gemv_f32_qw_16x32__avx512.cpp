@@ -36,6 +36,8 @@ inline __m512i byte_select(int j) {
   return _mm512_set4_epi32(c(3), c(2), c(1), c(0));
 }
 
+// The loops carry unroll pragmas: GCC 12 left the 32 (quad, byte) steps of a k-block rolled, so the block's
+// 8 unpacked quads went through the stack and each step reloaded one; unrolled, they stay in registers.
 template <int kBits, int R>
 void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t tile) {
   constexpr int A = R <= 2 ? 4 : 2;  // accumulators per row
@@ -43,15 +45,19 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
   const size_t block_bytes = w.block_bytes();
   const uint8_t* codes = w.tile_codes(tile);
   const float* x[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) x[r] = a.x + (m0 + r) * a.ldx;
   const __m512i sel[4] = {byte_select(0), byte_select(1), byte_select(2), byte_select(3)};
   __m512 acc[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const int64_t b0 = w.group_block_begin[g], b1 = w.group_block_begin[g + 1];
     const __m512i z = load_tile_zeros_avx512(w, tile, g);
     __m512 part[R][A];
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
       for (int i = 0; i < A; ++i) part[r][i] = _mm512_setzero_ps();
     for (int64_t b = b0; b < b1; ++b) {
       const uint8_t* block = codes + b * block_bytes;
@@ -60,18 +66,23 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
         _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + 64), _MM_HINT_T0);
       __m512i quads[8];
       unpack_block_quads_avx512<kBits>(block, quads);
+#pragma GCC unroll 8
       for (int q = 0; q < 8; ++q)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
           const __m512 wv = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_shuffle_epi8(quads[q], sel[j]), z));
           const int64_t kp = b * kBlockK + 4 * q + j;
+#pragma GCC unroll 4
           for (int r = 0; r < R; ++r)
             part[r][(4 * q + j) % A] =
                 _mm512_fmadd_ps(wv, _mm512_set1_ps(x[r][kp]), part[r][(4 * q + j) % A]);
         }
     }
     const __m512 s = load_tile_scales_avx512(w, tile, g);
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       __m512 sum = part[r][0];
+#pragma GCC unroll 4
       for (int i = 1; i < A; ++i) sum = _mm512_add_ps(sum, part[r][i]);
       acc[r] = _mm512_fmadd_ps(sum, s, acc[r]);
     }
@@ -79,6 +90,7 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
   const int64_t n0 = tile * kTileN;
   const int valid = static_cast<int>(std::min<int64_t>(kTileN, w.n - n0));
   const size_t y_elem = x86::dtype_bytes_for_output(a.y_dtype);
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     auto* y_row = static_cast<uint8_t*>(a.y) + ((m0 + r) * a.ldy + n0) * y_elem;
     store_output_row_avx512(acc[r], a.bias ? a.bias + n0 : nullptr, a.y_dtype, y_row, valid);

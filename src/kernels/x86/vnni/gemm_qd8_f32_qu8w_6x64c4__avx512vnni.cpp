@@ -63,32 +63,46 @@ inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
 // One group segment of the panel for MR rows: int32 dot products over quads [seg.quad_begin, seg.quad_end),
 // then folded into the fp32 sums c[MR][kPanelN] (initialised when `init`). Kept to one segment per call so
 // the hot loop holds nothing but the 24 accumulators, 4 panel vectors and a broadcast (GCC spilled when the
-// segment loop was inside).
+// segment loop was inside). The loops over rows and column vectors carry unroll pragmas: unrolled before
+// scalar replacement, the accumulators go from the dot products to the fold in registers (rolled, GCC 12
+// zeroed a stack copy of all 24 at entry, stored them after the quad loop and reloaded each in the fold).
 template <int MR, int NV>
 void micro_kernel(const int8_t* xq, int64_t ldxq, const float* x_scale, const int32_t* xq_sum,
                   int64_t num_groups, const uint8_t* panel, const PanelTables& t, int s, float* c,
                   bool init) {
   const Segment& seg = t.seg[s];
+  // Copied out before the fold: its vector stores may alias anything (__m512 is a may_alias type), so GCC
+  // would otherwise reload these after every store.
+  const int64_t group = seg.group;
+  const bool starts_group = seg.starts_group;
   __m512i acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
   for (int q = seg.quad_begin; q < seg.quad_end; ++q) {
     __m512i b[NV];
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b[v] = _mm512_load_si512(panel + (q * kPanelN + v * kTileN) * 4);
+#pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       int32_t quad_bits;
       __builtin_memcpy(&quad_bits, xq + r * ldxq + 4 * q, 4);
       const __m512i a = _mm512_set1_epi32(quad_bits);
+#pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = dpbusd(acc[r][v], b[v], a);
     }
   }
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) {
-    const __m512 xs = _mm512_set1_ps(x_scale[r * num_groups + seg.group]);
-    const __m512i sum = _mm512_set1_epi32(xq_sum[r * num_groups + seg.group]);
+    const __m512 xs = _mm512_set1_ps(x_scale[r * num_groups + group]);
+    const __m512i sum = _mm512_set1_epi32(xq_sum[r * num_groups + group]);
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       // The zero-point term z * Σ xq belongs to the whole group: subtract it in the segment that starts it.
       const __m512i dot =
-          seg.starts_group ? _mm512_sub_epi32(acc[r][v], _mm512_mullo_epi32(t.zero[s][v], sum)) : acc[r][v];
+          starts_group ? _mm512_sub_epi32(acc[r][v], _mm512_mullo_epi32(t.zero[s][v], sum)) : acc[r][v];
       float* cp = c + r * kPanelN + v * kTileN;
       const __m512 prev = init ? _mm512_setzero_ps() : _mm512_load_ps(cp);
       _mm512_store_ps(cp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(t.scale[s][v], xs), prev));
