@@ -36,8 +36,9 @@ inline __m512i byte_select(int j) {
   return _mm512_set4_epi32(c(3), c(2), c(1), c(0));
 }
 
-// The loops carry unroll pragmas: GCC 12 left the 32 (quad, byte) steps of a k-block rolled, so the block's
-// 8 unpacked quads went through the stack and each step reloaded one; unrolled, they stay in registers.
+// The loops carry unroll pragmas: GCC 12 left the loop over a k-block's 8 quads rolled, so the unpacked
+// quads went through the stack (8 stores after the unpack, one reload per step); unrolled, they stay in
+// registers.
 template <int kBits, int R>
 void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t tile) {
   constexpr int A = R <= 2 ? 4 : 2;  // accumulators per row
