@@ -326,12 +326,14 @@ int64_t length_of(const Value& v) {
     case Value::Kind::kString:
       return static_cast<int64_t>(code_point_count(v.as_string()));
     case Value::Kind::kList:
+      if (v.is_generator()) break;
       return static_cast<int64_t>(v.as_list().size());
     case Value::Kind::kDict:
       return static_cast<int64_t>(v.as_dict().items.size());
     default:
-      throw_error("object of type '", v.type_name(), "' has no len()");
+      break;
   }
+  throw_error("object of type '", v.type_name(), "' has no len()");
 }
 
 std::string indent_text(const std::string& s, const Value* width, bool first, bool blank) {
@@ -472,6 +474,8 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
   }
   if (name == "first" || name == "last") {
     a.check(f, 0, {});
+    if (name == "last" && v.is_generator())
+      throw_error("last: 'generator' object is not reversible (add |list)");
     if (v.is_undefined()) return Value::undefined("no first item, sequence was empty");
     const std::vector<Value> items = iterate(v);
     if (items.empty()) return Value::undefined("No " + f + " item, sequence was empty.");
@@ -510,11 +514,11 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
   }
   if (name == "items") {
     a.check(f, 0, {});
-    if (v.is_undefined()) return Value(List{});
+    if (v.is_undefined()) return Value::generator({});
     ARK_CHECK(v.is_dict(), "items: can only get item pairs from a mapping, not ", v.type_name());
     List out;
     for (const auto& [k, x] : v.as_dict().items) out.push_back(Value(List{Value(k), x}, true));
-    return Value(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "list") {
     a.check(f, 0, {});
@@ -525,11 +529,13 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
     if (v.is_string()) return slice(v, std::nullopt, std::nullopt, -1);
     std::vector<Value> items = iterate(v);
     std::reverse(items.begin(), items.end());
-    return Value(std::move(items));
+    // reversed() of a list or dict is an iterator; a generator is listed first, giving a list.
+    return v.is_generator() ? Value(std::move(items)) : Value::generator(std::move(items));
   }
   if (name == "selectattr" || name == "rejectattr")
-    return Value(select_items(v, a, true, name == "selectattr", name));
-  if (name == "select" || name == "reject") return Value(select_items(v, a, false, name == "select", name));
+    return Value::generator(select_items(v, a, true, name == "selectattr", name));
+  if (name == "select" || name == "reject")
+    return Value::generator(select_items(v, a, false, name == "select", name));
   if (name == "map") {
     List out;
     if (const Value* attr = a.get(99, "attribute")) {
@@ -539,15 +545,18 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
         Value y = attribute_path(x, soft_str(*attr));
         out.push_back(y.is_undefined() && dflt ? *dflt : y);
       }
-      return Value(std::move(out));
+      return Value::generator(std::move(out));
     }
     ARK_CHECK(!a.positional.empty(), "map: needs a filter name or attribute=");
     const std::string filter = need_string(&a.positional[0], f);
     ARK_CHECK(is_jinja_filter(filter), "map: no filter named '", filter, "'");
     const CallArgs fargs = rest_args(a, 1);
     for (const Value& x : iterate(v)) out.push_back(apply_filter(filter, x, fargs));
-    return Value(std::move(out));
+    return Value::generator(std::move(out));
   }
+  if ((name == "int" || name == "float") && v.is_undefined())
+    throw_error(v.undefined_name().empty() ? "undefined value"
+                                           : v.undefined_name());  // int(Undefined) raises
   if (name == "int") {
     a.check(f, 2, {"default", "base"});
     const Value* d = a.get(0, "default");
@@ -594,6 +603,9 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
   }
   if (name == "indent") {
     a.check(f, 3, {"width", "first", "blank"});
+    // jinja2's do_indent appends "\n" to its argument, which only a str allows.
+    if (v.is_undefined()) throw_error(v.undefined_name().empty() ? "undefined value" : v.undefined_name());
+    ARK_CHECK(v.is_string(), "indent: expected a string, got ", v.type_name());
     const Value* fi = a.get(1, "first");
     const Value* bl = a.get(2, "blank");
     return Value(indent_text(soft_str(v), a.get(0, "width"), fi && truthy(*fi), bl && truthy(*bl)));
@@ -606,7 +618,7 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
       for (const Value& y : out) seen = seen || equals(x, y);
       if (!seen) out.push_back(x);
     }
-    return Value(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (is_jinja_filter(name)) throw_error("the '", name, "' filter is not supported");
   throw_error("no filter named '", name, "'");
@@ -634,14 +646,18 @@ bool apply_test(std::string_view name, const Value& v, const CallArgs& a) {
   if (name == "false") return none_args(), v.is_bool() && !v.as_bool();
   if (name == "callable") return none_args(), v.is_function();
   // Python: str, list, tuple and dict have len() and [] (sequence); those and undefined iterate.
-  if (name == "sequence") return none_args(), v.is_string() || v.is_list() || v.is_dict();
+  // Undefined has __len__ and __getitem__, so Jinja counts it as a sequence too.
+  if (name == "sequence") return none_args(), v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
   if (name == "iterable") return none_args(), v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
   if (name == "lower") return none_args(), py_islower(to_str(v));
   if (name == "upper") return none_args(), py_isupper(to_str(v));
   if (name == "odd" || name == "even") {
     none_args();
-    ARK_CHECK(v.is_number() && !v.is_float(), "the '", name, "' test needs an integer");
-    return (v.as_int() % 2 != 0) == (name == "odd");
+    ARK_CHECK(v.is_number(), "the '", name, "' test needs a number, got ", v.type_name());
+    // jinja2: value % 2 == 1 (odd) / == 0 (even), with Python's modulo for floats too.
+    const Value m = binary_op("%", v, Value(static_cast<int64_t>(2)));
+    return name == "odd" ? equals(m, Value(static_cast<int64_t>(1)))
+                         : equals(m, Value(static_cast<int64_t>(0)));
   }
   if (name == "divisibleby") {
     const Value& d = arg();

@@ -100,6 +100,7 @@ void write(std::string& out, const Value& v, const JsonOptions& o, int64_t level
       write_string(out, v.as_string(), o.ensure_ascii);
       return;
     case Value::Kind::kList: {
+      if (v.is_generator()) throw_error("tojson: Object of type generator is not JSON serializable");
       const List& l = v.as_list();
       if (l.empty()) {
         out += "[]";

@@ -79,7 +79,8 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     if (ints) return Value(add_int(a.as_int(), b.as_int()));
     if (nums) return Value(a.as_double() + b.as_double());
     if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
-    if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+    if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_generator() &&
+        !b.is_generator()) {
       List out = a.as_list();
       out.insert(out.end(), b.as_list().begin(), b.as_list().end());
       return Value(std::move(out), a.is_tuple());
@@ -95,8 +96,10 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
   if (op == "*") {
     if (ints) return Value(mul_int(a.as_int(), b.as_int()));
     if (nums) return Value(a.as_double() * b.as_double());
-    if ((a.is_string() || a.is_list()) && b.is_number() && !b.is_float()) return repeat(a, b.as_int());
-    if ((b.is_string() || b.is_list()) && a.is_number() && !a.is_float()) return repeat(b, a.as_int());
+    if ((a.is_string() || (a.is_list() && !a.is_generator())) && b.is_number() && !b.is_float())
+      return repeat(a, b.as_int());
+    if ((b.is_string() || (b.is_list() && !b.is_generator())) && a.is_number() && !a.is_float())
+      return repeat(b, a.as_int());
     unsupported(op, a, b);
   }
   if (op == "/") {
@@ -156,6 +159,7 @@ bool contains(const Value& haystack, const Value& needle) {
 Value get_item(const Value& obj, const Value& key) {
   if (obj.is_undefined())
     throw_error(obj.undefined_name().empty() ? "subscript of an undefined value" : obj.undefined_name());
+  if (obj.is_generator()) return Value::undefined("'generator object' is not subscriptable");
   if ((obj.is_list() || obj.is_string()) && key.is_number() && !key.is_float()) {
     int64_t i = key.as_int();
     if (obj.is_list()) {
@@ -184,7 +188,8 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value slice(const Value& obj, const std::optional<int64_t>& start, const std::optional<int64_t>& stop,
             const std::optional<int64_t>& step_in) {
-  ARK_CHECK(obj.is_list() || obj.is_string(), "'", obj.type_name(), "' object is not subscriptable");
+  ARK_CHECK((obj.is_list() && !obj.is_generator()) || obj.is_string(), "'", obj.type_name(),
+            "' object is not subscriptable");
   const int64_t step = step_in.value_or(1);
   ARK_CHECK(step != 0, "slice step cannot be zero");
   std::vector<size_t> off;

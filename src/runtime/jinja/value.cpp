@@ -74,7 +74,7 @@ std::string_view Value::type_name() const {
     case Kind::kString:
       return "str";
     case Kind::kList:
-      return tuple_ ? "tuple" : "list";
+      return generator_ ? "generator" : tuple_ ? "tuple" : "list";
     case Kind::kDict:
       return "dict";
     case Kind::kNamespace:
@@ -98,7 +98,7 @@ bool truthy(const Value& v) {
     case Value::Kind::kString:
       return !v.as_string().empty();
     case Value::Kind::kList:
-      return !v.as_list().empty();
+      return v.is_generator() || !v.as_list().empty();  // a generator object is always true
     case Value::Kind::kDict:
       return !v.as_dict().items.empty();
     default:
@@ -183,7 +183,7 @@ std::string to_repr(const Value& v) {
     case Value::Kind::kString:
       return string_repr(v.as_string());
     case Value::Kind::kUndefined:
-      return "";
+      return "Undefined";  // repr(Undefined), as a list or dict holding one prints it
     default:
       break;
   }
@@ -205,6 +205,10 @@ std::string to_str(const Value& v) {
     case Value::Kind::kString:
       return v.as_string();
     case Value::Kind::kList: {
+      if (v.is_generator())
+        throw_error(
+            "printing a generator (the result of a filter such as selectattr or map; Jinja prints its "
+            "address) is not supported: add |list");
       const List& l = v.as_list();
       std::string out = v.is_tuple() ? "(" : "[";
       for (size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + to_repr(l[i]);
@@ -241,7 +245,8 @@ bool equals(const Value& a, const Value& b) {
     case Value::Kind::kString:
       return a.as_string() == b.as_string();
     case Value::Kind::kList: {
-      // Python: a list never equals a tuple.
+      // Python: a list never equals a tuple; a generator equals only itself.
+      if (a.is_generator() || b.is_generator()) return false;
       if (a.is_tuple() != b.is_tuple() || a.as_list().size() != b.as_list().size()) return false;
       for (size_t i = 0; i < a.as_list().size(); ++i)
         if (!equals(a.as_list()[i], b.as_list()[i])) return false;

@@ -86,6 +86,14 @@ class Value {
     v.kind_ = Kind::kNone;
     return v;
   }
+  // The items a Jinja filter yields lazily (select, selectattr, map, items, unique, reverse of a list return
+  // Python generators or iterators): iterable, always true, but without len(), index or a printable form,
+  // so those uses are errors here as they are (or print an address) in Jinja.
+  static Value generator(List items) {
+    Value v(std::move(items));
+    v.generator_ = true;
+    return v;
+  }
   // A fresh namespace object (Jinja's namespace()); copies of the Value share it.
   static Value make_namespace(Dict attributes);
 
@@ -99,6 +107,7 @@ class Value {
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
+  bool is_generator() const { return kind_ == Kind::kList && generator_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_function() const { return kind_ == Kind::kFunction; }
@@ -120,6 +129,7 @@ class Value {
  private:
   Kind kind_ = Kind::kUndefined;
   bool tuple_ = false;
+  bool generator_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::string str_;
