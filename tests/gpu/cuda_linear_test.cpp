@@ -557,9 +557,9 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
 }
 
 // kAuto's family per M and the gemv plans on an H200's figures (host-only): gemv where it measured faster
-// than mma (M = 1, int4, g >= 128, the two 70B shapes), mma elsewhere below large_m_threshold, dequant_gemm
-// from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for partials only
-// when it splits K; M above gemv's range falls back to mma.
+// than mma (M <= 8, int4, g >= 128, layers from 4096x4096 up), mma elsewhere below large_m_threshold,
+// dequant_gemm from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for
+// partials only when it splits K; M above gemv's range falls back to mma.
 TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
@@ -577,11 +577,11 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
         v.chunks = (sh[0] + 127) / 128;
         v.groups = v.chunks * (128 / group);
         v.n8_tiles = (sh[1] + 7) / 8;
-        const bool big70b = (sh[0] == 8192 && sh[1] == 28672) || (sh[0] == 28672 && sh[1] == 8192);
+        const bool measured = v.n8_tiles * v.chunks >= 512 * 32;  // 4096x4096 and up
         for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 64, 255, 256}) {
           const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
-                                    : M == 1 && bits == 4 && group == 128 && big70b ? cuda::Family::kGemv
-                                                                                    : cuda::Family::kMma;
+                                    : M <= 8 && bits == 4 && group == 128 && measured ? cuda::Family::kGemv
+                                                                                     : cuda::Family::kMma;
           EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256)), static_cast<int>(want))
               << sh[0] << "x" << sh[1] << " int" << bits << " g" << group << " M=" << M;
           const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
@@ -614,9 +614,10 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   EXPECT_EQ(p.chunks_per_split, 2);
 }
 
-// The gemv planner picks, on an H200's figures, the block shape and split factor that the sweep of
-// 2026-11-27 measured fastest (ark_cuda_bench --sweep-gemv, int4 g128, docs/CUDA.md), or one within 4% of it
-// (4096x11008 M=1: t8 s6 was the fastest; 11008x4096 M=1: t8 s15 17.3 us against t2 s4 16.5 us).
+// The gemv planner's block shape and split factor on an H200's figures, against the sweep of the
+// swapped-product kernel (2026-11-27 19:25 UTC, ark_cuda_bench --sweep-gemv, int4 g128, docs/CUDA.md): the
+// fastest measured or within 2% of it, except 4096x4096 M=16 (t4 s8 10.9 us against t8 s8 10.4) and
+// 11008x4096 M=1 (t8 s15 14.1 us against t4 s4 12.9: the model undercounts two blocks sharing an SM there).
 TEST(CudaPlan, GemvShapesFollowTheSweep) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
@@ -626,9 +627,10 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
     int64_t k, n, m;
     int warps_n, splits;
   };
-  const Want wants[] = {{4096, 4096, 1, 1, 1},  {4096, 11008, 1, 8, 6}, {11008, 4096, 1, 8, 15},
+  const Want wants[] = {{4096, 4096, 1, 1, 1},  {4096, 11008, 1, 2, 1}, {11008, 4096, 1, 8, 15},
                         {8192, 8192, 1, 1, 1},  {8192, 28672, 1, 4, 1}, {28672, 8192, 1, 8, 8},
-                        {28672, 8192, 4, 8, 8}, {8192, 8192, 16, 8, 8}, {4096, 4096, 16, 4, 8}};
+                        {28672, 8192, 4, 8, 8}, {8192, 8192, 16, 8, 8}, {4096, 4096, 16, 4, 8},
+                        {8192, 28672, 8, 8, 4}};
   for (const Want& t : wants) {
     cuda::PackedView v;
     v.k = t.k;

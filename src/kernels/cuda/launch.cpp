@@ -82,13 +82,14 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 }
 
 // The gemv planner's model (linear_gemv.cu), fitted to a sweep of every block shape and split factor on an
-// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..16; docs/CUDA.md). A warp takes about
-// kGemvChunkNs per 128-k chunk of its 4 tiles when its block is alone on the SM, (1 + kGemvShare) times that
-// when two blocks share it, a little more per extra row of x; blocks beyond one wave run in further rounds,
-// each paying a start-up (ring fill, x staged from L2 at kGemvStageBytesPerNs); split-K adds the reduce
-// kernel and the fp32 partials.
-constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 1150, kGemvShare = 0.3, kGemvPerRow = 0.02,
-                 kGemvStageBytesPerNs = 5, kGemvRoundNs = 2000, kGemvReduceNs = 3000;
+// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..16; docs/CUDA.md; refitted to the
+// swapped-product kernel of 2026-11-27 19:25 UTC). A warp takes about kGemvChunkNs per 128-k chunk of its 4
+// tiles when its block is alone on the SM and (1 + kGemvShare) times that when two blocks share it (the
+// kernel now streams near the SM's share of DRAM bandwidth, so two blocks nearly halve each other's rate), a
+// little more per extra row of x; blocks beyond one wave run in further rounds, each paying a start-up (ring
+// fill, x staged from L2 at kGemvStageBytesPerNs); split-K adds the reduce kernel and the fp32 partials.
+constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 500, kGemvShare = 0.8, kGemvPerRow = 0.01,
+                 kGemvStageBytesPerNs = 5, kGemvRoundNs = 1000, kGemvReduceNs = 3000;
 
 double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
                     int64_t splits, int64_t cps) {

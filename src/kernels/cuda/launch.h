@@ -107,12 +107,13 @@ constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits) 
   return static_cast<size_t>(chunks_per_split * 16 + kGemvWarps * gemv_ring_bytes(bits) +
                              chunks_per_split * M * 256);
 }
-// Where kAuto runs gemv instead of mma: where it measured faster on the H200 (docs/CUDA.md): M = 1, int4, at
-// most one group starting per chunk (g >= 128 or per-channel), and a layer of at least kGemvAutoMinTileChunks
-// (tile, chunk) pairs (the 70B shapes have 229376: 2-5% faster there; mma stays ahead on 8192x8192 and the 7B
-// shapes, and at M >= 2).
-inline constexpr int64_t kGemvAutoMaxM = 1;
-inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 17;
+// Where kAuto runs gemv instead of mma: where it measured faster on the H200 (docs/CUDA.md, sweep of
+// 2026-11-27 19:25 UTC): M <= 8, int4, at most one group starting per chunk (g >= 128 or per-channel), and
+// a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured:
+// 1.04-1.14x mma there, 1.17-1.44x on the 70B shapes at M = 1..8). At M = 16 mma measured 1.0-1.23x
+// faster (gemv's x staging and twice the mma per chunk), so gemv stops at 8.
+inline constexpr int64_t kGemvAutoMaxM = 8;
+inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 14;
 bool gemv_preferred(const PackedView& w, int64_t M);
 
 // The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv where gemv_preferred,

@@ -74,7 +74,9 @@ __device__ __forceinline__ void cp_async16_s(uint32_t dst, const void* src) {
 // neither converts from generic pointers nor recomputes each chunk.
 __device__ __forceinline__ uint4 lds128(uint32_t a) {
   uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(a));
   return v;
 }
 __device__ __forceinline__ uint2 lds64(uint32_t a) {
@@ -184,8 +186,8 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   // offset into the ring.
   const int team = lane / kTeam, sub = lane % kTeam;
   const bool copy_lane = team < ntiles;
-  const uint32_t* csrc = w.codes + ((tile0 + (copy_lane ? team : 0)) * w.chunks + c0 + first) * kChunkWords +
-                         sub * 4;
+  const uint32_t* csrc =
+      w.codes + ((tile0 + (copy_lane ? team : 0)) * w.chunks + c0 + first) * kChunkWords + sub * 4;
   const int cstep = step * kChunkWords;
   const uint32_t cdst = ring_s + team * kChunkWords * 4 + sub * 16;
   // Meta copies: lane 3 tt + piece copies 16 bytes of tile tt's group record (piece 0, 1: scales of rows 0-3,
@@ -403,7 +405,8 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   float* red = reinterpret_cast<float*>(ring);
 #pragma unroll
   for (int p = 0; p < kPairs; ++p) {
-    *reinterpret_cast<float4*>(red + (p * 32 + lane) * 4) = make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
+    *reinterpret_cast<float4*>(red + (p * 32 + lane) * 4) =
+        make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
     if (kHi)
       *reinterpret_cast<float4*>(red + ((kPairs + p) * 32 + lane) * 4) =
           make_float4(acc_hi[p][0], acc_hi[p][1], acc_hi[p][2], acc_hi[p][3]);

@@ -53,8 +53,7 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
 template <>
 __device__ __forceinline__ void mma_16816<__half>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                                   uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -62,8 +61,7 @@ __device__ __forceinline__ void mma_16816<__half>(float (&c)[4], uint32_t a0, ui
 template <>
 __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                                          uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -77,14 +75,12 @@ __device__ __forceinline__ void mma_16816_zero(float (&d)[4], uint32_t a0, uint3
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   const float z = 0.0f;
   if constexpr (kBf16)
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%10,%10,%10,%10};\n"
         : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(z));
   else
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%10,%10,%10,%10};\n"
         : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(z));
@@ -122,11 +118,11 @@ __device__ __forceinline__ void dequant_block(const uint32_t (&w)[kBits], int bl
     const uint32_t lo = w[block], hi = w[block] >> 8;
     const T2 sixteenth = from_bits<T2>(0x2c002c00u);  // 1/16
     b[0] = bits_of(__hsub2(from_bits<T2>(lop3_and_or(lo, 0x000f000fu, Tr::kMagic)), from_bits<T2>(zt.x)));
-    b[1] = bits_of(__hfma2(from_bits<T2>(lop3_and_or(lo, 0x00f000f0u, Tr::kMagic)), sixteenth,
-                           from_bits<T2>(zt.y)));
+    b[1] = bits_of(
+        __hfma2(from_bits<T2>(lop3_and_or(lo, 0x00f000f0u, Tr::kMagic)), sixteenth, from_bits<T2>(zt.y)));
     b[2] = bits_of(__hsub2(from_bits<T2>(lop3_and_or(hi, 0x000f000fu, Tr::kMagic)), from_bits<T2>(zt.x)));
-    b[3] = bits_of(__hfma2(from_bits<T2>(lop3_and_or(hi, 0x00f000f0u, Tr::kMagic)), sixteenth,
-                           from_bits<T2>(zt.y)));
+    b[3] = bits_of(
+        __hfma2(from_bits<T2>(lop3_and_or(hi, 0x00f000f0u, Tr::kMagic)), sixteenth, from_bits<T2>(zt.y)));
   } else if constexpr (kBits == 4) {
     // bf16 has 7 mantissa bits: each nibble pair is shifted down. Nibbles j and j + 4 are the two values of
     // register j: mask them into the magic's mantissa (magic + q) and subtract magic + z.
