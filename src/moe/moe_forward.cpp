@@ -98,7 +98,10 @@ struct LayerRun {
   int act_class = -1;   // gate/up runs: the activation class
   float* xf = nullptr;  // run-private fp32 rows [m][kp], when the kernel cannot read its source as it is
   bool own_xf = false, own_xq = false;  // whether the run needs private fp32 / int8 rows
-  size_t xf_at = 0, xq_at = 0, side_at = 0;
+  // Whether the run hands its kernel bf16 rows rounded once (LinearImpl::prepare_bf16, as QuantLinear's
+  // forward does), so a bf16 GEMM does not round the fp32 rows again for every panel.
+  bool own_xb = false;
+  size_t xf_at = 0, xq_at = 0, side_at = 0, xb_at = 0;
 };
 
 struct KernelItem {
@@ -142,6 +145,10 @@ bool int8_of(const LayerRun& r) {
   return r.layer->mode == ComputeMode::kInt8;
 }
 
+bool takes_bf16_rows(const LayerRun& r) {
+  return !int8_of(r) && r.kernel->prepare_bf16 != nullptr;
+}
+
 void reserve_run(Arena& arena, LayerRun& r) {
   const PackedWeight& w = r.layer->packed;
   const int64_t m = r.a.m, kp = w.k_padded();
@@ -150,6 +157,7 @@ void reserve_run(Arena& arena, LayerRun& r) {
     r.xq_at = arena.reserve(static_cast<size_t>(m * kp));
     r.side_at = arena.reserve(static_cast<size_t>(m * w.num_groups) * 8);
   }
+  if (r.own_xb) r.xb_at = arena.reserve(static_cast<size_t>(m * kp) * 2);
 }
 
 void bind_run(Arena& arena, LayerRun& r) {
@@ -167,10 +175,18 @@ void bind_run(Arena& arena, LayerRun& r) {
     r.a.x_scale = side;
     r.a.xq_sum = reinterpret_cast<int32_t*>(side + r.a.m * w.num_groups);
   }
+  if (r.own_xb) {
+    r.a.xb = arena.at<uint16_t>(r.xb_at);
+    r.a.ldxb = kp;
+  }
 }
 
-// Quantizes rows [r0, r1) of a run whose fp32 rows (a.x, a.ldx) are ready (int8 mode only).
-void quantize_run_rows(const LayerRun& r, int64_t r0, int64_t r1) {
+// Rows [r0, r1) of a run whose fp32 rows (a.x, a.ldx) are ready: quantized (int8 mode) or rounded to bf16
+// (a run with own_xb).
+void prepare_run_rows(const LayerRun& r, int64_t r0, int64_t r1) {
+  if (r.own_xb)
+    r.kernel->prepare_bf16(r.a.x, r.a.ldx, r0, r1, r.layer->packed.k_padded(), const_cast<uint16_t*>(r.a.xb),
+                           r.a.ldxb);
   if (!int8_of(r)) return;
   r.layer->quantize_rows(r.layer->packed, r.a.x, r.a.ldx, r0, r1, const_cast<int8_t*>(r.a.xq), r.a.ldxq,
                          const_cast<float*>(r.a.x_scale), const_cast<int32_t*>(r.a.xq_sum));
@@ -321,11 +337,15 @@ class MoeCall {
         // int8 over an identity packed K quantizes straight from x's rows.
         r.own_xf = !(int8_of(r) && r.layer->packed.identity_k);
         r.own_xq = int8_of(r);
+        r.own_xb = takes_bf16_rows(r);
       }
     }
+    // (Decode gate/up runs copy or point into class rows and are not prepared: a bf16 kernel there rounds
+    // the fp32 rows itself, with the same result.)
     for (LayerRun& r : down_) {
       r.own_xf = !r.layer->packed.identity_k;
       r.own_xq = int8_of(r);
+      r.own_xb = takes_bf16_rows(r);
     }
     for (LayerRun& r : up_) reserve_run(arena_, r);
     for (LayerRun& r : down_) reserve_run(arena_, r);
@@ -414,7 +434,7 @@ class MoeCall {
     }
     for (int64_t m = r0; m < r1; ++m)
       gather_activation_rows(w, x_ + row_token_[base + m] * H_, DType::F32, 0, 1, r.xf + m * kp, kp);
-    quantize_run_rows(r, r0, r1);
+    prepare_run_rows(r, r0, r1);
   }
 
   // Decode: tokens [t0, t1) of an activation class prepared once.
@@ -456,7 +476,7 @@ class MoeCall {
     }
     if (r.own_xf)
       gather_activation_rows(r.layer->packed, h, DType::F32, r0, r1, r.xf, r.layer->packed.k_padded());
-    quantize_run_rows(r, r0, r1);
+    prepare_run_rows(r, r0, r1);
   }
 
   // y[t] = sum_j weights[t][j] * yo[pos[t][j]] (+ sg[t] * shared row) over columns [h0, h1).
@@ -568,10 +588,10 @@ class MoeCall {
   // --- the prefill schedule: one region per step -------------------------------------------------------
 
   // Prefill scratch per row of slot s, in bytes (sizes the waves): gate/up activations, [gate | up]
-  // outputs, h, down activations, the output row.
+  // outputs, h, down activations (fp32, and int8 or bf16), the output row.
   int64_t row_bytes(int s) const {
     const int64_t I = im_.experts[s].intermediate;
-    return H_ * 9 + I * 12 + I * 5 + H_ * 4 + 256;
+    return H_ * 9 + I * 12 + I * 6 + H_ * 4 + 256;
   }
 
   void run_prefill() {
