@@ -307,6 +307,7 @@ List select_items(const Value& seq, const CallArgs& a, bool by_attr, bool keep_i
   if (i < a.positional.size()) test = need_string(&a.positional[i], filter);
   const CallArgs targs = rest_args(a, i + 1);
   List out;
+  if (!truthy(seq)) return out;  // jinja2 only iterates a true value (none, 0, false give nothing)
   for (const Value& x : iterate(seq)) {
     const Value subject = by_attr ? attribute_path(x, attr) : x;
     const bool pass = test.empty() ? truthy(subject) : apply_test(test, subject, targs);
@@ -538,6 +539,10 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
     return Value::generator(select_items(v, a, false, name == "select", name));
   if (name == "map") {
     List out;
+    if (!truthy(v)) {  // jinja2 only iterates a true value, after checking the arguments
+      ARK_CHECK(a.get(99, "attribute") || !a.positional.empty(), "map: needs a filter name or attribute=");
+      return Value::generator(std::move(out));
+    }
     if (const Value* attr = a.get(99, "attribute")) {
       a.check(f, 0, {"attribute", "default"});
       const Value* dflt = a.get(99, "default");
@@ -611,12 +616,25 @@ Value apply_filter(std::string_view name, const Value& v, const CallArgs& a) {
     return Value(indent_text(soft_str(v), a.get(0, "width"), fi && truthy(*fi), bl && truthy(*bl)));
   }
   if (name == "unique") {
-    a.check(f, 0, {});
-    List out;
+    // jinja2's do_unique: first occurrences, strings compared case-insensitively by default, items hashed.
+    a.check(f, 2, {"case_sensitive", "attribute"});
+    const Value* cs = a.get(0, "case_sensitive");
+    const Value* attr = a.get(1, "attribute");
+    const bool case_sensitive = cs && truthy(*cs);
+    auto key = [&](const Value& x) {
+      Value k = is_none_or_absent(attr) ? x : attribute_path(x, soft_str(*attr));
+      ARK_CHECK(!k.is_dict() && !(k.is_list() && !k.is_tuple()) && !k.is_namespace(),
+                "unique: unhashable type: '", k.type_name(), "'");
+      return k.is_string() && !case_sensitive ? Value(py_lower(k.as_string())) : k;
+    };
+    List out, seen;
     for (const Value& x : iterate(v)) {
-      bool seen = false;
-      for (const Value& y : out) seen = seen || equals(x, y);
-      if (!seen) out.push_back(x);
+      const Value k = key(x);
+      bool dup = false;
+      for (const Value& y : seen) dup = dup || equals(k, y);
+      if (dup) continue;
+      seen.push_back(k);
+      out.push_back(x);
     }
     return Value::generator(std::move(out));
   }
@@ -647,7 +665,9 @@ bool apply_test(std::string_view name, const Value& v, const CallArgs& a) {
   if (name == "callable") return none_args(), v.is_function();
   // Python: str, list, tuple and dict have len() and [] (sequence); those and undefined iterate.
   // Undefined has __len__ and __getitem__, so Jinja counts it as a sequence too.
-  if (name == "sequence") return none_args(), v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
+  if (name == "sequence")
+    return none_args(),
+           v.is_string() || (v.is_list() && !v.is_generator()) || v.is_dict() || v.is_undefined();
   if (name == "iterable") return none_args(), v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
   if (name == "lower") return none_args(), py_islower(to_str(v));
   if (name == "upper") return none_args(), py_isupper(to_str(v));

@@ -52,6 +52,17 @@ int64_t pow_int(int64_t a, int64_t b) {
   return p;
 }
 
+// CPython's float floor division (float_divmod): through fmod, so 1 // 0.1 is 9.0 as in Python.
+double float_floor_div(double x, double y) {
+  double mod = std::fmod(x, y);
+  double div = (x - mod) / y;
+  if (mod != 0 && ((y < 0) != (mod < 0))) div -= 1.0;
+  if (div == 0) return std::copysign(0.0, x / y);
+  double floordiv = std::floor(div);
+  if (div - floordiv > 0.5) floordiv += 1.0;
+  return floordiv;
+}
+
 Value repeat(const Value& seq, int64_t n) {
   const size_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size();
   ARK_CHECK(n <= 0 || unit == 0 || static_cast<size_t>(n) <= kMaxBuilt / unit, "repetition result too large");
@@ -69,6 +80,7 @@ Value repeat(const Value& seq, int64_t n) {
 
 Value binary_op(std::string_view op, const Value& a, const Value& b) {
   if (op == "~") return Value(to_str(a) + to_str(b));
+  if (op == "%" && a.is_string()) throw_error("printf-style '%' string formatting is not supported");
   if (a.is_undefined() || b.is_undefined())
     throw_error((a.is_undefined() ? a : b).undefined_name().empty()
                     ? "undefined value in arithmetic"
@@ -111,7 +123,7 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     if (!nums) unsupported(op, a, b);
     ARK_CHECK(b.as_double() != 0.0, "integer division or modulo by zero");
     if (ints) return Value(floor_div(a.as_int(), b.as_int()));
-    return Value(std::floor(a.as_double() / b.as_double()));
+    return Value(float_floor_div(a.as_double(), b.as_double()));
   }
   if (op == "%") {
     if (a.is_string()) throw_error("printf-style '%' string formatting is not supported");
@@ -121,6 +133,7 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     const double x = a.as_double(), y = b.as_double();
     double m = std::fmod(x, y);
     if (m != 0 && ((m < 0) != (y < 0))) m += y;
+    if (m == 0) m = std::copysign(0.0, y);  // CPython: a zero remainder takes the divisor's sign
     return Value(m);
   }
   if (op == "**") {
@@ -146,6 +159,8 @@ bool contains(const Value& haystack, const Value& needle) {
                 needle.type_name());
       return haystack.as_string().find(needle.as_string()) != std::string::npos;
     case Value::Kind::kDict:
+      ARK_CHECK(!needle.is_dict() && !(needle.is_list() && !needle.is_tuple()) && !needle.is_namespace(),
+                "unhashable type: '", needle.type_name(), "'");
       return needle.is_string() && haystack.as_dict().find(needle.as_string()) != nullptr;
     case Value::Kind::kList:
       for (const Value& x : haystack.as_list())
