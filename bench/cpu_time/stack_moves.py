@@ -52,8 +52,9 @@ def main():
         total, hot_moves = len(moves), sum(1 for a in moves if in_hot(a))
         hot_size = sum(1 for a, _, _ in code if in_hot(a))
         # Arithmetic instructions in the smallest hot loop: a register-blocked micro-kernel has one per
-        # accumulator; a loop over the accumulator array left rolled has 1 or 2, its accumulators loaded and
-        # stored through some other register than rsp/rbp (which the counts above do not see).
+        # accumulator; a loop over the accumulator array left rolled has fewer (1 in a 6x4 kernel), its
+        # accumulators loaded and stored through some other register than rsp/rbp (which the counts above
+        # do not see).
         per_loop = [sum(1 for a, op, _ in code if b <= a <= e and ARITHMETIC.match(op)) for b, e in hot]
         all_total += total
         all_hot += hot_moves
