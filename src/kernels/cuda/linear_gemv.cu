@@ -1,28 +1,29 @@
 // The streaming decode kernel (M <= 16): no block barrier while the weights stream. Each warp owns 4 n8 tiles
 // and streams their code words, scales and zeros through its own ring of shared-memory slots with cp.async;
-// each lane copies its own words (it alone reads them back), so a lane's cp.async.wait_group plus one
-// __syncwarp per chunk (for the scales and zeros that lanes 0-11 copy) is all the synchronisation there is.
+// the warp's lanes copy in teams (one tile each) and read their own words back, so each lane's
+// cp.async.wait_group plus one __syncwarp per chunk is all the synchronisation there is.
 //
 // Why. The tensor-core split-K kernel (linear_mma.cu) moves the weights of 32 tiles through a ring that all 8
 // warps of a block fill and drain in step (cp.async wait, block barrier, ldmatrix, mma per chunk); on the
 // H200 it reached 51-62% of the copy bandwidth at M = 1 on the 70B shapes. This kernel removes the barrier
-// and lets every warp run ahead on its own. Measured (docs/CUDA.md): versions with one tile per warp ran
-// 1.2-2x slower than mma (a register double buffer of 4 chunks: issue- and latency-bound on per-chunk work
-// that one tile cannot amortise); 4 tiles per warp with a 4-slot ring per warp matches mma on most shapes and
-// beats it by 2-5% at M = 1 on the 70B shapes. Neither design passes ~64% of copy: see docs/CUDA.md.
+// and lets every warp run ahead on its own; that alone gained 2-5% (v3: issue-bound at ~119 warp
+// instructions per 512 bytes of codes). v4 cuts the instructions per chunk (475 -> 292 on the steady path
+// at M <= 8, bf16): the swapped product below, copies at constant offsets, 32-bit shared addresses; 83-87%
+// of the copy bandwidth at M = 1 on the 70B shapes (docs/CUDA.md has the versions and the profile).
 //
 // Block: 8 warps, `block_warps_n` of them side by side along N (4 tiles each), the other 8 / block_warps_n
 // along K: the warps of one tile group take chunks k, k + kw, ... of the block's range and add their sums in
 // shared memory in a fixed order at the end. Split-K across blocks (grid.y) writes fp32 partials, summed by
 // launch_reduce in split order (deterministic).
 //
-// Arithmetic: the same as the tensor-core kernel. A lane's words are exactly its mma.sync m16n8k16 B
-// fragments, dequantized to q - z exactly (cuda_layout.h, mma_fragment.cuh); x is staged once per block in
-// shared memory in A-fragment order, so a lane reads the A registers of one k32 block (two k16 steps) with
-// one 16-byte shared load per 8 rows of x, shared by its 4 tiles; fp32 sums over a group, the fp32 scale
-// applied once per group. The mma does the products for all M <= 16 rows at the cost of one; a CUDA-core
-// FMA version (one row per lane, x in fp32) would need ~3 instructions per weight and row (extract, convert,
-// FMA) against ~1.5 per weight for any M <= 8 here, so it was not built (docs/CUDA.md).
+// Arithmetic: a lane's words are exactly its mma.sync m16n8k16 B fragments of each tile, dequantized to
+// q - z exactly (cuda_layout.h, mma_fragment.cuh). The product is swapped (y^T = W x^T): the B fragments of
+// two tiles are the A fragment of their 16 rows and x, staged once per block in fragment order, is the B
+// operand (one 16-byte shared load per k32 block, shared by the 4 tiles); fp32 sums over a group, the fp32
+// scale applied once per group. The mma does the products for all M <= 8 rows at the cost of one (a second
+// for rows 8-15); a CUDA-core FMA version (one row per lane, x in fp32) would need ~3 instructions per
+// weight and row (extract, convert, FMA) against ~2.3 per weight in all for any M <= 8 here (1.4 of them
+// dequantizing), so it was not built.
 //
 // Shared memory (bytes): block-group table [cps][4] int32 | 8 warp rings (launch.h: gemv_ring_bytes) |
 // x [chunk][k32 block q][row m < M][lane t][4 registers] (16 bytes per (q, m, t); rows 64 bytes apart, so the
