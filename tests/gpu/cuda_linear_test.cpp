@@ -514,6 +514,38 @@ TEST(CudaLinear, GemvEveryCombination) {
           }
 }
 
+// Groups changing inside one chunk with padding after them: K = 33 in groups of 11 and K = 90 in groups of
+// 30 pack to k32 blocks of groups {0, 1, 2, 0} (padding blocks carry group 0), so a chunk's first and last
+// block share a group while the middle ones differ. gemv's one-group fast path once took such a chunk for
+// one group (OddShapes caught it in fp16 int4); here every bits x sym x dtype, M on both sides of 8.
+TEST(CudaLinear, GemvGroupsChangingInsideOneChunk) {
+  REQUIRE_GPU();
+  uint64_t id = 13000;
+  for (auto [n, k, g] : {std::tuple<int64_t, int64_t, int64_t>{5, 33, 11}, {37, 90, 30}})
+    for (int bits : {2, 3, 4, 8})
+      for (bool sym : {true, false})
+        for (bool bf16 : {false, true}) {
+          Case c;
+          c.w.n = n;
+          c.w.k = k;
+          c.w.bits = bits;
+          c.w.group_size = g;
+          c.w.sym = sym;
+          c.bf16 = bf16;
+          c.bias = (id % 2) == 0;
+          SCOPED_TRACE(c.name());
+          auto rng = rng_for(id++);
+          std::vector<float> bias;
+          const QuantizedWeight w = make_weight(c, id, &bias, rng);
+          CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+          for (int64_t M : {1, 3, 9}) {
+            const Activations x = make_x(M, c.w.k, c.bf16, rng);
+            const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
+            if (check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, what) > 0) return;
+          }
+        }
+}
+
 // Every block shape (1, 2, 4, 8 warps along N, each with 4 tiles; 8, 4, 2, 1 warps along K) and split-K
 // factor of gemv, forced, against the oracle: more warps along K than chunks, uneven last split, N not a
 // multiple of the block's tiles nor of a warp's 4, x read element-wise (K % 8 != 0).
