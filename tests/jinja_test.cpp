@@ -239,6 +239,7 @@ TEST(Jinja, ParseErrorsNameTheLineAndConstruct) {
       {"{{ a b }}", "line 1", "unexpected tokens"},
       {"{% for x in y recursive %}{% endfor %}", "line 1", "recursive loops are not supported"},
       {"\n{% raw %}x{% endraw", "line 2", "missing end of raw directive"},
+      {"{% raw +%}x{% endraw %}", "line 1", "'{% raw +%}' is not valid"},
       {"{% with a %}{% endwith %}", "line 1", "expected '='"},
       {"{% filter nosuch %}x{% endfilter %}", "line 1", "no filter named 'nosuch'"},
       {"{% call m() %}x{% endcall %}", "line 1", "'call' statement is not supported"},

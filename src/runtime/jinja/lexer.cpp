@@ -72,7 +72,11 @@ class Lexer {
         const size_t end = tokenize(p, kind == '{' ? '}' : '%', &piece.tokens, &end_sign);
         if (kind == '%' && piece.tokens.size() == 2 && piece.tokens[0].kind == Token::Kind::kName &&
             piece.tokens[0].text == "raw") {
-          // {% raw %}: no newline trimmed after it; its text up to {% endraw %} is literal.
+          // {% raw %}: no newline trimmed after it; its text up to {% endraw %} is literal. Jinja's raw tag
+          // takes "-%}" or "%}" only.
+          ARK_CHECK(end_sign != '+', "chat template line ", piece.line,
+                    ": '{% raw +%}' is not valid (Jinja takes "
+                    "'{% raw %}' or '{% raw -%}')");
           pos = raw_block(pieces, after_tag_end(end, end_sign, false), piece.line);
         } else {
           pieces.push_back(std::move(piece));
