@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (detected_isa_level() < kernel->needs) {
-    std::printf("this CPU lacks %s\n", isa_level_name(kernel->needs));
+    std::printf("this CPU lacks %s\n", std::string(isa_level_name(kernel->needs)).c_str());
     return 0;
   }
   QuantizedWeight q;
