@@ -82,9 +82,10 @@ build() {  # build <folder>
 }
 
 # ark._C with the CUDA layer, straight from source like build() (the project's CMake wants CLI11, PCRE2 and
-# utf8proc there, none of which the extension needs): every library source except the CUDA folder's, with the
-# ISA flags of its x86 folder; sources that need a header this host lacks are left out (the tokenizer's), and
-# the linker takes only what the module uses. Position-independent objects of their own.
+# utf8proc there; of those the extension needs only utf8proc, for the chat-template interpreter, which
+# --prepare brings): every library source except the CUDA folder's, with the ISA flags of its x86 folder;
+# sources that need a header this host lacks are left out (the tokenizer's), and the linker takes only what
+# the module uses. Position-independent objects of their own.
 build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   local out=$1/python pids=() objs=()
   mkdir -p "$out/obj" "$out/ark"
@@ -132,7 +133,8 @@ build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   local cdir
   cdir=$(cublas_dir)
   "$NVCC" $ARCH -shared -Xcompiler -fPIC -o "$out/ark/_C$suffix" "$out/obj/py_ark_module.o" \
-    "$out/obj/py_cuda_layer.o" "$out/libark_py.a" -L"$cdir" -Xlinker -rpath,"$cdir" -lcublasLt -lpthread
+    "$out/obj/py_cuda_layer.o" "$out/libark_py.a" -L"$cdir" -Xlinker -rpath,"$cdir" -lcublasLt -lpthread \
+    "$DEV/lib/libutf8proc.so.2" -Xlinker -rpath,"$PWD/$DEV/lib"
 }
 
 if [ "${1:-}" = "--prepare" ]; then
@@ -142,6 +144,9 @@ if [ "${1:-}" = "--prepare" ]; then
   # For ark._C there: nlohmann-json (header-only), pybind11 headers (used only when torch ships none), and
   # pytest with its pure-Python dependencies (the device's Python has no pytest).
   cp -r /usr/include/nlohmann /usr/include/pybind11 $DEV/include/
+  # utf8proc for the chat-template interpreter the module exposes (the device has no libutf8proc-dev).
+  cp /usr/include/utf8proc.h $DEV/include/
+  cp "$(readlink -f /usr/lib/x86_64-linux-gnu/libutf8proc.so.2)" $DEV/lib/libutf8proc.so.2
   mkdir -p $DEV/pylib
   site=$(.venv/bin/python -c 'import os, pytest; print(os.path.dirname(os.path.dirname(pytest.__file__)))')
   for m in pytest _pytest pluggy iniconfig packaging py.py; do
