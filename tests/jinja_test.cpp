@@ -332,6 +332,12 @@ TEST(ChatTemplate, PassesSpecialTokensAndEnableThinkingOnlyWhenGiven) {
   EXPECT_EQ(t.render({{"user", "x"}}, false, false), "<s>|False|True|False|True|False|1");
 }
 
+TEST(ChatTemplate, AnEmptyOneRefusesToRender) {
+  const ChatTemplate t;
+  EXPECT_NE(error_of([&] { t.render({{"user", "x"}}); }).find("ChatTemplate: empty"), std::string::npos);
+  EXPECT_NE(error_of([&] { t.render_json("{}"); }).find("ChatTemplate: empty"), std::string::npos);
+}
+
 TEST(ChatTemplate, RenderJsonTakesMessagesWithAnyKeys) {
   const ChatTemplate t = ChatTemplate::from_jinja(
       "{% for m in messages %}{{ m.role }}:{{ m.content }}"

@@ -54,6 +54,9 @@ class ChatTemplate {
   struct Impl;  // the parsed program and default variables (src/runtime/chat_template.cpp)
 
  private:
+  void check_made() const;
+
+  // Immutable once made: copies share it and renders may run concurrently.
   std::shared_ptr<const Impl> impl_;
 };
 

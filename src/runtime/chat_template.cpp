@@ -136,6 +136,7 @@ ChatTemplate ChatTemplate::from_dir(const std::filesystem::path& dir) {
 
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                  std::optional<bool> enable_thinking) const {
+  check_made();
   jinja::Dict vars = impl_->defaults;
   jinja::List list;
   for (const ChatMessage& m : messages) {
@@ -151,6 +152,7 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool 
 }
 
 std::string ChatTemplate::render_json(std::string_view variables_json) const {
+  check_made();
   const jinja::Value given = jinja::from_json_text(variables_json, "chat template variables");
   ARK_CHECK(given.is_dict(), "chat template variables: expected a JSON object");
   jinja::Dict vars = impl_->defaults;
@@ -159,7 +161,12 @@ std::string ChatTemplate::render_json(std::string_view variables_json) const {
 }
 
 const std::string& ChatTemplate::source() const {
+  check_made();
   return impl_->source;
+}
+
+void ChatTemplate::check_made() const {
+  ARK_CHECK(impl_, "ChatTemplate: empty (make one with from_jinja or from_dir)");
 }
 
 }  // namespace ark
