@@ -1,13 +1,15 @@
-// Per-core throughput of one CPU linear kernel (the AVX-512 F exact GEMM, the AVX-512 VNNI int8 GEMM, or the
-// AVX-512 decode kernels) in thread CPU time, which a shared, loaded machine disturbs far less than
-// wall-clock time (a descheduled thread's CPU clock stops). Work is handed out as QuantLinear::forward does
-// (row blocks of the kernel's m_block x N-tile ranges, a shared ticket); int8 kernels get rows quantized by
-// the layer's own quantizer. Use it to compare builds of a kernel: run the old and the new binary
-// alternately. Prints figures only; never passes or fails on time. Not part of the CMake build:
+// Per-core throughput of one CPU linear kernel (the AVX-512 F exact GEMM, the AVX-512 VNNI int8 GEMM, the
+// AVX-512 decode kernels, or their AVX2 counterparts) in thread CPU time, which a shared, loaded machine
+// disturbs far less than wall-clock time (a descheduled thread's CPU clock stops). Work is handed out as
+// QuantLinear::forward does (row blocks of the kernel's m_block x N-tile ranges, a shared ticket); int8
+// kernels get rows quantized by the layer's own quantizer. Use it to compare builds of a kernel: run the old
+// and the new binary alternately. Prints figures only; never passes or fails on time. Not part of the CMake
+// build:
 //
 //   g++ -O2 -std=c++20 -Iinclude -Isrc bench/cpu_time/linear_kernel_cpu_time.cpp build-<you>/libark_core.a
 //       -lpthread -o /tmp/linear_kernel_cpu_time      (one line)
-//   /tmp/linear_kernel_cpu_time --kernel f32|vnni|gemv-f32|gemv-vnni [--threads 1] [--m 512] [--n 14336]
+//   /tmp/linear_kernel_cpu_time --kernel f32|vnni|gemv-f32|gemv-vnni|avx2-f32|avx2-qd8|avx2-gemv-f32|
+//       avx2-gemv-qd8 [--threads 1] [--m 512] [--n 14336]
 //       [--k 4096] [--bits 4] [--group 128] [--asym] [--reps 5]
 #include <time.h>
 
@@ -33,6 +35,10 @@ extern const LinearImpl kGemmF32Avx512;
 extern const LinearImpl kGemmQd8Avx512Vnni;
 extern const LinearImpl kGemvF32Avx512;
 extern const LinearImpl kGemvQd8Avx512Vnni;
+extern const LinearImpl kGemmF32Avx2;
+extern const LinearImpl kGemmQd8Avx2;
+extern const LinearImpl kGemvF32Avx2;
+extern const LinearImpl kGemvQd8Avx2;
 }  // namespace ark
 
 using namespace ark;
@@ -58,7 +64,11 @@ int main(int argc, char** argv) {
   const Kernel kernels[] = {{"f32", &kGemmF32Avx512, IsaLevel::kAvx512, false},
                             {"vnni", &kGemmQd8Avx512Vnni, IsaLevel::kAvx512Vnni, true},
                             {"gemv-f32", &kGemvF32Avx512, IsaLevel::kAvx512, false},
-                            {"gemv-vnni", &kGemvQd8Avx512Vnni, IsaLevel::kAvx512Vnni, true}};
+                            {"gemv-vnni", &kGemvQd8Avx512Vnni, IsaLevel::kAvx512Vnni, true},
+                            {"avx2-f32", &kGemmF32Avx2, IsaLevel::kAvx2, false},
+                            {"avx2-qd8", &kGemmQd8Avx2, IsaLevel::kAvx2, true},
+                            {"avx2-gemv-f32", &kGemvF32Avx2, IsaLevel::kAvx2, false},
+                            {"avx2-gemv-qd8", &kGemvQd8Avx2, IsaLevel::kAvx2, true}};
   std::string which = "vnni";
   int threads = 1, reps = 5, bits = 4;
   int64_t M = 512, N = 14336, K = 4096, group = 128;
@@ -92,7 +102,10 @@ int main(int argc, char** argv) {
   for (const Kernel& k : kernels)
     if (which == k.flag) kernel = &k;
   if (kernel == nullptr) {
-    std::fprintf(stderr, "--kernel must be f32, vnni, gemv-f32 or gemv-vnni (got %s)\n", which.c_str());
+    std::fprintf(stderr,
+                 "--kernel must be f32, vnni, gemv-f32, gemv-vnni, avx2-f32, avx2-qd8, avx2-gemv-f32 or "
+                 "avx2-gemv-qd8 (got %s)\n",
+                 which.c_str());
     return 2;
   }
   if (threads < 1 || reps < 1 || M < 1 || N < 1 || K < 1 || group < 32 || group % 32 != 0 || K % group != 0 ||
