@@ -51,7 +51,7 @@ CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src
 build() {  # build <folder>
   local out=$1 pids=() objs=()
   mkdir -p "$out/obj"
-  local cxx=(g++ -std=c++20 -O2 -fPIC -Wall -Wextra $DEFINES -Iinclude -Isrc -Itests -I$DEV/include
+  local cxx=(g++ -std=c++20 -O3 -fPIC -Wall -Wextra $DEFINES -Iinclude -Isrc -Itests -I$DEV/include
     -I"$CUDA_HOME/include")
   for s in $LIB_SOURCES; do
     local o="$out/obj/$(basename "$s" .cpp).o"
@@ -96,7 +96,7 @@ build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   torchinc=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null)
   pb=$DEV/include
   [ -n "$torchinc" ] && [ -f "$torchinc/pybind11/pybind11.h" ] && pb=$torchinc
-  local cxx=(g++ -std=c++20 -O2 -fPIC -DARK_HAVE_CUDA $DEFINES -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
+  local cxx=(g++ -std=c++20 -O3 -fPIC -DARK_HAVE_CUDA $DEFINES -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
   local n=0
   for s in $(find src -name '*.cpp' ! -path 'src/kernels/cuda/*') src/kernels/cuda/cuda_pack.cpp \
            src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp; do
@@ -134,7 +134,7 @@ build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   cdir=$(cublas_dir)
   "$NVCC" $ARCH -shared -Xcompiler -fPIC -o "$out/ark/_C$suffix" "$out/obj/py_ark_module.o" \
     "$out/obj/py_cuda_layer.o" "$out/libark_py.a" -L"$cdir" -Xlinker -rpath,"$cdir" -lcublasLt -lpthread \
-    "$DEV/lib/libutf8proc.so.2" -Xlinker -rpath,"$PWD/$DEV/lib"
+    -L"$DEV/lib" -lutf8proc -Xlinker -rpath,"$PWD/$DEV/lib"
 }
 
 if [ "${1:-}" = "--prepare" ]; then
@@ -146,7 +146,9 @@ if [ "${1:-}" = "--prepare" ]; then
   cp -r /usr/include/nlohmann /usr/include/pybind11 $DEV/include/
   # utf8proc for the chat-template interpreter the module exposes (the device has no libutf8proc-dev).
   cp /usr/include/utf8proc.h $DEV/include/
+  # Two plain copies (links do not travel): the linker's name and the soname the module will ask for.
   cp "$(readlink -f /usr/lib/x86_64-linux-gnu/libutf8proc.so.2)" $DEV/lib/libutf8proc.so.2
+  cp $DEV/lib/libutf8proc.so.2 $DEV/lib/libutf8proc.so
   mkdir -p $DEV/pylib
   site=$(.venv/bin/python -c 'import os, pytest; print(os.path.dirname(os.path.dirname(pytest.__file__)))')
   for m in pytest _pytest pluggy iniconfig packaging py.py; do
