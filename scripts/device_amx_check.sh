@@ -29,7 +29,7 @@ FLAGS_avx2="$FLAGS_avx2 -mavxvnni"
 build() {  # build <folder>
   local out=$1 objs=() pids=()
   mkdir -p "$out/obj"
-  local cxx=(g++ -std=c++20 -O2 -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include)
+  local cxx=(g++ -std=c++20 -O3 -Wall -Wextra -Iinclude -Isrc -Itests -I$DEV/include)
   for isa in plain avx2 avx512 vnni bf16 amx; do
     local src_var=SOURCES_$isa flag_var=FLAGS_$isa
     for s in ${!src_var}; do
