@@ -22,10 +22,14 @@ template <int kBits>
 inline void unpack_block_quads_avx512(const uint8_t* block, __m512i quads[8]) {
   static_assert(kBits == 2 || kBits == 3 || kBits == 4 || kBits == 8);
   auto chunk = [&](int c) { return _mm512_load_si512(block + c * kChunkBytes); };
+  // The loops carry unroll pragmas: at -O2 GCC 12 leaves them rolled, so the caller's quads array lives in
+  // memory (each quad stored here and reloaded by the dot products); unrolled, the quads stay in registers.
   if constexpr (kBits == 8) {
+#pragma GCC unroll 8
     for (int q = 0; q < 8; ++q) quads[q] = chunk(q);
   } else if constexpr (kBits == 4) {
     const __m512i mask = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       const __m512i v = chunk(c);
       quads[c] = _mm512_and_si512(v, mask);
@@ -35,6 +39,7 @@ inline void unpack_block_quads_avx512(const uint8_t* block, __m512i quads[8]) {
   } else {
     // bits 2 and the low two bits of bits 3: chunk c, bit pair p holds quad c + 2p.
     const __m512i mask = _mm512_set1_epi8(0x03);
+#pragma GCC unroll 2
     for (int c = 0; c < 2; ++c) {
       const __m512i v = chunk(c);
       quads[c] = _mm512_and_si512(v, mask);
@@ -49,6 +54,7 @@ inline void unpack_block_quads_avx512(const uint8_t* block, __m512i quads[8]) {
       quads[0] = _mm512_or_si512(quads[0], _mm512_and_si512(_mm512_slli_epi16(v, 2), bit2));
       quads[1] = _mm512_or_si512(quads[1], _mm512_and_si512(_mm512_slli_epi16(v, 1), bit2));
       quads[2] = _mm512_or_si512(quads[2], _mm512_and_si512(v, bit2));
+#pragma GCC unroll 5
       for (int q = 3; q < 8; ++q)
         quads[q] = _mm512_or_si512(quads[q], _mm512_and_si512(_mm512_srli_epi16(v, q - 2), bit2));
     }
