@@ -19,10 +19,13 @@ inline void unpack_half_quads_avx2(const uint8_t* block, int h, __m256i quads[8]
   auto chunk = [&](int c) {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(block + c * kChunkBytes + 32 * h));
   };
+  // Unroll pragmas as in unpack_quads_avx512.h: rolled (GCC 12 at -O2), the quads go through memory.
   if constexpr (kBits == 8) {
+#pragma GCC unroll 8
     for (int q = 0; q < 8; ++q) quads[q] = chunk(q);
   } else if constexpr (kBits == 4) {
     const __m256i mask = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       const __m256i v = chunk(c);
       quads[c] = _mm256_and_si256(v, mask);
@@ -30,8 +33,10 @@ inline void unpack_half_quads_avx2(const uint8_t* block, int h, __m256i quads[8]
     }
   } else {
     const __m256i mask = _mm256_set1_epi8(0x03);
+#pragma GCC unroll 2
     for (int c = 0; c < 2; ++c) {
       const __m256i v = chunk(c);
+#pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) quads[c + 2 * p] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * p), mask);
     }
     if constexpr (kBits == 3) {
@@ -40,6 +45,7 @@ inline void unpack_half_quads_avx2(const uint8_t* block, int h, __m256i quads[8]
       quads[0] = _mm256_or_si256(quads[0], _mm256_and_si256(_mm256_slli_epi16(v, 2), bit2));
       quads[1] = _mm256_or_si256(quads[1], _mm256_and_si256(_mm256_slli_epi16(v, 1), bit2));
       quads[2] = _mm256_or_si256(quads[2], _mm256_and_si256(v, bit2));
+#pragma GCC unroll 5
       for (int q = 3; q < 8; ++q)
         quads[q] = _mm256_or_si256(quads[q], _mm256_and_si256(_mm256_srli_epi16(v, q - 2), bit2));
     }
