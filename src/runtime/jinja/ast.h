@@ -2,6 +2,7 @@
 // that evaluation errors can name it.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>

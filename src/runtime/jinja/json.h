@@ -3,6 +3,7 @@
 // order), and JSON text to values for the variables a conversation brings (messages with any keys, tools).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>

@@ -6,6 +6,7 @@
 // (keep_trailing_newline=False). Comments ({# #}) disappear here.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>

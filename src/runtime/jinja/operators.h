@@ -3,6 +3,7 @@
 // (negative indexes, steps, code points for str). Type mismatches throw as Python raises TypeError.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
