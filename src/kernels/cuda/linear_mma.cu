@@ -31,6 +31,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/mma_fragment.cuh"
 
 namespace ark::cuda {
 namespace {
@@ -46,35 +47,9 @@ struct TilesPerWarp {
 constexpr int kThreads = kWarps * 32;
 constexpr int kXStride = kChunkK + 8;  // halves per staged x row
 
-template <typename T>
-struct Traits;
-template <>
-struct Traits<__half> {
-  using T2 = __half2;
-  static constexpr uint32_t kMagic = 0x64006400u;  // fp16 1024.0 in both halves: 1024 + q for q < 1024
-  __device__ static T2 pair(float lo, float hi) { return __floats2half2_rn(lo, hi); }
-  __device__ static __half from_float(float v) { return __float2half_rn(v); }
-};
-template <>
-struct Traits<__nv_bfloat16> {
-  using T2 = __nv_bfloat162;
-  static constexpr uint32_t kMagic = 0x43004300u;  // bf16 128.0: 128 + q for q < 128
-  __device__ static T2 pair(float lo, float hi) { return __floats2bfloat162_rn(lo, hi); }
-  __device__ static __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
-};
-
-template <typename T2>
-__device__ __forceinline__ uint32_t bits_of(T2 v) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  return u;
-}
-template <typename T2>
-__device__ __forceinline__ T2 from_bits(uint32_t u) {
-  T2 v;
-  memcpy(&v, &u, 4);
-  return v;
-}
+using frag::bits_of;
+using frag::from_bits;
+using frag::Traits;
 
 template <typename T>
 __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);

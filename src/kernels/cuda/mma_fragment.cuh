@@ -1,6 +1,6 @@
 // Device helpers that turn a lane's packed code words (cuda_layout.h) into mma.sync m16n8k16 B fragments
-// holding q - z exactly, and the mma itself. Used by the streaming decode kernel (linear_gemv.cu); they are
-// the same operations as linear_mma.cu's (which still has its own copies).
+// holding q - z exactly, and the mma itself. Used by the streaming decode kernel (linear_gemv.cu); the
+// tensor-core kernel (linear_mma.cu) takes its dtype traits and bit casts from here too.
 #pragma once
 
 #include <cuda_bf16.h>
