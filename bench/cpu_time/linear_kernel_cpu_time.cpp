@@ -1,16 +1,17 @@
 // Per-core throughput of one CPU linear kernel (the AVX-512 F exact GEMM, the AVX-512 VNNI int8 GEMM, the
-// AVX-512 decode kernels, or their AVX2 counterparts) in thread CPU time, which a shared, loaded machine
-// disturbs far less than wall-clock time (a descheduled thread's CPU clock stops). Work is handed out as
-// QuantLinear::forward does (row blocks of the kernel's m_block x N-tile ranges, a shared ticket); int8
-// kernels get rows quantized by the layer's own quantizer. Use it to compare builds of a kernel: run the old
-// and the new binary alternately. Prints figures only; never passes or fails on time. Not part of the CMake
-// build:
+// AVX-512-BF16 exact GEMM, the AVX-512 decode kernels, or their AVX2 counterparts) in thread CPU time, which
+// a shared, loaded machine disturbs far less than wall-clock time (a descheduled thread's CPU clock stops).
+// Work is handed out as QuantLinear::forward does (row blocks of the kernel's m_block x N-tile ranges, a
+// shared ticket); int8 kernels get rows quantized by the layer's own quantizer; the bf16 GEMM gets rows
+// rounded to bf16 once up front as forward does (--fp32-rows: fp32 rows instead, as the MoE's decode runs
+// hand it). Use it to compare builds of a kernel: run the old and the new binary alternately. Prints figures
+// only; never passes or fails on time. Not part of the CMake build:
 //
 //   g++ -O2 -std=c++20 -Iinclude -Isrc bench/cpu_time/linear_kernel_cpu_time.cpp build-<you>/libark_core.a
-//       -lpthread -o /tmp/linear_kernel_cpu_time      (one line)
-//   /tmp/linear_kernel_cpu_time --kernel f32|vnni|gemv-f32|gemv-vnni|avx2-f32|avx2-qd8|avx2-gemv-f32|
+//       -lpthread $(pkg-config --libs libpcre2-8 libutf8proc) -o /tmp/linear_kernel_cpu_time   (one line)
+//   /tmp/linear_kernel_cpu_time --kernel f32|vnni|bf16|gemv-f32|gemv-vnni|avx2-f32|avx2-qd8|avx2-gemv-f32|
 //       avx2-gemv-qd8 [--threads 1] [--m 512] [--n 14336]
-//       [--k 4096] [--bits 4] [--group 128] [--asym] [--reps 5]
+//       [--k 4096] [--bits 4] [--group 128] [--asym] [--reps 5] [--fp32-rows]
 #include <time.h>
 
 #include <algorithm>
@@ -33,6 +34,7 @@
 namespace ark {
 extern const LinearImpl kGemmF32Avx512;
 extern const LinearImpl kGemmQd8Avx512Vnni;
+extern const LinearImpl kGemmBf16Avx512Bf16;
 extern const LinearImpl kGemvF32Avx512;
 extern const LinearImpl kGemvQd8Avx512Vnni;
 extern const LinearImpl kGemmF32Avx2;
@@ -63,6 +65,7 @@ struct Kernel {
 int main(int argc, char** argv) {
   const Kernel kernels[] = {{"f32", &kGemmF32Avx512, IsaLevel::kAvx512, false},
                             {"vnni", &kGemmQd8Avx512Vnni, IsaLevel::kAvx512Vnni, true},
+                            {"bf16", &kGemmBf16Avx512Bf16, IsaLevel::kAvx512Bf16, false},
                             {"gemv-f32", &kGemvF32Avx512, IsaLevel::kAvx512, false},
                             {"gemv-vnni", &kGemvQd8Avx512Vnni, IsaLevel::kAvx512Vnni, true},
                             {"avx2-f32", &kGemmF32Avx2, IsaLevel::kAvx2, false},
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
   std::string which = "vnni";
   int threads = 1, reps = 5, bits = 4;
   int64_t M = 512, N = 14336, K = 4096, group = 128;
-  bool sym = true;
+  bool sym = true, fp32_rows = false;
   for (int i = 1; i < argc; ++i) {
     auto next = [&] { return i + 1 < argc ? std::atoll(argv[++i]) : 0; };
     if (!std::strcmp(argv[i], "--kernel") && i + 1 < argc)
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
       reps = static_cast<int>(next());
     else if (!std::strcmp(argv[i], "--asym"))
       sym = false;
+    else if (!std::strcmp(argv[i], "--fp32-rows"))
+      fp32_rows = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -103,8 +108,8 @@ int main(int argc, char** argv) {
     if (which == k.flag) kernel = &k;
   if (kernel == nullptr) {
     std::fprintf(stderr,
-                 "--kernel must be f32, vnni, gemv-f32, gemv-vnni, avx2-f32, avx2-qd8, avx2-gemv-f32 or "
-                 "avx2-gemv-qd8 (got %s)\n",
+                 "--kernel must be f32, vnni, bf16, gemv-f32, gemv-vnni, avx2-f32, avx2-qd8, avx2-gemv-f32 "
+                 "or avx2-gemv-qd8 (got %s)\n",
                  which.c_str());
     return 2;
   }
@@ -157,6 +162,13 @@ int main(int argc, char** argv) {
     a.ldxq = kp;
     a.x_scale = x_scale.data();
     a.xq_sum = xq_sum.data();
+  }
+  std::vector<uint16_t> xb;
+  if (!fp32_rows && impl.prepare_bf16 != nullptr) {
+    xb.resize(x.size());
+    impl.prepare_bf16(x.data(), kp, 0, M, kp, xb.data(), kp);
+    a.xb = xb.data();
+    a.ldxb = kp;
   }
   const int64_t mb = impl.m_block > 0 ? impl.m_block : M, m_items = (M + mb - 1) / mb;
   const int64_t n_parts =
