@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Counts ymm/zmm moves to and from the stack in a kernel object, per function: in total, and inside the hot
-loops (innermost loops that hold a vpdpbusd, vfmadd or vdpbf16ps). A micro-kernel whose accumulator array
+loops (innermost loops that hold a vpdpbusd, vpmaddubsw, vfmadd or vdpbf16ps). A micro-kernel whose accumulator array
 the compiler keeps in memory shows up here long before it shows up in a timing: GCC 12 does that to
 `__m512 acc[MR][NV]` arrays whose loops it has not unrolled before scalar replacement (docs/KERNELS.md).
 
@@ -16,10 +16,10 @@ import re
 import sys
 
 FUNCTION = re.compile(r"^([0-9a-f]+) <(.*)>:$")
-INSTRUCTION = re.compile(r"^\s+([0-9a-f]+):\s+(\S+)\s*(.*)$")
+INSTRUCTION = re.compile(r"^\s+([0-9a-f]+):\s+(?:\{vex\}\s+)?(\S+)\s*(.*)$")  # {vex}: AVX-VNNI
 STACK = re.compile(r"\(%r[sb]p[,)]")
 VECTOR = re.compile(r"%[yz]mm")
-ARITHMETIC = re.compile(r"v(pdpbusd|fmadd|dpbf16)")
+ARITHMETIC = re.compile(r"v(pdpbusd|pmaddubsw|fmadd|dpbf16)")
 
 
 def main():
