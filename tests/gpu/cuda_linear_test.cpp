@@ -164,14 +164,17 @@ std::vector<uint16_t> run(const CudaQuantLinear& layer, const Activations& x, in
 const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt,
                                 CudaKernel::kGemv};
 
-// One case, every kernel family, each M of `ms`.
-void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id) {
+// One case, each kernel family of `families` (default: all), each M of `ms`.
+void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id,
+                const std::vector<CudaKernel>& families = {std::begin(kFamilies), std::end(kFamilies)}) {
   auto rng = rng_for(id);
   std::vector<float> bias;
   const QuantizedWeight w = make_weight(c, id, &bias, rng);
-  for (CudaKernel kernel : kFamilies) {
+  for (CudaKernel kernel : families) {
     CudaQuantLinear layer = make_layer(c, w, bias, kernel);
     for (int64_t M : ms) {
+      if (kernel == CudaKernel::kGemv && M <= 16)
+        ASSERT_EQ(layer.kernel_name(M).rfind("gemv_w", 0), 0u) << layer.kernel_name(M);
       const Activations x = make_x(M, c.w.k, c.bf16, rng);
       const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
       const auto y = run(layer, x, M, c.w.n, c.bf16);
@@ -500,17 +503,8 @@ TEST(CudaLinear, GemvEveryCombination) {
             c.bf16 = bf16;
             c.bias = (id % 2) == 0;
             SCOPED_TRACE(c.name());
-            auto rng = rng_for(id++);
-            std::vector<float> bias;
-            const QuantizedWeight w = make_weight(c, id, &bias, rng);
-            CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
-            for (int64_t M : {1, 2, 5, 8, 9, 16}) {
-              ASSERT_EQ(layer.kernel_name(M).rfind("gemv_w", 0), 0u) << layer.kernel_name(M);
-              const Activations x = make_x(M, c.w.k, c.bf16, rng);
-              const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
-              if (check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, what) > 0)
-                return;
-            }
+            check_case(c, {1, 2, 5, 8, 9, 16}, id++, {CudaKernel::kGemv});
+            if (HasFailure()) return;
           }
 }
 
@@ -534,15 +528,8 @@ TEST(CudaLinear, GemvGroupsChangingInsideOneChunk) {
           c.bf16 = bf16;
           c.bias = (id % 2) == 0;
           SCOPED_TRACE(c.name());
-          auto rng = rng_for(id++);
-          std::vector<float> bias;
-          const QuantizedWeight w = make_weight(c, id, &bias, rng);
-          CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
-          for (int64_t M : {1, 3, 9}) {
-            const Activations x = make_x(M, c.w.k, c.bf16, rng);
-            const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
-            if (check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, what) > 0) return;
-          }
+          check_case(c, {1, 3, 9}, id++, {CudaKernel::kGemv});
+          if (HasFailure()) return;
         }
 }
 
