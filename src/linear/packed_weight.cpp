@@ -12,15 +12,6 @@
 
 namespace ark {
 
-AlignedBytes::AlignedBytes(size_t n) : size_(n) {
-  if (n == 0) return;
-  const size_t rounded = (n + kChunkBytes - 1) / kChunkBytes * kChunkBytes;
-  void* p = std::aligned_alloc(kChunkBytes, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
-  data_.reset(static_cast<uint8_t*>(p));
-}
-
 size_t PackedWeight::total_bytes() const {
   return codes.size() + scales.size() + zeros.size() + group_block_begin.size() * sizeof(int32_t) +
          k_source.size() * sizeof(int32_t) + bias.size() * sizeof(float);

@@ -42,28 +42,13 @@
 #include <memory>
 #include <vector>
 
+#include "common/aligned_bytes.h"
+
 namespace ark {
 
 inline constexpr int kTileN = 16;   // rows per N-tile
 inline constexpr int kBlockK = 32;  // packed-K positions per k-block
 inline constexpr int kChunkBytes = 64;
-
-// 64-byte aligned, zero-initialised byte storage.
-class AlignedBytes {
- public:
-  AlignedBytes() = default;
-  explicit AlignedBytes(size_t n);
-  uint8_t* data() { return data_.get(); }
-  const uint8_t* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t[], Free> data_;
-  size_t size_ = 0;
-};
 
 struct PackedWeight {
   int bits = 4;

@@ -30,7 +30,7 @@ DenseMatrix DenseMatrix::copy_from(const TensorView& view, const std::string& na
   m.dtype_ = view.dtype;
   m.rows_ = view.shape[0];
   m.cols_ = view.shape[1];
-  auto bytes = std::make_shared<std::vector<std::byte>>(view.nbytes());
+  auto bytes = std::make_shared<AlignedBytes>(view.nbytes());
   std::memcpy(bytes->data(), view.data, view.nbytes());
   m.data_ = std::move(bytes);
   return m;

@@ -11,6 +11,7 @@
 
 #include "ark/dtype.h"
 #include "ark/tensor.h"
+#include "common/aligned_bytes.h"
 
 namespace ark::runtime {
 
@@ -39,7 +40,9 @@ class DenseMatrix {
  private:
   DType dtype_ = DType::F32;
   int64_t rows_ = 0, cols_ = 0;
-  std::shared_ptr<const std::vector<std::byte>> data_;  // shared: a tied lm_head is the embedding
+  // Shared: a tied lm_head is the embedding. AlignedBytes: an lm_head is streamed every decode step, so it
+  // gets huge pages like the packed layers.
+  std::shared_ptr<const AlignedBytes> data_;
   std::vector<float> bias_;
 };
 
