@@ -1,10 +1,10 @@
 // Zero-initialised, 64-byte aligned byte storage for weights that every decode step streams from DRAM.
 //
-// Buffers of 2 MiB and more are placed on 2 MiB boundaries and advised for transparent huge pages
-// (MADV_HUGEPAGE, before the first touch) where the kernel allows them. Why: Linux's default THP mode on
-// servers is `madvise`, so without the hint a packed layer sits on 4 KiB pages, and a decode step that
-// streams all of a model's weights walks the page tables once per 4 KiB (Qwen2.5-0.5B: ~110,000 walks per
-// token). Where THP is off the hint is a no-op and the buffer is an ordinary one.
+// Buffers of 2 MiB and more start on a 2 MiB boundary, and their whole 2 MiB pages are advised for
+// transparent huge pages (MADV_HUGEPAGE, before the first touch) where the kernel allows them. Why: Linux's
+// default THP mode on servers is `madvise`, so without the hint a packed layer sits on 4 KiB pages, and a
+// decode step that streams all of a model's weights walks the page tables once per 4 KiB (Qwen2.5-0.5B:
+// ~110,000 walks per token). Where THP is off the hint is a no-op and the buffer is an ordinary one.
 #pragma once
 
 #include <cstddef>
