@@ -4,7 +4,9 @@
 // must not read the fp32 rows at all (they are NaN here), and both must meet the bf16-operand bound of
 // docs/KERNELS.md. Random inputs (seed printed; ARK_TEST_SEED replays), outputs poisoned with NaN, shapes off
 // every tile: M around the 256-row work item and the 8-row micro-tile, N off the 16/48-column tile/panel, K
-// off the 128-wide panel, every bit width, sym/asym, act-order.
+// off the 128-wide panel, every bit width, sym/asym, act-order. A third run hands the kernel heap scratch
+// (LinearArgs::scratch: whole-K panels) and must give the same bytes, K split into chunks and M past the
+// 512-row item included.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,9 +49,18 @@ double output_at(const std::vector<uint8_t>& y, DType dtype, int64_t ldy, int64_
 }
 
 // Runs the kernel over the whole problem the way a layer hands out work (row blocks of m_block, N-tiles in
-// three uneven parts).
-void run_kernel(const PackedWeight& pw, const LinearArgs& a, int64_t m) {
+// three uneven parts), in its stack budget or, with `scratch`, in one heap slice of scratch_bytes reused by
+// every call (calls run one after another here).
+void run_kernel(const PackedWeight& pw, const LinearArgs& args, int64_t m, bool scratch = false) {
   const LinearImpl& impl = kGemmBf16Avx512Bf16;
+  LinearArgs a = args;
+  std::vector<uint8_t> store;
+  if (scratch) {
+    EXPECT_NE(impl.scratch_bytes, nullptr);
+    if (impl.scratch_bytes == nullptr) return;
+    store.assign(impl.scratch_bytes(pw) + 64, 0xff);  // poisoned: the kernel must write before it reads
+    a.scratch = store.data() + (64 - reinterpret_cast<uintptr_t>(store.data()) % 64) % 64;
+  }
   const int64_t tiles = pw.n_tiles;
   const int64_t cuts[4] = {0, tiles / 3, tiles / 3 + (tiles - tiles / 3) / 2 + 1, tiles};
   for (int64_t m0 = 0; m0 < m; m0 += impl.m_block)
@@ -106,6 +117,12 @@ void check_case(const Case& c, uint64_t case_id) {
 
   EXPECT_EQ(y_own, y_prep) << "prepared bf16 rows and the kernel's own rounding differ";
 
+  // With heap scratch (whole-K panels, accumulators in registers over each K chunk): the same bytes.
+  std::vector<uint8_t> y_scratch(y_own.size(), 0xff);
+  a.y = y_scratch.data();
+  run_kernel(pw, a, m, true);
+  EXPECT_EQ(y_own, y_scratch) << "the scratch path and the stack path differ";
+
   // The bf16-operand bound, plus the output dtype's rounding.
   const ql_test::Oracle o = ql_test::oracle(qw, bias, x, m, false, true);
   const double out_ulp = c.y_dtype == DType::BF16  ? std::ldexp(1.0, -8)
@@ -136,7 +153,10 @@ TEST(GemmBf16PreparedX, MatchesOwnRoundingAndOracle) {
       {{80, 300, 3, 100, true, true}, 12, DType::F32},     // per-group padding (100 -> 128)
       {{16, 64, 8, -1, false, false}, 1, DType::F32},      // one tile, half a panel of K
       {{130, 1100, 4, 128, true, false}, 140, DType::BF16},
-      {{96, 160, 4, 32, false, false}, 300, DType::F32},  // N a whole number of panels
+      {{96, 160, 4, 32, false, false}, 300, DType::F32},    // N a whole number of panels
+      {{50, 4500, 4, 128, false, false}, 133, DType::F32},  // K in two chunks of the scratch path (4096 max)
+      {{40, 8200, 3, 64, true, true}, 9, DType::BF16},      // three chunks, act-order
+      {{35, 96, 2, 32, true, false}, 523, DType::F16},      // two 512-row scratch items, the last 11 rows
   };
   uint64_t id = 7000;
   for (const Case& c : cases) check_case(c, id++);

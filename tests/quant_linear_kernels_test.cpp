@@ -6,8 +6,11 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <sstream>
+#include <thread>
 
+#include "kernels/cpu_features.h"
 #include "quant_linear_test_util.h"
 
 namespace ark {
@@ -178,6 +181,45 @@ TEST(QuantLinearKernels, Fp32Scales) {
               << isa << " " << compute_mode_name(mode) << " M " << m;
       }
     }
+}
+
+// The exact large-M GEMM on AVX-512-BF16 takes heap scratch from the forward (one slice per thread of the
+// call: whole-K weight panels). Concurrent forwards on one layer, from more threads than the pool, and every
+// thread count must give the same bytes, and those must meet the bf16 bound; K = 4500 splits into two K
+// chunks.
+TEST(QuantLinearKernels, ExactPrefillScratchIsPerCall) {
+  if (detected_isa_level() < IsaLevel::kAvx512Bf16) GTEST_SKIP() << "this CPU lacks AVX-512-BF16";
+  std::mt19937_64 rng = ql_test::rng_for(9500);
+  const WeightConfig c{70, 4500, 4, 128, false, true};
+  const QuantizedWeight w = ql_test::random_weight(c, rng);
+  const int64_t m = 140;
+  const std::vector<float> x = ql_test::random_activations(m, c.k, rng);
+  std::vector<float> first;
+  for (int threads : {1, 2, 3}) {
+    QuantLinearSpec spec{c.k,           c.n,    4, 128, false, false, true, 128, ComputeMode::kExact,
+                         "avx512_bf16", threads};
+    QuantLinear layer(spec);
+    layer.load(w);
+    layer.post_init();
+    ASSERT_NE(layer.kernel_name(m).find("bf16"), std::string::npos) << layer.describe();
+    std::vector<std::vector<float>> outs(threads == 2 ? 4 : 1,
+                                         ql_test::poisoned(static_cast<size_t>(m * c.n)));
+    std::vector<std::thread> callers;
+    for (auto& out : outs)
+      callers.emplace_back([&, p = &out] {
+        for (int rep = 0; rep < 3; ++rep) layer.forward(x.data(), p->data(), m);
+      });
+    for (auto& t : callers) t.join();
+    if (first.empty()) {
+      first = outs[0];
+      const ql_test::Oracle o = ql_test::oracle(w, {}, x, m, false, true);
+      for (size_t i = 0; i < first.size(); ++i)
+        ASSERT_LE(std::fabs(first[i] - o.y[i]), o.bound[i]) << "y[" << i / c.n << "][" << i % c.n << "]";
+    }
+    for (const auto& out : outs)
+      EXPECT_EQ(0, std::memcmp(first.data(), out.data(), first.size() * sizeof(float)))
+          << "threads " << threads << ": outputs differ";
+  }
 }
 
 }  // namespace

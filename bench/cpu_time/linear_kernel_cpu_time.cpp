@@ -11,7 +11,7 @@
 //       -lpthread $(pkg-config --libs libpcre2-8 libutf8proc) -o /tmp/linear_kernel_cpu_time   (one line)
 //   /tmp/linear_kernel_cpu_time --kernel f32|vnni|bf16|gemv-f32|gemv-vnni|avx2-f32|avx2-qd8|avx2-gemv-f32|
 //       avx2-gemv-qd8 [--threads 1] [--m 512] [--n 14336]
-//       [--k 4096] [--bits 4] [--group 128] [--asym] [--reps 5] [--fp32-rows]
+//       [--k 4096] [--bits 4] [--group 128] [--asym] [--reps 5] [--fp32-rows] [--no-scratch]
 #include <time.h>
 
 #include <algorithm>
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   std::string which = "vnni";
   int threads = 1, reps = 5, bits = 4;
   int64_t M = 512, N = 14336, K = 4096, group = 128;
-  bool sym = true, fp32_rows = false;
+  bool sym = true, fp32_rows = false, no_scratch = false;
   for (int i = 1; i < argc; ++i) {
     auto next = [&] { return i + 1 < argc ? std::atoll(argv[++i]) : 0; };
     if (!std::strcmp(argv[i], "--kernel") && i + 1 < argc)
@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
       sym = false;
     else if (!std::strcmp(argv[i], "--fp32-rows"))
       fp32_rows = true;
+    else if (!std::strcmp(argv[i], "--no-scratch"))
+      no_scratch = true;
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -170,6 +172,12 @@ int main(int argc, char** argv) {
     a.xb = xb.data();
     a.ldxb = kp;
   }
+  // Per-thread scratch slices, as QuantLinear::forward hands them (LinearImpl::scratch_bytes), allocated
+  // once here; --no-scratch runs such a kernel in its stack budget instead.
+  const size_t slice_bytes = impl.scratch_bytes && !no_scratch ? (impl.scratch_bytes(w) + 63) / 64 * 64 : 0;
+  std::vector<uint8_t> scratch_store(slice_bytes * static_cast<size_t>(threads) + 64);
+  uint8_t* const slices =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch_store.data()) + 63) / 64 * 64);
   const int64_t mb = impl.m_block > 0 ? impl.m_block : M, m_items = (M + mb - 1) / mb;
   const int64_t n_parts =
       threads == 1 ? 1 : std::clamp<int64_t>((4 * threads + m_items - 1) / m_items, 1, w.n_tiles);
@@ -182,10 +190,12 @@ int main(int argc, char** argv) {
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
         const double c0 = thread_cpu_seconds();
+        LinearArgs own = a;
+        if (slice_bytes > 0) own.scratch = slices + static_cast<size_t>(t) * slice_bytes;
         for (int64_t it; (it = ticket.fetch_add(1)) < m_items * n_parts;) {
           const int64_t mi = it / n_parts, ni = it % n_parts;
           const int64_t t0 = w.n_tiles * ni / n_parts, t1 = w.n_tiles * (ni + 1) / n_parts;
-          if (t0 < t1) impl.run(w, a, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
+          if (t0 < t1) impl.run(w, own, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
         }
         cpu[static_cast<size_t>(t)] = thread_cpu_seconds() - c0;
       });
@@ -204,10 +214,11 @@ int main(int argc, char** argv) {
   }
   const double flop = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   std::printf(
-      "%s M=%lld N=%lld K=%lld int%d g%lld %s, %d thread(s), best of %d: %.1f GFLOP/s per core "
+      "%s%s M=%lld N=%lld K=%lld int%d g%lld %s, %d thread(s), best of %d: %.1f GFLOP/s per core "
       "(thread CPU time; x%d = %.1f), wall %.1f GFLOP/s, y hash %016llx\n",
-      impl.name, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), bits,
-      static_cast<long long>(group), sym ? "sym" : "asym", threads, reps, flop / best_cpu / 1e9, threads,
-      flop / best_cpu * threads / 1e9, flop / best_wall / 1e9, static_cast<unsigned long long>(hash));
+      impl.name, slice_bytes > 0 ? " (scratch)" : "", static_cast<long long>(M), static_cast<long long>(N),
+      static_cast<long long>(K), bits, static_cast<long long>(group), sym ? "sym" : "asym", threads, reps,
+      flop / best_cpu / 1e9, threads, flop / best_cpu * threads / 1e9, flop / best_wall / 1e9,
+      static_cast<unsigned long long>(hash));
   return 0;
 }

@@ -51,10 +51,14 @@ struct LinearArgs {
   int64_t ldy = 0;
   DType y_dtype = DType::F32;
   const float* bias = nullptr;
+  // Kernels with LinearImpl::scratch_bytes: scratch_bytes(w) bytes, 64-byte aligned, that this run() call
+  // alone uses (the caller's per-call, per-thread slice), or null: the kernel then works in its stack budget
+  // and gives the same outputs, slower.
+  void* scratch = nullptr;
 };
 
 // Computes rows [m_begin, m_end) x N-tiles [tile_begin, tile_end). Called concurrently on disjoint ranges; no
-// allocation, locks or exceptions; stack scratch only (keep it under 64 KiB).
+// allocation, locks or exceptions; stack scratch (keep it under 64 KiB) and LinearArgs::scratch only.
 using LinearKernelFn = void (*)(const PackedWeight& w, const LinearArgs& a, int64_t m_begin, int64_t m_end,
                                 int64_t tile_begin, int64_t tile_end);
 
@@ -78,6 +82,10 @@ struct LinearImpl {
   // call, so the kernel reads half the bytes and converts nothing per panel (LinearArgs::xb).
   void (*prepare_bf16)(const float* x, int64_t ldx, int64_t m0, int64_t m1, int64_t k, uint16_t* xb,
                        int64_t ldxb) = nullptr;
+  // Optional: bytes of heap scratch one run() call may use beyond its stack (LinearArgs::scratch), for any
+  // work item of up to m_block rows; bounded (the kernel's header says by what). The caller allocates it per
+  // forward, one slice per thread that runs the kernel at once, so concurrent forwards share nothing.
+  size_t (*scratch_bytes)(const PackedWeight& w) = nullptr;
 };
 
 enum class Regime : uint8_t { kSmallM, kLargeM };

@@ -3,6 +3,7 @@
 #include "ark/quant_linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -246,12 +247,24 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
   // A bf16 GEMM gets the rows rounded once here rather than once per panel of its own (LinearArgs::xb).
   const bool need_xb = !int8 && kernel.prepare_bf16 != nullptr;
   const size_t xb_bytes = need_xb ? (static_cast<size_t>(M * kp) * 2 + 63) / 64 * 64 : 0;
+  // A kernel that wants heap scratch (LinearImpl::scratch_bytes) gets one slice per thread of this call,
+  // here rather than in the layer, so concurrent forwards share nothing.
+  const size_t slice_bytes = kernel.scratch_bytes ? (kernel.scratch_bytes(w) + 63) / 64 * 64 : 0;
   const size_t total = (xf_bytes + 63) / 64 * 64 + xq_bytes + side_bytes + xb_bytes;
+  ThreadPool& pool = default_thread_pool();
+  int threads =
+      im.spec.num_threads == 0 ? pool.num_threads() : std::min(im.spec.num_threads, pool.num_threads());
+  // A layer this small finishes before a worker would wake up.
+  if (static_cast<double>(M) * static_cast<double>(w.n) * static_cast<double>(w.k) < 256.0 * 1024.0)
+    threads = 1;
+
+  const size_t all_bytes = (total + 63) / 64 * 64 + slice_bytes * static_cast<size_t>(threads);
   std::unique_ptr<uint8_t, AlignedFree> scratch;
-  if (total > 0) {
-    scratch.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (total + 63) / 64 * 64)));
+  if (all_bytes > 0) {
+    scratch.reset(static_cast<uint8_t*>(std::aligned_alloc(64, all_bytes)));
     if (!scratch) throw std::bad_alloc();
   }
+  uint8_t* const slices = scratch.get() + (total + 63) / 64 * 64;
   uint8_t* at = scratch.get();
   float* xf = need_xf ? reinterpret_cast<float*>(at) : nullptr;
   at += (xf_bytes + 63) / 64 * 64;
@@ -280,13 +293,6 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
     a.ldxb = kp;
   }
 
-  ThreadPool& pool = default_thread_pool();
-  int threads =
-      im.spec.num_threads == 0 ? pool.num_threads() : std::min(im.spec.num_threads, pool.num_threads());
-  // A layer this small finishes before a worker would wake up.
-  if (static_cast<double>(M) * static_cast<double>(w.n) * static_cast<double>(w.k) < 256.0 * 1024.0)
-    threads = 1;
-
   // Activations: rows are independent, so split them across the threads when there are enough.
   const int64_t prep_parts = std::min<int64_t>(M, threads);
   pool.parallel_for(
@@ -307,13 +313,28 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
   const int64_t m_items = (M + m_block - 1) / m_block;
   const int64_t n_parts =
       threads == 1 ? 1 : std::clamp<int64_t>((4 * threads + m_items - 1) / m_items, 1, w.n_tiles);
+  auto run_item = [&](const LinearArgs& args, int64_t item) {
+    const int64_t mi = item / n_parts, ni = item % n_parts;
+    const auto [t0, t1] = split_range(w.n_tiles, n_parts, ni);
+    const int64_t m0 = mi * m_block, m1 = std::min(M, m0 + m_block);
+    if (t0 < t1) kernel.run(w, args, m0, m1, t0, t1);
+  };
+  if (slice_bytes == 0) {
+    pool.parallel_for(
+        m_items * n_parts, [&](int64_t item) { run_item(a, item); }, threads);
+    return;
+  }
+  // With scratch: one task per thread, each owning slice `task` and taking items in order from a shared
+  // counter (the same dynamic balance as a task per item; a task the pool runs on a busy caller's thread
+  // finds the items taken or takes them all).
+  std::atomic<int64_t> next_item{0};
   pool.parallel_for(
-      m_items * n_parts,
-      [&](int64_t item) {
-        const int64_t mi = item / n_parts, ni = item % n_parts;
-        const auto [t0, t1] = split_range(w.n_tiles, n_parts, ni);
-        const int64_t m0 = mi * m_block, m1 = std::min(M, m0 + m_block);
-        if (t0 < t1) kernel.run(w, a, m0, m1, t0, t1);
+      threads,
+      [&](int64_t task) {
+        LinearArgs own = a;
+        own.scratch = slices + static_cast<size_t>(task) * slice_bytes;
+        for (int64_t item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < m_items * n_parts;)
+          run_item(own, item);
       },
       threads);
 }
