@@ -38,6 +38,8 @@ extern const LinearImpl kGemmBf16Amx;
 extern const LinearImpl kGemmQd8Amx;
 extern const LinearImpl kGemmQd8AvxVnni;
 extern const LinearImpl kGemmQd8Avx2;
+extern const LinearImpl kGemvQd8AvxVnni;
+extern const LinearImpl kGemvQd8Avx2;
 
 namespace {
 
@@ -347,6 +349,25 @@ TEST(GemmLargeM, Qd8Avx2LevelsMatchAvx512VnniBitForBit) {
                                                            : "f16");
         }
       }
+}
+
+// The AVX2 int8 decode kernels add a k-block's 8 vpmaddubsw pair sums in int16 before widening them
+// (30480 at most, for codes below 16 and |xq| <= 127): the largest codes and activations of one sign reach
+// that bound in every lane, on every bit width (8-bit codes through the nibble split), at the row counts of
+// both row blocks (2 rows and the 1-row tail).
+TEST(GemmLargeM, Qd8Avx2DecodeAtTheInt16Bound) {
+  bool ran = false;
+  for (const LinearImpl* impl : {&kGemvQd8Avx2, &kGemvQd8AvxVnni}) {
+    if (!runnable(*impl, Mode::kInt8, 4)) continue;
+    ran = true;
+    for (int bits : {2, 3, 4, 8})
+      for (int64_t g : {32, 128, -1})
+        for (int64_t m : {1, 2, 5, 16}) {
+          check_case(*impl, Mode::kInt8, {bits, g, false, false, m, 40, 1056}, DType::F32, true, true);
+          check_case(*impl, Mode::kInt8, {bits, g, true, g > 0, m, 33, 512}, DType::F32, false, true);
+        }
+  }
+  if (!ran) GTEST_SKIP() << "this CPU lacks AVX2";
 }
 
 TEST(GemmLargeM, F32Avx512) {

@@ -2,7 +2,9 @@
 // registers, one half of the N-tile at a time. The u8 x s8 dot product of 4 codes with 4 activations per lane
 // is vpdpbusd where the CPU has AVX-VNNI, else vpmaddubsw + vpmaddwd. vpmaddubsw saturates its int16 pair
 // sums: codes below 16 keep them under 2 * 15 * 127 = 3810, so 8-bit codes are split into nibbles (q = lo +
-// 16 hi) on that path.
+// 16 hi) on that path, and a k-block's 8 of them are added in int16 before one vpmaddwd widens them. Each
+// quad is used as soon as it is unpacked (for_each_half_quad_avx2), which keeps the hot loop inside the 16
+// ymm registers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -14,19 +16,22 @@
 namespace ark {
 namespace {
 
+using x86::for_each_half_quad_avx2;
 using x86::load_half_scales_avx2;
 using x86::load_half_zeros_avx2;
-using x86::unpack_half_quads_avx2;
 
 constexpr int kRows = 2;
+// Software prefetch distance for the codes. Quads used as they are unpacked issue the block's loads later in
+// the loop than unpacking all 8 first did; one line ahead per chunk measured +9-13% at M = 1 (one core, codes
+// streamed from beyond L2: 53-56 -> 59-63 GFLOP/s in thread CPU time), no change at M = 16.
+constexpr int kPrefetchBytes = 2048;
 
-template <bool kVnni>
-inline __m256i dot_u8s8(__m256i acc, __m256i u8, __m256i s8) {
-  if constexpr (kVnni) {
-    return _mm256_dpbusd_avx_epi32(acc, u8, s8);
-  } else {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1)));
-  }
+// acc + v in int16 lanes as one instruction the compiler cannot reassociate: GCC otherwise rewrites a block's
+// 8 (16 split) additions into a tree over all the products at once, more live values than 16 ymm registers
+// hold (it then spills them in the hot loop).
+inline __m256i add16_chain(__m256i acc, __m256i v) {
+  asm("vpaddw %1, %0, %0" : "+x"(acc) : "x"(v));
+  return acc;
 }
 
 inline __m256i broadcast_quad(const int8_t* p) {
@@ -53,26 +58,58 @@ void tile_rows(const PackedWeight& w, const LinearArgs& a, int64_t m0, int64_t t
       __m256i dot[R][2];
       for (int r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
       for (int64_t b = b0; b < b1; ++b) {
-        __m256i quads[8];
-        unpack_half_quads_avx2<kBits>(codes + b * block_bytes, h, quads);
-        for (int q = 0; q < 8; ++q)
+        // Each quad's dot products as soon as it is unpacked: one quad live at a time, so the accumulators
+        // and constants keep their registers (all 8 quads unpacked first took 120 ymm stack moves per hot
+        // loop at -O3). vpmaddubsw's int16 pair sums are at most 2 * 15 * 127 = 3810 (codes below 16), so a
+        // block's 8 of them add up in int16 without wrapping (30480 < 32767), then one vpmaddwd widens them;
+        // every sum is an exact integer, so the outputs do not depend on this order.
+        constexpr int kHalves = kSplit ? 2 : 1;  // int16 sums per row: low and high nibbles when split
+        __m256i s16[R][kHalves];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+          for (int j = 0; j < kHalves; ++j) s16[r][j] = _mm256_setzero_si256();
+        }
+        if (h == 0) {  // the first half's pass brings each line in; the second finds it in L1/L2
+#pragma GCC unroll 8
+          for (int c = 0; c < kBits; ++c)  // a block is kBits 64-byte chunks
+            _mm_prefetch(reinterpret_cast<const char*>(codes + b * block_bytes + kPrefetchBytes + 64 * c),
+                         _MM_HINT_T0);
+        }
+        for_each_half_quad_avx2<kBits>(codes + b * block_bytes, h, [&](int q, __m256i quad) {
+#pragma GCC unroll 2
           for (int r = 0; r < R; ++r) {
             const __m256i xv = broadcast_quad(xq[r] + b * kBlockK + 4 * q);
-            if constexpr (kSplit) {
-              dot[r][0] = dot_u8s8<false>(dot[r][0], _mm256_and_si256(quads[q], nibble), xv);
-              dot[r][1] =
-                  dot_u8s8<false>(dot[r][1], _mm256_and_si256(_mm256_srli_epi16(quads[q], 4), nibble), xv);
+            if constexpr (kVnni) {
+              dot[r][q & 1] = _mm256_dpbusd_avx_epi32(dot[r][q & 1], quad, xv);
+            } else if constexpr (kSplit) {
+              s16[r][0] = add16_chain(s16[r][0], _mm256_maddubs_epi16(_mm256_and_si256(quad, nibble), xv));
+              s16[r][kHalves - 1] =
+                  add16_chain(s16[r][kHalves - 1],
+                              _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(quad, 4), nibble), xv));
             } else {
-              dot[r][q & 1] = dot_u8s8<kVnni>(dot[r][q & 1], quads[q], xv);
+              s16[r][0] = add16_chain(s16[r][0], _mm256_maddubs_epi16(quad, xv));
             }
           }
+        });
+        if constexpr (!kVnni) {
+          const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 2
+          for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+            for (int j = 0; j < kHalves; ++j)
+              dot[r][j] = _mm256_add_epi32(dot[r][j], _mm256_madd_epi16(s16[r][j], ones));
+          }
+        }
       }
       const __m256 s = load_half_scales_avx2(w, tile, g, h);
       const __m256 z = _mm256_cvtepi32_ps(load_half_zeros_avx2(w, tile, g, h));
       for (int r = 0; r < R; ++r) {
         const int64_t mg = (m0 + r) * G + g;
-        const __m256i d = kSplit ? _mm256_add_epi32(dot[r][0], _mm256_slli_epi32(dot[r][1], 4))
-                                 : _mm256_add_epi32(dot[r][0], dot[r][1]);
+        // (dot[r][1] holds the high nibbles when split, the odd quads with VNNI, and stays 0 otherwise.)
+        const __m256i d = kSplit  ? _mm256_add_epi32(dot[r][0], _mm256_slli_epi32(dot[r][1], 4))
+                          : kVnni ? _mm256_add_epi32(dot[r][0], dot[r][1])
+                                  : dot[r][0];
         const __m256 corrected =
             _mm256_fnmadd_ps(z, _mm256_set1_ps(static_cast<float>(a.xq_sum[mg])), _mm256_cvtepi32_ps(d));
         acc[r] = _mm256_fmadd_ps(corrected, _mm256_mul_ps(s, _mm256_set1_ps(a.x_scale[mg])), acc[r]);

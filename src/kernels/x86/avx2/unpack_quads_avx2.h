@@ -52,6 +52,51 @@ inline void unpack_half_quads_avx2(const uint8_t* block, int h, __m256i quads[8]
   }
 }
 
+// The same quads as unpack_half_quads_avx2, handed to fn(q, quad) one at a time in the order they come out
+// of the chunks (4-bit: 0, 4, 1, 5, ...), so a kernel can use each quad as it is unpacked and never hold all
+// 8: the AVX2 int8 gemv does, since 8 quads plus its dot accumulators and constants overflow the 16 ymm
+// registers (GCC then moves quads through the stack in the hot loop). q is a constant once the loops here are
+// unrolled (the pragmas) and fn is inlined.
+template <int kBits, class Fn>
+inline void for_each_half_quad_avx2(const uint8_t* block, int h, Fn&& fn) {
+  auto chunk = [&](int c) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(block + c * kChunkBytes + 32 * h));
+  };
+  if constexpr (kBits == 8) {
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) fn(q, chunk(q));
+  } else if constexpr (kBits == 4) {
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m256i v = chunk(c);
+      fn(c, _mm256_and_si256(v, mask));
+      fn(c + 4, _mm256_and_si256(_mm256_srli_epi16(v, 4), mask));
+    }
+  } else {
+    const __m256i mask = _mm256_set1_epi8(0x03);
+#pragma GCC unroll 2
+    for (int c = 0; c < 2; ++c) {
+      const __m256i v = chunk(c);
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        const int q = c + 2 * p;
+        __m256i quad = _mm256_and_si256(_mm256_srli_epi16(v, 2 * p), mask);
+        if constexpr (kBits == 3) {
+          // Bit 2 of quad q sits at bit q of each byte of chunk 2 (as in unpack_half_quads_avx2).
+          const __m256i v2 = chunk(2), bit2 = _mm256_set1_epi8(0x04);
+          const __m256i moved = q == 0   ? _mm256_slli_epi16(v2, 2)
+                                : q == 1 ? _mm256_slli_epi16(v2, 1)
+                                : q == 2 ? v2
+                                         : _mm256_srli_epi16(v2, q - 2);
+          quad = _mm256_or_si256(quad, _mm256_and_si256(moved, bit2));
+        }
+        fn(q, quad);
+      }
+    }
+  }
+}
+
 // Scales (as fp32) and zero points (as int32) of rows 8h..8h+7 of (tile, group).
 inline __m256 load_half_scales_avx2(const PackedWeight& w, int64_t tile, int64_t group, int h) {
   const uint8_t* p = w.tile_scales(tile) + (static_cast<size_t>(group) * kTileN + 8 * h) * w.scale_bytes();
