@@ -229,17 +229,17 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
   return 0;
 }
 
-// --sweep-gemv: at M = 1, 2, 4, 8, 16 on the six shapes, the mma kernel as its planner runs it (the
+// --sweep-gemv: at M = 1, 2, 4, 8, 16, 32 on the six shapes, the mma kernel as its planner runs it (the
 // baseline), the gemv kernel as its planner runs it, and gemv forced to each block shape (1, 2, 4, 8 tiles)
 // and split factor: to see whether gemv wins, up to which M, and whether its planner picks the fastest shape.
 int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
                                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
-  std::vector<int64_t> ms = {1, 2, 4, 8, 16};
+  std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32};
   if (quick) {  // --quick: a build variant's headline cases
     shapes = {{4096, 4096}, {8192, 28672}, {28672, 8192}};
-    ms = {1, 4};
+    ms = {1, 16, 32};
   }
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
@@ -261,10 +261,25 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       }
     void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(16 * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(16 * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(16 * N) * 2));
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(32 * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(32 * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(32 * N) * 2));
     CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    // cuBLASLt bf16 on the dense weight (rotated copies), once per M: the speedups the issue's targets name.
+    CublasBf16 cublas;
+    const size_t wbytes = static_cast<size_t>(N * K) * 2;
+    std::vector<void*> wb(static_cast<size_t>(kRotateBytes / wbytes) + 2);
+    for (auto& p : wb) {
+      CHECK_CUDA(cudaMalloc(&p, wbytes));
+      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));  // small finite bf16 values
+    }
+    auto time_cublas = [&](int64_t M) {
+      bool ok = true;
+      const double t = time_graph(s, static_cast<int>(wb.size()), 10,
+                                  [&](int i) { ok = cublas.run(wb[i], x, y, N, K, M, s) && ok; });
+      std::printf("cublas,%lld,%lld,%lld,cublaslt_bf16%s,%.2f,0\n", static_cast<long long>(K),
+                  static_cast<long long>(N), static_cast<long long>(M), ok ? "" : "_failed", t * 1e6);
+    };
     auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int64_t M, const char* tag) {
       if (ls[0]->workspace_bytes(M) > ws_bytes) return;
       const double t =
@@ -275,6 +290,7 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       std::fflush(stdout);
     };
     for (int64_t M : ms) {
+      time_cublas(M);
       time_layers(mma, M, "mma");
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
       time_layers(gemv, M, "auto");
@@ -291,6 +307,7 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       }
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
     }
+    for (void* p : wb) cudaFree(p);
     cudaFree(x);
     cudaFree(y);
     cudaFree(ws);
@@ -436,7 +453,7 @@ int main(int argc, char** argv) {
         mma[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       });
       const double t_gemv =
-          M <= 16 ? time_graph(s, copies, reps,
+          M <= 32 ? time_graph(s, copies, reps,
                                [&](int i) { gem[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
                   : 0.0;
       const double t_deq = M >= 64 ? time_graph(s, dcopies, reps, [&](int i) {

@@ -9,7 +9,7 @@
 #   here:   bash scripts/device_cuda_check.sh --prepare
 #   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|build]
 #           [output folder]
-#           (gemv: the streaming decode kernel against mma at M = 1..16, every block shape and split;
+#           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split;
 #           gemvtest: the GPU tests of the gemv family and the planner, ~20 s; gemvquick: a build variant's
 #           headline gemv cases, ~30 s;
 #           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute)
@@ -215,7 +215,7 @@ for section in re.split(r"\narch = ", open(sys.argv[1]).read())[1:]:
     blocks += [(arch, b) for b in re.split(r"\n\s*Function : ", section)[1:]]
 for arch, block in blocks:
     name = block.split("\n", 1)[0]
-    if "Li4E" not in name:
+    if not re.search(r"gemv_kernelI(6__half|13__nv_bfloat16)Li4E", name):
         continue
     name = arch + " " + re.sub(r".*gemv_kernelI", "gemv_kernel<", name).split("EEEv")[0]
     ins = [(int(m.group(1), 16), m.group(3), m.group(2) or "", m.group(4)) for m in re.finditer(
@@ -327,9 +327,9 @@ if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s
   timeout 120 $BIN/ark_cuda_bench --sweep-gemv --quick 2>&1 | tee "$OUT_DIR/sweep_gemv_quick.csv"
 fi
 
-if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..16, every block shape and split factor
+if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..32, every block shape and split factor
   echo "== gemv sweep ($DEFINES)"
-  timeout 240 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
+  timeout 330 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
 fi
 
 if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8192, M = 1), when ncu is there

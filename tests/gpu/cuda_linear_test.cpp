@@ -160,7 +160,7 @@ std::vector<uint16_t> run(const CudaQuantLinear& layer, const Activations& x, in
   return y;
 }
 
-// kGemv runs M <= 16 itself and hands larger M to mma (make_plan), so every sweep covers it over its range.
+// kGemv runs M <= 32 itself and hands larger M to mma (make_plan), so every sweep covers it over its range.
 const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt,
                                 CudaKernel::kGemv};
 
@@ -173,8 +173,9 @@ void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id,
   for (CudaKernel kernel : families) {
     CudaQuantLinear layer = make_layer(c, w, bias, kernel);
     for (int64_t M : ms) {
-      if (kernel == CudaKernel::kGemv && M <= 16)
+      if (kernel == CudaKernel::kGemv && M <= cuda::kGemvMaxRows) {
         ASSERT_EQ(layer.kernel_name(M).rfind("gemv_w", 0), 0u) << layer.kernel_name(M);
+      }
       const Activations x = make_x(M, c.w.k, c.bf16, rng);
       const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
       const auto y = run(layer, x, M, c.w.n, c.bf16);
@@ -482,9 +483,9 @@ TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
   }
 }
 
-// The streaming gemv family over its whole M range (1..16: rows 0-7 only, and the m16 tile's upper half from
-// M = 9), every bits x group x sym x act-order x dtype, N with a partial tile and partial blocks of 2, 4 and
-// 8 tiles, K with a partial chunk (and a 64-wide last group).
+// The streaming gemv family over its whole M range (1..32: rows 0-7 only, then one mma per 8 rows from
+// M = 9, two blocks of 8 rows from M = 17), every bits x group x sym x act-order x dtype, N with a partial
+// tile and partial blocks of 2, 4 and 8 tiles, K with a partial chunk (and a 64-wide last group).
 TEST(CudaLinear, GemvEveryCombination) {
   REQUIRE_GPU();
   uint64_t id = 11000;
@@ -503,7 +504,7 @@ TEST(CudaLinear, GemvEveryCombination) {
             c.bf16 = bf16;
             c.bias = (id % 2) == 0;
             SCOPED_TRACE(c.name());
-            check_case(c, {1, 2, 5, 8, 9, 16}, id++, {CudaKernel::kGemv});
+            check_case(c, {1, 2, 5, 8, 9, 16, 17, 32}, id++, {CudaKernel::kGemv});
             if (HasFailure()) return;
           }
 }
@@ -528,7 +529,7 @@ TEST(CudaLinear, GemvGroupsChangingInsideOneChunk) {
           c.bf16 = bf16;
           c.bias = (id % 2) == 0;
           SCOPED_TRACE(c.name());
-          check_case(c, {1, 3, 9}, id++, {CudaKernel::kGemv});
+          check_case(c, {1, 3, 9, 20}, id++, {CudaKernel::kGemv});
           if (HasFailure()) return;
         }
 }
@@ -552,7 +553,7 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
     CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
     for (int tiles : {1, 2, 4, 8})
       for (int splits : {1, 3, 8})
-        for (int64_t M : {1, 7, 16}) {
+        for (int64_t M : {1, 7, 16, 25, 32}) {
           layer.set_gemv_block_tiles(tiles);
           layer.set_mma_splits(splits);
           const std::string name = layer.kernel_name(M);
@@ -575,8 +576,69 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
   EXPECT_THROW(ok.set_gemv_block_tiles(-1), Error);
 }
 
+// Above 8 rows gemv stages x two ways: blocks of 8 warps along N take it through the block-wide x ring
+// (mbarriers, ldmatrix from natural order), other block shapes stage the whole split in fragment order. Both,
+// forced, over every bits x group x sym x act-order x dtype at M = 9..32; then a K of 32 chunks, so the x
+// ring's 6 slots wrap several times (both barrier parities) with and without split-K, x aligned or read
+// element-wise (K % 8 != 0).
+TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
+  REQUIRE_GPU();
+  uint64_t id = 14000;
+  auto check = [&](const Case& c, std::initializer_list<int> tiles_list, std::initializer_list<int> splits_list,
+                   std::initializer_list<int64_t> ms) {
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+    for (int tiles : tiles_list)
+      for (int splits : splits_list)
+        for (int64_t M : ms) {
+          layer.set_gemv_block_tiles(tiles);
+          layer.set_mma_splits(splits);
+          const std::string name = layer.kernel_name(M);
+          EXPECT_EQ(name.rfind("gemv_w" + std::to_string(c.w.bits) + "_t" + std::to_string(tiles), 0), 0u)
+              << name;
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false,
+                                 c.name() + " " + name + " M=" + std::to_string(M)),
+                    0);
+          if (::testing::Test::HasFailure()) return;
+        }
+  };
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : {32, 128, -1})
+      for (bool sym : {true, false})
+        for (bool act : {false, true})
+          for (bool bf16 : {false, true}) {
+            Case c;
+            c.w.n = 203;
+            c.w.k = 320;
+            c.w.bits = bits;
+            c.w.group_size = g;
+            c.w.sym = sym;
+            c.w.act_order = act;
+            c.bf16 = bf16;
+            c.bias = (id % 2) == 0;
+            SCOPED_TRACE(c.name());
+            check(c, {8, 1}, {1}, {9, 17, 32});
+            if (HasFailure()) return;
+          }
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{200, 4096}, {72, 4092}})
+    for (bool act : {false, true}) {
+      Case c;
+      c.w.n = n;
+      c.w.k = k;
+      c.w.act_order = act;
+      c.bf16 = act;
+      c.bias = true;
+      SCOPED_TRACE(c.name());
+      check(c, {8}, {1, 3}, {12, 32});
+      if (HasFailure()) return;
+    }
+}
+
 // kAuto's family per M and the gemv plans on an H200's figures (host-only): gemv where it measured faster
-// than mma (M <= 8, int4, g >= 128, layers from 4096x4096 up), mma elsewhere below large_m_threshold,
+// than mma (M <= 32, int4, g >= 128, layers from 4096x4096 up), mma elsewhere below large_m_threshold,
 // dequant_gemm from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for
 // partials only when it splits K; M above gemv's range falls back to mma.
 TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
@@ -597,9 +659,9 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
         v.groups = v.chunks * (128 / group);
         v.n8_tiles = (sh[1] + 7) / 8;
         const bool measured = v.n8_tiles * v.chunks >= 512 * 32;  // 4096x4096 and up
-        for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 64, 255, 256}) {
+        for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 32, 33, 64, 255, 256}) {
           const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
-                                    : M <= 8 && bits == 4 && group == 128 && measured ? cuda::Family::kGemv
+                                    : M <= 32 && bits == 4 && group == 128 && measured ? cuda::Family::kGemv
                                                                                      : cuda::Family::kMma;
           EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256)), static_cast<int>(want))
               << sh[0] << "x" << sh[1] << " int" << bits << " g" << group << " M=" << M;
@@ -612,7 +674,7 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
           EXPECT_FALSE(p.gather);
           EXPECT_TRUE(p.block_tiles == 1 || p.block_tiles == 2 || p.block_tiles == 4 || p.block_tiles == 8);
           EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
-          EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split, bits));
+          EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split, bits, p.block_tiles));
           EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
           EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
           EXPECT_EQ(p.workspace_bytes, p.splits > 1 ? p.partial_bytes : 0u);
@@ -633,10 +695,10 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
   EXPECT_EQ(p.chunks_per_split, 2);
 }
 
-// The gemv planner's block shape and split factor on an H200's figures, against the sweep of the
-// swapped-product kernel (2026-11-27 19:25 UTC, ark_cuda_bench --sweep-gemv, int4 g128, docs/CUDA.md): the
-// fastest measured or within 2% of it, except 4096x4096 M=16 (t4 s8 10.9 us against t8 s8 10.4) and
-// 11008x4096 M=1 (t8 s15 14.1 us against t4 s4 12.9: the model undercounts two blocks sharing an SM there).
+// The gemv planner's block shape and split factor on an H100's figures, against the sweep of the kernel with
+// the x ring (2026-11-27 20:50 UTC, ark_cuda_bench --sweep-gemv, int4 g128, M = 1..32, docs/CUDA.md): the
+// fastest measured or within 1% of it. Not pinned, where the model misses by 3-7%: 4096x11008 M = 1..4 (t8 s3
+// 15.0 us against t4 s1 14.1 at M = 1), 11008x4096 M = 2..4, M = 4..8 on 4096x4096 and the 70B shapes.
 TEST(CudaPlan, GemvShapesFollowTheSweep) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
@@ -646,10 +708,11 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
     int64_t k, n, m;
     int warps_n, splits;
   };
-  const Want wants[] = {{4096, 4096, 1, 1, 1},  {4096, 11008, 1, 2, 1}, {11008, 4096, 1, 8, 15},
-                        {8192, 8192, 1, 1, 1},  {8192, 28672, 1, 4, 1}, {28672, 8192, 1, 8, 8},
-                        {28672, 8192, 4, 8, 8}, {8192, 8192, 16, 8, 8}, {4096, 4096, 16, 4, 8},
-                        {8192, 28672, 8, 8, 4}};
+  const Want wants[] = {{4096, 4096, 1, 1, 1},    {4096, 4096, 16, 8, 8},   {4096, 4096, 32, 8, 8},
+                        {4096, 11008, 16, 8, 3},  {11008, 4096, 1, 1, 1},   {11008, 4096, 16, 8, 8},
+                        {8192, 8192, 16, 8, 4},   {8192, 8192, 32, 8, 4},   {8192, 28672, 1, 4, 1},
+                        {8192, 28672, 2, 4, 1},   {8192, 28672, 16, 8, 1},  {8192, 28672, 32, 8, 1},
+                        {28672, 8192, 1, 8, 8},   {28672, 8192, 16, 8, 4},  {28672, 8192, 32, 8, 4}};
   for (const Want& t : wants) {
     cuda::PackedView v;
     v.k = t.k;

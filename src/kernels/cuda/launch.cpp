@@ -82,14 +82,15 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 }
 
 // The gemv planner's model (linear_gemv.cu), fitted to a sweep of every block shape and split factor on an
-// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..16; docs/CUDA.md; refitted to the
-// swapped-product kernel of 2026-11-27 19:25 UTC). A warp takes about kGemvChunkNs per 128-k chunk of its 4
-// tiles when its block is alone on the SM and (1 + kGemvShare) times that when two blocks share it (the
-// kernel now streams near the SM's share of DRAM bandwidth, so two blocks nearly halve each other's rate), a
-// little more per extra row of x; blocks beyond one wave run in further rounds, each paying a start-up (ring
-// fill, x staged from L2 at kGemvStageBytesPerNs); split-K adds the reduce kernel and the fp32 partials.
-constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 500, kGemvShare = 0.8, kGemvPerRow = 0.01,
-                 kGemvStageBytesPerNs = 5, kGemvRoundNs = 1000, kGemvReduceNs = 3000;
+// H100 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..32; docs/CUDA.md; refitted at 20:55 UTC
+// to the kernel with the x ring). A warp takes about kGemvChunkNs per 128-k chunk of its 4 tiles when its
+// block is alone on the SM and (1 + kGemvShare) times that when two blocks share it (the kernel streams near
+// the SM's share of DRAM bandwidth, so two blocks nearly halve each other's rate); the rows of x add nothing
+// measurable per chunk up to 32 (the weight stream bounds it, not the mma); blocks beyond one wave run in
+// further rounds, each paying a start-up (ring fill, x staged from L2 at kGemvStageBytesPerNs: the whole
+// split, or with the x ring its first chunks); split-K adds the reduce kernel and the fp32 partials.
+constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 600, kGemvShare = 0.9, kGemvStageBytesPerNs = 8,
+                 kGemvRoundNs = 500, kGemvReduceNs = 3000;
 
 double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
                     int64_t splits, int64_t cps) {
@@ -97,9 +98,11 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const int64_t rounds = ceil_div(blocks, per_sm * sm_count);
   const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));  // blocks on the busiest SM
   const int64_t warp_chunks = ceil_div(cps, kGemvWarps / block_tiles);
-  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) *
-                          (1 + kGemvPerRow * static_cast<double>(M - 1)) * w.bits / 4.0;
-  const double stage_ns = static_cast<double>(M * cps * 256) / kGemvStageBytesPerNs;
+  const double chunk_ns =
+      kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0;
+  // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead chunks.
+  const int64_t staged = gemv_x_ring(M, block_tiles) ? std::min<int64_t>(cps, kGemvXAhead) : cps;
+  const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
   double t = kGemvLaunchNs + static_cast<double>(rounds) *
                                  (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
   if (splits > 1) t += kGemvReduceNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
@@ -181,7 +184,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kGemv) {
-    const int64_t max_per_sm = kGemvMaxBlocksPerSm;
+    const int64_t max_per_sm = gemv_max_blocks_per_sm(M);
     double best = 0;
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
@@ -192,7 +195,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
           const int64_t cps = ceil_div(w.chunks, s);
           if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
           if (pass == 0 && forced_cps > 0 && cps != forced_cps) continue;
-          const size_t smem = gemv_smem_bytes(M, cps, w.bits);
+          const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
           if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
           const int64_t fit =
               dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
@@ -211,7 +214,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.block_tiles = 1;
       p.chunks_per_split = 8;
       p.splits = static_cast<int>(ceil_div(w.chunks, 8));
-      p.smem_bytes = gemv_smem_bytes(M, 8, w.bits);
+      p.smem_bytes = gemv_smem_bytes(M, 8, w.bits, 1);
     }
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes;

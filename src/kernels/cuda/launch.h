@@ -72,7 +72,7 @@ inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 // tiles through a private ring of gemv_ring_stages(bits) chunk slots in shared memory (about
 // ARK_GEMV_RING_BYTES of codes, all slots but one in flight). Build-time knobs, to measure variants on the
 // device: ARK_GEMV_WARP_TILES, ARK_GEMV_BLOCKS_PER_SM, ARK_GEMV_RING_BYTES, ARK_GEMV_L2_PREFETCH,
-// ARK_GEMV_WARP_RANGES.
+// ARK_GEMV_WARP_RANGES, ARK_GEMV_EARLY_META.
 #ifndef ARK_GEMV_WARP_TILES
 #define ARK_GEMV_WARP_TILES 4
 #endif
@@ -88,31 +88,53 @@ inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 #ifndef ARK_GEMV_RING_BYTES
 #define ARK_GEMV_RING_BYTES 8192
 #endif
+#ifndef ARK_GEMV_EARLY_META  // 1: the first stages' scales are copied before the prologue's block barrier
+#define ARK_GEMV_EARLY_META 0
+#endif
 inline constexpr int kGemvWarps = 8;
 inline constexpr int kGemvWarpTiles = ARK_GEMV_WARP_TILES;
 inline constexpr int kGemvMaxBlocksPerSm = ARK_GEMV_BLOCKS_PER_SM;
-inline constexpr int64_t kGemvMaxRows = 16;
+// Up to 32 rows: rows 8h .. 8h + 7 of x are the n8 B operand of one mma per k16 step on the same dequantized
+// weight registers, so the weight stream and its dequantization are shared by all rows.
+inline constexpr int64_t kGemvMaxRows = 32;
 ARK_HD constexpr int gemv_ring_stages(int bits) {
   return ARK_GEMV_RING_BYTES / (kGemvWarpTiles * bits * 128) > 3
              ? ARK_GEMV_RING_BYTES / (kGemvWarpTiles * bits * 128)
              : 3;
 }
 // One warp's ring: per slot and tile the 32 lanes' code words and 48 bytes of scales (8 fp32) and zeros (8
-// uint16). After the loop it holds the warp's partial sums (kGemvWarpTiles x 32 lanes x 4 fp32).
+// uint16). After the loop it holds the warp's partial sums (kGemvWarpTiles x 32 lanes x 4 fp32 per 8 rows).
 ARK_HD constexpr int gemv_ring_bytes(int bits) {
   return gemv_ring_stages(bits) * kGemvWarpTiles * (bits * 128 + 48);
 }
-// Shared memory of one gemv block: block-group table, the warps' rings, x rows in A-fragment order.
-constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits) {
-  return static_cast<size_t>(chunks_per_split * 16 + kGemvWarps * gemv_ring_bytes(bits) +
-                             chunks_per_split * M * 256);
+// x staging. Up to 8 rows, or when warps share a block along K, x is staged once per block for the block's
+// whole split (fragment order, 256 bytes per row and chunk). Above 8 rows in blocks of 8 warps along N (all
+// warps walk the same chunks), x goes through a block-wide ring instead: kGemvXStages chunk slots of M rows
+// in natural order (a row's 128 k = 256 bytes plus 16 of padding, so ldmatrix's 8 row addresses hit distinct
+// banks), filled kGemvXAhead chunks ahead by all threads with 16-byte cp.async and handed over with mbarriers
+// (full: the chunk landed; empty: all 256 threads have read it), so the shared memory does not grow with K.
+inline constexpr int kGemvXStages = 8, kGemvXAhead = 2, kGemvXRowBytes = 272, kGemvBarrierBytes = 128;
+ARK_HD constexpr bool gemv_x_ring(int64_t M, int block_tiles) {
+  return M > 8 && block_tiles == kGemvWarps;
 }
-// Where kAuto runs gemv instead of mma: where it measured faster on the H200 (docs/CUDA.md, sweep of
-// 2026-11-27 19:25 UTC): M <= 8, int4, at most one group starting per chunk (g >= 128 or per-channel), and
-// a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured:
-// 1.04-1.14x mma there, 1.17-1.44x on the 70B shapes at M = 1..8). At M = 16 mma measured 1.0-1.23x
-// faster (gemv's x staging and twice the mma per chunk), so gemv stops at 8.
-inline constexpr int64_t kGemvAutoMaxM = 8;
+// Blocks per SM the launch bounds allow: the 17..32-row kernels keep twice the accumulators and run one
+// block of 8 warps per SM without spilling.
+constexpr int gemv_max_blocks_per_sm(int64_t M) {
+  return M > 16 ? 1 : kGemvMaxBlocksPerSm;
+}
+// Shared memory of one gemv block: mbarriers (x ring only), block-group table, the warps' rings, x.
+constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles) {
+  const bool ring = gemv_x_ring(M, block_tiles);
+  return static_cast<size_t>((ring ? kGemvBarrierBytes : 0) + chunks_per_split * 16 +
+                             kGemvWarps * gemv_ring_bytes(bits) +
+                             (ring ? kGemvXStages * M * kGemvXRowBytes : chunks_per_split * M * 256));
+}
+// Where kAuto runs gemv instead of mma: where it measured faster on the H100 (docs/CUDA.md, sweep of
+// 2026-11-27 20:50 UTC): M <= 32, int4, at most one group starting per chunk (g >= 128 or per-channel), and
+// a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured).
+// M = 9..32 runs the x ring: 1.03-1.07x mma at M = 16, 1.07-1.16x at M = 32 on 8192x8192 and the 70B
+// shapes, 0.99-1.0x on the 7B shapes at M = 32 (M = 1..8: 1.02-1.16x).
+inline constexpr int64_t kGemvAutoMaxM = 32;
 inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 14;
 bool gemv_preferred(const PackedView& w, int64_t M);
 

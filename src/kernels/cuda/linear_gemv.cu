@@ -1,4 +1,4 @@
-// The streaming decode kernel (M <= 16): no block barrier while the weights stream. Each warp owns 4 n8 tiles
+// The streaming decode kernel (M <= 32): no block barrier while the weights stream. Each warp owns 4 n8 tiles
 // and streams their code words, scales and zeros through its own ring of shared-memory slots with cp.async;
 // the warp's lanes copy in teams (one tile each) and read their own words back, so each lane's
 // cp.async.wait_group plus one __syncwarp per chunk is all the synchronisation there is.
@@ -25,9 +25,16 @@
 // weight and row (extract, convert, FMA) against ~2.3 per weight in all for any M <= 8 here (1.4 of them
 // dequantizing), so it was not built.
 //
-// Shared memory (bytes): block-group table [cps][4] int32 | 8 warp rings (launch.h: gemv_ring_bytes) |
-// x [chunk][k32 block q][row m < M][lane t][4 registers] (16 bytes per (q, m, t); rows 64 bytes apart, so the
-// 8 lanes of a 16-byte load phase hit distinct banks).
+// Rows of x. Up to 8 rows one mma per k16 step covers them all; M = 9..16 takes two, M = 17..32 four, on the
+// same dequantized A registers, so the weight stream and its dequantization (most of the instructions) are
+// shared by all rows; the 17..32-row kernels keep four sets of sums and run one block per SM.
+//
+// Shared memory (bytes), x staged for the block's whole split (M <= 8, or warps sharing tiles along K):
+// block-group table [cps][4] int32 | 8 warp rings (launch.h: gemv_ring_bytes) | x [chunk][k32 block q][row
+// m < M][lane t][4 registers] (16 bytes per (q, m, t); rows 64 bytes apart, so the 8 lanes of a 16-byte load
+// phase hit distinct banks). With the x ring (M > 8 in blocks of 8 warps along N, launch.h: gemv_x_ring):
+// mbarriers (full[8], empty[8]) | table | rings | x [8 slots][row m < M][128 k + 8 padding] (natural order,
+// read by ldmatrix), so shared memory no longer grows with K x M and large K needs no split for room.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -103,6 +110,51 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
+// ldmatrix.x4: lane L names row L % 8 of 8x8 matrix L / 8; each lane gets, per matrix, its row g = lane / 4,
+// elements 2t, 2t + 1. With the four matrices at k offsets 0, 8, 16, 24 of a k32 block of x rows, that is
+// {b0, b1} of both k16 steps: the B operands of the swapped product below.
+__device__ __forceinline__ uint4 ldsm_x4(uint32_t a) {
+  uint4 v;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(a));
+  return v;
+}
+__device__ __forceinline__ void sts128(uint32_t a, uint4 v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
+// mbarriers of the x ring (sm_80 PTX; try_wait on sm_90, which lets the hardware suspend the warp).
+__device__ __forceinline__ void mbar_init(uint32_t a, int count) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t a) {  // release: this thread's shared stores and reads
+  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared.b64 state, [%0];\n}\n" ::"r"(a) : "memory");
+}
+// The barrier's current phase also waits for this thread's cp.async copies issued so far (pending count + 1
+// now, - 1 when they land).
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t a) {
+  asm volatile("cp.async.mbarrier.arrive.shared.b64 [%0];\n" ::"r"(a) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t parity) {  // acquire
+  uint32_t done;
+  do {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(a), "r"(parity)
+        : "memory");
+#else
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.test_wait.parity.shared.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(a), "r"(parity)
+        : "memory");
+#endif
+  } while (!done);
+}
+
 // One lane's kBits words of one (tile, chunk) into its ring slot: 16-byte copies where the run allows.
 template <int kBits>
 __device__ __forceinline__ void copy_words(uint32_t* dst, const uint32_t* src) {
@@ -134,8 +186,8 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
   }
 }
 
-template <typename T, int kBits, bool kHi>
-__global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
+template <typename T, int kBits, int kNx, bool kXRing>
+__global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
     gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
                 float* __restrict__ partial, int M, int cps, int block_warps_n) {
   constexpr int kT = kGemvWarpTiles;
@@ -145,7 +197,10 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   constexpr int kRingBytes = gemv_ring_bytes(kBits);  // one warp's ring
   constexpr int kSlotCodeBytes = kT * kChunkWords * 4;
   constexpr int kSlotBytes = kSlotCodeBytes + kT * 48;
+  constexpr int kHdr = kXRing ? kGemvBarrierBytes : 0;  // the x ring's mbarriers
   static_assert(kRingBytes == kRing * kSlotBytes, "launch.h: gemv_ring_bytes");
+  static_assert(kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXAhead < kGemvXStages, "launch.h: x ring");
+  static_assert(kNx * kPairs * 32 * 16 <= kRingBytes, "the warp's sums fit its ring");
   // Copies: the lanes of a warp split into kT teams of kTeam lanes; team tt copies tile tt's 128 * kBits
   // contiguous bytes of a chunk in 16-byte pieces, lane `sub` of the team pieces sub, sub + kTeam, ... (kTeam
   // lanes read 16 * kTeam contiguous bytes per instruction), all at constant offsets from one pointer.
@@ -158,26 +213,28 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   const int64_t c0 = static_cast<int64_t>(split) * cps;
   const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int kw = kGemvWarps / block_warps_n;  // warps sharing one group of kT tiles (they split K)
-  const int wn = warp % block_warps_n, wk = warp / block_warps_n;
-  const int64_t tile0 = (static_cast<int64_t>(blockIdx.x) * block_warps_n + wn) * kT;
+  const int kw = kXRing ? 1 : kGemvWarps / block_warps_n;  // warps sharing one group of kT tiles (split K)
+  const int wn = kXRing ? warp : warp % block_warps_n, wk = kXRing ? 0 : warp / block_warps_n;
+  const int64_t tile0 = (static_cast<int64_t>(blockIdx.x) * (kXRing ? kGemvWarps : block_warps_n) + wn) * kT;
   const int ntiles = static_cast<int>(w.n8_tiles - tile0 >= kT ? kT
                                       : w.n8_tiles > tile0     ? w.n8_tiles - tile0
                                                                : 0);
 #if ARK_GEMV_WARP_RANGES
   // Each of the kw warps of a tile group takes a contiguous run of the block's chunks.
   const int run = (n_chunks + kw - 1) / kw, first = wk * run, step = 1;
-  const int my_n = ntiles > 0 ? max(0, min(run, n_chunks - first)) : 0;
+  const int my_n = ntiles > 0 || kXRing ? max(0, min(run, n_chunks - first)) : 0;
 #else
-  // The kw warps of a tile group interleave: warp k takes chunks k, k + kw, ...
+  // The kw warps of a tile group interleave: warp k takes chunks k, k + kw, ... With the x ring every warp
+  // walks every chunk (a warp without tiles too: it still fills its share of x and releases each slot).
   const int first = wk, step = kw;
-  const int my_n = ntiles > 0 && wk < n_chunks ? (n_chunks - wk + kw - 1) / kw : 0;
+  const int my_n = (ntiles > 0 || kXRing) && wk < n_chunks ? (n_chunks - wk + kw - 1) / kw : 0;
 #endif
 
-  int32_t* bg_s = reinterpret_cast<int32_t*>(smem);
-  unsigned char* ring = smem + cps * 16 + warp * kRingBytes;  // [kRing] slots of kSlotBytes
-  unsigned char* x_s = smem + cps * 16 + kGemvWarps * kRingBytes;
+  int32_t* bg_s = reinterpret_cast<int32_t*>(smem + kHdr);
+  unsigned char* ring = smem + kHdr + cps * 16 + warp * kRingBytes;  // [kRing] slots of kSlotBytes
+  unsigned char* x_s = smem + kHdr + cps * 16 + kGemvWarps * kRingBytes;
   const uint32_t ring_s = smem_addr(ring);
+  const uint32_t bar_s = smem_addr(smem);  // x ring: full[kGemvXStages], then empty[kGemvXStages]
 
   // Stage j of this warp (chunk first + j * step, j < my_n) goes into ring slot j % kRing: the kT tiles'
   // code words ([kT][32 lanes][kBits]) and, after them, each tile's 48-byte group record (8 fp32 scales, 8
@@ -218,6 +275,62 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
     meta_bg += 4 * step;
   };
 
+  // The x ring (kXRing): chunk j of the block goes into slot j % kGemvXStages, rows in natural order. Every
+  // thread copies its (at most two) 16-byte pieces of the chunk, then arrives on the slot's full barrier
+  // (256 arrivals, each also waiting for the thread's copies to land); before refilling a slot it waits for
+  // the slot's empty barrier (256 arrivals: every thread has read the chunk). x rows that
+  // cannot be read in 16-byte pieces (x_vec false: act-order, unaligned, K % 8 != 0) are read element-wise
+  // through k_source and stored.
+  constexpr int kXSlotPieces = 8 * kNx * 16;  // 16-byte pieces of one chunk at most
+  constexpr int kXThreadPieces = (kXSlotPieces + kThreads - 1) / kThreads;
+  constexpr int kXLog = kGemvXStages == 8 ? 3 : kGemvXStages == 4 ? 2 : 0;  // slot and phase: mask, shift
+  static_assert(kGemvXStages == 1 << kXLog && kXLog > 0, "launch.h: kGemvXStages is 4 or 8");
+  const uint32_t xr_s = smem_addr(x_s);
+  const int x_slot_bytes = M * kGemvXRowBytes;
+  // Per piece r of this thread (row m = p / 16, k = 8 (p % 16) of the chunk, p = thread + 256 r): the source
+  // at chunk 0 of the block, the k it starts at, and the offset inside a slot; worked out once per block.
+  const T* x_src[kXThreadPieces];
+  int64_t x_k0[kXThreadPieces];
+  uint32_t x_dst[kXThreadPieces];
+#pragma unroll
+  for (int r = 0; r < kXThreadPieces; ++r) {
+    const int p = threadIdx.x + r * kThreads, m = min(p / 16, M - 1), v = p % 16;
+    x_k0[r] = c0 * kChunkK + v * 8;
+    x_src[r] = x + m * w.k + x_k0[r];
+    x_dst[r] = m * kGemvXRowBytes + v * 16;
+  }
+  auto issue_x = [&](int j) {  // chunk j of the block, j < n_chunks, in order
+    const int slot = j & (kGemvXStages - 1);
+    if (j >= kGemvXStages) mbar_wait(bar_s + 8 * (kGemvXStages + slot), ((j >> kXLog) - 1) & 1);
+    const uint32_t dst0 = xr_s + slot * x_slot_bytes;
+#pragma unroll
+    for (int r = 0; r < kXThreadPieces; ++r) {
+      if (threadIdx.x + r * kThreads >= M * 16) break;
+      const uint32_t dst = dst0 + x_dst[r];
+      const int64_t kp0 = x_k0[r] + j * kChunkK;
+      if (x_vec) {
+        if (kp0 < w.k)
+          cp_async16_s(dst, x_src[r] + j * kChunkK);
+        else
+          sts128(dst, make_uint4(0u, 0u, 0u, 0u));
+      } else {
+        const int m = (threadIdx.x + r * kThreads) / 16;
+        const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);
+        uint32_t e[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int64_t s0 = source_k(w, kp0 + 2 * i), s1 = source_k(w, kp0 + 2 * i + 1);
+          const uint32_t lo = s0 >= 0 ? xh[m * w.k + s0] : 0u;
+          const uint32_t hi = s1 >= 0 ? xh[m * w.k + s1] : 0u;
+          e[i] = lo | (hi << 16);
+        }
+        sts128(dst, make_uint4(e[0], e[1], e[2], e[3]));
+      }
+    }
+    if (x_vec) mbar_arrive_cp_async(bar_s + 8 * slot);
+    mbar_arrive(bar_s + 8 * slot);
+  };
+
   // Prologue. x rows into fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register
   // v % 4 of the four lanes t (pairs 2t, 2t + 1) in k32 block q = v / 4, so one 16-byte load per (block,
   // row, lane) is the two k16 steps' B operands {b0, b1} of the swapped product below. Rows that can be read
@@ -225,9 +338,15 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   // waits an L2 latency per piece per thread: several microseconds per block at M = 16); others element-wise
   // through k_source. Then the first kRing - 1 stages' codes; their scales and zeros need the block-group
   // table, so they follow the barrier. Groups: x, the codes of stages 0 .. kRing - 2, then one per stage's
-  // meta, so group 2 + j completes stage j.
-  const int pieces = M * n_chunks * 16;
-  if (x_vec) {
+  // meta, so group 2 + j completes stage j. With the x ring, the barriers are set up here instead and the
+  // first kGemvXAhead chunks of x are issued after the block barrier.
+  const int pieces = kXRing ? 0 : M * n_chunks * 16;
+  if (kXRing) {
+    if (threadIdx.x < kGemvXStages) {
+      mbar_init(bar_s + 8 * threadIdx.x, kThreads);
+      mbar_init(bar_s + 8 * (kGemvXStages + threadIdx.x), kThreads);
+    }
+  } else if (x_vec) {
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
       const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
       const int64_t kp0 = (c0 + ci) * kChunkK + v * 8;
@@ -249,9 +368,23 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   }
   issue_off = 0;  // the meta copies below walk the same slots again
   cp_async_commit();
+#if ARK_GEMV_EARLY_META
+  // The first stages' scales and zeros right behind their codes, each group index read from global memory
+  // (the shared table is filled below): no wait for x and a block barrier before they are in flight.
+#pragma unroll
+  for (int j = 0; j < kRing - 1; ++j) {
+    if (j < my_n && meta_lane)
+      cp_async16_s(
+          meta_dst + issue_off,
+          meta_src + static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) * meta_stride);
+    meta_bg += 4 * step;
+    issue_off = next_slot(issue_off);
+    cp_async_commit();
+  }
+#endif
 
   for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
-  if (!x_vec) {
+  if (!kXRing && !x_vec) {
     const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);  // any alignment, any order
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
       const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
@@ -266,30 +399,45 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
       }
     }
   }
-  cp_async_wait<1>();  // this thread's x copies have landed (the codes may still be in flight)
+  // This thread's x copies have landed (the codes and, issued early, the first scales may still be in
+  // flight).
+  cp_async_wait<ARK_GEMV_EARLY_META ? kRing : 1>();
   __syncthreads();
+#if !ARK_GEMV_EARLY_META
 #pragma unroll
   for (int j = 0; j < kRing - 1; ++j) {
     issue_meta(j < my_n);
     issue_off = next_slot(issue_off);
     cp_async_commit();
   }
+#endif
+  if (kXRing)
+    for (int j = 0; j < kGemvXAhead && j < n_chunks; ++j) issue_x(j);
 
   // The swapped product: D (16 weight rows x 8 rows of x) = A (two n8 tiles' weights, m16 x k16) · B (x,
   // k16 x n8). A lane's two B fragments of tiles 2p and 2p + 1 (dequantized from its words) are exactly the
   // A fragment {a0, a1, a2, a3} = {b0 of tile 2p, b0 of tile 2p + 1, b1 of 2p, b1 of 2p + 1}, and one
   // 16-byte shared load of x is {b0, b1} of both k16 steps of a k32 block: every operand lands in the
-  // registers the mma reads, with no moves, and one mma covers two tiles at M <= 8. Column n of D is row n
-  // of x: lanes g >= M read row M - 1 (any staged row would do: those columns are never stored), so no
-  // zeros are stored or selected. D: c0, c1 = tile 2p row g, x rows 2t, 2t + 1; c2, c3 = tile 2p + 1.
-  float acc[kPairs][4], acc_hi[kPairs][4];
+  // registers the mma reads, with no moves, and one mma covers two tiles for 8 rows of x. Column n of D is
+  // row 8h + n of x (h < kNx: one mma per 8 rows on the same A registers): lanes past M read row M - 1 (any
+  // staged row would do: those columns are never stored), so no zeros are stored or selected. D: c0, c1 =
+  // tile 2p row g, x rows 8h + 2t, 8h + 2t + 1; c2, c3 = tile 2p + 1.
+  float acc[kNx][kPairs][4];
 #pragma unroll
-  for (int p = 0; p < kPairs; ++p)
+  for (int h = 0; h < kNx; ++h)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[p][e] = 0.0f, acc_hi[p][e] = 0.0f;
+    for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[h][p][e] = 0.0f;
   const int x_blk = M * 64, x_chunk = 4 * M * 64;
-  uint32_t x_cur = smem_addr(x_s) + first * x_chunk + min(g, M - 1) * 64 + t * 16;
-  const int x_hi = (min(g + 8, M - 1) - min(g, M - 1)) * 64;  // rows g + 8 (M > 8)
+  // Whole-split staging: lane (g, t)'s 16 bytes of row min(8h + g, M - 1) at x_cur + x_row[h]. The x ring:
+  // lane L's ldmatrix row address, row min(8h + L % 8, M - 1) at k offset 8 (L / 8), inside the slot.
+  uint32_t x_cur = kXRing ? xr_s : smem_addr(x_s) + first * x_chunk + t * 16;
+  int x_row[kNx];
+#pragma unroll
+  for (int h = 0; h < kNx; ++h)
+    x_row[h] =
+        kXRing ? min(8 * h + lane % 8, M - 1) * kGemvXRowBytes + (lane / 8) * 16 : min(8 * h + g, M - 1) * 64;
   const uint32_t words_lane = ring_s + lane * kBits * 4;
   const uint32_t scale_lane = ring_s + kSlotCodeBytes + 4 * g;
   const uint32_t zero_lane = ring_s + kSlotCodeBytes + 32 + 2 * g;
@@ -298,10 +446,17 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
   for (int i = 0; i < my_n; ++i) {
     cp_async_wait<kRing - 2>();
     __syncwarp();  // every lane's copies of stage i are visible; slot (i - 1) % kRing has been read by all
+    if (kXRing) {
+      // This thread has read chunk i - 1's x: release its slot (one arrival per thread, the same one warp
+      // instruction as one per warp); then fill chunk i + kGemvXAhead's.
+      if (i > 0) mbar_arrive(bar_s + 8 * (kGemvXStages + ((i - 1) & (kGemvXStages - 1))));
+      if (i + kGemvXAhead < n_chunks) issue_x(i + kGemvXAhead);
+    }
     issue_codes(i + kRing - 1 < my_n);
     issue_meta(i + kRing - 1 < my_n);
     issue_off = next_slot(issue_off);
     cp_async_commit();
+    if (kXRing && ntiles == 0) continue;  // a warp past N only fills x and releases slots
 
     const int4 bg = *reinterpret_cast<const int4*>(bg_cur);
     bg_cur += 4 * step;
@@ -315,51 +470,50 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
       zt[tt] = frag::zero_term<T, kBits>(static_cast<int>(lds16(zero_lane + read_off + tt * 48)));
     }
     read_off = next_slot(read_off);
-    const uint32_t xc = x_cur;
-    const uint32_t xc_hi = x_cur + x_hi;
-    x_cur += step * x_chunk;
+    uint32_t xc;
+    if (kXRing) {
+      const int slot = i & (kGemvXStages - 1);
+      mbar_wait(bar_s + 8 * slot, (i >> kXLog) & 1);  // chunk i's x has landed
+      xc = x_cur + slot * x_slot_bytes;
+    } else {
+      xc = x_cur;
+      x_cur += step * x_chunk;
+    }
     // x (fp32 sum over a group) * (q - z) per tile pair; the group's scale multiplies it once (flush). The
     // chunk's first mma starts its sums from zero (no zeroing moves).
-    float tmp[kPairs][4], tmp_hi[kPairs][4];
+    float tmp[kNx][kPairs][4];
     auto flush = [&]() {
 #pragma unroll
-      for (int p = 0; p < kPairs; ++p) {
-        acc[p][0] += sc[2 * p] * tmp[p][0];
-        acc[p][1] += sc[2 * p] * tmp[p][1];
-        acc[p][2] += sc[2 * p + 1] * tmp[p][2];
-        acc[p][3] += sc[2 * p + 1] * tmp[p][3];
-        if (kHi) {
-          acc_hi[p][0] += sc[2 * p] * tmp_hi[p][0];
-          acc_hi[p][1] += sc[2 * p] * tmp_hi[p][1];
-          acc_hi[p][2] += sc[2 * p + 1] * tmp_hi[p][2];
-          acc_hi[p][3] += sc[2 * p + 1] * tmp_hi[p][3];
+      for (int h = 0; h < kNx; ++h)
+#pragma unroll
+        for (int p = 0; p < kPairs; ++p) {
+          acc[h][p][0] += sc[2 * p] * tmp[h][p][0];
+          acc[h][p][1] += sc[2 * p] * tmp[h][p][1];
+          acc[h][p][2] += sc[2 * p + 1] * tmp[h][p][2];
+          acc[h][p][3] += sc[2 * p + 1] * tmp[h][p][3];
         }
-      }
     };
     // One k32 block of all tiles; kZero: the block starts the sums (the chunk's first block, or in the
     // general path never: there a group change zeroes them explicitly).
     auto block = [&](auto blk_c, auto zero_c) {
       constexpr int blk = decltype(blk_c)::value;
       constexpr bool kZero = decltype(zero_c)::value;
-      const uint4 xv = lds128(xc + blk * x_blk);
-      uint4 xv_hi = xv;
-      if (kHi) xv_hi = lds128(xc_hi + blk * x_blk);
+      uint4 xv[kNx];
+#pragma unroll
+      for (int h = 0; h < kNx; ++h)
+        xv[h] = kXRing ? ldsm_x4(xc + x_row[h] + blk * 64) : lds128(xc + x_row[h] + blk * x_blk);
 #pragma unroll
       for (int p = 0; p < kPairs; ++p) {
         uint32_t a[4], b[4];
         frag::dequant_block<T, kBits>(wd[2 * p], blk, zt[2 * p], a);
         frag::dequant_block<T, kBits>(wd[2 * p + 1], blk, zt[2 * p + 1], b);
-        if constexpr (kZero)
-          frag::mma_16816_zero<T>(tmp[p], a[0], b[0], a[1], b[1], xv.x, xv.y);
-        else
-          frag::mma_16816<T>(tmp[p], a[0], b[0], a[1], b[1], xv.x, xv.y);
-        frag::mma_16816<T>(tmp[p], a[2], b[2], a[3], b[3], xv.z, xv.w);
-        if (kHi) {
+#pragma unroll
+        for (int h = 0; h < kNx; ++h) {
           if constexpr (kZero)
-            frag::mma_16816_zero<T>(tmp_hi[p], a[0], b[0], a[1], b[1], xv_hi.x, xv_hi.y);
+            frag::mma_16816_zero<T>(tmp[h][p], a[0], b[0], a[1], b[1], xv[h].x, xv[h].y);
           else
-            frag::mma_16816<T>(tmp_hi[p], a[0], b[0], a[1], b[1], xv_hi.x, xv_hi.y);
-          frag::mma_16816<T>(tmp_hi[p], a[2], b[2], a[3], b[3], xv_hi.z, xv_hi.w);
+            frag::mma_16816<T>(tmp[h][p], a[0], b[0], a[1], b[1], xv[h].x, xv[h].y);
+          frag::mma_16816<T>(tmp[h][p], a[2], b[2], a[3], b[3], xv[h].z, xv[h].w);
         }
       }
     };
@@ -380,9 +534,11 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
       auto next_group = [&](int gi) {
         flush();
 #pragma unroll
-        for (int p = 0; p < kPairs; ++p)
+        for (int h = 0; h < kNx; ++h)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) tmp[p][e] = 0.0f, tmp_hi[p][e] = 0.0f;
+          for (int p = 0; p < kPairs; ++p)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) tmp[h][p][e] = 0.0f;
 #pragma unroll
         for (int tt = 0; tt < kT; ++tt) {
           const int64_t mi = ((tile0 + min(tt, ntiles - 1)) * w.groups + gi) * kTileRows;
@@ -403,28 +559,26 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
 
   // The kw warps of a tile group add their sums in warp order (deterministic), the first one stores. Each
   // warp's sums go into its own ring (free now: every lane of the warp is past its last read and its last
-  // copy after the __syncwarp below).
+  // copy after the __syncwarp below; the x ring and its barriers lie elsewhere).
   __syncwarp();
   float* red = reinterpret_cast<float*>(ring);
 #pragma unroll
-  for (int p = 0; p < kPairs; ++p) {
-    *reinterpret_cast<float4*>(red + (p * 32 + lane) * 4) =
-        make_float4(acc[p][0], acc[p][1], acc[p][2], acc[p][3]);
-    if (kHi)
-      *reinterpret_cast<float4*>(red + ((kPairs + p) * 32 + lane) * 4) =
-          make_float4(acc_hi[p][0], acc_hi[p][1], acc_hi[p][2], acc_hi[p][3]);
-  }
+  for (int h = 0; h < kNx; ++h)
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p)
+      *reinterpret_cast<float4*>(red + ((h * kPairs + p) * 32 + lane) * 4) =
+          make_float4(acc[h][p][0], acc[h][p][1], acc[h][p][2], acc[h][p][3]);
   __syncthreads();
   if (ntiles == 0 || wk != 0) return;
 #pragma unroll
-  for (int h = 0; h < (kHi ? 2 : 1); ++h) {
+  for (int h = 0; h < kNx; ++h) {
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
       if (2 * p >= ntiles) break;
       float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (int k = 0; k < kw; ++k) {
         const float* r =
-            reinterpret_cast<const float*>(smem + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
+            reinterpret_cast<const float*>(smem + kHdr + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
         const float4 v = *reinterpret_cast<const float4*>(r + ((h * kPairs + p) * 32 + lane) * 4);
         sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
       }
@@ -452,18 +606,28 @@ __global__ void __launch_bounds__(kThreads, kGemvMaxBlocksPerSm)
 template <typename T, int kBits>
 int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
+  const bool ring = gemv_x_ring(M, p.block_tiles);
   const int64_t block_tiles = static_cast<int64_t>(p.block_tiles) * kGemvWarpTiles;
   const dim3 grid(static_cast<unsigned>((w.n8_tiles + block_tiles - 1) / block_tiles),
                   static_cast<unsigned>(p.splits));
   auto* xt = static_cast<const T*>(x);
   auto* yt = static_cast<T*>(y);
   float* part = p.splits > 1 ? partial : nullptr;
-  if (M > 8)
-    gemv_kernel<T, kBits, true><<<grid, kThreads, p.smem_bytes, s>>>(
-        w, xt, x_vec, yt, part, static_cast<int>(M), p.chunks_per_split, p.block_tiles);
+  const int m = static_cast<int>(M);
+#define ARK_GEMV_LAUNCH(NX, RING) \
+  gemv_kernel<T, kBits, NX, RING> \
+      <<<grid, kThreads, p.smem_bytes, s>>>(w, xt, x_vec, yt, part, m, p.chunks_per_split, p.block_tiles)
+  if (M <= 8)
+    ARK_GEMV_LAUNCH(1, false);
+  else if (M <= 16 && ring)
+    ARK_GEMV_LAUNCH(2, true);
+  else if (M <= 16)
+    ARK_GEMV_LAUNCH(2, false);
+  else if (ring)
+    ARK_GEMV_LAUNCH(4, true);
   else
-    gemv_kernel<T, kBits, false><<<grid, kThreads, p.smem_bytes, s>>>(
-        w, xt, x_vec, yt, part, static_cast<int>(M), p.chunks_per_split, p.block_tiles);
+    ARK_GEMV_LAUNCH(4, false);
+#undef ARK_GEMV_LAUNCH
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
@@ -491,8 +655,12 @@ cudaError_t allow(K kernel, int bytes) {
 
 template <typename T, int kBits>
 cudaError_t allow_bits(int bytes) {
-  const cudaError_t e = allow(gemv_kernel<T, kBits, false>, bytes);
-  return e != cudaSuccess ? e : allow(gemv_kernel<T, kBits, true>, bytes);
+  cudaError_t e;
+  if ((e = allow(gemv_kernel<T, kBits, 1, false>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 2, false>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 2, true>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 4, false>, bytes)) != cudaSuccess) return e;
+  return allow(gemv_kernel<T, kBits, 4, true>, bytes);
 }
 
 template <typename T>
