@@ -33,9 +33,9 @@ struct CUstream_st;
 namespace ark {
 
 // Which kernel family a forward runs. kAuto: the tensor-core split-K kernel below large_m_threshold (the
-// streaming gemv kernel instead where it measured faster: M = 1 on large int4 layers), dequantize + cuBLAS at
-// or above it. The others force one family for every M (tests and benchmarks; gemv takes M <= 16 and runs mma
-// above).
+// streaming gemv kernel instead where it measured faster: M <= 32 on large int4 layers), dequantize + cuBLAS
+// at or above it. The others force one family for every M (tests and benchmarks; gemv takes M <= 32 and runs
+// mma above).
 enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt, kGemv };
 
 std::string_view cuda_kernel_name(CudaKernel k);      // "auto", "mma", "dequant_gemm", "simt", "gemv"

@@ -145,7 +145,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   const int64_t kpn = w.k_packed();
   // x must be gathered into packed-K order when the order is not the identity, or (mma) when rows of x cannot
   // be copied in 16-byte pieces.
-  if (family == Family::kGemv && M > kGemvMaxRows) family = Family::kMma;  // one m16 tile at most
+  if (family == Family::kGemv && M > kGemvMaxRows) family = Family::kMma;  // 4 row groups of 8 at most
   p.family = family;
   // gemv stages x itself, through k_source and at any alignment: it never gathers.
   p.gather = family != Family::kGemv &&

@@ -68,7 +68,7 @@ inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
 // The streaming decode kernel (linear_gemv.cu): 8 warps per block, each owning kGemvWarpTiles n8 tiles;
 // Plan::block_tiles warps side by side along N, the other 8 / block_tiles along K. At most
-// kGemvMaxBlocksPerSm blocks per SM (launch bounds), M <= kGemvMaxRows (one m16 tile). Each warp streams its
+// gemv_max_blocks_per_sm(M) blocks per SM (launch bounds), M <= kGemvMaxRows. Each warp streams its
 // tiles through a private ring of gemv_ring_stages(bits) chunk slots in shared memory (about
 // ARK_GEMV_RING_BYTES of codes, all slots but one in flight). Build-time knobs, to measure variants on the
 // device: ARK_GEMV_WARP_TILES, ARK_GEMV_BLOCKS_PER_SM, ARK_GEMV_RING_BYTES, ARK_GEMV_L2_PREFETCH,
