@@ -32,8 +32,9 @@
 // the scratch path 211-222 (vdpbf16ps peak ~232). Tried and not kept: partial sums in y for fp32 outputs
 // (slower), 256-k panels with fewer rows (no change), the next panel's dequantization interleaved in pieces
 // between micro-kernel calls (slower: a second panel buffer crowds L1), 12 x 32 tiles (slower); on the
-// scratch path, software prefetch of the panel or of the x rows ahead and vdpbf16ps with an embedded {1to16}
-// x broadcast (no change within noise). Stack: 12 KiB panel + 48 KiB sums + 2 KiB bf16 activations.
+// scratch path, software prefetch of the panel or of the x rows ahead, of the next panel's codes, and
+// vdpbf16ps with an embedded {1to16} x broadcast (no change within noise). Stack: 12 KiB panel + 48 KiB sums
+// + 2 KiB bf16 activations.
 #include <immintrin.h>
 
 #include <algorithm>
