@@ -95,6 +95,10 @@ int main(int argc, char** argv) {
       ai.xb = xb.data();
       ai.ldxb = kp;
     }
+    // And, as forward does, one heap scratch slice per thread for a kernel that asks for one.
+    const size_t slice = impl->scratch_bytes ? (impl->scratch_bytes(p) + 63) / 64 * 64 : 0;
+    std::vector<uint8_t> slices(slice * static_cast<size_t>(hw) + 64);
+    uint8_t* const slice0 = slices.data() + (64 - reinterpret_cast<uintptr_t>(slices.data()) % 64) % 64;
     for (int threads : {1, hw}) {
       const int64_t mb = impl->m_block;
       const int64_t m_items = (M + mb - 1) / mb;
@@ -103,11 +107,13 @@ int main(int argc, char** argv) {
         std::atomic<int64_t> next{0};
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t)
-          pool.emplace_back([&] {
+          pool.emplace_back([&, t] {
+            LinearArgs own = ai;
+            if (slice > 0) own.scratch = slice0 + static_cast<size_t>(t) * slice;
             for (int64_t it; (it = next.fetch_add(1)) < m_items * n_parts;) {
               const int64_t mi = it / n_parts, ni = it % n_parts;
               const int64_t t0 = p.n_tiles * ni / n_parts, t1 = p.n_tiles * (ni + 1) / n_parts;
-              if (t0 < t1) impl->run(p, ai, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
+              if (t0 < t1) impl->run(p, own, mi * mb, std::min(M, (mi + 1) * mb), t0, t1);
             }
           });
         for (auto& th : pool) th.join();
