@@ -4,7 +4,8 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--once K N M auto|mma|gemv] [--bits
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-wgmma [--quick]]
+//                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
 //                  [--group G]
 #include <cublasLt.h>
@@ -315,6 +316,101 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   return 0;
 }
 
+// --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
+// split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
+// place wgmma's range and check its split-K model. --quick: the two 70B shapes at M = 64, 128, 256, 1024.
+int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
+  std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
+  std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                                              {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  std::vector<int64_t> ms = {32, 64, 128, 256, 512, 1024};
+  if (quick) {
+    shapes = {{8192, 28672}, {28672, 8192}};
+    ms = {64, 128, 256, 1024};
+  }
+  CublasBf16 cublas;
+  for (const auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
+    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    const int dcopies = std::min(copies, 3);
+    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, wg;
+    for (int c = 0; c < copies; ++c)
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma}) {
+        if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
+        CudaLinearSpec spec;
+        spec.in_features = K;
+        spec.out_features = N;
+        spec.bits = bits;
+        spec.group_size = group;
+        spec.kernel = kernel;
+        auto l = std::make_unique<CudaQuantLinear>(spec);
+        l->load(w);
+        l->post_init();
+        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kWgmma ? wg : deq).push_back(std::move(l));
+      }
+    CudaLinearSpec auto_spec;
+    auto_spec.in_features = K;
+    auto_spec.out_features = N;
+    auto_spec.bits = bits;
+    auto_spec.group_size = group;
+    CudaQuantLinear autol(auto_spec);  // only for kernel_name(M)
+    autol.load(w);
+    autol.post_init();
+    const size_t wbytes = static_cast<size_t>(N * K) * 2;
+    const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
+    std::vector<void*> wb(bcopies);
+    for (auto& p : wb) {
+      CHECK_CUDA(cudaMalloc(&p, wbytes));
+      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
+    }
+    const int64_t max_m = ms.back();
+    void *x, *y, *ws;
+    const size_t ws_bytes = 512u << 20;
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_m * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    for (int64_t M : ms) {
+      const int reps = M >= 256 ? 3 : 8;
+      bool ok = true;
+      const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
+        ok = cublas.run(wb[i], x, y, N, K, M, s) && ok;
+      });
+      auto report = [&](const char* tag, const std::string& name, double t) {
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f,%.2f%s\n", tag, static_cast<long long>(K),
+                    static_cast<long long>(N), static_cast<long long>(M), name.c_str(), t * 1e6, t_blas / t,
+                    t_blas * 1e6, ok ? "" : ",cublas_failed");
+        std::fflush(stdout);
+      };
+      auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int n, const char* tag) {
+        if (ls[0]->workspace_bytes(M) > ws_bytes) return;
+        const double t =
+            time_graph(s, n, reps, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
+        report(tag, ls[0]->kernel_name(M), t);
+      };
+      std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol.kernel_name(M).c_str());
+      time_layers(mma, copies, "mma");
+      if (M >= 64) time_layers(deq, dcopies, "dequant");
+      for (auto& l : wg) l->set_mma_splits(0);
+      time_layers(wg, copies, "wgmma");
+      if (M <= 128 && !quick) {
+        const std::string chosen = wg[0]->kernel_name(M);
+        for (int splits : {1, 2, 3, 4, 6, 8}) {
+          for (auto& l : wg) l->set_mma_splits(splits);
+          if (wg[0]->kernel_name(M) != chosen) time_layers(wg, copies, "wgmma_forced");
+        }
+        for (auto& l : wg) l->set_mma_splits(0);
+      }
+    }
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+    for (auto p : wb) cudaFree(p);
+  }
+  return 0;
+}
+
 // --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
 int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
   CudaLinearSpec spec;
@@ -344,7 +440,7 @@ int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int6
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, sweep = false, sweep_g = false;
+  bool quick = false, sweep = false, sweep_g = false, sweep_w = false;
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
@@ -354,6 +450,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv"))
       sweep_g = true;
+    else if (!std::strcmp(argv[i], "--sweep-wgmma"))
+      sweep_w = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
       once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
       once_family = argv[i + 4];
@@ -386,6 +484,7 @@ int main(int argc, char** argv) {
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
+  if (sweep_w) return sweep_wgmma(s, bits, group, quick);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
       "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");

@@ -12,7 +12,9 @@
 #           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split;
 #           gemvtest: the GPU tests of the gemv family and the planner, ~20 s; gemvquick: a build variant's
 #           headline gemv cases, ~30 s;
-#           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute)
+#           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute;
+#           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
+#           and cuBLAS at M = 32..1024 on the six shapes, ~4 minutes; wgmmaquick: tests + the 70B shapes only)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -46,7 +48,7 @@ LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize
 # measure a variant in a second build folder: BIN_DIR=/tmp/other ARK_CUDA_DEFINES=... <script> quick).
 DEFINES=${ARK_CUDA_DEFINES:-}
 CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu
-  src/kernels/cuda/linear_gemv.cu"
+  src/kernels/cuda/linear_gemv.cu src/kernels/cuda/linear_wgmma.cu"
 
 build() {  # build <folder>
   local out=$1 pids=() objs=()
@@ -275,7 +277,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ]; then
     timeout 150 "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.MemcheckSubset:CudaLinear.BadInputThrows:CudaPack.*' \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.MemcheckSubset:CudaLinear.WgmmaMemcheckSubset:CudaLinear.BadInputThrows:CudaPack.*' \
       >>"$OUT_DIR/memcheck.log" 2>&1
     rc=$?
     tail -5 "$OUT_DIR/memcheck.log"
@@ -330,6 +332,40 @@ fi
 if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..32, every block shape and split factor
   echo "== gemv sweep ($DEFINES)"
   timeout 330 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
+fi
+
+if [ "$WHAT" = wgmma ] || [ "$WHAT" = wgmmaquick ]; then  # the Hopper GEMM: SASS, tests, memcheck, sweep
+  echo "== wgmma kernels (sm_90a SASS): HGMMA, local memory, instructions"
+  CUOBJDUMP=$(tool cuobjdump)
+  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_wgmma.o ]; then
+    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_wgmma.o >"$OUT_DIR/wgmma_sass.txt" 2>&1
+    python3 - "$OUT_DIR/wgmma_sass.txt" <<'EOF'
+import re, sys
+for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
+    name = block.split("\n", 1)[0]
+    if "Li4E" not in name:
+        continue
+    print(re.sub(r".*wgmma_kernelI", "wgmma_kernel<", name).split("EEEv")[0],
+          "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
+          "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
+EOF
+  fi
+  grep -h "C7513" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3
+  echo "== GPU tests: wgmma family" | tee "$OUT_DIR/tests_wgmma.log"
+  timeout 150 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_wgmma.log" | head -60
+  note "wgmma tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ')"
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ]; then
+    timeout 90 "$SANITIZER" --tool memcheck --error-exitcode 9 \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
+    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
+  fi
+  echo "== wgmma sweep"
+  q=""
+  [ "$WHAT" = wgmmaquick ] && q=--quick
+  timeout 200 $BIN/ark_cuda_bench --sweep-wgmma $q 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
 fi
 
 if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8192, M = 1), when ncu is there

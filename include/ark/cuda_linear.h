@@ -36,9 +36,9 @@ namespace ark {
 // streaming gemv kernel instead where it measured faster: M <= 32 on large int4 layers), dequantize + cuBLAS
 // at or above it. The others force one family for every M (tests and benchmarks; gemv takes M <= 32 and runs
 // mma above).
-enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt, kGemv };
+enum class CudaKernel : uint8_t { kAuto, kMma, kDequantGemm, kSimt, kGemv, kWgmma };
 
-std::string_view cuda_kernel_name(CudaKernel k);      // "auto", "mma", "dequant_gemm", "simt", "gemv"
+std::string_view cuda_kernel_name(CudaKernel k);      // "auto", "mma", "dequant_gemm", "simt", "gemv", "wgmma"
 CudaKernel parse_cuda_kernel(std::string_view name);  // throws ark::Error on an unknown name
 
 struct CudaLinearSpec {

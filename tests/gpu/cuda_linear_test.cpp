@@ -82,8 +82,10 @@ struct Case {
 };
 
 // Checks y (T bits, M x N) against the fp64 oracle; returns the number of failures (prints the first few).
+// split_scale: the wgmma kernel's bf16 weights s_hi * (q - z) + s_lo * (q - z), within 2 u^2 of one rounding.
 int check_output(const QuantizedWeight& w, const std::vector<float>& bias, const Activations& x, int64_t M,
-                 const std::vector<uint16_t>& y, bool bf16, bool weights_rounded, const std::string& what) {
+                 const std::vector<uint16_t>& y, bool bf16, bool weights_rounded, const std::string& what,
+                 bool split_scale = false) {
   const int64_t N = w.out_features, K = w.in_features;
   const int64_t kp = (K + 127) / 128 * 128 + w.num_groups() * 32;  // packed K is at most this
   const double u32 = std::ldexp(1.0, -23), ut = bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
@@ -100,6 +102,7 @@ int check_output(const QuantizedWeight& w, const std::vector<float>& bias, const
         mag += std::fabs(p);
       }
       const double tol = (kp + 64) * u32 * mag + (weights_rounded ? ut * mag : 0.0) +
+                         (split_scale ? 2 * ut * ut * mag : 0.0) +
                          1.01 * ut * std::fabs(acc) + std::ldexp(1.0, -24) + (bias.empty() ? 0.0 : ut * std::fabs(bias[n]));
       const double got = from_t(y[m * N + n], bf16);
       if (!(std::fabs(got - acc) <= tol)) {
@@ -173,13 +176,18 @@ void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id,
   for (CudaKernel kernel : families) {
     CudaQuantLinear layer = make_layer(c, w, bias, kernel);
     for (int64_t M : ms) {
+      if (kernel == CudaKernel::kWgmma) {  // the wgmma tests run only where it is supported: no fallback
+        ASSERT_EQ(layer.kernel_name(M).rfind("wgmma_w", 0), 0u) << layer.kernel_name(M);
+      }
       if (kernel == CudaKernel::kGemv && M <= cuda::kGemvMaxRows) {
         ASSERT_EQ(layer.kernel_name(M).rfind("gemv_w", 0), 0u) << layer.kernel_name(M);
       }
       const Activations x = make_x(M, c.w.k, c.bf16, rng);
       const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
       const auto y = run(layer, x, M, c.w.n, c.bf16);
-      if (check_output(w, bias, x, M, y, c.bf16, kernel == CudaKernel::kDequantGemm, what) > 0) return;
+      const bool wg = kernel == CudaKernel::kWgmma;  // weights rounded to T like dequant_gemm's
+      if (check_output(w, bias, x, M, y, c.bf16, kernel == CudaKernel::kDequantGemm || wg, what, wg && c.bf16) > 0)
+        return;
     }
   }
 }
@@ -783,6 +791,229 @@ TEST(CudaLinear, UnalignedActivations) {
       }
     }
   }
+}
+
+// --- the wgmma family (linear_wgmma.cu, sm_90a) --------------------------------------------------------------
+// Forced kWgmma on an H100/H200 runs the warpgroup-MMA kernel at every M (make_plan falls back to mma only
+// where the device or build lacks sm_90a, and these tests skip there). Its weights are s * (q - z) rounded to T
+// (bf16: split scale), the dequant_gemm bound (docs/CUDA.md).
+bool wgmma_device() {
+  int d = 0;
+  return have_gpu() && cudaGetDevice(&d) == cudaSuccess && cuda::wgmma_supported(d);
+}
+#define REQUIRE_WGMMA() \
+  if (!wgmma_device()) GTEST_SKIP() << "no sm_90a device or no sm_90a code in this build"
+
+const std::vector<int64_t> kWgmmaM = {1, 7, 63, 64, 65, 127, 128, 200, 256, 300, 1024};
+
+void expect_wgmma_names(const CudaQuantLinear& layer, std::initializer_list<int64_t> ms) {
+  for (int64_t M : ms)
+    EXPECT_EQ(layer.kernel_name(M).rfind("wgmma_w", 0), 0u) << layer.kernel_name(M) << " M=" << M;
+}
+
+TEST(CudaLinear, WgmmaInt4EveryM) {
+  REQUIRE_WGMMA();
+  uint64_t id = 20000;
+  for (bool bf16 : {true, false})
+    for (int64_t g : {128, 32, -1})
+      for (bool sym : {true, false}) {
+        Case c;
+        c.w.n = 203;  // a partial n8 tile and a partial 128-row block
+        c.w.k = 320;  // 3 chunks, the last one partial
+        c.w.bits = 4;
+        c.w.group_size = g;
+        c.w.sym = sym;
+        c.bf16 = bf16;
+        c.bias = !sym;
+        SCOPED_TRACE(c.name());
+        check_case(c, kWgmmaM, id++, {CudaKernel::kWgmma});
+      }
+  Case c;  // K % 8 != 0 and act-order: x gathered into packed-K order first
+  c.w.n = 300;
+  c.w.k = 1000;
+  c.w.act_order = true;
+  c.bf16 = true;
+  c.bias = true;
+  check_case(c, {1, 64, 65, 300}, id++, {CudaKernel::kWgmma});
+}
+
+TEST(CudaLinear, WgmmaEveryCombination) {
+  REQUIRE_WGMMA();
+  uint64_t id = 21000;
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : {32, 64, 128, -1})
+      for (bool sym : {true, false})
+        for (bool act : {false, true})
+          for (bool bf16 : {false, true}) {
+            Case c;
+            c.w.n = 203;
+            c.w.k = 320;
+            c.w.bits = bits;
+            c.w.group_size = g;
+            c.w.sym = sym;
+            c.w.act_order = act;
+            c.bf16 = bf16;
+            c.bias = act;
+            SCOPED_TRACE(c.name());
+            check_case(c, {1, 65, 130}, id++, {CudaKernel::kWgmma});
+          }
+}
+
+// Split-K (fp32 partials, the reduce kernel) forced at several factors, a K long enough that each split holds
+// several chunks and the ring wraps; the kernel names say what ran.
+TEST(CudaLinear, WgmmaSplitKMatchesOracle) {
+  REQUIRE_WGMMA();
+  Case c;
+  c.w.n = 520;
+  c.w.k = 2048;  // 16 chunks
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(22000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 22000, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+  for (int splits : {1, 3, 8})
+    for (int64_t M : {64, 129}) {
+      layer.set_mma_splits(splits);
+      const std::string name = layer.kernel_name(M);
+      EXPECT_NE(name.find("_splitk" + std::to_string(splits)), std::string::npos) << name;
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      const auto y = run(layer, x, M, c.w.n, c.bf16);
+      EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, name + " M=" + std::to_string(M), true), 0);
+    }
+  expect_wgmma_names(layer, {1, 64, 1024});
+}
+
+TEST(CudaLinear, WgmmaGraphCaptureReplayEqualsEager) {
+  REQUIRE_WGMMA();
+  Case c;
+  c.w.n = 1000;
+  c.w.k = 768;
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(23000);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 23000, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+  for (int64_t M : {64, 300}) {
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    const auto eager = run(layer, x, M, c.w.n, c.bf16);
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
+    CUDA_OK(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
+    CUDA_OK(cudaDeviceSynchronize());
+    cudaGraph_t graph;
+    CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    layer.forward(dx.p, dy.p, M, DType::BF16, s, ws.p, ws.bytes);
+    CUDA_OK(cudaStreamEndCapture(s, &graph));
+    cudaGraphExec_t exec;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int rep = 0; rep < 3; ++rep) CUDA_OK(cudaGraphLaunch(exec, s));
+    CUDA_OK(cudaStreamSynchronize(s));
+    std::vector<uint16_t> y(eager.size());
+    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(y, eager) << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
+    EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, layer.kernel_name(M), true), 0);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(s);
+  }
+}
+
+// The compute-sanitizer subset of the wgmma family: tails in M, N and K, split-K, a gathered x.
+TEST(CudaLinear, WgmmaMemcheckSubset) {
+  REQUIRE_WGMMA();
+  Case c;
+  c.w.n = 203;
+  c.w.k = 1000;
+  c.bias = true;
+  check_case(c, {1, 65, 200}, 24000, {CudaKernel::kWgmma});
+  c.w.k = 2048;
+  c.bf16 = true;
+  auto rng = rng_for(24001);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 24001, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+  layer.set_mma_splits(4);
+  const Activations x = make_x(70, c.w.k, c.bf16, rng);
+  EXPECT_EQ(check_output(w, bias, x, 70, run(layer, x, 70, c.w.n, c.bf16), c.bf16, true, layer.kernel_name(70),
+                         true),
+            0);
+}
+
+// Host-side planner of the wgmma family (no GPU needed).
+TEST(CudaPlan, WgmmaFamilyAndPlans) {
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  for (const auto& sh : shapes)
+    for (int bits : {4, 8}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = bits;
+      v.chunks = (sh[0] + 127) / 128;
+      v.groups = sh[0] / 128;
+      v.n8_tiles = sh[1] / 8;
+      for (int64_t M : {1, 16, 63, 64, 128, 256, 1024}) {
+        SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " bits " +
+                     std::to_string(bits) + " M=" + std::to_string(M));
+        dev.wgmma = false;  // no sm_90a: never wgmma, and a forced wgmma runs mma
+        EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+        EXPECT_EQ(static_cast<int>(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).family),
+                  static_cast<int>(cuda::Family::kMma));
+        dev.wgmma = true;
+        EXPECT_EQ(cuda::auto_family(v, M, 256, dev) == cuda::Family::kWgmma, cuda::wgmma_preferred(v, M, dev));
+        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+        ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
+        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
+        EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
+        EXPECT_GE(p.splits, 1);
+        EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
+        EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
+        EXPECT_FALSE(p.gather);
+        EXPECT_EQ(p.workspace_bytes, p.partial_bytes);
+        EXPECT_EQ(p.partial_bytes > 0, p.splits > 1);
+        if (p.splits > 1) {
+          EXPECT_GE(p.partial_bytes, static_cast<size_t>(p.splits * M * v.n) * sizeof(float));
+        }
+      }
+    }
+  // kAuto on an sm_90a device, int4 g128 8192x28672: wgmma from 33 to 512 rows, dequant_gemm above, never at
+  // decode sizes; int8 stays on the older families.
+  {
+    cuda::PackedView v;
+    v.k = 8192;
+    v.n = 28672;
+    v.bits = 4;
+    v.chunks = v.groups = 64;
+    v.n8_tiles = 3584;
+    dev.wgmma = true;
+    for (int64_t M : {1, 16, 32})
+      EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma)) << M;
+    for (int64_t M : {33, 64, 128, 256, 300, 512})
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma)) << M;
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)), static_cast<int>(cuda::Family::kDequantGemm));
+    v.bits = 8;
+    EXPECT_NE(static_cast<int>(cuda::auto_family(v, 128, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+  }
+  // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.
+  cuda::PackedView v;
+  v.k = 28672;
+  v.n = 8192;
+  v.chunks = 224;
+  v.groups = 224;
+  v.n8_tiles = 1024;
+  EXPECT_GT(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).splits, 1);
+  v.k_source = reinterpret_cast<const int32_t*>(16);  // act-order: x gathered, after the partials
+  const cuda::Plan p = cuda::make_plan(v, 64, cuda::Family::kWgmma, dev);
+  EXPECT_TRUE(p.gather);
+  EXPECT_GE(p.workspace_bytes, p.partial_bytes + static_cast<size_t>(64 * v.k_packed() * 2));
 }
 
 }  // namespace

@@ -68,15 +68,17 @@ std::string_view cuda_kernel_name(CudaKernel k) {
       return "simt";
     case CudaKernel::kGemv:
       return "gemv";
+    case CudaKernel::kWgmma:
+      return "wgmma";
   }
   return "?";
 }
 
 CudaKernel parse_cuda_kernel(std::string_view name) {
-  for (CudaKernel k :
-       {CudaKernel::kAuto, CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt, CudaKernel::kGemv})
+  for (CudaKernel k : {CudaKernel::kAuto, CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt,
+                       CudaKernel::kGemv, CudaKernel::kWgmma})
     if (cuda_kernel_name(k) == name) return k;
-  throw_error("cuda kernel '", name, "' is not one of auto, mma, dequant_gemm, simt, gemv");
+  throw_error("cuda kernel '", name, "' is not one of auto, mma, dequant_gemm, simt, gemv, wgmma");
 }
 
 bool cuda_available() {
@@ -112,10 +114,12 @@ struct CudaQuantLinear::Impl {
         return cuda::Family::kSimt;
       case CudaKernel::kGemv:
         return cuda::Family::kGemv;  // make_plan runs mma above gemv's M range
+      case CudaKernel::kWgmma:
+        return cuda::Family::kWgmma;  // make_plan runs mma where the device has no wgmma
       case CudaKernel::kAuto:
         break;
     }
-    return cuda::auto_family(view, M, spec.large_m_threshold);
+    return cuda::auto_family(view, M, spec.large_m_threshold, dev);
   }
   cuda::Plan plan(int64_t M) const {
     return cuda::make_plan(view, M, family_for(M), dev, spec.mma_splits, spec.gemv_block_tiles);
@@ -218,8 +222,10 @@ void CudaQuantLinear::post_init() {
              "cudaDeviceGetAttribute(shared memory per multiprocessor)");
   check_cuda(cudaDeviceGetAttribute(&m.dev.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, m.device),
              "cudaDeviceGetAttribute(shared memory per block, opt-in)");
+  m.dev.wgmma = cuda::wgmma_supported(m.device);
   int s = cuda::prepare_kernels(m.dev.smem_per_block);
   if (s == cuda::kOk) s = cuda::prepare_gemv_kernels(m.dev.smem_per_block);
+  if (s == cuda::kOk && m.dev.wgmma) s = cuda::prepare_wgmma_kernels(m.dev.smem_per_block);
   ARK_CHECK(s == cuda::kOk, "CudaQuantLinear::post_init: raising the kernels' shared-memory limit failed (",
             cuda::status_message(s), ")");
   if (!m.cublaslt)
@@ -323,6 +329,10 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       break;
     case cuda::Family::kGemv:
       o << "gemv_w" << bits << "_t" << p.block_tiles << "_splitk" << p.splits;
+      break;
+    case cuda::Family::kWgmma:
+      o << "wgmma_w" << bits << "_n" << cuda::kWgmmaBlockTiles * cuda::kTileRows << "_m" << p.wgmma_rows
+        << "_splitk" << p.splits;
       break;
   }
   return o.str();

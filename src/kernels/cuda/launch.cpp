@@ -109,11 +109,43 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   return t;
 }
 
+// The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
+// block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1 dense
+// MAC per clock per 1/2048 of an SM at ~1.7 GHz, shared by the blocks resident on the SM) and its weight
+// bytes at the SM's share of DRAM bandwidth; blocks beyond one wave run in further waves, each paying a ring
+// fill; split-K adds the reduce launch and the partials' traffic.
+constexpr double kWgmmaMacsPerNsPerSm = 2048 * 1.7, kWgmmaFillNs = 2000;
+
+double wgmma_cost_ns(const PackedView& w, int64_t M, int rows, int64_t per_sm, int sm_count, int64_t splits,
+                     int64_t cps) {
+  const int64_t blocks = ceil_div(M, rows) * ceil_div(w.n8_tiles, kWgmmaBlockTiles) * splits;
+  const int64_t slots = std::max<int64_t>(1, per_sm * sm_count);
+  const int64_t waves = ceil_div(blocks, slots);
+  // Blocks on the busiest SM: a block alone on its SM still takes a whole chunk time (idle SMs do not help).
+  const double resident = static_cast<double>(ceil_div(std::min(blocks, slots), sm_count));
+  const double macs = 2.0 * 64 * rows * kChunkK;
+  const double bytes = kWgmmaBlockTiles * (kChunkK * w.bits / 8.0 * kTileRows + 4 * kTileRows * 6 / 4.0);
+  const double per_chunk =
+      std::max(macs * resident / kWgmmaMacsPerNsPerSm, bytes * resident / kBytesPerNsPerSm);
+  double t = waves * (kWgmmaFillNs + cps * per_chunk);
+  if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (kBytesPerNsPerSm * sm_count);
+  return t;
+}
+
 }  // namespace
 
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold) {
   if (M >= large_m_threshold) return Family::kDequantGemm;
   return gemv_preferred(w, M) ? Family::kGemv : Family::kMma;
+}
+
+Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev) {
+  if (wgmma_preferred(w, M, dev)) return Family::kWgmma;
+  return auto_family(w, M, large_m_threshold);
+}
+
+bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
+  return dev.wgmma && w.bits == 4 && M >= kWgmmaAutoMinM && M <= kWgmmaAutoMaxM;
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {
@@ -146,10 +178,12 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   // x must be gathered into packed-K order when the order is not the identity, or (mma) when rows of x cannot
   // be copied in 16-byte pieces.
   if (family == Family::kGemv && M > kGemvMaxRows) family = Family::kMma;  // 4 row groups of 8 at most
+  if (family == Family::kWgmma && !dev.wgmma) family = Family::kMma;     // not sm_90a: the mma.sync kernel
   p.family = family;
   // gemv stages x itself, through k_source and at any alignment: it never gathers.
   p.gather = family != Family::kGemv &&
-             (w.k_source != nullptr || (family == Family::kMma ? w.k % 8 != 0 : kpn != w.k));
+             (w.k_source != nullptr ||
+              (family == Family::kMma || family == Family::kWgmma ? w.k % 8 != 0 : kpn != w.k));
   const size_t gather_bytes = p.gather ? align_up(static_cast<size_t>(M * kpn * 2)) : 0;
   if (family == Family::kMma) {
     p.m_tiles = M <= 16 ? 1 : M <= 32 ? 2 : 4;
@@ -218,6 +252,32 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes;
+  } else if (family == Family::kWgmma) {
+    // Rows of x per block: 64 up to M = 64 (two blocks per SM), else 128. Split-K where the weight ranges
+    // alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    p.wgmma_rows = M <= 64 ? 64 : 128;
+    const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
+    const int64_t forced_cps =
+        forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
+    double best = 0;
+    for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, 16); ++s) {
+      const int64_t cps = ceil_div(w.chunks, s);
+      if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+      if (forced_cps > 0 && cps != forced_cps) continue;
+      const double t = wgmma_cost_ns(w, M, p.wgmma_rows, per_sm, std::max(dev.sm_count, 1), s, cps);
+      if (best == 0 || t < best) {
+        best = t;
+        p.splits = static_cast<int>(s);
+        p.chunks_per_split = static_cast<int>(cps);
+      }
+    }
+    if (best == 0) {  // a forced factor above 16: take it as asked
+      p.chunks_per_split = static_cast<int>(forced_cps);
+      p.splits = static_cast<int>(ceil_div(w.chunks, forced_cps));
+    }
+    p.smem_bytes = wgmma_smem_bytes(w.bits, p.wgmma_rows);
+    p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
+    p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kDequantGemm) {
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;
     p.rows_per_chunk = std::min(std::max<int64_t>(rows, 128), w.n8_tiles * kTileRows);
@@ -363,6 +423,22 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
         return launch_simt(w, x, y, M, bf16, stream);  // rows of x not in 16-byte pieces (a rare view)
       }
       int s = launch_mma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
+      if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
+      return s;
+    }
+    case Family::kWgmma: {
+      float* partial = reinterpret_cast<float*>(base);
+      const void* xs = x;
+      int64_t x_stride = w.k;
+      if (plan.gather) {
+        xs = base + plan.partial_bytes;
+        x_stride = kpn;
+        const int s = launch_gather(w, x, base + plan.partial_bytes, M, bf16, stream);
+        if (s != kOk) return s;
+      } else if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
+        return launch_simt(w, x, y, M, bf16, stream);  // rows of x not in 16-byte pieces (a rare view)
+      }
+      int s = launch_wgmma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
       if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }

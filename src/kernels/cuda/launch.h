@@ -21,8 +21,9 @@ enum Status : int {
 };
 const char* status_message(int status);
 
-// kGemv: the streaming decode kernel (linear_gemv.cu), M <= kGemvMaxRows.
-enum class Family : int { kMma, kDequantGemm, kSimt, kGemv };
+// kGemv: the streaming decode kernel (linear_gemv.cu), M <= kGemvMaxRows. kWgmma: the Hopper warpgroup-MMA
+// GEMM (linear_wgmma.cu), sm_90a only.
+enum class Family : int { kMma, kDequantGemm, kSimt, kGemv, kWgmma };
 
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
@@ -36,6 +37,7 @@ struct Plan {
   bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
   size_t workspace_bytes = 0;
+  int wgmma_rows = 64;  // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
 };
 
 // What the planner needs to know of the device (read once at post_init).
@@ -43,6 +45,7 @@ struct DeviceInfo {
   int sm_count = 1;
   int smem_per_sm = 0;     // bytes usable by blocks of one SM
   int smem_per_block = 0;  // the opt-in maximum of one block
+  bool wgmma = false;      // compute capability 9.x and the wgmma kernel was built for sm_90a
 };
 
 // n8 tiles per warp of the mma kernel's 16-row blocks: 4 (default) gives 2 blocks of 8 warps per SM with more
@@ -138,9 +141,39 @@ inline constexpr int64_t kGemvAutoMaxM = 32;
 inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 14;
 bool gemv_preferred(const PackedView& w, int64_t M);
 
+// The wgmma GEMM (linear_wgmma.cu): blocks of 2 consumer warpgroups, each 64 weight rows (8 n8 tiles), times
+// Plan::wgmma_rows rows of x; a ring of wgmma_stages(rows) 128-k chunks (x tile with the 128-byte swizzle, the codes,
+// the chunk's group records) filled by cp.async.
+inline constexpr int kWgmmaThreads = 256;
+inline constexpr int kWgmmaBlockTiles = 16;
+// Ring depth: 6 stages for 64 rows of x (5 chunks of weights in flight: at M = 64 the kernel streams), 4
+// for 128 (larger x tiles).
+ARK_HD constexpr int wgmma_stages(int rows) { return rows <= 64 ? 6 : 4; }
+// Bytes of one ring stage, rounded to the 1024-byte alignment of the swizzled x tile.
+ARK_HD constexpr size_t wgmma_stage_bytes(int bits, int rows) {
+  return (static_cast<size_t>(rows) * kChunkK * 2 + kWgmmaBlockTiles * kChunkK * bits +
+          4 * kWgmmaBlockTiles * 48 + 16 + 1023) / 1024 * 1024;
+}
+ARK_HD constexpr size_t wgmma_smem_bytes(int bits, int rows) {
+  return wgmma_stages(rows) * wgmma_stage_bytes(bits, rows) + 1024;  // + alignment slack of the dynamic base
+}
+// One block per SM: two sets of A registers (64) plus the accumulators need more than the 128 registers that
+// two blocks of 256 threads would leave.
+ARK_HD constexpr int wgmma_max_blocks_per_sm(int) { return 1; }
+// Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
+bool wgmma_supported(int device);
+
 // The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv where gemv_preferred,
-// else mma.
+// else mma; the overload with the device runs wgmma where wgmma_preferred.
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
+Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
+// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM. Measured on an H100
+// (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.3-2.2x mma and 1.8-4.5x
+// dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes (up to 1.2x)
+// and loses on the 4096-row ones (0.86-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is 1.1-1.4x
+// faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.3-1.5x faster.
+inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512;
+bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
 // forced_block_tiles > 0: gemv's warps along N per block (1, 2, 4 or 8).
@@ -178,6 +211,10 @@ int launch_simt(const PackedView& w, const void* x, void* y, int64_t M, bool bf1
 int launch_gemv(const PackedView& w, const Plan& plan, const void* x, bool x_vec, void* y, int64_t M,
                 bool bf16, float* partial, CUstream_st* stream);
 int prepare_gemv_kernels(int max_smem_per_block);  // once per device, like prepare_kernels
+// x_stride, x_direct: as launch_mma's (x 16-byte aligned).
+int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct, void* y,
+                 int64_t M, bool bf16, float* partial, CUstream_st* stream);
+int prepare_wgmma_kernels(int max_smem_per_block);  // once per device, where wgmma_supported
 int launch_gather(const PackedView& w, const void* x, void* xg, int64_t M, bool bf16, CUstream_st* stream);
 int launch_dequant(const PackedView& w, int64_t n0, int64_t rows, void* wt, bool bf16, CUstream_st* stream);
 int launch_bias_fill(const PackedView& w, void* y, int64_t M, bool bf16, CUstream_st* stream);

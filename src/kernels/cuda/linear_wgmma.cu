@@ -1,0 +1,382 @@
+// The Hopper GEMM for M >= 64 (sm_90a): y^T = W x^T on warpgroup MMAs (wgmma.mma_async), the weights
+// dequantized in the main loop straight into the A operand's registers, x the B operand in shared memory.
+//
+// Why this shape. mma.sync (linear_mma.cu) is compute-bound at 64-128 rows of x, and the large-M path
+// (dequant.cu + cuBLASLt) writes and re-reads a 16-bit copy of the weight each call. wgmma runs at about
+// twice mma.sync's rate and reads its B operand from shared memory itself, so the registers and issue slots
+// of a warp go to dequantization. The packed layout needs no change: warp w of a warpgroup holds rows
+// 16w..16w+15 of the 64-row A tile in the m16n8k16 A-fragment layout, which is exactly a lane's B fragments
+// of n8 tiles 2w and 2w + 1 (cuda_layout.h; linear_gemv.cu's swapped product, a warpgroup wide).
+//
+// Block: 2 consumer warpgroups (256 threads), each owning 64 weight rows (8 n8 tiles), times `kRows` rows of
+// x (64 or 128: the wgmma N). Grid: x = tiles of x rows (fastest, so the blocks that share a weight range run
+// together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
+// launch_reduce in split order). All threads copy; there is no producer warp.
+//
+// Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
+// k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at
+// c ^ (r % 8)), rows past M zero-filled; the 16 tiles' code words as they lie in the layout (128 * bits
+// contiguous bytes per tile); per k32 block whose group differs from the previous block's, each tile's
+// 48-byte group record (8 fp32 scales, 8 uint16 zeros). Chunk i + stages - 1 is copied while chunk i is
+// computed: the slot it overwrites held chunk i - 1, whose wgmmas every warpgroup has waited for before the
+// barrier.
+//
+// Per chunk and warpgroup: the 8 wgmmas of chunk i (A in 32 registers), wgmma.wait_group 1 (chunk i - 1
+// done), then, while chunk i's run, chunk i + 1 is dequantized into the other set of 32 registers. ptxas
+// serializes wgmmas when a non-wgmma instruction writes an input register of a wgmma between the pipeline
+// stage's first wgmma and its wait (C7513), so a block-by-block interleave (dequantize block b, issue its
+// wgmmas) is not an option: the next chunk's registers are written while the current chunk's wgmmas run, and
+// read only after.
+//
+// Arithmetic: A = s * (q - z) rounded once to T (wgmma_ops.cuh; bf16 through s = s_hi + s_lo, within 2u^2 of
+// one rounding), products summed in fp32 by the tensor core, bias added in fp32, one rounding to T at the
+// end. That is the dequant + cuBLAS path's rounding (docs/CUDA.md's bound with u_T * sum|x w|).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/wgmma_ops.cuh"
+
+namespace ark::cuda {
+namespace {
+
+using frag::Traits;
+
+// The device helpers exist only where the kernel has a body (sm_90a; the host pass needs their declarations).
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte copy; src_bytes < 16 fills the rest with zeros (rows past M, x positions past K).
+__device__ __forceinline__ void cp16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int kPending>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+__device__ __forceinline__ uint32_t lds32(uint32_t a) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint32_t lds16(uint32_t a) {
+  unsigned short v;
+  asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint4 lds128(uint32_t a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(a));
+  return v;
+}
+
+template <int kBits>
+__device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
+  if constexpr (kBits % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < kBits; i += 4) {
+      const uint4 v = lds128(a + 4 * i);
+      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kBits; ++i) w[i] = lds32(a + 4 * i);
+  }
+}
+
+#endif
+
+template <typename T, int kBits, int kRows>
+__global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
+    wgmma_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct, T* __restrict__ y,
+                 float* __restrict__ partial, int M, int cps) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kS = wgmma_stages(kRows);
+  constexpr int kXBytes = kRows * kChunkK * 2;                   // one stage's x tile
+  constexpr int kTileCodeBytes = kChunkK * kBits;                // one tile's words of one chunk
+  constexpr int kCodeBytes = kWgmmaBlockTiles * kTileCodeBytes;  // the block's 16 tiles
+  constexpr int kMetaBytes = 4 * kWgmmaBlockTiles * 48;  // group records; then 16 bytes of block groups
+  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows));
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the swizzle needs 1024-byte alignment
+
+  const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4,
+            t = lane % 4;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t tile0 = static_cast<int64_t>(blockIdx.y) * kWgmmaBlockTiles;
+  const int split = blockIdx.z;
+  const int64_t c0 = static_cast<int64_t>(split) * cps;
+  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
+
+  // Copies of chunk c0 + j into ring slot j % kS. Every address is worked out once here, outside the loop:
+  // the copies are issued from the same loop that dequantizes, so their instructions count (a first version
+  // that recomputed 64-bit addresses per piece spent ~480 of ~800 instructions per chunk and warp on copies).
+  //   x: thread tid copies 16-byte piece (h, c) = ((tid / 8) % 2, tid % 8) of rows tid / 16 + 16 i.
+  const int xr0 = tid / 16, xh = (tid / 8) % 2, xc = tid % 8;
+  constexpr int kXCopies = kRows * 16 / kWgmmaThreads;
+  const uint32_t x_dst = xh * (kRows * 128) + xr0 * 128 + ((xc ^ (xr0 % 8)) * 16);  // + i * 2048
+  const T* x_src = x + (m0 + xr0) * x_stride + c0 * kChunkK + xh * 64 + xc * 8;     // + i * 16 rows
+  uint32_t x_rows_ok = 0;
+#pragma unroll
+  for (int i = 0; i < kXCopies; ++i) x_rows_ok |= (m0 + xr0 + 16 * i < M ? 1u : 0u) << i;
+  const int64_t x_kp0 = c0 * kChunkK + xh * 64 + xc * 8;  // this thread's k of chunk c0; + 128 per chunk
+  //   codes: piece p = tid + 256 i of the block's [16 tiles][8 * bits pieces].
+  constexpr int kPiecesPerTile = kTileCodeBytes / 16;
+  constexpr int kCodeCopies = (kWgmmaBlockTiles * kPiecesPerTile + kWgmmaThreads - 1) / kWgmmaThreads;
+  const uint32_t* c_src[kCodeCopies];
+  uint32_t c_ok = 0;
+#pragma unroll
+  for (int i = 0; i < kCodeCopies; ++i) {
+    const int p = tid + i * kWgmmaThreads, tt = p / kPiecesPerTile, piece = p % kPiecesPerTile;
+    const int64_t tile = tile0 + tt;
+    const bool ok = p < kWgmmaBlockTiles * kPiecesPerTile && tile < w.n8_tiles;
+    c_ok |= (ok ? 1u : 0u) << i;
+    c_src[i] = w.codes + ((ok ? tile : 0) * w.chunks + c0) * (kWarpLanes * kBits) + piece * 4;  // + chunk
+  }
+  //   group records: thread tid < 192 copies piece tid % 3 of tile (tid / 3) % 16's record of k32 block
+  //   tid / 48's group, when that block starts a new group; thread 192 copies the chunk's 4 block-group
+  //   entries (the dequantizer reads them from shared memory). The group indices of the next chunk to copy
+  //   are loaded one copy ahead, so no global load latency sits between the barrier and the copies.
+  const int mb = tid / (3 * kWgmmaBlockTiles), mt = (tid / 3) % kWgmmaBlockTiles, mp = tid % 3;
+  const bool meta_lane = tid < 4 * kWgmmaBlockTiles * 3 && tile0 + mt < w.n8_tiles;
+  const unsigned char* m_src =
+      mp < 2
+          ? reinterpret_cast<const unsigned char*>(w.scales + ((tile0 + mt) * w.groups) * kTileRows + 4 * mp)
+          : reinterpret_cast<const unsigned char*>(w.zeros + ((tile0 + mt) * w.groups) * kTileRows);
+  const int m_stride = mp < 2 ? kTileRows * 4 : kTileRows * 2;  // bytes per group
+  const uint32_t m_dst = kXBytes + kCodeBytes + (mb * kWgmmaBlockTiles + mt) * 48 + mp * 16;
+  int pf_group = 0, pf_prev = 0;  // the group of block mb (and of block mb - 1) of the next chunk to copy
+  auto prefetch_groups = [&](int j) {
+    if (meta_lane && j < n_chunks) {
+      pf_group = __ldg(w.block_group + (c0 + j) * 4 + mb);
+      pf_prev = mb > 0 ? __ldg(w.block_group + (c0 + j) * 4 + mb - 1) : -1;
+    }
+  };
+  prefetch_groups(0);
+  auto issue = [&](int j) {
+    const uint32_t slot = base + (j % kS) * kStage;
+    const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;  // x_direct: positions past K read as zero
+#pragma unroll
+    for (int i = 0; i < kXCopies; ++i) {
+      const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
+      cp16(slot + x_dst + i * 2048, ok ? x_src + (16 * i) * x_stride + j * kChunkK : x, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kCodeCopies; ++i)
+      if ((c_ok >> i) & 1u)
+        cp16(slot + kXBytes + (tid + i * kWgmmaThreads) * 16, c_src[i] + j * (kWarpLanes * kBits));
+    if (meta_lane && pf_group != pf_prev)
+      cp16(slot + m_dst, m_src + static_cast<int64_t>(pf_group) * m_stride);
+    if (tid == 4 * kWgmmaBlockTiles * 3)
+      cp16(slot + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
+    prefetch_groups(j + 1);
+  };
+
+  float acc[kRows / 2];
+#pragma unroll
+  for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
+
+#pragma unroll
+  for (int j = 0; j < kS - 1; ++j) {
+    if (j < n_chunks) issue(j);
+    cp_commit();
+  }
+
+  // This lane's two tiles: rows g of tiles 2 warp and 2 warp + 1 of its warpgroup's 8.
+  const int ta = wg * 8 + 2 * warp;
+  // Chunk j's A operand (all 8 k16 steps) from its ring slot: per k32 block b, registers 0-3 of tile 2w, then
+  // 0-3 of tile 2w + 1.
+  auto dequant_chunk = [&](int j, uint32_t(&a)[4][8]) {
+    const uint32_t codes_s = base + (j % kS) * kStage + kXBytes;
+    uint32_t wa[kBits], wb[kBits];
+    read_words<kBits>(codes_s + ta * kTileCodeBytes + lane * kBits * 4, wa);
+    read_words<kBits>(codes_s + (ta + 1) * kTileCodeBytes + lane * kBits * 4, wb);
+    const uint4 bg = lds128(codes_s + kCodeBytes + kMetaBytes);
+    const int bgs[4] = {static_cast<int>(bg.x), static_cast<int>(bg.y), static_cast<int>(bg.z),
+                        static_cast<int>(bg.w)};
+    wg::ScaleTerm<T> sa, sb;
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      if (b == 0 || bgs[b] != bgs[b - 1]) {  // a new group (uniform across the block)
+        const uint32_t rec = codes_s + kCodeBytes + (b * kWgmmaBlockTiles + ta) * 48;
+        sa = wg::scale_term<T, kBits>(__uint_as_float(lds32(rec + 4 * g)),
+                                      static_cast<int>(lds16(rec + 32 + 2 * g)));
+        sb = wg::scale_term<T, kBits>(__uint_as_float(lds32(rec + 48 + 4 * g)),
+                                      static_cast<int>(lds16(rec + 48 + 32 + 2 * g)));
+      }
+      uint32_t ra[4], rb[4];
+      wg::dequant_scaled<T, kBits>(wa, b, sa, ra);
+      wg::dequant_scaled<T, kBits>(wb, b, sb, rb);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) a[b][r] = ra[r], a[b][4 + r] = rb[r];
+    }
+  };
+  // Copy groups are committed one per chunk (empty ones past the end too): chunks 0 .. kS - 2 in the
+  // prologue, chunk i + kS - 1 in step i. So chunk 0 has landed when at most kS - 2 groups are pending, and
+  // in step i (groups up to chunk i + kS - 2 committed) chunk i + 1 has when at most kS - 3 are.
+  auto wait_chunk = [&](auto pending) {
+    cp_wait<decltype(pending)::value>();
+    __syncthreads();  // everyone's copies have landed and are visible
+  };
+  // One chunk: its 8 wgmmas from `cur` (one group), then wgmma.wait_group 1: chunk i - 1's wgmmas are done,
+  // chunk i's stay queued on the tensor core (it never drains between chunks). While they run, the copies of
+  // chunk i + kS - 1 go into the slot chunk i - 1 used (every warpgroup has passed its wait before the
+  // barrier) and chunk i + 1 is dequantized into `nxt`, the registers chunk i - 1 read.
+  auto step = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8]) {
+    // The descriptor's start address is in 16-byte units in its low bits (no carry out for shared addresses),
+    // so the k16 steps are constant offsets from the slot's descriptor.
+    const uint64_t desc0 = wg::desc_sw128(base + (i % kS) * kStage);
+    wg::fence();
+    wg::fence_operands(acc);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {  // k16 step: half k / 4 of the x tile, 32 bytes per step inside it
+      const uint64_t desc = desc0 + ((k / 4) * (kRows * 128) + (k % 4) * 32) / 16;
+      const int b = k / 2, s = k % 2;
+      wg::Mma<kRows>::template run<kBf16>(acc, cur[b][2 * s], cur[b][4 + 2 * s], cur[b][2 * s + 1],
+                                          cur[b][4 + 2 * s + 1], desc);
+    }
+    wg::commit();
+    wg::wait<1>();  // chunk i - 1's wgmmas are done; chunk i's run on behind the copies and the dequantizing
+    wg::fence_operands(acc);
+    if (i + 1 < n_chunks) {
+      wait_chunk(std::integral_constant<int, kS - 3>{});
+      if (i + kS - 1 < n_chunks) issue(i + kS - 1);
+      cp_commit();
+      dequant_chunk(i + 1, nxt);
+    }
+  };
+
+  uint32_t a0[4][8], a1[4][8];
+  if (n_chunks > 0) {
+    wait_chunk(std::integral_constant<int, kS - 2>{});
+    dequant_chunk(0, a0);
+  }
+  for (int i = 0; i < n_chunks; i += 2) {  // two steps per trip: the register buffers swap without moves
+    step(i, a0, a1);
+    if (i + 1 < n_chunks) step(i + 1, a1, a0);
+  }
+  wg::wait<0>();
+  wg::fence_operands(acc);
+  cp_wait<0>();
+
+  // d[4i + e]: weight row 16 warp + g + 8 (e / 2) of the warpgroup's 64, x row 8i + 2t + e % 2.
+  const int64_t n_base = (tile0 + wg * 8) * kTileRows + 16 * warp + g;
+#pragma unroll
+  for (int i = 0; i < kRows / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
+      if (m >= M || n >= w.n) continue;
+      if (partial)
+        partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
+      else
+        y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+    }
+#else
+  // Built for an architecture without wgmma: the planner never launches this (wgmma_supported).
+  __trap();
+#endif
+}
+
+template <typename T, int kBits, int kRows>
+int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
+                int64_t M, float* partial, cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
+                  static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
+                  static_cast<unsigned>(p.splits));
+  wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
+      w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
+      static_cast<int>(M), p.chunks_per_split);
+  return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+}
+
+template <typename T, int kBits>
+int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
+                int64_t M, float* partial, cudaStream_t s) {
+  switch (p.wgmma_rows) {
+    case 64:
+      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    case 128:
+      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    default:
+      return kBadArgument;
+  }
+}
+
+template <typename T>
+int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
+                int64_t M, float* partial, cudaStream_t s) {
+  switch (w.bits) {
+    case 2:
+      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    case 3:
+      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    case 4:
+      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    case 8:
+      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    default:
+      return kBadArgument;
+  }
+}
+
+template <typename T, int kBits>
+cudaError_t allow_bits() {
+  cudaError_t e =
+      cudaFuncSetAttribute(wgmma_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(wgmma_smem_bytes(kBits, 64)));
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(wgmma_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(wgmma_smem_bytes(kBits, 128)));
+}
+
+template <typename T>
+cudaError_t allow_type() {
+  cudaError_t e;
+  if ((e = allow_bits<T, 2>()) != cudaSuccess) return e;
+  if ((e = allow_bits<T, 3>()) != cudaSuccess) return e;
+  if ((e = allow_bits<T, 4>()) != cudaSuccess) return e;
+  return allow_bits<T, 8>();
+}
+
+}  // namespace
+
+bool wgmma_supported(int device) {
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess || major != 9)
+    return false;
+  // sm_90a code is in this build when the kernel's image was compiled from compute_90a (a JIT from the
+  // compute_80 PTX would report 80 and hold only the trap).
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, wgmma_kernel<__nv_bfloat16, 4, 64>) != cudaSuccess) return false;
+  return a.ptxVersion >= 90 && a.binaryVersion >= 90;
+}
+
+int prepare_wgmma_kernels(int max_smem_per_block) {
+  if (static_cast<size_t>(max_smem_per_block) < wgmma_smem_bytes(8, 128)) return kBadArgument;
+  if (allow_type<__half>() != cudaSuccess) return kLaunchFailed;
+  if (allow_type<__nv_bfloat16>() != cudaSuccess) return kLaunchFailed;
+  return kOk;
+}
+
+int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
+                 void* y, int64_t M, bool bf16, float* partial, CUstream_st* stream) {
+  if (M < 1 || M > INT32_MAX || plan.splits < 1 || plan.chunks_per_split < 1) return kBadArgument;
+  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, y, M, partial, stream)
+              : launch_type<__half>(w, plan, x, x_stride, x_direct, y, M, partial, stream);
+}
+
+}  // namespace ark::cuda
