@@ -168,10 +168,11 @@ bool wgmma_supported(int device);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
 // Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM. Measured on an H100
-// (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.3-2.2x mma and 1.8-4.5x
-// dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes (up to 1.2x)
-// and loses on the 4096-row ones (0.86-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is 1.1-1.4x
-// faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.3-1.5x faster.
+// (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.35-2.1x mma and
+// 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes (up
+// to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
+// 1.1-1.5x faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x
+// faster (M = 33..63 not measured).
 inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
