@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 namespace ark {
 namespace {
@@ -38,6 +39,20 @@ TEST(AlignedBytes, LargeBuffersStartOnHugePageBoundaries) {
     b.data()[n - 1] = 7;  // the whole requested range is writable
     EXPECT_EQ(b.data()[n - 1], 7);
   }
+}
+
+TEST(AlignedBytes, MovesTransferOwnership) {
+  AlignedBytes a(size_t{3} << 20), b(100);
+  a.data()[5] = 9;
+  const uint8_t* pa = a.data();
+  b = std::move(a);  // b's small buffer is freed, a's mapping moves
+  EXPECT_EQ(b.data(), pa);
+  EXPECT_EQ(b.size(), size_t{3} << 20);
+  EXPECT_EQ(b.data()[5], 9);
+  EXPECT_EQ(a.data(), nullptr);  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+  AlignedBytes c(std::move(b));
+  EXPECT_EQ(c.data(), pa);
+  EXPECT_EQ(b.size(), 0u);  // NOLINT(bugprone-use-after-move)
 }
 
 }  // namespace
