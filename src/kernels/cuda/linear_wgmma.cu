@@ -1,10 +1,11 @@
-// The Hopper GEMM for M >= 64 (sm_90a): y^T = W x^T on warpgroup MMAs (wgmma.mma_async), the weights
-// dequantized in the main loop straight into the A operand's registers, x the B operand in shared memory.
+// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 512, int4): y^T = W x^T on
+// warpgroup MMAs (wgmma.mma_async), the weights dequantized in the main loop straight into the A operand's
+// registers, x the B operand in shared memory.
 //
 // Why this shape. mma.sync (linear_mma.cu) is compute-bound at 64-128 rows of x, and the large-M path
-// (dequant.cu + cuBLASLt) writes and re-reads a 16-bit copy of the weight each call. wgmma runs at about
-// twice mma.sync's rate and reads its B operand from shared memory itself, so the registers and issue slots
-// of a warp go to dequantization. The packed layout needs no change: warp w of a warpgroup holds rows
+// (dequant.cu + cuBLASLt) writes and re-reads a 16-bit copy of the weight each call. wgmma is the H100's
+// full-rate tensor-core path and reads its B operand from shared memory itself, so the registers and issue
+// slots of a warp go to dequantization. The packed layout needs no change: warp w of a warpgroup holds rows
 // 16w..16w+15 of the 64-row A tile in the m16n8k16 A-fragment layout, which is exactly a lane's B fragments
 // of n8 tiles 2w and 2w + 1 (cuda_layout.h; linear_gemv.cu's swapped product, a warpgroup wide).
 //
@@ -30,7 +31,8 @@
 //
 // Arithmetic: A = s * (q - z) rounded once to T (wgmma_ops.cuh; bf16 through s = s_hi + s_lo, within 2u^2 of
 // one rounding), products summed in fp32 by the tensor core, bias added in fp32, one rounding to T at the
-// end. That is the dequant + cuBLAS path's rounding (docs/CUDA.md's bound with u_T * sum|x w|).
+// end. That is the dequant + cuBLAS path's rounding (docs/CUDA.md's bound with u_T * sum|x w|, plus
+// 2 u_T^2 * sum|x w| for bf16's split scale).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
