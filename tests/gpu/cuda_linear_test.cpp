@@ -44,12 +44,18 @@ struct DevBuf {
   DevBuf& operator=(const DevBuf&) = delete;
 };
 
-bool have_gpu() { return cuda_available(); }
+bool have_gpu() {
+  return cuda_available();
+}
 #define REQUIRE_GPU() \
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
 
-uint16_t to_t(float v, bool bf16) { return bf16 ? float_to_bf16(v) : float_to_fp16(v); }
-float from_t(uint16_t v, bool bf16) { return bf16 ? bf16_to_float(v) : fp16_to_float(v); }
+uint16_t to_t(float v, bool bf16) {
+  return bf16 ? float_to_bf16(v) : float_to_fp16(v);
+}
+float from_t(uint16_t v, bool bf16) {
+  return bf16 ? bf16_to_float(v) : fp16_to_float(v);
+}
 
 // x as T bits, and the same values as floats (exactly representable).
 struct Activations {
@@ -102,8 +108,8 @@ int check_output(const QuantizedWeight& w, const std::vector<float>& bias, const
         mag += std::fabs(p);
       }
       const double tol = (kp + 64) * u32 * mag + (weights_rounded ? ut * mag : 0.0) +
-                         (split_scale ? 2 * ut * ut * mag : 0.0) +
-                         1.01 * ut * std::fabs(acc) + std::ldexp(1.0, -24) + (bias.empty() ? 0.0 : ut * std::fabs(bias[n]));
+                         (split_scale ? 2 * ut * ut * mag : 0.0) + 1.01 * ut * std::fabs(acc) +
+                         std::ldexp(1.0, -24) + (bias.empty() ? 0.0 : ut * std::fabs(bias[n]));
       const double got = from_t(y[m * N + n], bf16);
       if (!(std::fabs(got - acc) <= tol)) {
         if (failures < 5)
@@ -186,7 +192,8 @@ void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id,
       const std::string what = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M);
       const auto y = run(layer, x, M, c.w.n, c.bf16);
       const bool wg = kernel == CudaKernel::kWgmma;  // weights rounded to T like dequant_gemm's
-      if (check_output(w, bias, x, M, y, c.bf16, kernel == CudaKernel::kDequantGemm || wg, what, wg && c.bf16) > 0)
+      if (check_output(w, bias, x, M, y, c.bf16, kernel == CudaKernel::kDequantGemm || wg, what,
+                       wg && c.bf16) > 0)
         return;
     }
   }
@@ -255,8 +262,11 @@ TEST(CudaLinear, Int8EveryM) {
 TEST(CudaLinear, OddShapes) {
   REQUIRE_GPU();
   uint64_t id = 3000;
-  for (auto [n, k, g] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, -1}, {5, 33, 11}, {17, 100, 50},
-                         {130, 129, 129}, {9, 4000, 1000}}) {
+  for (auto [n, k, g] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, -1},
+                         {5, 33, 11},
+                         {17, 100, 50},
+                         {130, 129, 129},
+                         {9, 4000, 1000}}) {
     Case c;
     c.w.n = n;
     c.w.k = k;
@@ -297,7 +307,9 @@ TEST(CudaLinear, LargeLayerAgainstSimt) {
       // Both round y to bf16 (2^-8 |y| each); dequant_gemm also rounds each weight to bf16, which moves y by
       // about 2^-9 * sqrt(sum (xw)^2), well under 2% of the outputs' rms for random data.
       if (!(std::fabs(va - vb) <= std::ldexp(1.0, -7) * std::fabs(va) + 0.02 * rms)) {
-        if (bad++ < 5) ADD_FAILURE() << autol.kernel_name(M) << " M=" << M << " i=" << i << ": " << vb << " vs simt " << va;
+        if (bad++ < 5)
+          ADD_FAILURE() << autol.kernel_name(M) << " M=" << M << " i=" << i << ": " << vb << " vs simt "
+                        << va;
       }
     }
   }
@@ -418,7 +430,7 @@ TEST(CudaLinear, BadInputThrows) {
   EXPECT_THROW(layer.load(wrong), Error);
   layer.load(w);
   layer.post_init();
-  EXPECT_THROW(layer.forward(d.p, d.p, 1, DType::F32, nullptr), Error);    // fp32 activations
+  EXPECT_THROW(layer.forward(d.p, d.p, 1, DType::F32, nullptr), Error);  // fp32 activations
   EXPECT_THROW(layer.forward(nullptr, d.p, 1, DType::F16, nullptr), Error);
   EXPECT_THROW(layer.forward(d.p, d.p, -1, DType::F16, nullptr), Error);
   layer.forward(d.p, d.p, 0, DType::F16, nullptr);  // M = 0 does nothing
@@ -473,10 +485,9 @@ TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
     int64_t k, n, m;
     int splits;
   };
-  const Want wants[] = {{4096, 4096, 1, 16},  {4096, 4096, 16, 8},  {8192, 8192, 1, 8},
-                        {8192, 8192, 16, 8},  {8192, 28672, 1, 2},  {8192, 28672, 16, 2},
-                        {28672, 8192, 1, 8},  {28672, 8192, 16, 8}, {4096, 11008, 1, 6},
-                        {11008, 4096, 1, 15}};
+  const Want wants[] = {{4096, 4096, 1, 16}, {4096, 4096, 16, 8},  {8192, 8192, 1, 8},  {8192, 8192, 16, 8},
+                        {8192, 28672, 1, 2}, {8192, 28672, 16, 2}, {28672, 8192, 1, 8}, {28672, 8192, 16, 8},
+                        {4096, 11008, 1, 6}, {11008, 4096, 1, 15}};
   for (const Want& t : wants) {
     cuda::PackedView v;
     v.k = t.k;
@@ -592,8 +603,8 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
 TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
   REQUIRE_GPU();
   uint64_t id = 14000;
-  auto check = [&](const Case& c, std::initializer_list<int> tiles_list, std::initializer_list<int> splits_list,
-                   std::initializer_list<int64_t> ms) {
+  auto check = [&](const Case& c, std::initializer_list<int> tiles_list,
+                   std::initializer_list<int> splits_list, std::initializer_list<int64_t> ms) {
     auto rng = rng_for(id);
     std::vector<float> bias;
     const QuantizedWeight w = make_weight(c, id++, &bias, rng);
@@ -670,7 +681,7 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
         for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 32, 33, 64, 255, 256}) {
           const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
                                     : M <= 32 && bits == 4 && group == 128 && measured ? cuda::Family::kGemv
-                                                                                     : cuda::Family::kMma;
+                                                                                       : cuda::Family::kMma;
           EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256)), static_cast<int>(want))
               << sh[0] << "x" << sh[1] << " int" << bits << " g" << group << " M=" << M;
           const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
@@ -716,11 +727,11 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
     int64_t k, n, m;
     int warps_n, splits;
   };
-  const Want wants[] = {{4096, 4096, 1, 1, 1},    {4096, 4096, 16, 8, 8},   {4096, 4096, 32, 8, 8},
-                        {4096, 11008, 16, 8, 3},  {11008, 4096, 1, 1, 1},   {11008, 4096, 16, 8, 8},
-                        {8192, 8192, 16, 8, 4},   {8192, 8192, 32, 8, 4},   {8192, 28672, 1, 4, 1},
-                        {8192, 28672, 2, 4, 1},   {8192, 28672, 16, 8, 1},  {8192, 28672, 32, 8, 1},
-                        {28672, 8192, 1, 8, 8},   {28672, 8192, 16, 8, 4},  {28672, 8192, 32, 8, 4}};
+  const Want wants[] = {{4096, 4096, 1, 1, 1},   {4096, 4096, 16, 8, 8},  {4096, 4096, 32, 8, 8},
+                        {4096, 11008, 16, 8, 3}, {11008, 4096, 1, 1, 1},  {11008, 4096, 16, 8, 8},
+                        {8192, 8192, 16, 8, 4},  {8192, 8192, 32, 8, 4},  {8192, 28672, 1, 4, 1},
+                        {8192, 28672, 2, 4, 1},  {8192, 28672, 16, 8, 1}, {8192, 28672, 32, 8, 1},
+                        {28672, 8192, 1, 8, 8},  {28672, 8192, 16, 8, 4}, {28672, 8192, 32, 8, 4}};
   for (const Want& t : wants) {
     cuda::PackedView v;
     v.k = t.k;
@@ -793,10 +804,11 @@ TEST(CudaLinear, UnalignedActivations) {
   }
 }
 
-// --- the wgmma family (linear_wgmma.cu, sm_90a) --------------------------------------------------------------
-// Forced kWgmma on an H100/H200 runs the warpgroup-MMA kernel at every M (make_plan falls back to mma only
-// where the device or build lacks sm_90a, and these tests skip there). Its weights are s * (q - z) rounded to T
-// (bf16: split scale), the dequant_gemm bound (docs/CUDA.md).
+// --- the wgmma family (linear_wgmma.cu, sm_90a)
+// -------------------------------------------------------------- Forced kWgmma on an H100/H200 runs the
+// warpgroup-MMA kernel at every M (make_plan falls back to mma only where the device or build lacks sm_90a,
+// and these tests skip there). Its weights are s * (q - z) rounded to T (bf16: split scale), the dequant_gemm
+// bound (docs/CUDA.md).
 bool wgmma_device() {
   int d = 0;
   return have_gpu() && cudaGetDevice(&d) == cudaSuccess && cuda::wgmma_supported(d);
@@ -938,8 +950,8 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
   CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
   layer.set_mma_splits(4);
   const Activations x = make_x(70, c.w.k, c.bf16, rng);
-  EXPECT_EQ(check_output(w, bias, x, 70, run(layer, x, 70, c.w.n, c.bf16), c.bf16, true, layer.kernel_name(70),
-                         true),
+  EXPECT_EQ(check_output(w, bias, x, 70, run(layer, x, 70, c.w.n, c.bf16), c.bf16, true,
+                         layer.kernel_name(70), true),
             0);
 }
 
@@ -964,11 +976,13 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " bits " +
                      std::to_string(bits) + " M=" + std::to_string(M));
         dev.wgmma = false;  // no sm_90a: never wgmma, and a forced wgmma runs mma
-        EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+        EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)),
+                  static_cast<int>(cuda::Family::kWgmma));
         EXPECT_EQ(static_cast<int>(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).family),
                   static_cast<int>(cuda::Family::kMma));
         dev.wgmma = true;
-        EXPECT_EQ(cuda::auto_family(v, M, 256, dev) == cuda::Family::kWgmma, cuda::wgmma_preferred(v, M, dev));
+        EXPECT_EQ(cuda::auto_family(v, M, 256, dev) == cuda::Family::kWgmma,
+                  cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
@@ -995,12 +1009,30 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
     v.n8_tiles = 3584;
     dev.wgmma = true;
     for (int64_t M : {1, 16, 32})
-      EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma)) << M;
+      EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
+          << M;
     for (int64_t M : {33, 64, 128, 256, 300, 512})
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma)) << M;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)), static_cast<int>(cuda::Family::kDequantGemm));
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
+          << M;
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)),
+              static_cast<int>(cuda::Family::kDequantGemm));
     v.bits = 8;
     EXPECT_NE(static_cast<int>(cuda::auto_family(v, 128, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+    // K = 4096 (4096x11008): wgmma to 256 rows, dequant_gemm at 512 (0.87x there in the H100 sweep); K =
+    // 11008 keeps wgmma at 512 (1.32x).
+    v.bits = 4;
+    v.k = 4096;
+    v.n = 11008;
+    v.chunks = v.groups = 32;
+    v.n8_tiles = 1376;
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 256, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)),
+              static_cast<int>(cuda::Family::kDequantGemm));
+    v.k = 11008;
+    v.n = 4096;
+    v.chunks = v.groups = 86;
+    v.n8_tiles = 512;
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
   }
   // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.
   cuda::PackedView v;

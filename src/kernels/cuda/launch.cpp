@@ -54,8 +54,8 @@ double decode_cost_ns(const PackedView& w, int64_t M, int64_t blocks_per_sm, int
   };
   const int64_t full = busiest / blocks_per_sm, rest = busiest % blocks_per_sm;
   double t = static_cast<double>(ceil_div(busiest, blocks_per_sm)) * kDecodeRoundNs +
-             static_cast<double>(cps) * (static_cast<double>(full) * chunk_ns(blocks_per_sm) +
-                                         (rest > 0 ? chunk_ns(rest) : 0.0));
+             static_cast<double>(cps) *
+                 (static_cast<double>(full) * chunk_ns(blocks_per_sm) + (rest > 0 ? chunk_ns(rest) : 0.0));
   if (splits > 1) t += kReduceLaunchNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
   return t;
 }
@@ -98,8 +98,7 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const int64_t rounds = ceil_div(blocks, per_sm * sm_count);
   const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));  // blocks on the busiest SM
   const int64_t warp_chunks = ceil_div(cps, kGemvWarps / block_tiles);
-  const double chunk_ns =
-      kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0;
+  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0;
   // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead chunks.
   const int64_t staged = gemv_x_ring(M, block_tiles) ? std::min<int64_t>(cps, kGemvXAhead) : cps;
   const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
@@ -110,10 +109,10 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
 }
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
-// block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1 dense
-// MAC per clock per 1/2048 of an SM at ~1.7 GHz, shared by the blocks resident on the SM) and its weight
-// bytes at the SM's share of DRAM bandwidth; blocks beyond one wave run in further waves, each paying a ring
-// fill; split-K adds the reduce launch and the partials' traffic.
+// block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
+// dense MAC per clock per 1/2048 of an SM at ~1.7 GHz, shared by the blocks resident on the SM) and its
+// weight bytes at the SM's share of DRAM bandwidth; blocks beyond one wave run in further waves, each paying
+// a ring fill; split-K adds the reduce launch and the partials' traffic.
 constexpr double kWgmmaMacsPerNsPerSm = 2048 * 1.7, kWgmmaFillNs = 2000;
 
 double wgmma_cost_ns(const PackedView& w, int64_t M, int rows, int64_t per_sm, int sm_count, int64_t splits,
@@ -145,7 +144,9 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
 }
 
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
-  return dev.wgmma && w.bits == 4 && M >= kWgmmaAutoMinM && M <= kWgmmaAutoMaxM;
+  const bool m_fits =
+      M >= kWgmmaAutoMinM && (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096));
+  return dev.wgmma && w.bits == 4 && m_fits;
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {
@@ -178,7 +179,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   // x must be gathered into packed-K order when the order is not the identity, or (mma) when rows of x cannot
   // be copied in 16-byte pieces.
   if (family == Family::kGemv && M > kGemvMaxRows) family = Family::kMma;  // 4 row groups of 8 at most
-  if (family == Family::kWgmma && !dev.wgmma) family = Family::kMma;     // not sm_90a: the mma.sync kernel
+  if (family == Family::kWgmma && !dev.wgmma) family = Family::kMma;       // not sm_90a: the mma.sync kernel
   p.family = family;
   // gemv stages x itself, through k_source and at any alignment: it never gathers.
   p.gather = family != Family::kGemv &&

@@ -142,24 +142,29 @@ inline constexpr int64_t kGemvAutoMinTileChunks = int64_t{1} << 14;
 bool gemv_preferred(const PackedView& w, int64_t M);
 
 // The wgmma GEMM (linear_wgmma.cu): blocks of 2 consumer warpgroups, each 64 weight rows (8 n8 tiles), times
-// Plan::wgmma_rows rows of x; a ring of wgmma_stages(rows) 128-k chunks (x tile with the 128-byte swizzle, the codes,
-// the chunk's group records) filled by cp.async.
+// Plan::wgmma_rows rows of x; a ring of wgmma_stages(rows) 128-k chunks (x tile with the 128-byte swizzle,
+// the codes, the chunk's group records) filled by cp.async.
 inline constexpr int kWgmmaThreads = 256;
 inline constexpr int kWgmmaBlockTiles = 16;
 // Ring depth: 6 stages for 64 rows of x (5 chunks of weights in flight: at M = 64 the kernel streams), 4
 // for 128 (larger x tiles).
-ARK_HD constexpr int wgmma_stages(int rows) { return rows <= 64 ? 6 : 4; }
+ARK_HD constexpr int wgmma_stages(int rows) {
+  return rows <= 64 ? 6 : 4;
+}
 // Bytes of one ring stage, rounded to the 1024-byte alignment of the swizzled x tile.
 ARK_HD constexpr size_t wgmma_stage_bytes(int bits, int rows) {
   return (static_cast<size_t>(rows) * kChunkK * 2 + kWgmmaBlockTiles * kChunkK * bits +
-          4 * kWgmmaBlockTiles * 48 + 16 + 1023) / 1024 * 1024;
+          4 * kWgmmaBlockTiles * 48 + 16 + 1023) /
+         1024 * 1024;
 }
 ARK_HD constexpr size_t wgmma_smem_bytes(int bits, int rows) {
   return wgmma_stages(rows) * wgmma_stage_bytes(bits, rows) + 1024;  // + alignment slack of the dynamic base
 }
 // One block per SM: two sets of A registers (64) plus the accumulators need more than the 128 registers that
 // two blocks of 256 threads would leave.
-ARK_HD constexpr int wgmma_max_blocks_per_sm(int) { return 1; }
+ARK_HD constexpr int wgmma_max_blocks_per_sm(int) {
+  return 1;
+}
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
 bool wgmma_supported(int device);
 
@@ -167,13 +172,14 @@ bool wgmma_supported(int device);
 // else mma; the overload with the device runs wgmma where wgmma_preferred.
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
-// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM. Measured on an H100
+// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM, and at most
+// kWgmmaAutoMaxShortKM rows when in_features <= 4096 (4096x4096, 4096x11008 below). Measured on an H100
 // (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.35-2.1x mma and
-// 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes (up
-// to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
+// 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes
+// (up to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
 // 1.1-1.5x faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x
 // faster (M = 33..63 not measured).
-inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512;
+inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512, kWgmmaAutoMaxShortKM = 256;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
@@ -213,8 +219,8 @@ int launch_gemv(const PackedView& w, const Plan& plan, const void* x, bool x_vec
                 bool bf16, float* partial, CUstream_st* stream);
 int prepare_gemv_kernels(int max_smem_per_block);  // once per device, like prepare_kernels
 // x_stride, x_direct: as launch_mma's (x 16-byte aligned).
-int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct, void* y,
-                 int64_t M, bool bf16, float* partial, CUstream_st* stream);
+int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
+                 void* y, int64_t M, bool bf16, float* partial, CUstream_st* stream);
 int prepare_wgmma_kernels(int max_smem_per_block);  // once per device, where wgmma_supported
 int launch_gather(const PackedView& w, const void* x, void* xg, int64_t M, bool bf16, CUstream_st* stream);
 int launch_dequant(const PackedView& w, int64_t n0, int64_t rows, void* wt, bool bf16, CUstream_st* stream);
