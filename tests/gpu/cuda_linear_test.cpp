@@ -87,6 +87,29 @@ struct Case {
   }
 };
 
+// Every bits x group x sym x act-order x dtype case of an n x k layer, in the order the sweeps below number
+// them (bias left to the caller).
+std::vector<Case> every_combination(int64_t n, int64_t k,
+                                    std::initializer_list<int64_t> groups = {32, 64, 128, -1}) {
+  std::vector<Case> cases;
+  for (int bits : {2, 3, 4, 8})
+    for (int64_t g : groups)
+      for (bool sym : {true, false})
+        for (bool act : {false, true})
+          for (bool bf16 : {false, true}) {
+            Case c;
+            c.w.n = n;
+            c.w.k = k;
+            c.w.bits = bits;
+            c.w.group_size = g;
+            c.w.sym = sym;
+            c.w.act_order = act;
+            c.bf16 = bf16;
+            cases.push_back(c);
+          }
+  return cases;
+}
+
 // Checks y (T bits, M x N) against the fp64 oracle; returns the number of failures (prints the first few).
 // split_scale: the wgmma kernel's bf16 weights s_hi * (q - z) + s_lo * (q - z), within 2 u^2 of one rounding.
 int check_output(const QuantizedWeight& w, const std::vector<float>& bias, const Activations& x, int64_t M,
@@ -204,24 +227,14 @@ const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 127, 
 TEST(CudaLinear, EveryCombinationSmallShapes) {
   REQUIRE_GPU();
   uint64_t id = 100;
-  for (int bits : {2, 3, 4, 8})
-    for (int64_t g : {32, 64, 128, -1})
-      for (bool sym : {true, false})
-        for (bool act : {false, true})
-          for (bool bf16 : {false, true}) {
-            Case c;
-            c.w.n = 203;  // a partial n8 tile and a partial 128-column block
-            c.w.k = 320;  // packed K padded to 384: a partial chunk; g128 leaves a 64-wide last group
-            c.w.bits = bits;
-            c.w.group_size = g;
-            c.w.sym = sym;
-            c.w.act_order = act;
-            c.bf16 = bf16;
-            c.bias = (id % 3) == 0;
-            SCOPED_TRACE(c.name());
-            check_case(c, {1, 17, 129}, id++);
-            if (HasFailure()) return;
-          }
+  // N = 203: a partial n8 tile and a partial 128-column block; K = 320: packed K padded to 384 (a partial
+  // chunk), and g128 leaves a 64-wide last group.
+  for (Case c : every_combination(203, 320)) {
+    c.bias = (id % 3) == 0;
+    SCOPED_TRACE(c.name());
+    check_case(c, {1, 17, 129}, id++);
+    if (HasFailure()) return;
+  }
 }
 
 TEST(CudaLinear, Int4EveryM) {
@@ -508,24 +521,12 @@ TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
 TEST(CudaLinear, GemvEveryCombination) {
   REQUIRE_GPU();
   uint64_t id = 11000;
-  for (int bits : {2, 3, 4, 8})
-    for (int64_t g : {32, 64, 128, -1})
-      for (bool sym : {true, false})
-        for (bool act : {false, true})
-          for (bool bf16 : {false, true}) {
-            Case c;
-            c.w.n = 203;
-            c.w.k = 320;
-            c.w.bits = bits;
-            c.w.group_size = g;
-            c.w.sym = sym;
-            c.w.act_order = act;
-            c.bf16 = bf16;
-            c.bias = (id % 2) == 0;
-            SCOPED_TRACE(c.name());
-            check_case(c, {1, 2, 5, 8, 9, 16, 17, 32}, id++, {CudaKernel::kGemv});
-            if (HasFailure()) return;
-          }
+  for (Case c : every_combination(203, 320)) {
+    c.bias = (id % 2) == 0;
+    SCOPED_TRACE(c.name());
+    check_case(c, {1, 2, 5, 8, 9, 16, 17, 32}, id++, {CudaKernel::kGemv});
+    if (HasFailure()) return;
+  }
 }
 
 // Groups changing inside one chunk with padding after them: K = 33 in groups of 11 and K = 90 in groups of
@@ -624,24 +625,12 @@ TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
           if (::testing::Test::HasFailure()) return;
         }
   };
-  for (int bits : {2, 3, 4, 8})
-    for (int64_t g : {32, 128, -1})
-      for (bool sym : {true, false})
-        for (bool act : {false, true})
-          for (bool bf16 : {false, true}) {
-            Case c;
-            c.w.n = 203;
-            c.w.k = 320;
-            c.w.bits = bits;
-            c.w.group_size = g;
-            c.w.sym = sym;
-            c.w.act_order = act;
-            c.bf16 = bf16;
-            c.bias = (id % 2) == 0;
-            SCOPED_TRACE(c.name());
-            check(c, {8, 1}, {1}, {9, 17, 32});
-            if (HasFailure()) return;
-          }
+  for (Case c : every_combination(203, 320, {32, 128, -1})) {
+    c.bias = (id % 2) == 0;
+    SCOPED_TRACE(c.name());
+    check(c, {8, 1}, {1}, {9, 17, 32});
+    if (HasFailure()) return;
+  }
   for (auto [n, k] : {std::pair<int64_t, int64_t>{200, 4096}, {72, 4092}})
     for (bool act : {false, true}) {
       Case c;
@@ -852,23 +841,11 @@ TEST(CudaLinear, WgmmaInt4EveryM) {
 TEST(CudaLinear, WgmmaEveryCombination) {
   REQUIRE_WGMMA();
   uint64_t id = 21000;
-  for (int bits : {2, 3, 4, 8})
-    for (int64_t g : {32, 64, 128, -1})
-      for (bool sym : {true, false})
-        for (bool act : {false, true})
-          for (bool bf16 : {false, true}) {
-            Case c;
-            c.w.n = 203;
-            c.w.k = 320;
-            c.w.bits = bits;
-            c.w.group_size = g;
-            c.w.sym = sym;
-            c.w.act_order = act;
-            c.bf16 = bf16;
-            c.bias = act;
-            SCOPED_TRACE(c.name());
-            check_case(c, {1, 65, 130}, id++, {CudaKernel::kWgmma});
-          }
+  for (Case c : every_combination(203, 320)) {
+    c.bias = c.w.act_order;
+    SCOPED_TRACE(c.name());
+    check_case(c, {1, 65, 130}, id++, {CudaKernel::kWgmma});
+  }
 }
 
 // Split-K (fp32 partials, the reduce kernel) forced at several factors, a K long enough that each split holds

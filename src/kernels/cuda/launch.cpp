@@ -411,7 +411,8 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
       if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }
-    case Family::kMma: {
+    case Family::kMma:
+    case Family::kWgmma: {  // the same staging of x; the tensor-core kernel differs
       float* partial = reinterpret_cast<float*>(base);
       const void* xs = x;
       int64_t x_stride = w.k;
@@ -423,23 +424,9 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
       } else if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
         return launch_simt(w, x, y, M, bf16, stream);  // rows of x not in 16-byte pieces (a rare view)
       }
-      int s = launch_mma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
-      if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
-      return s;
-    }
-    case Family::kWgmma: {
-      float* partial = reinterpret_cast<float*>(base);
-      const void* xs = x;
-      int64_t x_stride = w.k;
-      if (plan.gather) {
-        xs = base + plan.partial_bytes;
-        x_stride = kpn;
-        const int s = launch_gather(w, x, base + plan.partial_bytes, M, bf16, stream);
-        if (s != kOk) return s;
-      } else if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
-        return launch_simt(w, x, y, M, bf16, stream);  // rows of x not in 16-byte pieces (a rare view)
-      }
-      int s = launch_wgmma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
+      int s = plan.family == Family::kMma
+                  ? launch_mma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream)
+                  : launch_wgmma(w, plan, xs, x_stride, !plan.gather, y, M, bf16, partial, stream);
       if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }
