@@ -43,17 +43,23 @@
 
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/mma_fragment.cuh"
+#include "kernels/cuda/ptx_shared.cuh"
 
 namespace ark::cuda {
 namespace {
 
 using frag::Traits;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::lds128;
+using ptx::lds16;
+using ptx::lds32;
+using ptx::lds64;
+using ptx::smem_addr;
+using ptx::sts128;
 
 constexpr int kThreads = kGemvWarps * 32;
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 // Asynchronous global -> shared copies of 16 bytes (L2 only: the weights are read once) or 8 / 4 bytes.
 template <int kBytes>
 __device__ __forceinline__ void cp_async(void* dst, const void* src) {
@@ -78,38 +84,6 @@ __device__ __forceinline__ void cp_async16_s(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 #endif
 }
-// Shared loads from 32-bit shared addresses: the loop's addresses stay 32-bit integers that the compiler
-// neither converts from generic pointers nor recomputes each chunk.
-__device__ __forceinline__ uint4 lds128(uint32_t a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint2 lds64(uint32_t a) {
-  uint2 v;
-  asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint32_t lds32(uint32_t a) {
-  uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint32_t lds16(uint32_t a) {
-  unsigned short v;
-  asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
 // ldmatrix.x4: lane L names row L % 8 of 8x8 matrix L / 8; each lane gets, per matrix, its row g = lane / 4,
 // elements 2t, 2t + 1. With the four matrices at k offsets 0, 8, 16, 24 of a k32 block of x rows, that is
 // {b0, b1} of both k16 steps: the B operands of the swapped product below.
@@ -119,10 +93,6 @@ __device__ __forceinline__ uint4 ldsm_x4(uint32_t a) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "r"(a));
   return v;
-}
-__device__ __forceinline__ void sts128(uint32_t a, uint4 v) {
-  asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
-               : "memory");
 }
 // mbarriers of the x ring (sm_80 PTX; try_wait on sm_90, which lets the hardware suspend the warp).
 __device__ __forceinline__ void mbar_init(uint32_t a, int count) {

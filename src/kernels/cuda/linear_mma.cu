@@ -32,6 +32,7 @@
 
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/mma_fragment.cuh"
+#include "kernels/cuda/ptx_shared.cuh"
 
 namespace ark::cuda {
 namespace {
@@ -50,6 +51,9 @@ constexpr int kXStride = kChunkK + 8;  // halves per staged x row
 using frag::bits_of;
 using frag::from_bits;
 using frag::Traits;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::smem_addr;
 
 template <typename T>
 __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
@@ -72,21 +76,10 @@ __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const ui
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // src_bytes = 0 fills the 16 bytes with zeros and reads nothing (rows past M, K padding).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes = 16) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&a)[4], const void* p) {

@@ -40,48 +40,28 @@
 #include <type_traits>
 
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/ptx_shared.cuh"
 #include "kernels/cuda/wgmma_ops.cuh"
 
 namespace ark::cuda {
 namespace {
 
 using frag::Traits;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::lds128;
+using ptx::lds16;
+using ptx::lds32;
+using ptx::smem_addr;
 
 // The device helpers exist only where the kernel has a body (sm_90a; the host pass needs their declarations).
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 // 16-byte copy; src_bytes < 16 fills the rest with zeros (rows past M, x positions past K).
 __device__ __forceinline__ void cp16(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
-}
-__device__ __forceinline__ void cp_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-__device__ __forceinline__ uint32_t lds32(uint32_t a) {
-  uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint32_t lds16(uint32_t a) {
-  unsigned short v;
-  asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint4 lds128(uint32_t a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "r"(a));
-  return v;
 }
 
 template <int kBits>
@@ -113,7 +93,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
   constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows));
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   extern __shared__ unsigned char smem_raw[];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the swizzle needs 1024-byte alignment
+  const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;  // the swizzle needs 1024-byte alignment
 
   const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4,
             t = lane % 4;
@@ -194,7 +174,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 #pragma unroll
   for (int j = 0; j < kS - 1; ++j) {
     if (j < n_chunks) issue(j);
-    cp_commit();
+    cp_async_commit();
   }
 
   // This lane's two tiles: rows g of tiles 2 warp and 2 warp + 1 of its warpgroup's 8.
@@ -230,7 +210,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
   // prologue, chunk i + kS - 1 in step i. So chunk 0 has landed when at most kS - 2 groups are pending, and
   // in step i (groups up to chunk i + kS - 2 committed) chunk i + 1 has when at most kS - 3 are.
   auto wait_chunk = [&](auto pending) {
-    cp_wait<decltype(pending)::value>();
+    cp_async_wait<decltype(pending)::value>();
     __syncthreads();  // everyone's copies have landed and are visible
   };
   // One chunk: its 8 wgmmas from `cur` (one group), then wgmma.wait_group 1: chunk i - 1's wgmmas are done,
@@ -256,7 +236,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
     if (i + 1 < n_chunks) {
       wait_chunk(std::integral_constant<int, kS - 3>{});
       if (i + kS - 1 < n_chunks) issue(i + kS - 1);
-      cp_commit();
+      cp_async_commit();
       dequant_chunk(i + 1, nxt);
     }
   };
@@ -272,7 +252,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
   }
   wg::wait<0>();
   wg::fence_operands(acc);
-  cp_wait<0>();
+  cp_async_wait<0>();
 
   // d[4i + e]: weight row 16 warp + g + 8 (e / 2) of the warpgroup's 64, x row 8i + 2t + e % 2.
   const int64_t n_base = (tile0 + wg * 8) * kTileRows + 16 * warp + g;
