@@ -450,6 +450,44 @@ TEST(QuantMoE, SchedulesAndWaves) {
   }
 }
 
+// The exact bf16 GEMM gets per-thread heap scratch from the MoE (its whole-K panel path) unless
+// ARK_MOE_KERNEL_SCRATCH=0 withholds it (its stack path): both give the same bytes, in both schedules (a low
+// kernel_switch_threshold sends decode experts to the GEMM too), at 1 thread and more, with K cut into chunks
+// (an intermediate size over 4096: the down layer's K), and within the bound of the reference.
+TEST(QuantMoE, KernelScratchGivesTheStackPathsBytes) {
+  std::mt19937_64 rng = ql_test::rng_for(8012);
+  std::vector<std::string> isas;
+  for (const std::string& isa : ql_test::available_isas())
+    if (gemm_is_bf16(isa)) isas.push_back(isa);
+  if (isas.empty()) GTEST_SKIP() << "no ISA level here runs the bf16 exact GEMM";
+  const int original = default_thread_pool().num_threads();
+  for (const std::string& isa : isas)
+    for (int64_t I : {kI, int64_t{4200}}) {
+      QuantMoESpec s = base_spec(6, 2, ComputeMode::kExact);
+      s.max_isa = isa;
+      s.intermediate_size = I;
+      s.kernel_switch_threshold = 3;
+      s.shared_intermediate_size = I == kI ? 40 : 0;
+      Fixture f(s, mixed_configs(), I == kI, rng);
+      for (int64_t T : I == kI ? std::vector<int64_t>{7, 64, 300} : std::vector<int64_t>{40}) {
+        const std::vector<float> x = ql_test::random_activations(T, kH, rng);
+        const std::vector<float> logits = separated_logits(T, 6, rng);
+        for (int threads : {1, 3}) {
+          set_default_num_threads(threads);
+          std::vector<float> with = ql_test::poisoned(T * kH), without = ql_test::poisoned(T * kH);
+          f.moe.forward(x.data(), logits.data(), with.data(), T);
+          setenv("ARK_MOE_KERNEL_SCRATCH", "0", 1);
+          f.moe.forward(x.data(), logits.data(), without.data(), T);
+          unsetenv("ARK_MOE_KERNEL_SCRATCH");
+          EXPECT_EQ(0, std::memcmp(with.data(), without.data(), with.size() * 4))
+              << describe_call(s, T, "scratch vs stack path, threads ") << threads << ", isa " << isa;
+        }
+        set_default_num_threads(original);
+        check_forward(f, T, rng, "with kernel scratch");
+      }
+    }
+}
+
 // Experts loaded from several threads at once pack the same as experts loaded one after another.
 TEST(QuantMoE, ConcurrentLoadExpert) {
   std::mt19937_64 rng = ql_test::rng_for(8011);

@@ -20,6 +20,10 @@
 //   prefill (larger T): the experts in waves of bounded scratch (kWaveBytes), each wave one region per step
 //     (activations, up, act, down, add), each split over threads; each wave adds its experts' rows to y, so a
 //     token's slots are summed in increasing expert id whatever the waves are.
+// A kernel that asks for heap scratch (LinearImpl::scratch_bytes: the exact bf16 GEMM's whole-K panels) gets
+// one slice per thread of the call from the call's arena, as QuantLinear::forward hands it; the kernel
+// regions then run one task per thread over a shared item counter. The kernel gives the same bytes either
+// way, faster with the slices.
 // Each output element is computed by one thread in a fixed order, so the results do not depend on the thread
 // count, and forward equals forward_routed given moe_route's routing (the two schedules sum in different
 // orders, so they may differ in the last bits). The kernels are QuantLinear's own, resolved at its post_init
@@ -53,7 +57,9 @@ constexpr int64_t kDecodeTokens = 16;
 constexpr int64_t kWaveBytes = 16 << 20;
 
 // ARK_MOE_DECODE_TOKENS (0: always the step-by-step schedule) and ARK_MOE_WAVE_BYTES override the two
-// constants, read at each call, so schedules can be compared on one machine and tests can force small waves.
+// constants, read at each call, so schedules can be compared on one machine and tests can force small waves;
+// ARK_MOE_KERNEL_SCRATCH=0 withholds the kernels' heap scratch (their stack path, same bytes), so the two
+// paths can be compared in one process.
 int64_t env_or(const char* name, int64_t fallback) {
   const char* env = std::getenv(name);
   if (env == nullptr || *env == '\0') return fallback;
@@ -220,9 +226,17 @@ void add_kernel_items(const std::vector<LayerRun>& runs, int threads, std::vecto
   }
 }
 
-void run_item(const std::vector<LayerRun>& runs, const KernelItem& it) {
+// `slice`: the running thread's scratch slice (null when the call has none), handed to kernels that ask for
+// heap scratch.
+void run_item(const std::vector<LayerRun>& runs, const KernelItem& it, void* slice) {
   const LayerRun& r = runs[it.run];
-  r.kernel->run(r.layer->packed, r.a, it.m0, it.m1, it.t0, it.t1);
+  if (slice == nullptr || r.kernel->scratch_bytes == nullptr) {
+    r.kernel->run(r.layer->packed, r.a, it.m0, it.m1, it.t0, it.t1);
+    return;
+  }
+  LinearArgs a = r.a;
+  a.scratch = slice;
+  r.kernel->run(r.layer->packed, a, it.m0, it.m1, it.t0, it.t1);
 }
 
 // One call's plan and scratch.
@@ -349,6 +363,17 @@ class MoeCall {
     }
     for (LayerRun& r : up_) reserve_run(arena_, r);
     for (LayerRun& r : down_) reserve_run(arena_, r);
+    // Kernel scratch: one slice per thread of the call, as large as the largest any run's kernel asks for
+    // (LinearImpl::scratch_bytes, bounded by each kernel: at most 480 KiB for the bf16 GEMM), shared by the
+    // up and down stages, which run one after the other. The arena thus grows by at most threads x 480 KiB
+    // beyond the wave's rows, which kWaveBytes bounds; nothing when no run's kernel asks.
+    slice_bytes_ = 0;
+    if (env_or("ARK_MOE_KERNEL_SCRATCH", 1) != 0)
+      for (const std::vector<LayerRun>* runs : {&up_, &down_})
+        for (const LayerRun& r : *runs)
+          if (r.kernel->scratch_bytes != nullptr)
+            slice_bytes_ = std::max(slice_bytes_, (r.kernel->scratch_bytes(r.layer->packed) + 63) / 64 * 64);
+    const size_t slices_at = arena_.reserve(slice_bytes_ * static_cast<size_t>(threads_));
     // Per expert with rows: gate/up outputs [c][2I] (gate in columns [0, I), up in [I, 2I)) and h [c][I].
     gu_at_.assign(S_, 0);
     h_at_.assign(S_, 0);
@@ -360,6 +385,7 @@ class MoeCall {
     const size_t yo_at = arena_.reserve(static_cast<size_t>((offset_[hi] - offset_[lo]) * H_) * 4);
     arena_.allocate();
     yo_ = arena_.at<float>(yo_at);
+    slices_ = slice_bytes_ > 0 ? arena_.at<uint8_t>(slices_at) : nullptr;
     yo_base_ = offset_[lo];
     for (size_t c = 0; c < cls_.size(); ++c) {
       if (!class_used_[c]) continue;
@@ -540,10 +566,10 @@ class MoeCall {
     std::unique_ptr<std::atomic<int64_t>[]> ready(new std::atomic<int64_t>[n_down]);
     for (int64_t i = 0; i < n_down; ++i) ready[i].store(-1, std::memory_order_relaxed);
     std::atomic<int64_t> next_up{0}, next_ready{0}, appended{0};
-    auto task = [&](int64_t) {
+    auto task = [&](int64_t me) {
       for (int64_t i; (i = next_up.fetch_add(1, std::memory_order_relaxed)) < n_up;) {
         const KernelItem& it = up_items[i];
-        run_item(up_, it);
+        run_item(up_, it, slice(me));
         const int s = up_[it.run].slot;
         if (left[s].fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
         const int d = down_of[s];
@@ -562,7 +588,7 @@ class MoeCall {
           else
             std::this_thread::yield();
         }
-        run_item(down_, down_items[j]);
+        run_item(down_, down_items[j], slice(me));
       }
     };
     pool_.parallel_for(threads_, task, threads_);
@@ -694,8 +720,28 @@ class MoeCall {
   void run_kernels(const std::vector<LayerRun>& runs) {
     std::vector<KernelItem> items;
     add_kernel_items(runs, threads_, items);
+    const int64_t n = static_cast<int64_t>(items.size());
+    if (slices_ == nullptr) {
+      pool_.parallel_for(
+          n, [&](int64_t i) { run_item(runs, items[i], nullptr); }, threads_);
+      return;
+    }
+    // With scratch: one task per thread, each owning slice `task` and taking items in order from a shared
+    // counter, as QuantLinear::forward runs them (a task the pool runs on a busy caller's thread finds the
+    // items taken or takes them all).
+    std::atomic<int64_t> next{0};
     pool_.parallel_for(
-        static_cast<int64_t>(items.size()), [&](int64_t i) { run_item(runs, items[i]); }, threads_);
+        threads_,
+        [&](int64_t task) {
+          for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;)
+            run_item(runs, items[i], slice(task));
+        },
+        threads_);
+  }
+
+  // Task `task`'s kernel scratch slice (tasks are numbered [0, threads_) in every region that hands slices).
+  void* slice(int64_t task) const {
+    return slices_ == nullptr ? nullptr : slices_ + static_cast<size_t>(task) * slice_bytes_;
   }
 
   struct ClassRows {
@@ -725,6 +771,8 @@ class MoeCall {
   std::vector<size_t> gu_at_, h_at_;
   float* yo_ = nullptr;
   int64_t yo_base_ = 0;         // row of yo_[0] in the call's sorted rows
+  size_t slice_bytes_ = 0;      // bytes per kernel scratch slice (0: none)
+  uint8_t* slices_ = nullptr;   // threads_ slices in arena_, or null
   std::vector<float> sg_;       // the shared expert's gate per token
   std::vector<int32_t> order_;  // prefill: each token's slots in increasing expert id
 };
