@@ -488,6 +488,38 @@ TEST(QuantMoE, KernelScratchGivesTheStackPathsBytes) {
     }
 }
 
+// Forwards on one QuantMoE from several threads at once (each call owns its arena and kernel scratch slices)
+// give the bytes of the same calls made one after another, in both schedules, exact and int8.
+TEST(QuantMoE, ConcurrentForwardsMatchSequential) {
+  std::mt19937_64 rng = ql_test::rng_for(8013);
+  for (ComputeMode mode : {ComputeMode::kExact, ComputeMode::kInt8}) {
+    QuantMoESpec s = base_spec(6, 2, mode);
+    s.intermediate_size = 512;  // calls long enough (~1 ms) to overlap
+    s.kernel_switch_threshold = 3;
+    s.shared_intermediate_size = 40;
+    Fixture f(s, mixed_configs(), true, rng);
+    const std::vector<int64_t> Ts = {300, 7, 200, 256};
+    std::vector<std::vector<float>> xs, logits, seq, par;
+    for (int64_t T : Ts) {
+      xs.push_back(ql_test::random_activations(T, kH, rng));
+      logits.push_back(separated_logits(T, 6, rng));
+      seq.push_back(ql_test::poisoned(T * kH));
+      par.push_back(ql_test::poisoned(T * kH));
+      f.moe.forward(xs.back().data(), logits.back().data(), seq.back().data(), T);
+    }
+    std::vector<std::thread> callers;
+    for (size_t i = 0; i < Ts.size(); ++i)
+      callers.emplace_back([&, i] {
+        for (int rep = 0; rep < 10; ++rep)
+          f.moe.forward(xs[i].data(), logits[i].data(), par[i].data(), Ts[i]);
+      });
+    for (std::thread& c : callers) c.join();
+    for (size_t i = 0; i < Ts.size(); ++i)
+      EXPECT_EQ(0, std::memcmp(seq[i].data(), par[i].data(), seq[i].size() * 4))
+          << describe_call(s, Ts[i], "concurrent vs sequential");
+  }
+}
+
 // Experts loaded from several threads at once pack the same as experts loaded one after another.
 TEST(QuantMoE, ConcurrentLoadExpert) {
   std::mt19937_64 rng = ql_test::rng_for(8011);
