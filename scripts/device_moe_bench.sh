@@ -24,7 +24,7 @@ FLAGS_bf16="$FLAGS_vnni -mavx512bf16"
 FLAGS_amx="$FLAGS_bf16 -mamx-tile -mamx-int8 -mamx-bf16"
 
 sources() {  # "<isa> <file>" per line: the library parts the MoE needs, and the benchmark's files
-  for f in src/moe/*.cpp src/linear/*.cpp src/kernels/*.cpp src/kernels/ref/*.cpp src/format/*.cpp \
+  for f in src/common/*.cpp src/moe/*.cpp src/linear/*.cpp src/kernels/*.cpp src/kernels/ref/*.cpp src/format/*.cpp \
            src/io/dtype.cpp src/runtime/thread_pool.cpp bench/moe_bench.cpp bench/linear_bench.cpp \
            bench/bf16_baseline.cpp bench/memory_bandwidth.cpp; do
     echo "plain $f"
