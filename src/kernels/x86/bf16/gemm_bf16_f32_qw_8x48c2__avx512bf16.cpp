@@ -16,8 +16,8 @@
 //     Sapphire Rapids' 2 MiB L2); between chunks the partial sums wait in the slice (512 rows x 48 fp32).
 //   - slice size: 96 bytes per k of the longest chunk (<= 384 KiB) + 96 KiB when K has several chunks; at
 //     most 480 KiB whatever the shape.
-// Without scratch (callers with fp32 rows only, the MoE with ARK_MOE_KERNEL_SCRATCH=0, the kernel tests' stack runs), within the
-// 64 KiB stack budget of dispatch.h:
+// Without scratch (callers with fp32 rows only, the MoE with ARK_MOE_KERNEL_SCRATCH=0, the kernel tests'
+// stack runs), within the 64 KiB stack budget of dispatch.h:
 //   - a panel is 48 columns x 128 packed-K (4 k-blocks) in a 12 KiB stack buffer, dequantized once per 256
 //     rows; the partial sums wait in a 48 KiB stack buffer between panel steps (that buffer bounds the rows
 //     sharing one dequantization, hence 48 columns rather than 64), so the micro-kernel reloads and stores
