@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,31 @@ TEST(AlignedBytes, ArenaBuffersAreDisjointAndReusedZeroed) {
     EXPECT_TRUE(all_zero(b)) << i;
     std::memset(b.data(), 0xff, b.size());  // dirty it before the next one takes its place
   }
+}
+
+// Layers are packed from several threads at once (the model loader, QuantMoE): the arena hands out and takes
+// back buffers concurrently without overlap.
+TEST(AlignedBytes, ConcurrentArenaUseKeepsBuffersApart) {
+  constexpr int kThreads = 4, kRounds = 60;
+  std::vector<int> bad(kThreads, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < kThreads; ++t)
+    pool.emplace_back([t, &bad] {
+      std::vector<AlignedBytes> live;
+      for (int i = 0; i < kRounds; ++i) {
+        const uint8_t tag = static_cast<uint8_t>(16 * t + i % 16 + 1);
+        live.emplace_back((size_t{64} << 10) + 4096 * static_cast<size_t>((i * 7 + t) % 97));
+        if (!std::all_of(live.back().data(), live.back().data() + live.back().size(),
+                         [](uint8_t v) { return v == 0; }))
+          ++bad[t];
+        std::memset(live.back().data(), tag, live.back().size());
+        if (i % 3 == 2) live.erase(live.begin());  // free some while others allocate
+        for (const AlignedBytes& b : live)
+          if (b.data()[0] == 0 || b.data()[b.size() - 1] != b.data()[0]) ++bad[t];
+      }
+    });
+  for (std::thread& th : pool) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(bad[t], 0) << "thread " << t;
 }
 
 TEST(AlignedBytes, MovesTransferOwnership) {
