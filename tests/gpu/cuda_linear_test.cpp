@@ -192,6 +192,39 @@ std::vector<uint16_t> run(const CudaQuantLinear& layer, const Activations& x, in
   return y;
 }
 
+// The same forward captured into a CUDA graph on a non-blocking stream and replayed 3 times; y is poisoned
+// first and checked to be still poison after the capture (nothing may run while capturing).
+std::vector<uint16_t> run_graph(const CudaQuantLinear& layer, const Activations& x, int64_t M, int64_t N,
+                                bool bf16) {
+  cudaStream_t s;
+  EXPECT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * N) * 2), ws(layer.workspace_bytes(M));
+  EXPECT_EQ(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice), cudaSuccess);
+  EXPECT_EQ(cudaMemset(dy.p, 0xff, dy.bytes), cudaSuccess);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<uint16_t> y(static_cast<size_t>(M * N), 0xffff);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  EXPECT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  layer.forward(dx.p, dy.p, M, bf16 ? DType::BF16 : DType::F16, s, ws.p, ws.bytes);
+  EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  if (graph == nullptr || cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
+    ADD_FAILURE() << "graph capture or instantiation failed";
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    cudaStreamDestroy(s);
+    return y;  // poison: compares unequal to any finite result
+  }
+  EXPECT_EQ(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(y[0], 0xffff) << "forward ran during capture";
+  for (int rep = 0; rep < 3; ++rep) EXPECT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(s);
+  return y;
+}
+
 // kGemv runs M <= 32 itself and hands larger M to mma (make_plan), so every sweep covers it over its range.
 const CudaKernel kFamilies[] = {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kSimt,
                                 CudaKernel::kGemv};
@@ -342,29 +375,8 @@ TEST(CudaLinear, GraphCaptureReplayEqualsEager) {
     CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kAuto);
     const Activations x = make_x(M, c.w.k, c.bf16, rng);
     const auto eager = run(layer, x, M, c.w.n, c.bf16);
-    cudaStream_t s;
-    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
-    CUDA_OK(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
-    CUDA_OK(cudaDeviceSynchronize());
-    cudaGraph_t graph;
-    CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    layer.forward(dx.p, dy.p, M, DType::F16, s, ws.p, ws.bytes);
-    CUDA_OK(cudaStreamEndCapture(s, &graph));
-    cudaGraphExec_t exec;
-    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-    // Nothing ran during capture: y is still poison.
-    std::vector<uint16_t> y(eager.size());
-    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
-    EXPECT_EQ(y[0], 0xffff) << "forward ran during capture";
-    for (int rep = 0; rep < 3; ++rep) CUDA_OK(cudaGraphLaunch(exec, s));
-    CUDA_OK(cudaStreamSynchronize(s));
-    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
-    EXPECT_EQ(y, eager) << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    cudaStreamDestroy(s);
+    EXPECT_EQ(run_graph(layer, x, M, c.w.n, c.bf16), eager)
+        << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
   }
 }
 
@@ -887,27 +899,9 @@ TEST(CudaLinear, WgmmaGraphCaptureReplayEqualsEager) {
   for (int64_t M : {64, 300}) {
     const Activations x = make_x(M, c.w.k, c.bf16, rng);
     const auto eager = run(layer, x, M, c.w.n, c.bf16);
-    cudaStream_t s;
-    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    DevBuf dx(x.bits.size() * 2), dy(static_cast<size_t>(M * c.w.n) * 2), ws(layer.workspace_bytes(M));
-    CUDA_OK(cudaMemcpy(dx.p, x.bits.data(), dx.bytes, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemset(dy.p, 0xff, dy.bytes));
-    CUDA_OK(cudaDeviceSynchronize());
-    cudaGraph_t graph;
-    CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    layer.forward(dx.p, dy.p, M, DType::BF16, s, ws.p, ws.bytes);
-    CUDA_OK(cudaStreamEndCapture(s, &graph));
-    cudaGraphExec_t exec;
-    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-    for (int rep = 0; rep < 3; ++rep) CUDA_OK(cudaGraphLaunch(exec, s));
-    CUDA_OK(cudaStreamSynchronize(s));
-    std::vector<uint16_t> y(eager.size());
-    CUDA_OK(cudaMemcpy(y.data(), dy.p, dy.bytes, cudaMemcpyDeviceToHost));
+    const auto y = run_graph(layer, x, M, c.w.n, c.bf16);
     EXPECT_EQ(y, eager) << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
     EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, layer.kernel_name(M), true), 0);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    cudaStreamDestroy(s);
   }
 }
 
