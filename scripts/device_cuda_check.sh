@@ -12,7 +12,8 @@
 #           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split;
 #           gemvtest: the GPU tests of the gemv family and the planner, ~20 s; gemvquick: a build variant's
 #           headline gemv cases, ~30 s;
-#           profile: ncu of one M = 1 call of gemv and of mma on 28672x8192, ~1 minute;
+#           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
+#           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
 #           and cuBLAS at M = 32..1024 on the six shapes, ~4 minutes; wgmmaquick: tests + the 70B shapes only)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
@@ -371,12 +372,15 @@ fi
 if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8192, M = 1), when ncu is there
   NCU=$(tool ncu)
   if [ -n "$NCU" ]; then
-    for fam in gemv mma; do
+    # family:K:N:M -- the decode families at M = 1, and the cases furthest from their targets.
+    for c in gemv:28672:8192:1 mma:28672:8192:1 gemv:8192:28672:16 gemv:8192:28672:32 wgmma:8192:28672:64 \
+      wgmma:8192:28672:256 wgmma:8192:28672:1024; do
+      IFS=: read -r fam k n m <<<"$c"
       timeout 60 "$NCU" --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
-        --section Occupancy --section SchedulerStats -k "regex:${fam}_kernel" -c 1 \
-        $BIN/ark_cuda_bench --once 28672 8192 1 $fam >"$OUT_DIR/ncu_$fam.txt" 2>&1
-      grep -E "Duration|DRAM Throughput|Compute \(SM\)|Warp Cycles Per Issued|Achieved Occupancy" \
-        "$OUT_DIR/ncu_$fam.txt" | sed "s/^/$fam: /"
+        --section Occupancy --section SchedulerStats --section ComputeWorkloadAnalysis -k "regex:${fam}_kernel" -c 1 \
+        $BIN/ark_cuda_bench --once $k $n $m $fam >"$OUT_DIR/ncu_${fam}_${k}x${n}_m$m.txt" 2>&1
+      grep -E "Duration|DRAM Throughput|Compute \(SM\) Throughput|Warp Cycles Per Issued|Achieved Occupancy|Issue Slots Busy|No Eligible|Stall" \
+        "$OUT_DIR/ncu_${fam}_${k}x${n}_m$m.txt" | head -14 | sed "s/^/$c: /"
     done
   else
     note "profile: ncu not found"
