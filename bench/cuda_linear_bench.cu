@@ -21,6 +21,7 @@
 
 #include "ark/cuda_linear.h"
 #include "ark/dtype.h"
+#include "kernels/cuda/launch.h"  // cuda::set_wgmma_variant: both wgmma kernels timed in one process
 
 using namespace ark;
 
@@ -318,7 +319,9 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
-// place wgmma's range and check its split-K model. --quick: the two 70B shapes at M = 64, 128, 256, 1024.
+// place wgmma's range and check its split-K model. "wgmma" is the kernel the planner picks (warp-specialized),
+// "wgmma_allthreads" the earlier all-threads one on the same plan. --quick: the two 70B shapes at M = 64,
+// 128, 256, 512 and 1024.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
@@ -326,7 +329,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
   std::vector<int64_t> ms = {32, 64, 128, 256, 512, 1024};
   if (quick) {
     shapes = {{8192, 28672}, {28672, 8192}};
-    ms = {64, 128, 256, 1024};
+    ms = {64, 128, 256, 512, 1024};
   }
   CublasBf16 cublas;
   for (const auto& sh : shapes) {
@@ -394,6 +397,9 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
       if (M >= 64) time_layers(deq, dcopies, "dequant");
       for (auto& l : wg) l->set_mma_splits(0);
       time_layers(wg, copies, "wgmma");
+      cuda::set_wgmma_variant(cuda::WgmmaVariant::kAllThreads);  // the earlier kernel, same plan otherwise
+      time_layers(wg, copies, "wgmma_allthreads");
+      cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
       if (M <= 128 && !quick) {
         const std::string chosen = wg[0]->kernel_name(M);
         for (int splits : {1, 2, 3, 4, 6, 8}) {

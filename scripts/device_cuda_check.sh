@@ -15,7 +15,8 @@
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
-#           and cuBLAS at M = 32..1024 on the six shapes, ~4 minutes; wgmmaquick: tests + the 70B shapes only)
+#           and cuBLAS at M = 32..1024 on the six shapes, both wgmma kernels (warp-specialized and the
+#           all-threads one), ~4 minutes; wgmmaquick: tests + the 70B shapes only, ~3 minutes)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -346,7 +347,7 @@ for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
     name = block.split("\n", 1)[0]
     if "Li4E" not in name:
         continue
-    print(re.sub(r".*wgmma_kernelI", "wgmma_kernel<", name).split("EEEv")[0],
+    print(re.sub(r".*(wgmma(?:_ws)?_kernel)I", r"\1<", name).split("EEEv")[0],
           "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
           "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
 EOF

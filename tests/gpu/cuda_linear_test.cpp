@@ -926,6 +926,48 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
             0);
 }
 
+// The planner runs the warp-specialized wgmma kernel; the all-threads one (the earlier version, kept for
+// same-process comparisons) stays selectable through cuda::set_wgmma_variant. Both over every combination
+// at M = 65 and 130 and split-K, and both on a K long enough for the ring to wrap many times (64 chunks: 8
+// uses of each of 8 stages at 64 rows, 12-13 of 5 at 128), so every mbarrier parity flips repeatedly.
+struct WgmmaVariantScope {
+  explicit WgmmaVariantScope(cuda::WgmmaVariant v) { cuda::set_wgmma_variant(v); }
+  ~WgmmaVariantScope() { cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto); }
+};
+
+TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
+  REQUIRE_WGMMA();
+  for (auto v : {cuda::WgmmaVariant::kAllThreads, cuda::WgmmaVariant::kWarpSpecialized}) {
+    WgmmaVariantScope scope(v);
+    SCOPED_TRACE(v == cuda::WgmmaVariant::kAllThreads ? "all-threads kernel" : "warp-specialized kernel");
+    uint64_t id = 25000;
+    for (Case c : every_combination(203, 320)) {
+      c.bias = !c.w.sym;
+      SCOPED_TRACE(c.name());
+      check_case(c, {65, 130}, id++, {CudaKernel::kWgmma});
+      if (HasFailure()) return;
+    }
+    Case c;
+    c.w.n = 264;
+    c.w.k = 8192;  // 64 chunks
+    c.bf16 = true;
+    c.bias = true;
+    auto rng = rng_for(25500);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, 25500, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+    for (int splits : {1, 3})
+      for (int64_t M : {64, 129}) {
+        layer.set_mma_splits(splits);
+        const Activations x = make_x(M, c.w.k, c.bf16, rng);
+        const auto y = run(layer, x, M, c.w.n, c.bf16);
+        EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true,
+                               layer.kernel_name(M) + " M=" + std::to_string(M), true),
+                  0);
+      }
+  }
+}
+
 // Host-side planner of the wgmma family (no GPU needed).
 TEST(CudaPlan, WgmmaFamilyAndPlans) {
   cuda::DeviceInfo dev;
@@ -957,6 +999,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
+        EXPECT_TRUE(p.wgmma_ws);  // its ring fits an H100's 227 KB at every width
+        EXPECT_EQ(p.smem_bytes, cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         EXPECT_GE(p.splits, 1);
         EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
@@ -1004,6 +1048,32 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
     v.chunks = v.groups = 86;
     v.n8_tiles = 512;
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+  }
+  {  // the variant: forced all-threads, or a device whose blocks cannot hold the warp-specialized ring
+    cuda::PackedView v;
+    v.k = v.n = 4096;
+    v.bits = 4;
+    v.chunks = v.groups = 32;
+    v.n8_tiles = 512;
+    for (int rows_m : {64, 128}) {
+      const int stages = cuda::wgmma_ws_stages(4, rows_m);
+      EXPECT_GE(stages, 2);
+      EXPECT_LE(stages, cuda::kWgmmaWsMaxStages);
+      EXPECT_LE(cuda::wgmma_ws_smem_bytes(4, rows_m), cuda::kWgmmaWsSmemBudget);
+      if (stages < cuda::kWgmmaWsMaxStages)  // as deep as fits
+        EXPECT_GT(cuda::wgmma_ws_smem_bytes(4, rows_m) + cuda::wgmma_stage_bytes(4, rows_m),
+                  cuda::kWgmmaWsSmemBudget);
+      {
+        WgmmaVariantScope scope(cuda::WgmmaVariant::kAllThreads);
+        const cuda::Plan p = cuda::make_plan(v, rows_m, cuda::Family::kWgmma, dev);
+        EXPECT_FALSE(p.wgmma_ws);
+        EXPECT_EQ(p.smem_bytes, cuda::wgmma_smem_bytes(4, rows_m));
+      }
+      cuda::DeviceInfo small = dev;
+      small.smem_per_block = static_cast<int>(cuda::wgmma_ws_smem_bytes(4, rows_m)) - 1;
+      EXPECT_FALSE(cuda::make_plan(v, rows_m, cuda::Family::kWgmma, small).wgmma_ws);
+      EXPECT_TRUE(cuda::make_plan(v, rows_m, cuda::Family::kWgmma, dev).wgmma_ws);
+    }
   }
   // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.
   cuda::PackedView v;

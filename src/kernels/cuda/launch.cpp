@@ -143,6 +143,17 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
   return auto_family(w, M, large_m_threshold);
 }
 
+namespace {
+std::atomic<int> g_wgmma_variant{0};  // WgmmaVariant; a benchmark/test override, read at plan time
+}  // namespace
+
+void set_wgmma_variant(WgmmaVariant v) {
+  g_wgmma_variant.store(static_cast<int>(v), std::memory_order_relaxed);
+}
+WgmmaVariant wgmma_variant() {
+  return static_cast<WgmmaVariant>(g_wgmma_variant.load(std::memory_order_relaxed));
+}
+
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
   const bool m_fits =
       M >= kWgmmaAutoMinM && (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096));
@@ -276,7 +287,14 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.chunks_per_split = static_cast<int>(forced_cps);
       p.splits = static_cast<int>(ceil_div(w.chunks, forced_cps));
     }
-    p.smem_bytes = wgmma_smem_bytes(w.bits, p.wgmma_rows);
+    // The warp-specialized kernel where its ring fits the device's shared memory (it always does on an
+    // H100/H200), unless the override forces the all-threads one.
+    const WgmmaVariant v = wgmma_variant();
+    p.wgmma_ws = v != WgmmaVariant::kAllThreads &&
+                 (dev.smem_per_block <= 0 ||
+                  wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) <= static_cast<size_t>(dev.smem_per_block));
+    p.smem_bytes =
+        p.wgmma_ws ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) : wgmma_smem_bytes(w.bits, p.wgmma_rows);
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kDequantGemm) {

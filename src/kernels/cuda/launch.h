@@ -38,6 +38,8 @@ struct Plan {
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
   size_t workspace_bytes = 0;
   int wgmma_rows = 64;  // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
+  // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
+  bool wgmma_ws = false;
 };
 
 // What the planner needs to know of the device (read once at post_init).
@@ -165,6 +167,29 @@ ARK_HD constexpr size_t wgmma_smem_bytes(int bits, int rows) {
 ARK_HD constexpr int wgmma_max_blocks_per_sm(int) {
   return 1;
 }
+// The warp-specialized variant (wgmma_ws_kernel): kWgmmaWsThreads = 3 warpgroups, the first only copying
+// (cp.async into the ring, then an mbarrier arrival that fires when its copies land), the other two the
+// consumers above, which wait on the stage's `full` mbarrier, dequantize, issue the wgmmas and arrive on its
+// `empty` one: no block barrier in the main loop. The ring takes as many stages as fit in one block's shared
+// memory, up to kWgmmaWsMaxStages (8 at 64 rows of x, 5 at 128 for int4); per stage 16 bytes of mbarriers.
+inline constexpr int kWgmmaWsThreads = 384;
+inline constexpr int kWgmmaWsMaxStages = 8;
+inline constexpr size_t kWgmmaWsSmemBudget = 232448;  // an H100's / H200's opt-in shared memory per block
+ARK_HD constexpr int wgmma_ws_stages(int bits, int rows) {
+  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_stage_bytes(bits, rows) <
+                 static_cast<size_t>(kWgmmaWsMaxStages)
+             ? static_cast<int>((kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) /
+                                wgmma_stage_bytes(bits, rows))
+             : kWgmmaWsMaxStages;
+}
+ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows) {
+  return wgmma_ws_stages(bits, rows) * wgmma_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
+}
+// Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
+// benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
+enum class WgmmaVariant : int { kAuto = 0, kAllThreads = 1, kWarpSpecialized = 2 };
+void set_wgmma_variant(WgmmaVariant v);
+WgmmaVariant wgmma_variant();
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
 bool wgmma_supported(int device);
 

@@ -42,6 +42,7 @@
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/ptx_shared.cuh"
 #include "kernels/cuda/wgmma_ops.cuh"
+#include "kernels/cuda/wgmma_pipeline.cuh"
 
 namespace ark::cuda {
 namespace {
@@ -273,12 +274,268 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 #endif
 }
 
+// The warp-specialized kernel: the same block tile, ring contents and arithmetic as wgmma_kernel, but
+// warpgroup 0 only copies and warpgroups 1 and 2 only dequantize and issue the wgmmas; stages are handed over
+// with mbarriers instead of a block barrier per chunk.
+//
+// Why. Profiled on an H200 (ncu), wgmma_kernel's warps had no instruction ready 53-62% of the cycles and
+// the tensor core idled half the time at M = 1024: every warp copied, waited for its copies, met all the
+// others at the barrier, then dequantized, so nothing overlapped the copy latency but the ring itself, and
+// the barrier aligned all warps' stalls. Here the producer runs up to kS - 1 stages ahead on its own, and a
+// consumer warpgroup waits only for the `full` barrier of the chunk it is about to dequantize; the two
+// consumer warpgroups drift apart freely (each releases a stage on its own arrivals).
+//
+// Registers: launch bounds of 384 threads leave 168 per thread; the producer gives part of its share back
+// (setmaxnreg.dec to kProducerRegs) and the consumers take it (setmaxnreg.inc to kConsumerRegs):
+// 128 x 72 + 256 x 208 = 62464 of the SM's 65536. ptxas allocates each side within its count: at 40 or 56
+// the producer spilled (its copy addresses), at 72 nothing spills in any of the 16 instances.
+//
+// Per stage s: full[s] expects one cp.async-tracked arrival per producer thread (the phase completes when
+// all of the stage's copies have landed); empty[s] one arrival per consumer warp (lane 0, after the
+// warpgroup's wgmma.wait_group has retired the wgmmas that read the stage's x tile and its dequantizer has
+// read the codes). Use u of slot s (chunk j = u kS + s) completes phase u of full[s]: consumers wait for
+// parity u & 1; the producer refilling the slot for use u waits for phase u - 1 of empty[s].
+template <typename T, int kBits, int kRows>
+__global__ void __launch_bounds__(kWgmmaWsThreads, 1)
+    wgmma_ws_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct, T* __restrict__ y,
+                    float* __restrict__ partial, int M, int cps) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kS = wgmma_ws_stages(kBits, kRows);
+  static_assert(kS >= 2, "the ring needs two stages");
+  constexpr int kXBytes = kRows * kChunkK * 2;
+  constexpr int kTileCodeBytes = kChunkK * kBits;
+  constexpr int kCodeBytes = kWgmmaBlockTiles * kTileCodeBytes;
+  constexpr int kMetaBytes = 4 * kWgmmaBlockTiles * 48;
+  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows));
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  constexpr int kProducerThreads = 128, kConsumerWarps = 8;
+  constexpr int kProducerRegs = 72, kConsumerRegs = 208;  // setmaxnreg counts (above)
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t full0 = base + kS * kStage, empty0 = full0 + 8 * kS;  // 8-byte mbarriers
+
+  const int tid = threadIdx.x;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t tile0 = static_cast<int64_t>(blockIdx.y) * kWgmmaBlockTiles;
+  const int split = blockIdx.z;
+  const int64_t c0 = static_cast<int64_t>(split) * cps;
+  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
+
+  if (tid == 0) {
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      wgp::mbar_init(full0 + 8 * s, kProducerThreads);
+      wgp::mbar_init(empty0 + 8 * s, kConsumerWarps);
+    }
+  }
+  __syncthreads();  // the only block barrier: the mbarriers are initialized before anyone uses them
+
+  if (tid < kProducerThreads) {
+    // ---- producer warpgroup: copies of chunk c0 + j into slot j % kS, addresses worked out once.
+    wgp::regs_dec<kProducerRegs>();
+    const int pt = tid;
+    //   x: piece (h, c) = ((pt / 8) % 2, pt % 8) of rows pt / 16 + 8 i (so row % 8 = pt / 16: one swizzle).
+    const int xr0 = pt / 16, xh = (pt / 8) % 2, xc = pt % 8;
+    constexpr int kXCopies = kRows / 8;
+    const uint32_t x_dst = xh * (kRows * 128) + xr0 * 128 + ((xc ^ xr0) * 16);     // + i * 1024
+    const T* x_src = x + (m0 + xr0) * x_stride + c0 * kChunkK + xh * 64 + xc * 8;  // + 8 i rows
+    uint32_t x_rows_ok = 0;
+#pragma unroll
+    for (int i = 0; i < kXCopies; ++i) x_rows_ok |= (m0 + xr0 + 8 * i < M ? 1u : 0u) << i;
+    const int64_t x_kp0 = c0 * kChunkK + xh * 64 + xc * 8;
+    //   codes: piece p = pt + 128 i of the block's [16 tiles][8 bits pieces].
+    constexpr int kPiecesPerTile = kTileCodeBytes / 16;
+    constexpr int kCodeCopies = kWgmmaBlockTiles * kPiecesPerTile / kProducerThreads;  // = bits
+    static_assert(kWgmmaBlockTiles * kPiecesPerTile % kProducerThreads == 0, "whole copies per thread");
+    const int64_t chunk_words = kWarpLanes * kBits;  // one tile's words of one chunk
+    uint32_t c_ok = 0;
+#pragma unroll
+    for (int i = 0; i < kCodeCopies; ++i) {
+      const int p = pt + i * kProducerThreads;
+      c_ok |= (tile0 + p / kPiecesPerTile < w.n8_tiles ? 1u : 0u) << i;
+    }
+    // This thread's first piece (tile tile0 + pt / pieces per tile), then kProducerThreads pieces further
+    // on per copy: a fixed number of tiles on where the pieces per tile divide the producer's threads.
+    const int64_t c_tile = c_ok & 1u ? tile0 + pt / kPiecesPerTile : 0;
+    const uint32_t* c_base = w.codes + (c_tile * w.chunks + c0) * chunk_words + (pt % kPiecesPerTile) * 4;
+    const int64_t c_step = (kProducerThreads / kPiecesPerTile) * w.chunks * chunk_words;
+    //   group records: piece q = pt and pt + 128 (< 192) of [4 blocks][16 tiles][3 pieces of 16 bytes].
+    constexpr int kMetaPieces = 4 * kWgmmaBlockTiles * 3;
+    const unsigned char* m_src[2];
+    int m_stride[2], m_block[2];
+    uint32_t m_dst[2], m_ok = 0;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int q = pt + r * kProducerThreads, mb = q / (3 * kWgmmaBlockTiles),
+                mt = (q / 3) % kWgmmaBlockTiles, mp = q % 3;
+      const bool ok = q < kMetaPieces && tile0 + mt < w.n8_tiles;
+      m_ok |= (ok ? 1u : 0u) << r;
+      const int64_t t = ok ? tile0 + mt : 0;
+      m_src[r] = mp < 2
+                     ? reinterpret_cast<const unsigned char*>(w.scales + (t * w.groups) * kTileRows + 4 * mp)
+                     : reinterpret_cast<const unsigned char*>(w.zeros + (t * w.groups) * kTileRows);
+      m_stride[r] = mp < 2 ? kTileRows * 4 : kTileRows * 2;
+      m_block[r] = mb;
+      m_dst[r] = kXBytes + kCodeBytes + (mb * kWgmmaBlockTiles + mt) * 48 + mp * 16;
+    }
+    // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
+    // copy issue).
+    int4 bg = n_chunks > 0 ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0) : make_int4(0, 0, 0, 0);
+    int slot = 0;
+    uint32_t phase = 0;  // use of the slot, mod 2
+    for (int j = 0; j < n_chunks; ++j) {
+      const int4 bg_next =
+          j + 1 < n_chunks ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0 + j + 1) : bg;
+      if (j >= kS) wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
+      const uint32_t dst = base + slot * kStage;
+      const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
+      const T* xs = x_src + j * kChunkK;
+#pragma unroll
+      for (int i = 0; i < kXCopies; ++i) {
+        const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
+        cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
+        xs += 8 * x_stride;
+      }
+      if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
+        const uint32_t* cp = c_base + j * chunk_words;
+#pragma unroll
+        for (int i = 0; i < kCodeCopies; ++i) {
+          if ((c_ok >> i) & 1u) cp16(dst + kXBytes + (pt + i * kProducerThreads) * 16, cp);
+          cp += c_step;
+        }
+      } else {
+        const uint32_t* cj = w.codes + (c0 + j) * chunk_words;
+#pragma unroll
+        for (int i = 0; i < kCodeCopies; ++i) {
+          const int p = pt + i * kProducerThreads;
+          if ((c_ok >> i) & 1u)
+            cp16(dst + kXBytes + p * 16,
+                 cj + (tile0 + p / kPiecesPerTile) * w.chunks * chunk_words + (p % kPiecesPerTile) * 4);
+        }
+      }
+      const int g4[4] = {bg.x, bg.y, bg.z, bg.w};
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int mb = m_block[r];
+        const int gcur = mb == 0 ? g4[0] : mb == 1 ? g4[1] : mb == 2 ? g4[2] : g4[3];
+        const int gprev = mb == 0 ? -1 : mb == 1 ? g4[0] : mb == 2 ? g4[1] : g4[2];
+        if (((m_ok >> r) & 1u) && gcur != gprev)
+          cp16(dst + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
+      }
+      if (pt == kMetaPieces - kProducerThreads)  // a thread with one record piece copies the block groups
+        cp16(dst + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
+      wgp::mbar_arrive_cp_async(full0 + 8 * slot);
+      bg = bg_next;
+      if (++slot == kS) slot = 0, phase ^= 1u;
+    }
+    wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
+    return;
+  }
+
+  // ---- consumer warpgroups 1 and 2: 64 weight rows each.
+  wgp::regs_inc<kConsumerRegs>();
+  const int cw = tid / 128 - 1, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int ta = cw * 8 + 2 * warp;  // this lane's tiles: ta, ta + 1 (row g of each)
+  float acc[kRows / 2];
+#pragma unroll
+  for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
+
+  auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8]) {
+    const uint32_t codes_s = slot_addr + kXBytes;
+    uint32_t wa[kBits], wb[kBits];
+    read_words<kBits>(codes_s + ta * kTileCodeBytes + lane * kBits * 4, wa);
+    read_words<kBits>(codes_s + (ta + 1) * kTileCodeBytes + lane * kBits * 4, wb);
+    const uint4 bgs4 = lds128(codes_s + kCodeBytes + kMetaBytes);
+    const int bgs[4] = {static_cast<int>(bgs4.x), static_cast<int>(bgs4.y), static_cast<int>(bgs4.z),
+                        static_cast<int>(bgs4.w)};
+    wg::ScaleTerm<T> sa, sb;
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      if (b == 0 || bgs[b] != bgs[b - 1]) {
+        const uint32_t rec = codes_s + kCodeBytes + (b * kWgmmaBlockTiles + ta) * 48;
+        sa = wg::scale_term<T, kBits>(__uint_as_float(lds32(rec + 4 * g)),
+                                      static_cast<int>(lds16(rec + 32 + 2 * g)));
+        sb = wg::scale_term<T, kBits>(__uint_as_float(lds32(rec + 48 + 4 * g)),
+                                      static_cast<int>(lds16(rec + 48 + 32 + 2 * g)));
+      }
+      uint32_t ra[4], rb[4];
+      wg::dequant_scaled<T, kBits>(wa, b, sa, ra);
+      wg::dequant_scaled<T, kBits>(wb, b, sb, rb);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) a[b][r] = ra[r], a[b][4 + r] = rb[r];
+    }
+  };
+  // Step i: chunk i's 8 wgmmas from `cur`, then wait_group 1 (chunk i - 1 retired: its slot goes back to the
+  // producer), then chunk i + 1 waited for and dequantized into `nxt` while chunk i's wgmmas run.
+  int slot = 0;  // slot of chunk i
+  uint32_t phase = 0;
+  auto step = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8]) {
+    const uint32_t slot_addr = base + slot * kStage;
+    const uint64_t desc0 = wg::desc_sw128(slot_addr);
+    wg::fence();
+    wg::fence_operands(acc);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const uint64_t desc = desc0 + ((k / 4) * (kRows * 128) + (k % 4) * 32) / 16;
+      const int b = k / 2, s = k % 2;
+      wg::Mma<kRows>::template run<kBf16>(acc, cur[b][2 * s], cur[b][4 + 2 * s], cur[b][2 * s + 1],
+                                          cur[b][4 + 2 * s + 1], desc);
+    }
+    wg::commit();
+    wg::wait<1>();
+    wg::fence_operands(acc);
+    const int prev = slot == 0 ? kS - 1 : slot - 1;
+    if (i > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * prev);
+    if (++slot == kS) slot = 0, phase ^= 1u;
+    if (i + 1 < n_chunks) {
+      wgp::mbar_wait(full0 + 8 * slot, phase);
+      wgp::fence_proxy_async();  // the landed x tile, seen by this thread, also for its wgmmas' reads
+      dequant_chunk(base + slot * kStage, nxt);
+    }
+  };
+
+  uint32_t a0[4][8], a1[4][8];
+  if (n_chunks > 0) {
+    wgp::mbar_wait(full0, 0);
+    wgp::fence_proxy_async();
+    dequant_chunk(base, a0);
+  }
+  for (int i = 0; i < n_chunks; i += 2) {
+    step(i, a0, a1);
+    if (i + 1 < n_chunks) step(i + 1, a1, a0);
+  }
+  wg::wait<0>();
+  wg::fence_operands(acc);
+
+  const int64_t n_base = (tile0 + cw * 8) * kTileRows + 16 * warp + g;
+#pragma unroll
+  for (int i = 0; i < kRows / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
+      if (m >= M || n >= w.n) continue;
+      if (partial)
+        partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
+      else
+        y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+    }
+#else
+  __trap();
+#endif
+}
+
 template <typename T, int kBits, int kRows>
 int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
                 int64_t M, float* partial, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
+  if (p.wgmma_ws) {
+    wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
+        w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
+        static_cast<int>(M), p.chunks_per_split);
+    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+  }
   wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
       w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
       static_cast<int>(M), p.chunks_per_split);
@@ -316,9 +573,17 @@ int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_str
 }
 
 template <typename T, int kBits>
-cudaError_t allow_bits() {
-  cudaError_t e =
-      cudaFuncSetAttribute(wgmma_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+cudaError_t allow_bits(bool ws) {
+  cudaError_t e = cudaSuccess;
+  if (ws) {  // the planner runs the warp-specialized kernel only where its shared memory fits
+    e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(wgmma_ws_smem_bytes(kBits, 64)));
+    if (e != cudaSuccess) return e;
+    e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(wgmma_ws_smem_bytes(kBits, 128)));
+    if (e != cudaSuccess) return e;
+  }
+  e = cudaFuncSetAttribute(wgmma_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(wgmma_smem_bytes(kBits, 64)));
   if (e != cudaSuccess) return e;
   return cudaFuncSetAttribute(wgmma_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -326,12 +591,12 @@ cudaError_t allow_bits() {
 }
 
 template <typename T>
-cudaError_t allow_type() {
+cudaError_t allow_type(bool ws) {
   cudaError_t e;
-  if ((e = allow_bits<T, 2>()) != cudaSuccess) return e;
-  if ((e = allow_bits<T, 3>()) != cudaSuccess) return e;
-  if ((e = allow_bits<T, 4>()) != cudaSuccess) return e;
-  return allow_bits<T, 8>();
+  if ((e = allow_bits<T, 2>(ws)) != cudaSuccess) return e;
+  if ((e = allow_bits<T, 3>(ws)) != cudaSuccess) return e;
+  if ((e = allow_bits<T, 4>(ws)) != cudaSuccess) return e;
+  return allow_bits<T, 8>(ws);
 }
 
 }  // namespace
@@ -349,8 +614,9 @@ bool wgmma_supported(int device) {
 
 int prepare_wgmma_kernels(int max_smem_per_block) {
   if (static_cast<size_t>(max_smem_per_block) < wgmma_smem_bytes(8, 128)) return kBadArgument;
-  if (allow_type<__half>() != cudaSuccess) return kLaunchFailed;
-  if (allow_type<__nv_bfloat16>() != cudaSuccess) return kLaunchFailed;
+  const bool ws = static_cast<size_t>(max_smem_per_block) >= kWgmmaWsSmemBudget;
+  if (allow_type<__half>(ws) != cudaSuccess) return kLaunchFailed;
+  if (allow_type<__nv_bfloat16>(ws) != cudaSuccess) return kLaunchFailed;
   return kOk;
 }
 
