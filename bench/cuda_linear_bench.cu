@@ -22,6 +22,7 @@
 #include "ark/cuda_linear.h"
 #include "ark/dtype.h"
 #include "kernels/cuda/launch.h"  // cuda::set_wgmma_variant: both wgmma kernels timed in one process
+#include "kernels/cuda/launch.h"  // the gemv planner's overrides, for same-process comparisons
 
 using namespace ark;
 
@@ -231,14 +232,17 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
   return 0;
 }
 
-// --sweep-gemv: at M = 1, 2, 4, 8, 16, 32 on the six shapes, the mma kernel as its planner runs it (the
+// --sweep-gemv: at M = 1, 4, 8, 16, 32 on the six shapes, the mma kernel as its planner runs it (the
 // baseline), the gemv kernel as its planner runs it, and gemv forced to each block shape (1, 2, 4, 8 tiles)
 // and split factor: to see whether gemv wins, up to which M, and whether its planner picks the fastest shape.
+// Besides the planner's choice (auto): its choice without the 4 x 2 x-ring blocks (auto_no4x2: the planner
+// before them) and with the cluster split-K reduction allowed (auto_cluster; sm_90 only, off by default).
 int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
-  std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                                              {8192, 8192}, {8192, 28672}, {28672, 8192}};
-  std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32};
+  // The 70B shapes first: the targets' shapes, timed before a device call's time limit can cut the sweep.
+  std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
+                                              {4096, 11008}, {11008, 4096}, {8192, 8192}};
+  std::vector<int64_t> ms = {1, 4, 8, 16, 32};
   if (quick) {  // --quick: a build variant's headline cases
     shapes = {{4096, 4096}, {8192, 28672}, {28672, 8192}};
     ms = {1, 16, 32};
@@ -296,13 +300,21 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       time_layers(mma, M, "mma");
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
       time_layers(gemv, M, "auto");
-      const std::string chosen = gemv[0]->kernel_name(M);
+      cuda::set_gemv_ring_4x2(false);
+      time_layers(gemv, M, "auto_no4x2");
+      cuda::set_gemv_ring_4x2(true);
+      cuda::set_gemv_cluster_reduce(true);
+      time_layers(gemv, M, "auto_cluster");
+      cuda::set_gemv_cluster_reduce(false);
       for (int tiles : {1, 2, 4, 8}) {
+        // Above 8 rows the whole-split staging (1 and 2 warps along N) measured 1.2-1.8x slower than the x
+        // ring at every shape (H100, 2026-11-27): the ring's shapes only.
+        if (M > 8 && !cuda::gemv_x_ring(M, tiles)) continue;
         std::string last;
         for (int splits : {1, 2, 3, 4, 6, 8, 12, 16, 32}) {
           for (auto& l : gemv) l->set_gemv_block_tiles(tiles), l->set_mma_splits(splits);
           const std::string name = gemv[0]->kernel_name(M);
-          if (name == last || name == chosen) continue;
+          if (name == last) continue;
           last = name;
           time_layers(gemv, M, "forced");
         }
@@ -400,7 +412,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAllThreads);  // the earlier kernel, same plan otherwise
       time_layers(wg, copies, "wgmma_allthreads");
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
-      if (M <= 128 && !quick) {
+      if (M <= 128) {  // the split factors of the planner's kernel (quick too: no new layers)
         const std::string chosen = wg[0]->kernel_name(M);
         for (int splits : {1, 2, 3, 4, 6, 8}) {
           for (auto& l : wg) l->set_mma_splits(splits);

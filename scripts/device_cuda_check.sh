@@ -9,9 +9,10 @@
 #   here:   bash scripts/device_cuda_check.sh --prepare
 #   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|build]
 #           [output folder]
-#           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split;
-#           gemvtest: the GPU tests of the gemv family and the planner, ~20 s; gemvquick: a build variant's
-#           headline gemv cases, ~30 s;
+#           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split, and the
+#           planner's choice also without the 4 x 2 x-ring blocks and with the cluster split-K reduction;
+#           gemvtest: the GPU tests of the gemv family and the planner, then a memcheck of the cluster
+#           reduction, ~1 minute; gemvquick: a build variant's headline gemv cases, ~40 s;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -324,6 +325,14 @@ if [ "$WHAT" = gemvtest ]; then  # the GPU tests that run the gemv family, and t
   echo "exit code $?" >>"$OUT_DIR/tests_gemv.log"
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv.log" | head -60
   note "gemv tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
+  # The cluster split-K reduction (distributed shared memory) and the 4 x 2 x-ring blocks under memcheck.
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ]; then
+    timeout 120 "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
+      --gtest_filter='CudaLinear.GemvClusterReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset' \
+      >"$OUT_DIR/memcheck_gemv.log" 2>&1
+    note "gemv memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
+  fi
 fi
 
 if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)

@@ -608,11 +608,12 @@ TEST(CudaLinear, GemvForcedShapesMatchOracle) {
   EXPECT_THROW(ok.set_gemv_block_tiles(-1), Error);
 }
 
-// Above 8 rows gemv stages x two ways: blocks of 8 warps along N take it through the block-wide x ring
-// (mbarriers, ldmatrix from natural order), other block shapes stage the whole split in fragment order. Both,
-// forced, over every bits x group x sym x act-order x dtype at M = 9..32; then a K of 32 chunks, so the x
-// ring's 6 slots wrap several times (both barrier parities) with and without split-K, x aligned or read
-// element-wise (K % 8 != 0).
+// Above 8 rows gemv stages x two ways: blocks of 8 warps along N, or 4 along N and 2 along K (alternate
+// chunks), take it through the block-wide x ring (mbarriers, ldmatrix from natural order), other block shapes
+// stage the whole split in fragment order. All three, forced, over every bits x group x sym x act-order x
+// dtype at M = 9..32; then a K of 32 chunks, so the x ring's 8 slots wrap several times (both barrier
+// parities) with and without split-K (odd chunk counts per split: one warp along K takes one chunk less), x
+// aligned or read element-wise (K % 8 != 0).
 TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
   REQUIRE_GPU();
   uint64_t id = 14000;
@@ -640,7 +641,7 @@ TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
   for (Case c : every_combination(203, 320, {32, 128, -1})) {
     c.bias = (id % 2) == 0;
     SCOPED_TRACE(c.name());
-    check(c, {8, 1}, {1}, {9, 17, 32});
+    check(c, {8, 4, 1}, {1}, {9, 17, 32});
     if (HasFailure()) return;
   }
   for (auto [n, k] : {std::pair<int64_t, int64_t>{200, 4096}, {72, 4092}})
@@ -652,8 +653,145 @@ TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
       c.bf16 = act;
       c.bias = true;
       SCOPED_TRACE(c.name());
-      check(c, {8}, {1, 3}, {12, 32});
+      check(c, {8, 4}, {1, 3}, {12, 32});
       if (HasFailure()) return;
+    }
+}
+
+// Split-K summed inside one launch by a thread-block cluster (cuda::set_gemv_cluster_reduce(true), sm_90
+// devices: elsewhere the planner keeps the reduce launch) against the reduce launch (the default):
+// bit-identical, the same fp32 sums in split order, and both against the oracle. Every row-group kernel (M =
+// 1, 12, 32), x-ring and whole-split block shapes, 2..8 splits with an uneven last one, a partial tile range,
+// x aligned and read element-wise (K % 8 != 0); then a cluster launch replayed from a CUDA graph.
+TEST(CudaLinear, GemvClusterReduceMatchesReduceLaunch) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() { cuda::set_gemv_cluster_reduce(false); }
+  } restore;
+  uint64_t id = 15000;
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{200, 2048}, {72, 1500}}) {
+    Case c;
+    c.w.n = n;
+    c.w.k = k;
+    c.bf16 = id % 2 == 0;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+    for (int tiles : {8, 4, 1})
+      for (int splits : {2, 3, 8})
+        for (int64_t M : {1, 12, 32}) {
+          layer.set_gemv_block_tiles(tiles);
+          layer.set_mma_splits(splits);
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          cuda::set_gemv_cluster_reduce(true);
+          const std::string name = layer.kernel_name(M) + " M=" + std::to_string(M);
+          const auto y_cluster = run(layer, x, M, c.w.n, c.bf16);
+          cuda::set_gemv_cluster_reduce(false);
+          const auto y_reduce = run(layer, x, M, c.w.n, c.bf16);
+          EXPECT_EQ(check_output(w, bias, x, M, y_cluster, c.bf16, false, name + " cluster"), 0);
+          EXPECT_EQ(y_cluster, y_reduce) << name;
+          if (HasFailure()) return;
+        }
+    layer.set_gemv_block_tiles(8);
+    layer.set_mma_splits(4);
+    cuda::set_gemv_cluster_reduce(true);
+    const Activations x = make_x(12, c.w.k, c.bf16, rng);
+    EXPECT_EQ(run_graph(layer, x, 12, c.w.n, c.bf16), run(layer, x, 12, c.w.n, c.bf16)) << "graph replay";
+    cuda::set_gemv_cluster_reduce(false);
+  }
+}
+
+// The cluster reduction in the gemv plans (host-only, an H100's figures): allowed (it is off by default:
+// measured slower) on an sm_90 device (wgmma), every plan that splits K 2..8 ways sums in the kernel and asks
+// for no workspace; above 8 splits, without sm_90, or with the override off it takes the partials and the
+// reduce launch.
+TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
+  struct Restore {
+    ~Restore() { cuda::set_gemv_cluster_reduce(false); }
+  } restore;
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  dev.wgmma = true;
+  const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192},
+                               {8192, 28672}, {28672, 8192}, {320, 203}};
+  EXPECT_FALSE(cuda::gemv_cluster_reduce()) << "the cluster reduction is off by default";
+  cuda::set_gemv_cluster_reduce(true);
+  int clustered = 0;
+  for (const auto& sh : shapes) {
+    cuda::PackedView v;
+    v.k = sh[0];
+    v.n = sh[1];
+    v.bits = 4;
+    v.chunks = (sh[0] + 127) / 128;
+    v.groups = v.chunks;
+    v.n8_tiles = (sh[1] + 7) / 8;
+    for (int64_t M : {1, 4, 8, 9, 16, 17, 32}) {
+      const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      const bool want = p.splits > 1 && p.splits <= cuda::kGemvMaxClusterSplits;
+      EXPECT_EQ(p.gemv_cluster, want) << sh[0] << "x" << sh[1] << " M=" << M << " splits " << p.splits;
+      EXPECT_EQ(p.workspace_bytes, p.splits > 1 && !want ? p.partial_bytes : 0u);
+      clustered += p.gemv_cluster;
+    }
+    for (int splits : {3, 8, 16}) {
+      const cuda::Plan p = cuda::make_plan(v, 16, cuda::Family::kGemv, dev, splits, 8);
+      EXPECT_EQ(p.gemv_cluster, p.splits > 1 && p.splits <= 8) << "forced " << splits << " -> " << p.splits;
+      EXPECT_EQ(p.partial_bytes > 0, p.splits > 8);
+    }
+  }
+  EXPECT_GT(clustered, 0) << "no plan split K in a cluster";
+  cuda::PackedView v;
+  v.k = 8192;
+  v.n = 8192;
+  v.bits = 4;
+  v.chunks = v.groups = 64;
+  v.n8_tiles = 1024;
+  cuda::set_gemv_cluster_reduce(false);
+  const cuda::Plan off = cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 4, 8);
+  EXPECT_FALSE(off.gemv_cluster);
+  EXPECT_EQ(off.workspace_bytes, off.partial_bytes);
+  EXPECT_GE(off.partial_bytes, static_cast<size_t>(4 * 16 * 8192 * 4));
+  cuda::set_gemv_cluster_reduce(true);
+  dev.wgmma = false;  // sm_80 (or an sm_90 device without sm_90a code): no clusters
+  const cuda::Plan sm80 = cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 4, 8);
+  EXPECT_FALSE(sm80.gemv_cluster);
+  EXPECT_GT(sm80.partial_bytes, 0u);
+}
+
+// set_gemv_ring_4x2(false) keeps the planner off the 4 x 2 x-ring blocks (the planner before them, for
+// same-process comparisons) without touching forced shapes; by default it weighs them above 8 rows only
+// (below, block shape 4 stages x for the whole split).
+TEST(CudaPlan, GemvRing4x2Override) {
+  struct Restore {
+    ~Restore() { cuda::set_gemv_ring_4x2(true); }
+  } restore;
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  EXPECT_TRUE(cuda::gemv_ring_4x2());
+  EXPECT_TRUE(cuda::gemv_x_ring(9, 4));
+  EXPECT_FALSE(cuda::gemv_x_ring(8, 4));
+  EXPECT_FALSE(cuda::gemv_x_ring(32, 2));
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  cuda::set_gemv_ring_4x2(false);
+  for (const auto& sh : shapes)
+    for (int64_t M : {9, 16, 17, 32}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = 4;
+      v.chunks = v.groups = sh[0] / 128;
+      v.n8_tiles = sh[1] / 8;
+      EXPECT_NE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).block_tiles, 4) << sh[0] << "x" << sh[1];
+      const cuda::Plan forced = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 2, 4);
+      EXPECT_EQ(forced.block_tiles, 4);
+      EXPECT_EQ(forced.smem_bytes, cuda::gemv_smem_bytes(M, forced.chunks_per_split, 4, 4));
     }
 }
 

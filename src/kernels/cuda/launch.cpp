@@ -82,31 +82,46 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 }
 
 // The gemv planner's model (linear_gemv.cu), fitted to a sweep of every block shape and split factor on an
-// H100 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..32; docs/CUDA.md; refitted at 20:55 UTC
-// to the kernel with the x ring). A warp takes about kGemvChunkNs per 128-k chunk of its 4 tiles when its
-// block is alone on the SM and (1 + kGemvShare) times that when two blocks share it (the kernel streams near
-// the SM's share of DRAM bandwidth, so two blocks nearly halve each other's rate); the rows of x add nothing
-// measurable per chunk up to 32 (the weight stream bounds it, not the mma); blocks beyond one wave run in
-// further rounds, each paying a start-up (ring fill, x staged from L2 at kGemvStageBytesPerNs: the whole
-// split, or with the x ring its first chunks); split-K adds the reduce kernel and the fp32 partials.
-constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 600, kGemvShare = 0.9, kGemvStageBytesPerNs = 8,
-                 kGemvRoundNs = 500, kGemvReduceNs = 3000;
+// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..32, 2026-11-27 22:50 UTC; docs/CUDA.md),
+// among the split factors that sweep times (kGemvSplitCandidates). A warp takes about kGemvChunkNs per 128-k
+// chunk of its 4 tiles when its block is alone on the SM and (1 + kGemvShare) times that when two blocks
+// share it (the kernel streams near the SM's share of DRAM bandwidth, so two blocks halve each other's rate);
+// the 17..32-row kernels kGemvWideChunk times that (four mma per step, one block per SM), the 4 x 2 x-ring
+// blocks kGemvRing2kChunk times (more ring bookkeeping per chunk: 440 against 397 instructions at M = 16);
+// blocks beyond one wave run in further rounds, each paying a start-up (ring fill, x staged from L2 at
+// kGemvStageBytesPerNs: the whole split, or with the x ring its first chunks); split-K adds the reduce kernel
+// and the fp32 partials, or with the cluster reduction kGemvClusterNs (a first guess: it is off).
+constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 800, kGemvShare = 1.0, kGemvStageBytesPerNs = 8,
+                 kGemvRoundNs = 2000, kGemvReduceNs = 3000, kGemvClusterNs = 800, kGemvWideChunk = 2.0,
+                 kGemvRing2kChunk = 1.3;
+// The split factors the planner weighs: those ark_cuda_bench --sweep-gemv times (each rounded, like a forced
+// factor, to the factor that divides the chunks evenly), plus 64 for very long K.
+constexpr int kGemvSplitCandidates[] = {1, 2, 3, 4, 6, 8, 12, 16, 32, 64};
 
 double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
-                    int64_t splits, int64_t cps) {
+                    int64_t splits, int64_t cps, bool cluster) {
   const int64_t blocks = ceil_div(w.n8_tiles, static_cast<int64_t>(block_tiles) * kGemvWarpTiles) * splits;
   const int64_t rounds = ceil_div(blocks, per_sm * sm_count);
   const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));  // blocks on the busiest SM
-  const int64_t warp_chunks = ceil_div(cps, kGemvWarps / block_tiles);
-  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0;
-  // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead chunks.
-  const int64_t staged = gemv_x_ring(M, block_tiles) ? std::min<int64_t>(cps, kGemvXAhead) : cps;
+  const int64_t warps_k = kGemvWarps / block_tiles;
+  const int64_t warp_chunks = ceil_div(cps, warps_k);
+  const bool ring = gemv_x_ring(M, block_tiles);
+  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0 *
+                          (M > 16 ? kGemvWideChunk : 1.0) * (ring && warps_k > 1 ? kGemvRing2kChunk : 1.0);
+  // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead iterations'.
+  const int64_t staged = ring ? std::min<int64_t>(cps, kGemvXAhead * warps_k) : cps;
   const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
   double t = kGemvLaunchNs + static_cast<double>(rounds) *
                                  (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
-  if (splits > 1) t += kGemvReduceNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
+  if (splits > 1 && cluster)
+    t += kGemvClusterNs;
+  else if (splits > 1)
+    t += kGemvReduceNs + 2.0 * splits * M * w.n * 4 / (0.5 * kBytesPerNsPerSm * sm_count);
   return t;
 }
+
+std::atomic<bool> g_gemv_cluster_reduce{false};  // set_gemv_cluster_reduce: a benchmark/test override
+std::atomic<bool> g_gemv_ring_4x2{true};         // set_gemv_ring_4x2: likewise
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -158,6 +173,19 @@ bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
   const bool m_fits =
       M >= kWgmmaAutoMinM && (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096));
   return dev.wgmma && w.bits == 4 && m_fits;
+}
+
+void set_gemv_cluster_reduce(bool allowed) {
+  g_gemv_cluster_reduce.store(allowed, std::memory_order_relaxed);
+}
+bool gemv_cluster_reduce() {
+  return g_gemv_cluster_reduce.load(std::memory_order_relaxed);
+}
+void set_gemv_ring_4x2(bool allowed) {
+  g_gemv_ring_4x2.store(allowed, std::memory_order_relaxed);
+}
+bool gemv_ring_4x2() {
+  return g_gemv_ring_4x2.load(std::memory_order_relaxed);
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {
@@ -231,28 +259,45 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kGemv) {
     const int64_t max_per_sm = gemv_max_blocks_per_sm(M);
+    const bool clusters = dev.wgmma && gemv_cluster_reduce();  // sm_90: split-K inside one launch
+    const bool ring_4x2 = gemv_ring_4x2();
     double best = 0;
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
     for (int pass = forced_cps > 0 || forced_block_tiles > 0 ? 0 : 1; pass < 2 && best == 0; ++pass)
       for (int bt : {1, 2, 4, 8}) {
         if (pass == 0 && forced_block_tiles > 0 && bt != forced_block_tiles) continue;
-        for (int64_t s = 1; s <= std::min<int64_t>(w.chunks, pass == 0 ? w.chunks : 64); ++s) {
+        if (pass == 1 && !ring_4x2 && bt == kGemvWarps / 2 && gemv_x_ring(M, bt)) continue;
+        // Forced (pass 0): every factor; the model (pass 1): the candidates, each as the factor that divides
+        // the chunks evenly (the same rounding as a forced one), so it picks among shapes the sweep times.
+        int64_t last_cps = 0;
+        for (int64_t c = 1; c <= (pass == 0 ? w.chunks : 64); ++c) {
+          int64_t s = c;
+          if (pass == 1) {
+            if (std::find(std::begin(kGemvSplitCandidates), std::end(kGemvSplitCandidates), c) ==
+                std::end(kGemvSplitCandidates))
+              continue;
+            s = std::min<int64_t>(c, w.chunks);
+          }
           const int64_t cps = ceil_div(w.chunks, s);
-          if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+          if (cps == last_cps) continue;  // the same split as a smaller candidate
+          last_cps = cps;
+          s = ceil_div(w.chunks, cps);
           if (pass == 0 && forced_cps > 0 && cps != forced_cps) continue;
           const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
           if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
           const int64_t fit =
               dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
           const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
-          const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps);
+          const bool cluster = clusters && s > 1 && s <= kGemvMaxClusterSplits;
+          const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster);
           if (best == 0 || t < best) {
             best = t;
             p.block_tiles = bt;
             p.splits = static_cast<int>(s);
             p.chunks_per_split = static_cast<int>(cps);
             p.smem_bytes = smem;
+            p.gemv_cluster = cluster;
           }
         }
       }
@@ -261,8 +306,11 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.chunks_per_split = 8;
       p.splits = static_cast<int>(ceil_div(w.chunks, 8));
       p.smem_bytes = gemv_smem_bytes(M, 8, w.bits, 1);
+      p.gemv_cluster = false;
     }
-    p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
+    p.partial_bytes = p.splits > 1 && !p.gemv_cluster
+                          ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float))
+                          : 0;
     p.workspace_bytes = p.partial_bytes;
   } else if (family == Family::kWgmma) {
     // Rows of x per block: 64 up to M = 64 (two blocks per SM), else 128. Split-K where the weight ranges
@@ -426,7 +474,8 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
       float* partial = reinterpret_cast<float*>(base);
       const bool x_vec = !w.k_source && w.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
       int s = launch_gemv(w, plan, x, x_vec, y, M, bf16, partial, stream);
-      if (s == kOk && plan.splits > 1) s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
+      if (s == kOk && plan.splits > 1 && !plan.gemv_cluster)
+        s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }
     case Family::kMma:

@@ -37,7 +37,8 @@ struct Plan {
   bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
   size_t workspace_bytes = 0;
-  int wgmma_rows = 64;  // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
+  int wgmma_rows = 64;        // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
+  bool gemv_cluster = false;  // gemv: the splits of a tile range are one cluster, summed in the kernel
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
 };
@@ -112,16 +113,34 @@ ARK_HD constexpr int gemv_ring_stages(int bits) {
 ARK_HD constexpr int gemv_ring_bytes(int bits) {
   return gemv_ring_stages(bits) * kGemvWarpTiles * (bits * 128 + 48);
 }
-// x staging. Up to 8 rows, or when warps share a block along K, x is staged once per block for the block's
-// whole split (fragment order, 256 bytes per row and chunk). Above 8 rows in blocks of 8 warps along N (all
-// warps walk the same chunks), x goes through a block-wide ring instead: kGemvXStages chunk slots of M rows
-// in natural order (a row's 128 k = 256 bytes plus 16 of padding, so ldmatrix's 8 row addresses hit distinct
-// banks), filled kGemvXAhead chunks ahead by all threads with 16-byte cp.async and handed over with mbarriers
-// (full: the chunk landed; empty: all 256 threads have read it), so the shared memory does not grow with K.
+// x staging. Up to 8 rows, or when more than kGemvXRingMaxWarpsK warps share a block along K, x is staged
+// once per block for the block's whole split (fragment order, 256 bytes per row and chunk). Above 8 rows in
+// blocks of 8 warps along N (all warps walk the same chunks) or 4 along N and 2 along K (the two take
+// alternate chunks), x goes through a block-wide ring instead: kGemvXStages chunk slots of M rows in natural
+// order (a row's 128 k = 256 bytes plus 16 of padding, so ldmatrix's 8 row addresses hit distinct banks),
+// filled kGemvXAhead iterations ahead by all threads with 16-byte cp.async and handed over with mbarriers
+// (full: the chunk landed; empty: the warps that take the chunk have read it), so the shared memory does not
+// grow with K. The 4 x 2 shape halves the tiles per block: twice the blocks, so at M = 9..16 two blocks (16
+// warps) per SM where a layer has fewer tile ranges of 8 warps than SMs.
 inline constexpr int kGemvXStages = 8, kGemvXAhead = 2, kGemvXRowBytes = 272, kGemvBarrierBytes = 128;
+inline constexpr int kGemvXRingMaxWarpsK = 2;
 ARK_HD constexpr bool gemv_x_ring(int64_t M, int block_tiles) {
-  return M > 8 && block_tiles == kGemvWarps;
+  return M > 8 && (block_tiles == kGemvWarps ||
+                   (!ARK_GEMV_WARP_RANGES && block_tiles == kGemvWarps / kGemvXRingMaxWarpsK));
 }
+// Split-K without the second launch (sm_90 devices: DeviceInfo::wgmma): the splits of one tile range run as a
+// thread-block cluster of up to kGemvMaxClusterSplits blocks (the portable cluster size) and rank 0 sums
+// their shared-memory partials in split order. Measured slower than the reduce launch on an H200 (2026-11-27,
+// every shape and M: a tie at 2 splits, 1.07x / 1.25x / 1.38x slower in the median at 3 / 4 / 8;
+// docs/CUDA.md), so it is off: set_gemv_cluster_reduce(true) lets the planner use it, process-wide
+// (benchmarks and tests timing and checking both in one process). set_gemv_ring_4x2(false) keeps the planner
+// off the 4 x 2 x-ring blocks (the planner before them, for same-process comparisons). Both are read at plan
+// time, not in a kernel.
+inline constexpr int kGemvMaxClusterSplits = 8;
+void set_gemv_cluster_reduce(bool allowed);
+bool gemv_cluster_reduce();
+void set_gemv_ring_4x2(bool allowed);
+bool gemv_ring_4x2();
 // Blocks per SM the launch bounds allow: the 17..32-row kernels keep twice the accumulators and run one
 // block of 8 warps per SM without spilling.
 constexpr int gemv_max_blocks_per_sm(int64_t M) {

@@ -14,7 +14,9 @@
 // Block: 8 warps, `block_warps_n` of them side by side along N (4 tiles each), the other 8 / block_warps_n
 // along K: the warps of one tile group take chunks k, k + kw, ... of the block's range and add their sums in
 // shared memory in a fixed order at the end. Split-K across blocks (grid.y) writes fp32 partials, summed by
-// launch_reduce in split order (deterministic).
+// launch_reduce in split order (deterministic); on sm_90 devices the splits of a tile range (up to 8) run as
+// one thread-block cluster instead and rank 0 sums the others' shared-memory sums in the same order, so
+// split-K costs no second launch and no partials in global memory.
 //
 // Arithmetic: a lane's words are exactly its mma.sync m16n8k16 B fragments of each tile, dequantized to
 // q - z exactly (cuda_layout.h, mma_fragment.cuh). The product is swapped (y^T = W x^T): the B fragments of
@@ -32,7 +34,7 @@
 // Shared memory (bytes), x staged for the block's whole split (M <= 8, or warps sharing tiles along K):
 // block-group table [cps][4] int32 | 8 warp rings (launch.h: gemv_ring_bytes) | x [chunk][k32 block q][row
 // m < M][lane t][4 registers] (16 bytes per (q, m, t); rows 64 bytes apart, so the 8 lanes of a 16-byte load
-// phase hit distinct banks). With the x ring (M > 8 in blocks of 8 warps along N, launch.h: gemv_x_ring):
+// phase hit distinct banks). With the x ring (M > 8 in blocks of 8 warps along N or 4 x 2, gemv_x_ring):
 // mbarriers (full[8], empty[8]) | table | rings | x [8 slots][row m < M][128 k + 8 padding] (natural order,
 // read by ldmatrix), so shared memory no longer grows with K x M and large K needs no split for room.
 #include <cuda_bf16.h>
@@ -156,10 +158,14 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
   }
 }
 
-template <typename T, int kBits, int kNx, bool kXRing>
+// kRingK: 0, x staged for the whole split (any block shape); 1 or 2, the x ring in blocks of 8 / kRingK warps
+// along N and kRingK along K (a compile-time shape, so the ring's chunk arithmetic folds to constants).
+template <typename T, int kBits, int kNx, int kRingK>
 __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
     gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
-                float* __restrict__ partial, int M, int cps, int block_warps_n) {
+                float* __restrict__ partial, int M, int cps, int block_warps_n_arg, bool cluster) {
+  constexpr bool kXRing = kRingK > 0;
+  const int block_warps_n = kXRing ? kGemvWarps / kRingK : block_warps_n_arg;
   constexpr int kT = kGemvWarpTiles;
   constexpr int kPairs = kT / 2;  // tile pairs: the two n8 tiles of one m16 A operand
   constexpr int kRing = gemv_ring_stages(kBits);
@@ -169,7 +175,9 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   constexpr int kSlotBytes = kSlotCodeBytes + kT * 48;
   constexpr int kHdr = kXRing ? kGemvBarrierBytes : 0;  // the x ring's mbarriers
   static_assert(kRingBytes == kRing * kSlotBytes, "launch.h: gemv_ring_bytes");
-  static_assert(kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXAhead < kGemvXStages, "launch.h: x ring");
+  static_assert(
+      kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages,
+      "launch.h: x ring");
   static_assert(kNx * kPairs * 32 * 16 <= kRingBytes, "the warp's sums fit its ring");
   // Copies: the lanes of a warp split into kT teams of kTeam lanes; team tt copies tile tt's 128 * kBits
   // contiguous bytes of a chunk in 16-byte pieces, lane `sub` of the team pieces sub, sub + kTeam, ... (kTeam
@@ -183,9 +191,9 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   const int64_t c0 = static_cast<int64_t>(split) * cps;
   const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int kw = kXRing ? 1 : kGemvWarps / block_warps_n;  // warps sharing one group of kT tiles (split K)
-  const int wn = kXRing ? warp : warp % block_warps_n, wk = kXRing ? 0 : warp / block_warps_n;
-  const int64_t tile0 = (static_cast<int64_t>(blockIdx.x) * (kXRing ? kGemvWarps : block_warps_n) + wn) * kT;
+  const int kw = kGemvWarps / block_warps_n;  // warps sharing one group of kT tiles (split K)
+  const int wn = warp % block_warps_n, wk = warp / block_warps_n;
+  const int64_t tile0 = (static_cast<int64_t>(blockIdx.x) * block_warps_n + wn) * kT;
   const int ntiles = static_cast<int>(w.n8_tiles - tile0 >= kT ? kT
                                       : w.n8_tiles > tile0     ? w.n8_tiles - tile0
                                                                : 0);
@@ -195,7 +203,8 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   const int my_n = ntiles > 0 || kXRing ? max(0, min(run, n_chunks - first)) : 0;
 #else
   // The kw warps of a tile group interleave: warp k takes chunks k, k + kw, ... With the x ring every warp
-  // walks every chunk (a warp without tiles too: it still fills its share of x and releases each slot).
+  // runs ceil(n_chunks / kw) iterations (a warp without tiles or chunks too: it still fills its share of x
+  // and releases the slots of its chunks).
   const int first = wk, step = kw;
   const int my_n = (ntiles > 0 || kXRing) && wk < n_chunks ? (n_chunks - wk + kw - 1) / kw : 0;
 #endif
@@ -248,7 +257,9 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   // The x ring (kXRing): chunk j of the block goes into slot j % kGemvXStages, rows in natural order. Every
   // thread copies its (at most two) 16-byte pieces of the chunk, then arrives on the slot's full barrier
   // (256 arrivals, each also waiting for the thread's copies to land); before refilling a slot it waits for
-  // the slot's empty barrier (256 arrivals: every thread has read the chunk). x rows that
+  // the slot's empty barrier (32 * block_warps_n arrivals: every thread of the warps that take the chunk
+  // has read it). With kw = 2 warps along K the warps of one tile group take alternate chunks, so the ring
+  // holds both warps' chunks: iteration i fills the chunks of iteration i + kGemvXAhead. x rows that
   // cannot be read in 16-byte pieces (x_vec false: act-order, unaligned, K % 8 != 0) are read element-wise
   // through k_source and stored.
   constexpr int kXSlotPieces = 8 * kNx * 16;  // 16-byte pieces of one chunk at most
@@ -314,7 +325,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   if (kXRing) {
     if (threadIdx.x < kGemvXStages) {
       mbar_init(bar_s + 8 * threadIdx.x, kThreads);
-      mbar_init(bar_s + 8 * (kGemvXStages + threadIdx.x), kThreads);
+      mbar_init(bar_s + 8 * (kGemvXStages + threadIdx.x), 32 * block_warps_n);
     }
   } else if (x_vec) {
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
@@ -382,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   }
 #endif
   if (kXRing)
-    for (int j = 0; j < kGemvXAhead && j < n_chunks; ++j) issue_x(j);
+    for (int j = 0; j < kGemvXAhead * kw && j < n_chunks; ++j) issue_x(j);
 
   // The swapped product: D (16 weight rows x 8 rows of x) = A (two n8 tiles' weights, m16 x k16) · B (x,
   // k16 x n8). A lane's two B fragments of tiles 2p and 2p + 1 (dequantized from its words) are exactly the
@@ -413,20 +424,27 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   const uint32_t zero_lane = ring_s + kSlotCodeBytes + 32 + 2 * g;
   const int32_t* bg_cur = bg_s + first * 4;
   int read_off = 0;
-  for (int i = 0; i < my_n; ++i) {
+  const int n_iter = kXRing ? (n_chunks + kw - 1) / kw : my_n;
+  for (int i = 0; i < n_iter; ++i) {
     cp_async_wait<kRing - 2>();
     __syncwarp();  // every lane's copies of stage i are visible; slot (i - 1) % kRing has been read by all
+    const int chunk = first + i * step;  // of the block
     if (kXRing) {
-      // This thread has read chunk i - 1's x: release its slot (one arrival per thread, the same one warp
-      // instruction as one per warp); then fill chunk i + kGemvXAhead's.
-      if (i > 0) mbar_arrive(bar_s + 8 * (kGemvXStages + ((i - 1) & (kGemvXStages - 1))));
-      if (i + kGemvXAhead < n_chunks) issue_x(i + kGemvXAhead);
+      // This thread has read its chunk of iteration i - 1: release its x slot (one arrival per thread, the
+      // same one warp instruction as one per warp); then fill the chunks of iteration i + kGemvXAhead.
+      if (i > 0 && chunk - step < n_chunks)
+        mbar_arrive(bar_s + 8 * (kGemvXStages + ((chunk - step) & (kGemvXStages - 1))));
+#pragma unroll
+      for (int r = 0; r < (kXRing ? kRingK : 1); ++r) {
+        const int j = (i + kGemvXAhead) * kw + r;
+        if (j < n_chunks) issue_x(j);
+      }
     }
     issue_codes(i + kRing - 1 < my_n);
     issue_meta(i + kRing - 1 < my_n);
     issue_off = next_slot(issue_off);
     cp_async_commit();
-    if (kXRing && ntiles == 0) continue;  // a warp past N only fills x and releases slots
+    if (kXRing && (ntiles == 0 || i >= my_n)) continue;  // past N or past K: only fills x, releases slots
 
     const int4 bg = *reinterpret_cast<const int4*>(bg_cur);
     bg_cur += 4 * step;
@@ -442,8 +460,8 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
     read_off = next_slot(read_off);
     uint32_t xc;
     if (kXRing) {
-      const int slot = i & (kGemvXStages - 1);
-      mbar_wait(bar_s + 8 * slot, (i >> kXLog) & 1);  // chunk i's x has landed
+      const int slot = chunk & (kGemvXStages - 1);
+      mbar_wait(bar_s + 8 * slot, (chunk >> kXLog) & 1);  // the chunk's x has landed
       xc = x_cur + slot * x_slot_bytes;
     } else {
       xc = x_cur;
@@ -539,66 +557,129 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
       *reinterpret_cast<float4*>(red + ((h * kPairs + p) * 32 + lane) * 4) =
           make_float4(acc[h][p][0], acc[h][p][1], acc[h][p][2], acc[h][p][3]);
   __syncthreads();
-  if (ntiles == 0 || wk != 0) return;
+  // Rows m < M and n < N of tile pair p, 8 x rows h: sum[e] is tile 2p, row g, x row 8h + 2t + e; sum[2 + e]
+  // tile 2p + 1. Stored as fp32 partials of this split, or as y with the bias.
+  auto store = [&](int h, int p, const float(&sum)[4], bool to_partial) {
 #pragma unroll
-  for (int h = 0; h < kNx; ++h) {
+    for (int e = 0; e < 2; ++e) {
+      const int m = 8 * h + 2 * t + e;
+      if (m >= M) continue;
 #pragma unroll
-    for (int p = 0; p < kPairs; ++p) {
-      if (2 * p >= ntiles) break;
-      float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int k = 0; k < kw; ++k) {
-        const float* r =
-            reinterpret_cast<const float*>(smem + kHdr + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
-        const float4 v = *reinterpret_cast<const float4*>(r + ((h * kPairs + p) * 32 + lane) * 4);
-        sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
+      for (int u = 0; u < 2; ++u) {
+        if (2 * p + u >= ntiles) continue;
+        const int64_t n = (tile0 + 2 * p + u) * kTileRows + g;
+        if (n >= w.n) continue;
+        const float v = sum[2 * u + e];
+        if (to_partial)
+          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = v;
+        else
+          y[m * w.n + n] = Traits<T>::from_float(v + (w.bias ? w.bias[n] : 0.0f));
       }
-      // sum[e]: tile 2p, row g, x row 8h + 2t + e; sum[2 + e]: tile 2p + 1.
+    }
+  };
+  const bool reducer = ntiles > 0 && wk == 0;
+  if (reducer) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int m = 8 * h + 2 * t + e;
-        if (m >= M) continue;
+    for (int h = 0; h < kNx; ++h) {
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          if (2 * p + u >= ntiles) continue;
-          const int64_t n = (tile0 + 2 * p + u) * kTileRows + g;
-          if (n >= w.n) continue;
-          const float v = sum[2 * u + e];
-          if (partial)
-            partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = v;
-          else
-            y[m * w.n + n] = Traits<T>::from_float(v + (w.bias ? w.bias[n] : 0.0f));
+      for (int p = 0; p < kPairs; ++p) {
+        if (2 * p >= ntiles) break;
+        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int k = 0; k < kw; ++k) {
+          const float* r =
+              reinterpret_cast<const float*>(smem + kHdr + cps * 16 + (k * block_warps_n + wn) * kRingBytes);
+          const float4 v = *reinterpret_cast<const float4*>(r + ((h * kPairs + p) * 32 + lane) * 4);
+          sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
         }
+        if (cluster)  // in place: this lane alone read this element of its warp's own ring (k = 0)
+          *reinterpret_cast<float4*>(red + ((h * kPairs + p) * 32 + lane) * 4) =
+              make_float4(sum[0], sum[1], sum[2], sum[3]);
+        else
+          store(h, p, sum, partial != nullptr);
       }
     }
   }
+  if (!cluster) return;
+  // Split-K inside one launch (sm_90): the splits of a tile range are one thread-block cluster (launch_bits),
+  // each block's sums lie in its shared memory, and rank 0 adds those of ranks 0, 1, ... in order, through
+  // distributed shared memory: the same sums in the same order as launch_reduce, with no fp32 partials in
+  // global memory and no second launch. The second cluster barrier keeps every block's shared memory alive
+  // until rank 0 has read it.
+  ptx::cluster_sync();
+  if (reducer && ptx::cluster_rank() == 0) {
+    const int ranks = static_cast<int>(gridDim.y);
+#pragma unroll
+    for (int h = 0; h < kNx; ++h) {
+#pragma unroll
+      for (int p = 0; p < kPairs; ++p) {
+        if (2 * p >= ntiles) break;
+        const uint32_t a = smem_addr(red + ((h * kPairs + p) * 32 + lane) * 4);
+        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int r = 0; r < ranks; ++r) {
+          const float4 v = ptx::ld_cluster_f32x4(ptx::map_cluster(a, r));
+          sum[0] += v.x, sum[1] += v.y, sum[2] += v.z, sum[3] += v.w;
+        }
+        store(h, p, sum, false);
+      }
+    }
+  }
+  ptx::cluster_sync();
+}
+
+// One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
+// summed inside the kernel.
+template <typename T, int kBits, int kNx, int kRingK>
+cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x, bool x_vec, T* y,
+                       float* partial, int M, cudaStream_t s) {
+  if (!p.gemv_cluster) {
+    gemv_kernel<T, kBits, kNx, kRingK><<<grid, kThreads, p.smem_bytes, s>>>(
+        w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles, false);
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = p.smem_bytes;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = grid.y;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, gemv_kernel<T, kBits, kNx, kRingK>, w, x, x_vec, y,
+                            static_cast<float*>(nullptr), M, p.chunks_per_split, p.block_tiles, true);
 }
 
 template <typename T, int kBits>
 int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
-  const bool ring = gemv_x_ring(M, p.block_tiles);
+  const int ring = gemv_x_ring(M, p.block_tiles) ? kGemvWarps / p.block_tiles : 0;  // warps along K
   const int64_t block_tiles = static_cast<int64_t>(p.block_tiles) * kGemvWarpTiles;
   const dim3 grid(static_cast<unsigned>((w.n8_tiles + block_tiles - 1) / block_tiles),
                   static_cast<unsigned>(p.splits));
+  if (p.gemv_cluster && (p.splits < 2 || p.splits > kGemvMaxClusterSplits)) return kBadArgument;
   auto* xt = static_cast<const T*>(x);
   auto* yt = static_cast<T*>(y);
   float* part = p.splits > 1 ? partial : nullptr;
   const int m = static_cast<int>(M);
-#define ARK_GEMV_LAUNCH(NX, RING) \
-  gemv_kernel<T, kBits, NX, RING> \
-      <<<grid, kThreads, p.smem_bytes, s>>>(w, xt, x_vec, yt, part, m, p.chunks_per_split, p.block_tiles)
+  cudaError_t e;
   if (M <= 8)
-    ARK_GEMV_LAUNCH(1, false);
-  else if (M <= 16 && ring)
-    ARK_GEMV_LAUNCH(2, true);
+    e = launch_one<T, kBits, 1, 0>(w, p, grid, xt, x_vec, yt, part, m, s);
+  else if (M <= 16 && ring == 1)
+    e = launch_one<T, kBits, 2, 1>(w, p, grid, xt, x_vec, yt, part, m, s);
+  else if (M <= 16 && ring == 2)
+    e = launch_one<T, kBits, 2, 2>(w, p, grid, xt, x_vec, yt, part, m, s);
   else if (M <= 16)
-    ARK_GEMV_LAUNCH(2, false);
-  else if (ring)
-    ARK_GEMV_LAUNCH(4, true);
+    e = launch_one<T, kBits, 2, 0>(w, p, grid, xt, x_vec, yt, part, m, s);
+  else if (ring == 1)
+    e = launch_one<T, kBits, 4, 1>(w, p, grid, xt, x_vec, yt, part, m, s);
+  else if (ring == 2)
+    e = launch_one<T, kBits, 4, 2>(w, p, grid, xt, x_vec, yt, part, m, s);
   else
-    ARK_GEMV_LAUNCH(4, false);
-#undef ARK_GEMV_LAUNCH
-  return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+    e = launch_one<T, kBits, 4, 0>(w, p, grid, xt, x_vec, yt, part, m, s);
+  return e == cudaSuccess ? kOk : kLaunchFailed;
 }
 
 template <typename T>
@@ -626,11 +707,13 @@ cudaError_t allow(K kernel, int bytes) {
 template <typename T, int kBits>
 cudaError_t allow_bits(int bytes) {
   cudaError_t e;
-  if ((e = allow(gemv_kernel<T, kBits, 1, false>, bytes)) != cudaSuccess) return e;
-  if ((e = allow(gemv_kernel<T, kBits, 2, false>, bytes)) != cudaSuccess) return e;
-  if ((e = allow(gemv_kernel<T, kBits, 2, true>, bytes)) != cudaSuccess) return e;
-  if ((e = allow(gemv_kernel<T, kBits, 4, false>, bytes)) != cudaSuccess) return e;
-  return allow(gemv_kernel<T, kBits, 4, true>, bytes);
+  if ((e = allow(gemv_kernel<T, kBits, 1, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 2, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 2, 1>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 2, 2>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 4, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 4, 1>, bytes)) != cudaSuccess) return e;
+  return allow(gemv_kernel<T, kBits, 4, 2>, bytes);
 }
 
 template <typename T>
