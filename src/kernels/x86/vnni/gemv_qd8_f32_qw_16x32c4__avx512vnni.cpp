@@ -31,9 +31,9 @@ using x86::unpack_block_quads_avx512;
 
 constexpr int kRows = 8;
 // Software prefetch: every 64-byte line of each k-block, 4 KiB ahead of the block in hand (tiles follow each
-// other in memory, so near a tile's end this reaches into the next one). One core keeps only so many misses in
-// flight, and hardware prefetchers commonly stop at 4 KiB page boundaries; with half the lines (one of two at
-// int4) 1 KiB ahead, one Zen 4 core streamed cold int4 codes at ~20 GB/s where plain loads read ~30. Every
+// other in memory, so near a tile's end this reaches into the next one). One core keeps only so many misses
+// in flight, and hardware prefetchers commonly stop at 4 KiB page boundaries; with half the lines (one of two
+// at int4) 1 KiB ahead, one Zen 4 core streamed cold int4 codes at ~20 GB/s where plain loads read ~30. Every
 // line 4 KiB ahead took the int4 layers of a Qwen2.5-0.5B decode step from 9.8 to 6.6-7.0 ms of thread CPU
 // time on one thread (896x9728: 221 -> 155-165 us, 896x896: 27 -> 18 us); 2-3 KiB gained less, 6-8 KiB no
 // more, and the T1/T2 hints lost ~30% against T0 (docs/PERFORMANCE.md).
