@@ -25,6 +25,11 @@ class ThreadPool {
   // oversubscription, no blocking). fn must not throw.
   void parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn, int max_threads = 0);
 
+  // Which thread of its pool the caller is: w + 1 on worker w of any pool, 0 on every other thread (callers
+  // of parallel_for). A task can use it to keep to per-thread state, e.g. its own contiguous share of the
+  // work (QuantLinear's decode split).
+  static int current_thread_index();
+
  private:
   struct State;
   std::unique_ptr<State> state_;

@@ -18,6 +18,7 @@
 #include "linear/activations.h"
 #include "linear/packed_weight.h"
 #include "linear/quant_linear_impl.h"
+#include "linear/tile_ranges.h"
 
 namespace ark {
 
@@ -308,9 +309,25 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
       threads);
 
   // The kernel over (row block) x (range of N-tiles). Decode kernels take all rows at once so each weight
-  // byte is streamed once; N is cut into a few ranges per thread so the threads finish together.
+  // byte is streamed once.
   const int64_t m_block = kernel.m_block > 0 ? kernel.m_block : M;
   const int64_t m_items = (M + m_block - 1) / m_block;
+  if (m_items == 1 && slice_bytes == 0 && threads > 1) {
+    // One contiguous range of N-tiles per thread, in up to 4 chunks of at least kMinChunkBytes of codes,
+    // balanced by stealing (linear/tile_ranges.h). A pool task is one chunk of the running thread's range.
+    constexpr size_t kMinChunkBytes = 16 * 1024;
+    const size_t range_bytes = static_cast<size_t>((w.n_tiles + threads - 1) / threads) * w.tile_code_bytes();
+    TileRanges ranges(w.n_tiles, threads, std::clamp<int64_t>(range_bytes / kMinChunkBytes, 1, 4));
+    pool.parallel_for(
+        ranges.total_chunks(),
+        [&](int64_t) {
+          int64_t t0, t1;
+          if (ranges.next(ThreadPool::current_thread_index(), &t0, &t1)) kernel.run(w, a, 0, M, t0, t1);
+        },
+        threads);
+    return;
+  }
+  // Otherwise N is cut into a few ranges per thread so the threads finish together.
   const int64_t n_parts =
       threads == 1 ? 1 : std::clamp<int64_t>((4 * threads + m_items - 1) / m_items, 1, w.n_tiles);
   auto run_item = [&](const LinearArgs& args, int64_t item) {

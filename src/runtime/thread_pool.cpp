@@ -33,6 +33,8 @@ constexpr uint64_t kIndexMask = 0xffffffffull;
 // one decode step, short enough not to burn a core between requests.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
 
+thread_local int t_thread_index = 0;  // ThreadPool::current_thread_index()
+
 }  // namespace
 
 struct ThreadPool::State {
@@ -64,6 +66,7 @@ struct ThreadPool::State {
   }
 
   void worker_loop(int worker_index) {
+    t_thread_index = worker_index + 1;
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = generation.load(std::memory_order_acquire);
@@ -98,6 +101,10 @@ ThreadPool::~ThreadPool() {
   state_->generation.fetch_add(1, std::memory_order_acq_rel);
   state_->generation.notify_all();
   for (std::thread& t : state_->workers) t.join();
+}
+
+int ThreadPool::current_thread_index() {
+  return t_thread_index;
 }
 
 int ThreadPool::num_threads() const {
