@@ -235,8 +235,9 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
 // --sweep-gemv: at M = 1, 4, 8, 16, 32 on the six shapes, the mma kernel as its planner runs it (the
 // baseline), the gemv kernel as its planner runs it, and gemv forced to each block shape (1, 2, 4, 8 tiles)
 // and split factor: to see whether gemv wins, up to which M, and whether its planner picks the fastest shape.
-// Besides the planner's choice (auto): its choice without the 4 x 2 x-ring blocks (auto_no4x2: the planner
-// before them) and with the cluster split-K reduction allowed (auto_cluster; sm_90 only, off by default).
+// Besides the planner's choice (auto): its choice with the 4 x 2 x-ring blocks allowed (auto_4x2) and with
+// the cluster split-K reduction allowed (auto_cluster; sm_90 only); both are off by default (launch.h).
+// Every forced shape is timed, the planner's own included, so its choice can be checked against the rest.
 int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   // The 70B shapes first: the targets' shapes, timed before a device call's time limit can cut the sweep.
@@ -300,9 +301,9 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       time_layers(mma, M, "mma");
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
       time_layers(gemv, M, "auto");
-      cuda::set_gemv_ring_4x2(false);
-      time_layers(gemv, M, "auto_no4x2");
       cuda::set_gemv_ring_4x2(true);
+      time_layers(gemv, M, "auto_4x2");
+      cuda::set_gemv_ring_4x2(false);
       cuda::set_gemv_cluster_reduce(true);
       time_layers(gemv, M, "auto_cluster");
       cuda::set_gemv_cluster_reduce(false);

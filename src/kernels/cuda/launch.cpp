@@ -121,7 +121,7 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
 }
 
 std::atomic<bool> g_gemv_cluster_reduce{false};  // set_gemv_cluster_reduce: a benchmark/test override
-std::atomic<bool> g_gemv_ring_4x2{true};         // set_gemv_ring_4x2: likewise
+std::atomic<bool> g_gemv_ring_4x2{false};        // set_gemv_ring_4x2: likewise
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -264,41 +264,45 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     double best = 0;
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
+    // One block shape and split factor: its shared memory must fit; the model's time decides.
+    auto consider = [&](int bt, int64_t s, int64_t cps) {
+      const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
+      if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) return;
+      const int64_t fit =
+          dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
+      const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
+      const bool cluster = clusters && s > 1 && s <= kGemvMaxClusterSplits;
+      const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster);
+      if (best == 0 || t < best) {
+        best = t;
+        p.block_tiles = bt;
+        p.splits = static_cast<int>(s);
+        p.chunks_per_split = static_cast<int>(cps);
+        p.smem_bytes = smem;
+        p.gemv_cluster = cluster;
+      }
+    };
     for (int pass = forced_cps > 0 || forced_block_tiles > 0 ? 0 : 1; pass < 2 && best == 0; ++pass)
       for (int bt : {1, 2, 4, 8}) {
         if (pass == 0 && forced_block_tiles > 0 && bt != forced_block_tiles) continue;
         if (pass == 1 && !ring_4x2 && bt == kGemvWarps / 2 && gemv_x_ring(M, bt)) continue;
-        // Forced (pass 0): every factor; the model (pass 1): the candidates, each as the factor that divides
-        // the chunks evenly (the same rounding as a forced one), so it picks among shapes the sweep times.
-        int64_t last_cps = 0;
-        for (int64_t c = 1; c <= (pass == 0 ? w.chunks : 64); ++c) {
-          int64_t s = c;
-          if (pass == 1) {
-            if (std::find(std::begin(kGemvSplitCandidates), std::end(kGemvSplitCandidates), c) ==
-                std::end(kGemvSplitCandidates))
-              continue;
-            s = std::min<int64_t>(c, w.chunks);
+        if (pass == 0) {  // forced: every factor (or the forced one), each split counted once
+          for (int64_t s = 1; s <= w.chunks; ++s) {
+            const int64_t cps = ceil_div(w.chunks, s);
+            if (ceil_div(w.chunks, cps) != s) continue;  // the same split as a smaller s
+            if (forced_cps > 0 && cps != forced_cps) continue;
+            consider(bt, s, cps);
           }
-          const int64_t cps = ceil_div(w.chunks, s);
+          continue;
+        }
+        // The model: the candidates, each rounded like a forced factor (to the one that divides the chunks
+        // evenly), so it picks among the shapes the sweep times.
+        int64_t last_cps = 0;
+        for (int c : kGemvSplitCandidates) {
+          const int64_t cps = ceil_div(w.chunks, std::min<int64_t>(c, w.chunks));
           if (cps == last_cps) continue;  // the same split as a smaller candidate
           last_cps = cps;
-          s = ceil_div(w.chunks, cps);
-          if (pass == 0 && forced_cps > 0 && cps != forced_cps) continue;
-          const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
-          if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
-          const int64_t fit =
-              dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
-          const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
-          const bool cluster = clusters && s > 1 && s <= kGemvMaxClusterSplits;
-          const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster);
-          if (best == 0 || t < best) {
-            best = t;
-            p.block_tiles = bt;
-            p.splits = static_cast<int>(s);
-            p.chunks_per_split = static_cast<int>(cps);
-            p.smem_bytes = smem;
-            p.gemv_cluster = cluster;
-          }
+          consider(bt, ceil_div(w.chunks, cps), cps);
         }
       }
     if (best == 0) {  // a K too long for 64 splits in shared memory: more splits of a few chunks each

@@ -94,12 +94,19 @@ inline constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 #ifndef ARK_GEMV_RING_BYTES
 #define ARK_GEMV_RING_BYTES 8192
 #endif
+#ifndef ARK_GEMV_WIDE_BLOCKS_PER_SM  // 2: the 17..32-row kernels at 128 registers (ptxas: 80-156 B spilled)
+#define ARK_GEMV_WIDE_BLOCKS_PER_SM 1
+#endif
+#ifndef ARK_GEMV_X_STAGES  // slots of the x ring: 8, or 4 (two 32-row blocks fit an SM; no 4 x 2 blocks)
+#define ARK_GEMV_X_STAGES 8
+#endif
 #ifndef ARK_GEMV_EARLY_META  // 1: the first stages' scales are copied before the prologue's block barrier
 #define ARK_GEMV_EARLY_META 0
 #endif
 inline constexpr int kGemvWarps = 8;
 inline constexpr int kGemvWarpTiles = ARK_GEMV_WARP_TILES;
 inline constexpr int kGemvMaxBlocksPerSm = ARK_GEMV_BLOCKS_PER_SM;
+inline constexpr int kGemvWideBlocksPerSm = ARK_GEMV_WIDE_BLOCKS_PER_SM;
 // Up to 32 rows: rows 8h .. 8h + 7 of x are the n8 B operand of one mma per k16 step on the same dequantized
 // weight registers, so the weight stream and its dequantization are shared by all rows.
 inline constexpr int64_t kGemvMaxRows = 32;
@@ -122,20 +129,24 @@ ARK_HD constexpr int gemv_ring_bytes(int bits) {
 // (full: the chunk landed; empty: the warps that take the chunk have read it), so the shared memory does not
 // grow with K. The 4 x 2 shape halves the tiles per block: twice the blocks, so at M = 9..16 two blocks (16
 // warps) per SM where a layer has fewer tile ranges of 8 warps than SMs.
-inline constexpr int kGemvXStages = 8, kGemvXAhead = 2, kGemvXRowBytes = 272, kGemvBarrierBytes = 128;
+inline constexpr int kGemvXStages = ARK_GEMV_X_STAGES, kGemvXAhead = 2, kGemvXRowBytes = 272,
+                     kGemvBarrierBytes = 128;
 inline constexpr int kGemvXRingMaxWarpsK = 2;
+// The 4 x 2 blocks need room for both warps' chunks of kGemvXAhead + 1 iterations, and interleaved chunks.
+inline constexpr bool kGemvRing4x2Built =
+    !ARK_GEMV_WARP_RANGES && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages;
 ARK_HD constexpr bool gemv_x_ring(int64_t M, int block_tiles) {
-  return M > 8 && (block_tiles == kGemvWarps ||
-                   (!ARK_GEMV_WARP_RANGES && block_tiles == kGemvWarps / kGemvXRingMaxWarpsK));
+  return M > 8 && (block_tiles == kGemvWarps || (kGemvRing4x2Built && block_tiles == kGemvWarps / 2));
 }
 // Split-K without the second launch (sm_90 devices: DeviceInfo::wgmma): the splits of one tile range run as a
 // thread-block cluster of up to kGemvMaxClusterSplits blocks (the portable cluster size) and rank 0 sums
 // their shared-memory partials in split order. Measured slower than the reduce launch on an H200 (2026-11-27,
 // every shape and M: a tie at 2 splits, 1.07x / 1.25x / 1.38x slower in the median at 3 / 4 / 8;
-// docs/CUDA.md), so it is off: set_gemv_cluster_reduce(true) lets the planner use it, process-wide
-// (benchmarks and tests timing and checking both in one process). set_gemv_ring_4x2(false) keeps the planner
-// off the 4 x 2 x-ring blocks (the planner before them, for same-process comparisons). Both are read at plan
-// time, not in a kernel.
+// docs/CUDA.md), so it is off. The 4 x 2 x-ring blocks are off in the planner too: fastest of the shapes
+// timed at M = 32 on the 7B shapes and 8192x8192 (H200), but the planner's own choice there was not timed
+// in that sweep. set_gemv_cluster_reduce(true) / set_gemv_ring_4x2(true) let the planner weigh them,
+// process-wide (benchmarks timing both in one process, tests covering both); forced block shapes run the
+// 4 x 2 ring either way. Read at plan time, not in a kernel.
 inline constexpr int kGemvMaxClusterSplits = 8;
 void set_gemv_cluster_reduce(bool allowed);
 bool gemv_cluster_reduce();
@@ -144,7 +155,7 @@ bool gemv_ring_4x2();
 // Blocks per SM the launch bounds allow: the 17..32-row kernels keep twice the accumulators and run one
 // block of 8 warps per SM without spilling.
 constexpr int gemv_max_blocks_per_sm(int64_t M) {
-  return M > 16 ? 1 : kGemvMaxBlocksPerSm;
+  return M > 16 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm;
 }
 // Shared memory of one gemv block: mbarriers (x ring only), block-group table, the warps' rings, x.
 constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles) {

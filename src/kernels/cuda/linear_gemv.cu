@@ -161,7 +161,7 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 // kRingK: 0, x staged for the whole split (any block shape); 1 or 2, the x ring in blocks of 8 / kRingK warps
 // along N and kRingK along K (a compile-time shape, so the ring's chunk arithmetic folds to constants).
 template <typename T, int kBits, int kNx, int kRingK>
-__global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm)
     gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
                 float* __restrict__ partial, int M, int cps, int block_warps_n_arg, bool cluster) {
   constexpr bool kXRing = kRingK > 0;
@@ -175,9 +175,8 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? 1 : kGemvMaxBlocksPerSm)
   constexpr int kSlotBytes = kSlotCodeBytes + kT * 48;
   constexpr int kHdr = kXRing ? kGemvBarrierBytes : 0;  // the x ring's mbarriers
   static_assert(kRingBytes == kRing * kSlotBytes, "launch.h: gemv_ring_bytes");
-  static_assert(
-      kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages,
-      "launch.h: x ring");
+  static_assert(kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXAhead < kGemvXStages, "launch.h: x ring");
+  // (kRingK = 2 instances are compiled either way; gemv_x_ring launches them only where the ring holds them.)
   static_assert(kNx * kPairs * 32 * 16 <= kRingBytes, "the warp's sums fit its ring");
   // Copies: the lanes of a warp split into kT teams of kTeam lanes; team tt copies tile tt's 128 * kBits
   // contiguous bytes of a chunk in 16-byte pieces, lane `sub` of the team pieces sub, sub + kTeam, ... (kTeam
