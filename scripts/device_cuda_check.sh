@@ -10,7 +10,7 @@
 #   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|build]
 #           [output folder]
 #           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split, and the
-#           planner's choice also without the 4 x 2 x-ring blocks and with the cluster split-K reduction;
+#           planner's choice also with the 4 x 2 x-ring blocks and with the cluster split-K reduction;
 #           gemvtest: the GPU tests of the gemv family and the planner, then a memcheck of the cluster
 #           reduction, ~1 minute; gemvquick: a build variant's headline gemv cases, ~40 s;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
