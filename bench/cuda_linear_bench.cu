@@ -332,16 +332,16 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
-// place wgmma's range and check its split-K model. "wgmma" is the kernel the planner picks (warp-specialized),
-// "wgmma_allthreads" the earlier all-threads one on the same plan. --quick: the two 70B shapes at M = 64,
-// 128, 256, 512 and 1024.
+// place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
+// "wgmma_ws" and "wgmma_ws128" (warp-specialized, at most 128 rows of x per block) force each kernel.
+// --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
                                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
   std::vector<int64_t> ms = {32, 64, 128, 256, 512, 1024};
   if (quick) {
-    shapes = {{8192, 28672}, {28672, 8192}};
+    shapes = {{8192, 28672}, {28672, 8192}, {8192, 8192}};
     ms = {64, 128, 256, 512, 1024};
   }
   CublasBf16 cublas;
@@ -409,9 +409,16 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
       time_layers(mma, copies, "mma");
       if (M >= 64) time_layers(deq, dcopies, "dequant");
       for (auto& l : wg) l->set_mma_splits(0);
-      time_layers(wg, copies, "wgmma");
-      cuda::set_wgmma_variant(cuda::WgmmaVariant::kAllThreads);  // the earlier kernel, same plan otherwise
-      time_layers(wg, copies, "wgmma_allthreads");
+      time_layers(wg, copies, "wgmma");  // as planned; then each kernel forced (same split model)
+      const std::pair<cuda::WgmmaVariant, const char*> variants[] = {
+          {cuda::WgmmaVariant::kAllThreads, "wgmma_allthreads"},
+          {cuda::WgmmaVariant::kWarpSpecialized, "wgmma_ws"},
+          {cuda::WgmmaVariant::kWarpSpecialized128, "wgmma_ws128"}};
+      for (const auto& [variant, tag] : variants) {
+        if (variant == cuda::WgmmaVariant::kWarpSpecialized128 && M <= 128) continue;  // the same as wgmma_ws
+        cuda::set_wgmma_variant(variant);
+        time_layers(wg, copies, tag);
+      }
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
       if (M <= 128) {  // the split factors of the planner's kernel (quick too: no new layers)
         const std::string chosen = wg[0]->kernel_name(M);

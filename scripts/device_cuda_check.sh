@@ -17,7 +17,8 @@
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
 #           and cuBLAS at M = 32..1024 on the six shapes, both wgmma kernels (warp-specialized and the
-#           all-threads one), ~4 minutes; wgmmaquick: tests + the 70B shapes only, ~3 minutes)
+#           all-threads one), ~4 minutes; wgmmaquick: tests, the 70B shapes and 8192x8192, ncu at M = 64
+#           and 1024, ~4 minutes)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -361,7 +362,7 @@ for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
           "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
 EOF
   fi
-  grep -h "C7513" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3
+  grep -h "C7513\|C7512" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
   echo "== GPU tests: wgmma family" | tee "$OUT_DIR/tests_wgmma.log"
   timeout 150 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
@@ -377,6 +378,16 @@ EOF
   q=""
   [ "$WHAT" = wgmmaquick ] && q=--quick
   timeout 200 $BIN/ark_cuda_bench --sweep-wgmma $q 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
+  NCU=$(tool ncu)
+  if [ "$WHAT" = wgmmaquick ] && [ -n "$NCU" ]; then  # last: what bounds the planner's kernel at M = 64, 1024
+    for m in 64 1024; do
+      timeout 50 "$NCU" --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+        --section Occupancy --section ComputeWorkloadAnalysis -k "regex:wgmma_(ws_)?kernel" -c 1 \
+        $BIN/ark_cuda_bench --once 8192 28672 $m wgmma >"$OUT_DIR/ncu_wgmma_8192x28672_m$m.txt" 2>&1
+      grep -E "wgmma_|Duration|DRAM Throughput|Compute \(SM\) Throughput|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Stall" \
+        "$OUT_DIR/ncu_wgmma_8192x28672_m$m.txt" | head -14 | sed "s/^/ncu M=$m: /"
+    done
+  fi
 fi
 
 if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8192, M = 1), when ncu is there

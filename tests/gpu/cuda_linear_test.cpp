@@ -1089,10 +1089,11 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
             0);
 }
 
-// The planner runs the warp-specialized wgmma kernel; the all-threads one (the earlier version, kept for
-// same-process comparisons) stays selectable through cuda::set_wgmma_variant. Both over every combination
-// at M = 65 and 130 and split-K, and both on a K long enough for the ring to wrap many times (64 chunks: 8
-// uses of each of 8 stages at 64 rows, 12-13 of 5 at 128), so every mbarrier parity flips repeatedly.
+// The planner runs the all-threads wgmma kernel up to 64 rows of x and the warp-specialized one above; each
+// can be forced through cuda::set_wgmma_variant. Both over every combination at M = 33, 65 and 130 (the
+// warp-specialized kernel's 64-, 128- and 256-row blocks) and split-K, and both on a K long enough for the
+// ring to wrap many times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128, 21-22 of 3
+// at 256), so every mbarrier parity flips repeatedly.
 struct WgmmaVariantScope {
   explicit WgmmaVariantScope(cuda::WgmmaVariant v) { cuda::set_wgmma_variant(v); }
   ~WgmmaVariantScope() { cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto); }
@@ -1107,7 +1108,7 @@ TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
     for (Case c : every_combination(203, 320)) {
       c.bias = !c.w.sym;
       SCOPED_TRACE(c.name());
-      check_case(c, {65, 130}, id++, {CudaKernel::kWgmma});
+      check_case(c, {33, 65, 130}, id++, {CudaKernel::kWgmma});
       if (HasFailure()) return;
     }
     Case c;
@@ -1161,9 +1162,12 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
-        EXPECT_TRUE(p.wgmma_ws);  // its ring fits an H100's 227 KB at every width
-        EXPECT_EQ(p.smem_bytes, cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows));
+        // All-threads up to 64 rows of x, warp-specialized above (its ring fits an H100's 227 KB at every
+        // width), 256 rows of x per block there from M = 129 (not at 8 bits).
+        EXPECT_EQ(p.wgmma_ws, M >= cuda::kWgmmaWsMinM);
+        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : M <= 128 || bits == 8 ? 128 : 256);
+        EXPECT_EQ(p.smem_bytes, p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
+                                           : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         EXPECT_GE(p.splits, 1);
         EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
@@ -1212,30 +1216,39 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
     v.n8_tiles = 512;
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
   }
-  {  // the variant: forced all-threads, or a device whose blocks cannot hold the warp-specialized ring
+  {  // the variant: forced either way, or a device whose blocks cannot hold the warp-specialized ring
     cuda::PackedView v;
     v.k = v.n = 4096;
     v.bits = 4;
     v.chunks = v.groups = 32;
     v.n8_tiles = 512;
-    for (int rows_m : {64, 128}) {
+    for (int64_t M : {64, 128, 200}) {
+      const int rows_m = M <= 64 ? 64 : M <= 128 ? 128 : 256;
+      SCOPED_TRACE("M=" + std::to_string(M));
       const int stages = cuda::wgmma_ws_stages(4, rows_m);
-      EXPECT_GE(stages, 2);
+      EXPECT_GE(stages, 3);
       EXPECT_LE(stages, cuda::kWgmmaWsMaxStages);
       EXPECT_LE(cuda::wgmma_ws_smem_bytes(4, rows_m), cuda::kWgmmaWsSmemBudget);
-      if (stages < cuda::kWgmmaWsMaxStages)  // as deep as fits
-        EXPECT_GT(cuda::wgmma_ws_smem_bytes(4, rows_m) + cuda::wgmma_stage_bytes(4, rows_m),
+      if (stages < cuda::kWgmmaWsMaxStages) {  // as deep as fits
+        EXPECT_GT(cuda::wgmma_ws_smem_bytes(4, rows_m) + cuda::wgmma_ws_stage_bytes(4, rows_m),
                   cuda::kWgmmaWsSmemBudget);
+      }
       {
         WgmmaVariantScope scope(cuda::WgmmaVariant::kAllThreads);
-        const cuda::Plan p = cuda::make_plan(v, rows_m, cuda::Family::kWgmma, dev);
+        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         EXPECT_FALSE(p.wgmma_ws);
-        EXPECT_EQ(p.smem_bytes, cuda::wgmma_smem_bytes(4, rows_m));
+        EXPECT_EQ(p.wgmma_rows, std::min(rows_m, 128));
+        EXPECT_EQ(p.smem_bytes, cuda::wgmma_smem_bytes(4, p.wgmma_rows));
       }
+      WgmmaVariantScope scope(cuda::WgmmaVariant::kWarpSpecialized);
+      const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+      EXPECT_TRUE(p.wgmma_ws);
+      EXPECT_EQ(p.wgmma_rows, rows_m);
       cuda::DeviceInfo small = dev;
       small.smem_per_block = static_cast<int>(cuda::wgmma_ws_smem_bytes(4, rows_m)) - 1;
-      EXPECT_FALSE(cuda::make_plan(v, rows_m, cuda::Family::kWgmma, small).wgmma_ws);
-      EXPECT_TRUE(cuda::make_plan(v, rows_m, cuda::Family::kWgmma, dev).wgmma_ws);
+      const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, small);
+      EXPECT_FALSE(q.wgmma_ws);
+      EXPECT_EQ(q.wgmma_rows, std::min(rows_m, 128));
     }
   }
   // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.

@@ -317,9 +317,20 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
                           : 0;
     p.workspace_bytes = p.partial_bytes;
   } else if (family == Family::kWgmma) {
-    // Rows of x per block: 64 up to M = 64 (two blocks per SM), else 128. Split-K where the weight ranges
-    // alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
-    p.wgmma_rows = M <= 64 ? 64 : 128;
+    // The kernel: all-threads up to kWgmmaWsMinM - 1 rows of x (faster there), warp-specialized above where
+    // its ring fits the device's shared memory; set_wgmma_variant forces either. Rows of x per block: 64 up
+    // to M = 64, 128 up to 128, then 256 in the warp-specialized kernel (not at 8 bits), else 128. Split-K
+    // where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    const WgmmaVariant v = wgmma_variant();
+    p.wgmma_ws = v == WgmmaVariant::kWarpSpecialized || v == WgmmaVariant::kWarpSpecialized128 ||
+                 (v == WgmmaVariant::kAuto && M >= kWgmmaWsMinM);
+    const bool cap128 = !p.wgmma_ws || w.bits == 8 || v == WgmmaVariant::kWarpSpecialized128;
+    p.wgmma_rows = M <= 64 ? 64 : M <= 128 || cap128 ? 128 : 256;
+    if (p.wgmma_ws && dev.smem_per_block > 0 &&
+        wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) > static_cast<size_t>(dev.smem_per_block)) {
+      p.wgmma_ws = false;
+      p.wgmma_rows = std::min(p.wgmma_rows, 128);
+    }
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
@@ -339,12 +350,6 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.chunks_per_split = static_cast<int>(forced_cps);
       p.splits = static_cast<int>(ceil_div(w.chunks, forced_cps));
     }
-    // The warp-specialized kernel where its ring fits the device's shared memory (it always does on an
-    // H100/H200), unless the override forces the all-threads one.
-    const WgmmaVariant v = wgmma_variant();
-    p.wgmma_ws = v != WgmmaVariant::kAllThreads &&
-                 (dev.smem_per_block <= 0 ||
-                  wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) <= static_cast<size_t>(dev.smem_per_block));
     p.smem_bytes =
         p.wgmma_ws ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) : wgmma_smem_bytes(w.bits, p.wgmma_rows);
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
