@@ -387,6 +387,10 @@ EOF
       grep -E "wgmma_|Duration|DRAM Throughput|Compute \(SM\) Throughput|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Stall" \
         "$OUT_DIR/ncu_wgmma_8192x28672_m$m.txt" | head -14 | sed "s/^/ncu M=$m: /"
     done
+    # the stall reasons behind "no eligible warp" (the section's body), at M = 1024
+    timeout 50 "$NCU" --section WarpStateStats --print-details all -k "regex:wgmma_(ws_)?kernel" -c 1 \
+      $BIN/ark_cuda_bench --once 8192 28672 1024 wgmma >"$OUT_DIR/ncu_wgmma_stalls_m1024.txt" 2>&1
+    grep -iE "stall|cycles" "$OUT_DIR/ncu_wgmma_stalls_m1024.txt" | head -30 | sed "s/^/ncu stalls M=1024: /"
   fi
 fi
 
