@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
       const int copies =
           set == "qwen05"
               ? layers
-              : static_cast<int>(std::clamp(std::ceil(rotate_mib * 1048576.0 / bytes), 1.0, 4096.0));
+              : static_cast<int>(std::clamp(std::ceil(rotate_mib * 1048576.0 / bytes), 1.0, 16384.0));
       if (j + 1 >= copies) break;
     }
   }
