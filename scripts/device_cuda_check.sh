@@ -184,11 +184,14 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
     -newer $BIN/ark_cuda_bench 2>/dev/null | head -1)
   if [ -x $BIN/ark_gpu_tests ] && [ -x $BIN/ark_cuda_bench ] && [ -z "$newer" ]; then
     echo "binaries in $BIN are up to date"
-  elif command -v g++ >/dev/null && build $BIN; then
+  elif ! command -v g++ >/dev/null; then
+    echo "no g++ on this host: using the binaries built by --prepare"
+  elif build $BIN; then
     echo "built from source on this host in $(($(date +%s) - start)) s"
   else
-    echo "build failed here: using the binaries built by --prepare"
-    BIN=$DEV/bin
+    # Never fall back to older binaries here: their figures would pass for this tree's.
+    echo "BUILD FAILED on this host (errors above); stopping"
+    : >"$OUT_DIR/build_failed"
   fi
   echo "== SASS of the int4 tensor-core kernels (sm_90a): HMMA count, 128-bit loads, local memory"
   CUOBJDUMP=$(tool cuobjdump)
@@ -269,6 +272,11 @@ for arch, block in blocks:
 EOF
   fi
 } 2>&1 | tee "$OUT_DIR/build.log"
+if [ -e "$OUT_DIR/build_failed" ]; then
+  rm -f "$OUT_DIR/build_failed"
+  note "BUILD FAILED: nothing was run (see build.log)"
+  exit 1
+fi
 [ -x $BIN/ark_gpu_tests ] || BIN=$DEV/bin
 
 if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
