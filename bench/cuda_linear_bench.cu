@@ -332,8 +332,8 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
-// place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
-// "wgmma_ws" and "wgmma_ws128" (warp-specialized, at most 128 rows of x per block) force each kernel.
+// place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads"
+// and "wgmma_ws" (warp-specialized) force each kernel.
 // --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
@@ -412,10 +412,8 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
       time_layers(wg, copies, "wgmma");  // as planned; then each kernel forced (same split model)
       const std::pair<cuda::WgmmaVariant, const char*> variants[] = {
           {cuda::WgmmaVariant::kAllThreads, "wgmma_allthreads"},
-          {cuda::WgmmaVariant::kWarpSpecialized, "wgmma_ws"},
-          {cuda::WgmmaVariant::kWarpSpecialized128, "wgmma_ws128"}};
+          {cuda::WgmmaVariant::kWarpSpecialized, "wgmma_ws"}};
       for (const auto& [variant, tag] : variants) {
-        if (variant == cuda::WgmmaVariant::kWarpSpecialized128 && M <= 128) continue;  // the same as wgmma_ws
         cuda::set_wgmma_variant(variant);
         time_layers(wg, copies, tag);
       }

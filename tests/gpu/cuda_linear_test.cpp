@@ -1090,10 +1090,10 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
 }
 
 // The planner runs the all-threads wgmma kernel up to 64 rows of x and the warp-specialized one above; each
-// can be forced through cuda::set_wgmma_variant. Both over every combination at M = 33, 65 and 130 (the
-// warp-specialized kernel's 64-, 128- and 256-row blocks) and split-K, and both on a K long enough for the
-// ring to wrap many times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128, 21-22 of 3
-// at 256), so every mbarrier parity flips repeatedly.
+// can be forced through cuda::set_wgmma_variant. Both over every combination at M = 33, 65 and 130 (64- and
+// 128-row blocks, two x tiles at 130) and split-K, and both on a K long enough for the ring to wrap many
+// times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128), so every mbarrier parity
+// flips repeatedly.
 struct WgmmaVariantScope {
   explicit WgmmaVariantScope(cuda::WgmmaVariant v) { cuda::set_wgmma_variant(v); }
   ~WgmmaVariantScope() { cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto); }
@@ -1163,9 +1163,9 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
         // All-threads up to 64 rows of x, warp-specialized above (its ring fits an H100's 227 KB at every
-        // width), 256 rows of x per block there from M = 129 (not at 8 bits).
+        // width).
         EXPECT_EQ(p.wgmma_ws, M >= cuda::kWgmmaWsMinM);
-        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : M <= 128 || bits == 8 ? 128 : 256);
+        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
         EXPECT_EQ(p.smem_bytes, p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                            : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
@@ -1223,21 +1223,21 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
     v.chunks = v.groups = 32;
     v.n8_tiles = 512;
     for (int64_t M : {64, 128, 200}) {
-      const int rows_m = M <= 64 ? 64 : M <= 128 ? 128 : 256;
+      const int rows_m = M <= 64 ? 64 : 128;
       SCOPED_TRACE("M=" + std::to_string(M));
       const int stages = cuda::wgmma_ws_stages(4, rows_m);
-      EXPECT_GE(stages, 3);
+      EXPECT_GE(stages, 5);
       EXPECT_LE(stages, cuda::kWgmmaWsMaxStages);
       EXPECT_LE(cuda::wgmma_ws_smem_bytes(4, rows_m), cuda::kWgmmaWsSmemBudget);
       if (stages < cuda::kWgmmaWsMaxStages) {  // as deep as fits
-        EXPECT_GT(cuda::wgmma_ws_smem_bytes(4, rows_m) + cuda::wgmma_ws_stage_bytes(4, rows_m),
+        EXPECT_GT(cuda::wgmma_ws_smem_bytes(4, rows_m) + cuda::wgmma_stage_bytes(4, rows_m),
                   cuda::kWgmmaWsSmemBudget);
       }
       {
         WgmmaVariantScope scope(cuda::WgmmaVariant::kAllThreads);
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         EXPECT_FALSE(p.wgmma_ws);
-        EXPECT_EQ(p.wgmma_rows, std::min(rows_m, 128));
+        EXPECT_EQ(p.wgmma_rows, rows_m);
         EXPECT_EQ(p.smem_bytes, cuda::wgmma_smem_bytes(4, p.wgmma_rows));
       }
       WgmmaVariantScope scope(cuda::WgmmaVariant::kWarpSpecialized);
@@ -1248,7 +1248,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
       small.smem_per_block = static_cast<int>(cuda::wgmma_ws_smem_bytes(4, rows_m)) - 1;
       const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, small);
       EXPECT_FALSE(q.wgmma_ws);
-      EXPECT_EQ(q.wgmma_rows, std::min(rows_m, 128));
+      EXPECT_EQ(q.wgmma_rows, rows_m);
+      EXPECT_EQ(q.smem_bytes, cuda::wgmma_smem_bytes(4, rows_m));
     }
   }
   // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.

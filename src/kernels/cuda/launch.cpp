@@ -319,18 +319,13 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   } else if (family == Family::kWgmma) {
     // The kernel: all-threads up to kWgmmaWsMinM - 1 rows of x (faster there), warp-specialized above where
     // its ring fits the device's shared memory; set_wgmma_variant forces either. Rows of x per block: 64 up
-    // to M = 64, 128 up to 128, then 256 in the warp-specialized kernel (not at 8 bits), else 128. Split-K
-    // where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    // to M = 64, else 128. Split-K where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges
+    // of 128 rows for 132 SMs).
     const WgmmaVariant v = wgmma_variant();
-    p.wgmma_ws = v == WgmmaVariant::kWarpSpecialized || v == WgmmaVariant::kWarpSpecialized128 ||
-                 (v == WgmmaVariant::kAuto && M >= kWgmmaWsMinM);
-    const bool cap128 = !p.wgmma_ws || w.bits == 8 || v == WgmmaVariant::kWarpSpecialized128;
-    p.wgmma_rows = M <= 64 ? 64 : M <= 128 || cap128 ? 128 : 256;
-    if (p.wgmma_ws && dev.smem_per_block > 0 &&
-        wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) > static_cast<size_t>(dev.smem_per_block)) {
-      p.wgmma_ws = false;
-      p.wgmma_rows = std::min(p.wgmma_rows, 128);
-    }
+    p.wgmma_rows = M <= 64 ? 64 : 128;
+    p.wgmma_ws = (v == WgmmaVariant::kWarpSpecialized || (v == WgmmaVariant::kAuto && M >= kWgmmaWsMinM)) &&
+                 (dev.smem_per_block <= 0 ||
+                  wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) <= static_cast<size_t>(dev.smem_per_block));
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;

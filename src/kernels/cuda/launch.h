@@ -200,40 +200,28 @@ ARK_HD constexpr int wgmma_max_blocks_per_sm(int) {
 // The warp-specialized variant (wgmma_ws_kernel): kWgmmaWsThreads = 3 warpgroups, the first only copying
 // (cp.async into the ring, then an mbarrier arrival that fires when its copies land), the other two the
 // consumers above, which wait on the stage's `full` mbarrier, dequantize, issue the wgmmas and arrive on its
-// `empty` one: no block barrier in the main loop. 64, 128 or 256 rows of x per block (256: m64n256k16, twice
-// the tensor work per dequantized weight of 128). The ring keeps the stages' x tiles together (1024-byte
-// aligned for the swizzle) and their codes and group records after them, and takes as many stages as fit in
-// one block's shared memory, up to kWgmmaWsMaxStages (int4: 8 at 64 rows, 5 at 128, 3 at 256); per stage 16
-// bytes of mbarriers.
+// `empty` one: no block barrier in the main loop. The ring takes as many stages as fit in one block's shared
+// memory, up to kWgmmaWsMaxStages (8 at 64 rows of x, 5 at 128 for int4); per stage 16 bytes of mbarriers.
 inline constexpr int kWgmmaWsThreads = 384;
 inline constexpr int kWgmmaWsMaxStages = 8;
 inline constexpr size_t kWgmmaWsSmemBudget = 232448;  // an H100's / H200's opt-in shared memory per block
-ARK_HD constexpr size_t wgmma_ws_meta_stage_bytes(int bits) {  // codes, group records, block groups
-  return static_cast<size_t>(kWgmmaBlockTiles) * kChunkK * bits + 4 * kWgmmaBlockTiles * 48 + 16;
-}
-ARK_HD constexpr size_t wgmma_ws_stage_bytes(int bits, int rows) {
-  return static_cast<size_t>(rows) * kChunkK * 2 + wgmma_ws_meta_stage_bytes(bits);
-}
 ARK_HD constexpr int wgmma_ws_stages(int bits, int rows) {
-  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_ws_stage_bytes(bits, rows) <
+  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_stage_bytes(bits, rows) <
                  static_cast<size_t>(kWgmmaWsMaxStages)
              ? static_cast<int>((kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) /
-                                wgmma_ws_stage_bytes(bits, rows))
+                                wgmma_stage_bytes(bits, rows))
              : kWgmmaWsMaxStages;
 }
 ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows) {
-  return wgmma_ws_stages(bits, rows) * wgmma_ws_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
+  return wgmma_ws_stages(bits, rows) * wgmma_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
 }
 // The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x. Below, the all-threads one
 // measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0 us on
-// 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 3-7% slower at 128 rows of x per block
-// (M = 128..1024, both shapes).
+// 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 3-7% slower (M = 128..1024, both shapes).
 inline constexpr int64_t kWgmmaWsMinM = 65;
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
-// kWarpSpecialized128: the warp-specialized kernel with at most 128 rows of x per block (to time 256 against
-// 128 rows).
-enum class WgmmaVariant : int { kAuto = 0, kAllThreads = 1, kWarpSpecialized = 2, kWarpSpecialized128 = 3 };
+enum class WgmmaVariant : int { kAuto = 0, kAllThreads = 1, kWarpSpecialized = 2 };
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).

@@ -9,14 +9,11 @@
 // 16w..16w+15 of the 64-row A tile in the m16n8k16 A-fragment layout, which is exactly a lane's B fragments
 // of n8 tiles 2w and 2w + 1 (cuda_layout.h; linear_gemv.cu's swapped product, a warpgroup wide).
 //
-// Two kernels share the block tile, ring contents and arithmetic. wgmma_kernel (all threads copy, a block
-// barrier per chunk) runs up to 64 rows of x, where it measured faster; wgmma_ws_kernel (below: a producer
-// warpgroup, mbarriers, and 256 rows of x per block from M = 129) above.
-//
 // Block: 2 consumer warpgroups (256 threads), each owning 64 weight rows (8 n8 tiles), times `kRows` rows of
-// x (64, 128 or 256: the wgmma N). Grid: x = tiles of x rows (fastest, so the blocks that share a weight
-// range run together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials
-// summed by launch_reduce in split order).
+// x (64 or 128: the wgmma N). Grid: x = tiles of x rows (fastest, so the blocks that share a weight range run
+// together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
+// launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
+// warpgroup. The planner runs wgmma_kernel up to 64 rows of x and wgmma_ws_kernel above (launch.h).
 //
 // Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
 // k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at
@@ -291,10 +288,11 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 //
 // Registers: launch bounds of 384 threads leave 168 per thread; the producer gives part of its share back
 // (setmaxnreg.dec to kProducerRegs) and the consumers take it (setmaxnreg.inc to kConsumerRegs):
-// 128 x 72 + 256 x 208 = 62464 of the SM's 65536 (256 rows of x: 128 x 80 + 256 x 216 = 65536, for 128
-// accumulators per consumer thread). ptxas allocates each side within its count: at 40 or 56 the producer
-// spilled (its copy addresses), at these counts nothing spills in the 22 instances (8-bit 256-row blocks
-// are not built: their consumers would spill).
+// 128 x 72 + 256 x 208 = 62464 of the 64512 (384 x 168) the block holds from its launch. setmaxnreg.inc
+// takes only registers a dec of the same block gave back, and blocks until it can: a split that asks for
+// more than the launch allocation hangs the consumers (a 256-row version at 80/216 did, on an H200; the
+// static_assert keeps that out). ptxas allocates each side within its count: at 40 or 56
+// the producer spilled (its copy addresses), at 72 nothing spills in any of the 16 instances.
 //
 // Per stage s: full[s] expects one cp.async-tracked arrival per producer thread (the phase completes when
 // all of the stage's copies have landed); empty[s] one arrival per consumer warp (lane 0, after the
@@ -312,16 +310,16 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kWgmmaBlockTiles * kTileCodeBytes;
   constexpr int kMetaBytes = 4 * kWgmmaBlockTiles * 48;
-  constexpr int kMetaStage = static_cast<int>(wgmma_ws_meta_stage_bytes(kBits));
+  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows));
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   constexpr int kProducerThreads = 128, kConsumerWarps = 8;
-  // setmaxnreg counts (above); 256 rows of x hold 128 accumulators per consumer thread.
-  constexpr int kProducerRegs = kRows == 256 ? 80 : 72, kConsumerRegs = kRows == 256 ? 216 : 208;
+  constexpr int kProducerRegs = 72, kConsumerRegs = 208;  // setmaxnreg counts (above)
+  static_assert(kProducerThreads * kProducerRegs + 2 * kProducerThreads * kConsumerRegs <=
+                    kWgmmaWsThreads * (65536 / kWgmmaWsThreads / 8 * 8),
+                "setmaxnreg: the consumers would wait forever for registers the block does not hold");
   extern __shared__ unsigned char smem_raw[];
-  // [kS x tiles][kS (codes, group records, block groups)][full mbarriers][empty mbarriers]
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t meta0 = base + kS * kXBytes;
-  const uint32_t full0 = meta0 + kS * kMetaStage, empty0 = full0 + 8 * kS;  // 8-byte mbarriers
+  const uint32_t full0 = base + kS * kStage, empty0 = full0 + 8 * kS;  // 8-byte mbarriers
 
   const int tid = threadIdx.x;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRows;
@@ -385,7 +383,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
                      : reinterpret_cast<const unsigned char*>(w.zeros + (t * w.groups) * kTileRows);
       m_stride[r] = mp < 2 ? kTileRows * 4 : kTileRows * 2;
       m_block[r] = mb;
-      m_dst[r] = kCodeBytes + (mb * kWgmmaBlockTiles + mt) * 48 + mp * 16;
+      m_dst[r] = kXBytes + kCodeBytes + (mb * kWgmmaBlockTiles + mt) * 48 + mp * 16;
     }
     // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
     // copy issue).
@@ -396,27 +394,21 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       const int4 bg_next =
           j + 1 < n_chunks ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0 + j + 1) : bg;
       if (j >= kS) wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
-      const uint32_t dst = base + slot * kXBytes, mdst = meta0 + slot * kMetaStage;
+      const uint32_t dst = base + slot * kStage;
       const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
       const T* xs = x_src + j * kChunkK;
-      // Opaque to the compiler, so it does not hoist all kXCopies row pointers out of the loop (64
-      // registers at 256 rows: the producer spilled).
-      int64_t x_step = 8 * x_stride;
-      asm volatile("" : "+l"(x_step));
-#pragma unroll 8  // fully unrolled, the 256-row producer needs more registers than setmaxnreg leaves it
+#pragma unroll
       for (int i = 0; i < kXCopies; ++i) {
         const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
         cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
-        xs += x_step;
+        xs += 8 * x_stride;
       }
       if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
         const uint32_t* cp = c_base + j * chunk_words;
-        int64_t step = c_step;
-        asm volatile("" : "+l"(step));
 #pragma unroll
         for (int i = 0; i < kCodeCopies; ++i) {
-          if ((c_ok >> i) & 1u) cp16(mdst + (pt + i * kProducerThreads) * 16, cp);
-          cp += step;
+          if ((c_ok >> i) & 1u) cp16(dst + kXBytes + (pt + i * kProducerThreads) * 16, cp);
+          cp += c_step;
         }
       } else {
         const uint32_t* cj = w.codes + (c0 + j) * chunk_words;
@@ -424,7 +416,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
         for (int i = 0; i < kCodeCopies; ++i) {
           const int p = pt + i * kProducerThreads;
           if ((c_ok >> i) & 1u)
-            cp16(mdst + p * 16,
+            cp16(dst + kXBytes + p * 16,
                  cj + (tile0 + p / kPiecesPerTile) * w.chunks * chunk_words + (p % kPiecesPerTile) * 4);
         }
       }
@@ -435,10 +427,10 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
         const int gcur = mb == 0 ? g4[0] : mb == 1 ? g4[1] : mb == 2 ? g4[2] : g4[3];
         const int gprev = mb == 0 ? -1 : mb == 1 ? g4[0] : mb == 2 ? g4[1] : g4[2];
         if (((m_ok >> r) & 1u) && gcur != gprev)
-          cp16(mdst + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
+          cp16(dst + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
       }
       if (pt == kMetaPieces - kProducerThreads)  // a thread with one record piece copies the block groups
-        cp16(mdst + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
+        cp16(dst + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
       wgp::mbar_arrive_cp_async(full0 + 8 * slot);
       bg = bg_next;
       if (++slot == kS) slot = 0, phase ^= 1u;
@@ -455,7 +447,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #pragma unroll
   for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
 
-  auto dequant_chunk = [&](uint32_t codes_s, uint32_t(&a)[4][8]) {
+  auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8]) {
+    const uint32_t codes_s = slot_addr + kXBytes;
     uint32_t wa[kBits], wb[kBits];
     read_words<kBits>(codes_s + ta * kTileCodeBytes + lane * kBits * 4, wa);
     read_words<kBits>(codes_s + (ta + 1) * kTileCodeBytes + lane * kBits * 4, wb);
@@ -484,7 +477,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   int slot = 0;  // slot of chunk i
   uint32_t phase = 0;
   auto step = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8]) {
-    const uint64_t desc0 = wg::desc_sw128(base + slot * kXBytes);
+    const uint32_t slot_addr = base + slot * kStage;
+    const uint64_t desc0 = wg::desc_sw128(slot_addr);
     wg::fence();
     wg::fence_operands(acc);
 #pragma unroll
@@ -503,50 +497,22 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (i + 1 < n_chunks) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
       wgp::fence_proxy_async();  // the landed x tile, seen by this thread, also for its wgmmas' reads
-      dequant_chunk(meta0 + slot * kMetaStage, nxt);
+      dequant_chunk(base + slot * kStage, nxt);
     }
   };
 
-  if constexpr (kRows == 256) {
-    // One set of A registers: 128 accumulators and two sets leave ptxas too few registers and it serializes
-    // the wgmmas (C7512). Each warpgroup waits for its own chunk's wgmmas before dequantizing the next; the
-    // other warpgroup's wgmmas (1024 clocks of tensor work per chunk) keep the tensor core busy meanwhile,
-    // and the two settle into alternating (the first to finish dequantizes while the other's run).
-    uint32_t a[4][8];
-    for (int i = 0; i < n_chunks; ++i) {
-      wgp::mbar_wait(full0 + 8 * slot, phase);
-      wgp::fence_proxy_async();
-      dequant_chunk(meta0 + slot * kMetaStage, a);
-      const uint64_t desc0 = wg::desc_sw128(base + slot * kXBytes);
-      wg::fence();
-      wg::fence_operands(acc);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const uint64_t desc = desc0 + ((k / 4) * (kRows * 128) + (k % 4) * 32) / 16;
-        const int b = k / 2, s = k % 2;
-        wg::Mma<kRows>::template run<kBf16>(acc, a[b][2 * s], a[b][4 + 2 * s], a[b][2 * s + 1],
-                                            a[b][4 + 2 * s + 1], desc);
-      }
-      wg::commit();
-      wg::wait<0>();
-      wg::fence_operands(acc);
-      if (lane == 0) wgp::mbar_arrive(empty0 + 8 * slot);  // its x tile and codes are read
-      if (++slot == kS) slot = 0, phase ^= 1u;
-    }
-  } else {
-    uint32_t a0[4][8], a1[4][8];
-    if (n_chunks > 0) {
-      wgp::mbar_wait(full0, 0);
-      wgp::fence_proxy_async();
-      dequant_chunk(meta0, a0);
-    }
-    for (int i = 0; i < n_chunks; i += 2) {
-      step(i, a0, a1);
-      if (i + 1 < n_chunks) step(i + 1, a1, a0);
-    }
-    wg::wait<0>();
-    wg::fence_operands(acc);
+  uint32_t a0[4][8], a1[4][8];
+  if (n_chunks > 0) {
+    wgp::mbar_wait(full0, 0);
+    wgp::fence_proxy_async();
+    dequant_chunk(base, a0);
   }
+  for (int i = 0; i < n_chunks; i += 2) {
+    step(i, a0, a1);
+    if (i + 1 < n_chunks) step(i + 1, a1, a0);
+  }
+  wg::wait<0>();
+  wg::fence_operands(acc);
 
   const int64_t n_base = (tile0 + cw * 8) * kTileRows + 16 * warp + g;
 #pragma unroll
@@ -571,21 +537,15 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
-  if constexpr (kRows == 256) {  // only the warp-specialized kernel, and not at 8 bits (make_plan: 128 rows)
-    if (!p.wgmma_ws || kBits == 8) return kBadArgument;
-    if constexpr (kBits != 8)
-      wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
-          w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
-          p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split);
-  } else if (p.wgmma_ws) {
+  if (p.wgmma_ws) {
     wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
         w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
         static_cast<int>(M), p.chunks_per_split);
-  } else {
-    wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
-        w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
-        static_cast<int>(M), p.chunks_per_split);
+    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
+  wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
+      w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
+      static_cast<int>(M), p.chunks_per_split);
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
@@ -597,8 +557,6 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_str
       return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, y, M, partial, s);
     case 128:
       return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, y, M, partial, s);
-    case 256:
-      return launch_rows<T, kBits, 256>(w, p, x, x_stride, x_direct, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -631,11 +589,6 @@ cudaError_t allow_bits(bool ws) {
     e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(wgmma_ws_smem_bytes(kBits, 128)));
     if (e != cudaSuccess) return e;
-    if constexpr (kBits != 8) {
-      e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 256>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(wgmma_ws_smem_bytes(kBits, 256)));
-      if (e != cudaSuccess) return e;
-    }
   }
   e = cudaFuncSetAttribute(wgmma_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(wgmma_smem_bytes(kBits, 64)));
