@@ -35,8 +35,8 @@ constexpr int kRows = 8;
 // in flight, and hardware prefetchers commonly stop at 4 KiB page boundaries; with half the lines (one of two
 // at int4) 1 KiB ahead, one Zen 4 core streamed cold int4 codes at ~20 GB/s where plain loads read ~30. Every
 // line 4 KiB ahead took the int4 layers of a Qwen2.5-0.5B decode step from 9.8 to 6.6-7.0 ms of thread CPU
-// time on one thread (896x9728: 221 -> 155-165 us, 896x896: 27 -> 18 us); 2-3 KiB gained less, 6-8 KiB no
-// more, and the T1/T2 hints lost ~30% against T0 (docs/PERFORMANCE.md).
+// time on one thread (896x9728: 221 -> 155-165 us, 896x896: 27 -> 18 us); 1-2 KiB gained less, 3-8 KiB were
+// within noise of each other, and the T1/T2 hints lost ~30% against T0 (docs/PERFORMANCE.md).
 constexpr int kPrefetchBytes = 4096;
 
 // acc += u8 . broadcast(4 int8 at p). GCC 12 routes the vpdpbusd builtin's accumulator through the stack; the
