@@ -982,6 +982,18 @@ bool wgmma_device() {
 
 const std::vector<int64_t> kWgmmaM = {1, 7, 63, 64, 65, 127, 128, 200, 256, 300, 1024};
 
+// Forces one wgmma kernel for a scope (the planner picks by M and layer size; small test layers get the
+// all-threads one).
+struct WgmmaVariantScope {
+  explicit WgmmaVariantScope(cuda::WgmmaVariant v) { cuda::set_wgmma_variant(v); }
+  ~WgmmaVariantScope() { cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto); }
+};
+constexpr cuda::WgmmaVariant kWgmmaKernels[] = {cuda::WgmmaVariant::kAllThreads,
+                                                cuda::WgmmaVariant::kWarpSpecialized};
+const char* wgmma_kernel_tag(cuda::WgmmaVariant v) {
+  return v == cuda::WgmmaVariant::kAllThreads ? "all-threads kernel" : "warp-specialized kernel";
+}
+
 void expect_wgmma_names(const CudaQuantLinear& layer, std::initializer_list<int64_t> ms) {
   for (int64_t M : ms)
     EXPECT_EQ(layer.kernel_name(M).rfind("wgmma_w", 0), 0u) << layer.kernel_name(M) << " M=" << M;
@@ -1036,15 +1048,19 @@ TEST(CudaLinear, WgmmaSplitKMatchesOracle) {
   std::vector<float> bias;
   const QuantizedWeight w = make_weight(c, 22000, &bias, rng);
   CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
-  for (int splits : {1, 3, 8})
-    for (int64_t M : {64, 129}) {
-      layer.set_mma_splits(splits);
-      const std::string name = layer.kernel_name(M);
-      EXPECT_NE(name.find("_splitk" + std::to_string(splits)), std::string::npos) << name;
-      const Activations x = make_x(M, c.w.k, c.bf16, rng);
-      const auto y = run(layer, x, M, c.w.n, c.bf16);
-      EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, name + " M=" + std::to_string(M), true), 0);
-    }
+  for (auto kernel : kWgmmaKernels) {
+    WgmmaVariantScope scope(kernel);
+    SCOPED_TRACE(wgmma_kernel_tag(kernel));
+    for (int splits : {1, 3, 8})
+      for (int64_t M : {64, 129}) {
+        layer.set_mma_splits(splits);
+        const std::string name = layer.kernel_name(M);
+        EXPECT_NE(name.find("_splitk" + std::to_string(splits)), std::string::npos) << name;
+        const Activations x = make_x(M, c.w.k, c.bf16, rng);
+        const auto y = run(layer, x, M, c.w.n, c.bf16);
+        EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, name + " M=" + std::to_string(M), true), 0);
+      }
+  }
   expect_wgmma_names(layer, {1, 64, 1024});
 }
 
@@ -1059,46 +1075,49 @@ TEST(CudaLinear, WgmmaGraphCaptureReplayEqualsEager) {
   std::vector<float> bias;
   const QuantizedWeight w = make_weight(c, 23000, &bias, rng);
   CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
-  for (int64_t M : {64, 300}) {
-    const Activations x = make_x(M, c.w.k, c.bf16, rng);
-    const auto eager = run(layer, x, M, c.w.n, c.bf16);
-    const auto y = run_graph(layer, x, M, c.w.n, c.bf16);
-    EXPECT_EQ(y, eager) << layer.kernel_name(M) << " M=" << M << ": graph replay differs from eager";
-    EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, layer.kernel_name(M), true), 0);
+  for (auto kernel : kWgmmaKernels) {
+    WgmmaVariantScope scope(kernel);
+    for (int64_t M : {64, 300}) {
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      const auto eager = run(layer, x, M, c.w.n, c.bf16);
+      const auto y = run_graph(layer, x, M, c.w.n, c.bf16);
+      EXPECT_EQ(y, eager) << wgmma_kernel_tag(kernel) << " " << layer.kernel_name(M) << " M=" << M
+                          << ": graph replay differs from eager";
+      EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, layer.kernel_name(M), true), 0);
+    }
   }
 }
 
-// The compute-sanitizer subset of the wgmma family: tails in M, N and K, split-K, a gathered x.
+// The compute-sanitizer subset of the wgmma family, both kernels: tails in M, N and K, split-K, a gathered x.
 TEST(CudaLinear, WgmmaMemcheckSubset) {
   REQUIRE_WGMMA();
-  Case c;
-  c.w.n = 203;
-  c.w.k = 1000;
-  c.bias = true;
-  check_case(c, {1, 65, 200}, 24000, {CudaKernel::kWgmma});
-  c.w.k = 2048;
-  c.bf16 = true;
-  auto rng = rng_for(24001);
-  std::vector<float> bias;
-  const QuantizedWeight w = make_weight(c, 24001, &bias, rng);
-  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
-  layer.set_mma_splits(4);
-  const Activations x = make_x(70, c.w.k, c.bf16, rng);
-  EXPECT_EQ(check_output(w, bias, x, 70, run(layer, x, 70, c.w.n, c.bf16), c.bf16, true,
-                         layer.kernel_name(70), true),
-            0);
+  for (auto kernel : kWgmmaKernels) {
+    WgmmaVariantScope scope(kernel);
+    SCOPED_TRACE(wgmma_kernel_tag(kernel));
+    Case c;
+    c.w.n = 203;
+    c.w.k = 1000;
+    c.bias = true;
+    check_case(c, {1, 65, 200}, 24000, {CudaKernel::kWgmma});
+    c.w.k = 2048;
+    c.bf16 = true;
+    auto rng = rng_for(24001);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, 24001, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+    layer.set_mma_splits(4);
+    const Activations x = make_x(70, c.w.k, c.bf16, rng);
+    EXPECT_EQ(check_output(w, bias, x, 70, run(layer, x, 70, c.w.n, c.bf16), c.bf16, true,
+                           layer.kernel_name(70), true),
+              0);
+  }
 }
 
-// The planner runs the all-threads wgmma kernel up to 64 rows of x and the warp-specialized one above; each
-// can be forced through cuda::set_wgmma_variant. Both over every combination at M = 33, 65 and 130 (64- and
-// 128-row blocks, two x tiles at 130) and split-K, and both on a K long enough for the ring to wrap many
-// times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128), so every mbarrier parity
-// flips repeatedly.
-struct WgmmaVariantScope {
-  explicit WgmmaVariantScope(cuda::WgmmaVariant v) { cuda::set_wgmma_variant(v); }
-  ~WgmmaVariantScope() { cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto); }
-};
-
+// The planner runs the warp-specialized wgmma kernel from 65 rows of x on 70B-sized layers and the
+// all-threads one elsewhere; each can be forced through cuda::set_wgmma_variant. Both over every combination
+// at M = 33, 65 and 130 (64- and 128-row blocks, two x tiles at 130) and split-K, and both on a K long enough
+// for the ring to wrap many times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128), so
+// every mbarrier parity flips repeatedly.
 TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
   REQUIRE_WGMMA();
   for (auto v : {cuda::WgmmaVariant::kAllThreads, cuda::WgmmaVariant::kWarpSpecialized}) {
@@ -1162,9 +1181,11 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // All-threads up to 64 rows of x, warp-specialized above (its ring fits an H100's 227 KB at every
-        // width).
-        EXPECT_EQ(p.wgmma_ws, M >= cuda::kWgmmaWsMinM);
+        // All-threads up to 64 rows of x and on layers smaller than the 70B ones, warp-specialized else (its
+        // ring fits an H100's 227 KB at every width).
+        EXPECT_EQ(p.wgmma_ws,
+                  M >= cuda::kWgmmaWsMinM && v.n8_tiles * v.chunks >= cuda::kWgmmaWsMinTileChunks);
+        EXPECT_EQ(p.wgmma_ws, M >= 65 && (sh[1] == 28672 || sh[0] == 28672));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
         EXPECT_EQ(p.smem_bytes, p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                            : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));

@@ -317,13 +317,15 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
                           : 0;
     p.workspace_bytes = p.partial_bytes;
   } else if (family == Family::kWgmma) {
-    // The kernel: all-threads up to kWgmmaWsMinM - 1 rows of x (faster there), warp-specialized above where
-    // its ring fits the device's shared memory; set_wgmma_variant forces either. Rows of x per block: 64 up
+    // The kernel: warp-specialized from kWgmmaWsMinM rows of x on layers as large as the ones it was timed
+    // faster on, where its ring fits the device's shared memory, else all-threads; set_wgmma_variant forces
+    // either. Rows of x per block: 64 up
     // to M = 64, else 128. Split-K where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges
     // of 128 rows for 132 SMs).
     const WgmmaVariant v = wgmma_variant();
     p.wgmma_rows = M <= 64 ? 64 : 128;
-    p.wgmma_ws = (v == WgmmaVariant::kWarpSpecialized || (v == WgmmaVariant::kAuto && M >= kWgmmaWsMinM)) &&
+    const bool ws_auto = M >= kWgmmaWsMinM && w.n8_tiles * w.chunks >= kWgmmaWsMinTileChunks;
+    p.wgmma_ws = (v == WgmmaVariant::kWarpSpecialized || (v == WgmmaVariant::kAuto && ws_auto)) &&
                  (dev.smem_per_block <= 0 ||
                   wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) <= static_cast<size_t>(dev.smem_per_block));
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);

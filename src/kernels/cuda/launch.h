@@ -215,10 +215,12 @@ ARK_HD constexpr int wgmma_ws_stages(int bits, int rows) {
 ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows) {
   return wgmma_ws_stages(bits, rows) * wgmma_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
 }
-// The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x. Below, the all-threads one
-// measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0 us on
-// 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 3-7% slower (M = 128..1024, both shapes).
-inline constexpr int64_t kWgmmaWsMinM = 65;
+// The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x on layers of at least
+// kWgmmaWsMinTileChunks (n8 tile, chunk) pairs (the 70B shapes, the only ones timed). Below 65 rows the
+// all-threads one measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0
+// us on 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 3-7% slower (M = 128..1024, both
+// shapes; M = 65..127 runs the same 128-row blocks as 128).
+inline constexpr int64_t kWgmmaWsMinM = 65, kWgmmaWsMinTileChunks = int64_t{1} << 17;
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
 enum class WgmmaVariant : int { kAuto = 0, kAllThreads = 1, kWarpSpecialized = 2 };
