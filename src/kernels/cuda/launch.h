@@ -218,7 +218,7 @@ ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows) {
 // The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x on layers of at least
 // kWgmmaWsMinTileChunks (n8 tile, chunk) pairs (the 70B shapes, the only ones timed). Below 65 rows the
 // all-threads one measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0
-// us on 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 3-7% slower (M = 128..1024, both
+// us on 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 2-7% slower (M = 128..1024, both
 // shapes; M = 65..127 runs the same 128-row blocks as 128).
 inline constexpr int64_t kWgmmaWsMinM = 65, kWgmmaWsMinTileChunks = int64_t{1} << 17;
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
