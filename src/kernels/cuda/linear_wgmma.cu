@@ -13,7 +13,8 @@
 // x (64 or 128: the wgmma N). Grid: x = tiles of x rows (fastest, so the blocks that share a weight range run
 // together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
 // launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
-// warpgroup. The planner runs wgmma_kernel up to 64 rows of x and wgmma_ws_kernel above (launch.h).
+// warpgroup. The planner runs wgmma_ws_kernel from 65 rows of x on 70B-sized layers, wgmma_kernel elsewhere
+// (launch.h: kWgmmaWsMinM, kWgmmaWsMinTileChunks).
 //
 // Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
 // k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at
