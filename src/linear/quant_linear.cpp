@@ -312,9 +312,10 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
   // byte is streamed once.
   const int64_t m_block = kernel.m_block > 0 ? kernel.m_block : M;
   const int64_t m_items = (M + m_block - 1) / m_block;
-  if (m_items == 1 && slice_bytes == 0 && threads > 1) {
-    // One contiguous range of N-tiles per thread, in up to 4 chunks of at least kMinChunkBytes of codes,
-    // balanced by stealing (linear/tile_ranges.h). A pool task is one chunk of the running thread's range.
+  if (small && m_items == 1 && slice_bytes == 0 && threads > 1) {
+    // Decode: one contiguous range of N-tiles per thread, in up to 4 chunks of at least kMinChunkBytes of
+    // codes, balanced by stealing (linear/tile_ranges.h). A pool task is one chunk of the running thread's
+    // range.
     constexpr size_t kMinChunkBytes = 16 * 1024;
     const size_t range_bytes = static_cast<size_t>((w.n_tiles + threads - 1) / threads) * w.tile_code_bytes();
     TileRanges ranges(w.n_tiles, threads, std::clamp<int64_t>(range_bytes / kMinChunkBytes, 1, 4));
@@ -327,7 +328,7 @@ void QuantLinear::forward(const void* x, void* y, int64_t M, DType dtype) const 
         threads);
     return;
   }
-  // Otherwise N is cut into a few ranges per thread so the threads finish together.
+  // GEMMs: N is cut into a few ranges per thread so the threads finish together.
   const int64_t n_parts =
       threads == 1 ? 1 : std::clamp<int64_t>((4 * threads + m_items - 1) / m_items, 1, w.n_tiles);
   auto run_item = [&](const LinearArgs& args, int64_t item) {
