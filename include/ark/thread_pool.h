@@ -25,9 +25,10 @@ class ThreadPool {
   // oversubscription, no blocking). fn must not throw.
   void parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn, int max_threads = 0);
 
-  // Which thread of its pool the caller is: w + 1 on worker w of any pool, 0 on every other thread (callers
-  // of parallel_for). A task can use it to keep to per-thread state, e.g. its own contiguous share of the
-  // work (QuantLinear's decode split).
+  // Which thread of the job runs the calling task: 0 for the thread that called parallel_for (also when it is
+  // a worker of another pool), w + 1 on worker w; outside any task, 0 on threads that are no pool's worker. A
+  // task can use it to keep to per-thread state, e.g. its own contiguous share of the work (QuantLinear's
+  // decode split). A call the pool runs inline on a busy caller keeps the caller's index.
   static int current_thread_index();
 
  private:

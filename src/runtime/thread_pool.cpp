@@ -128,8 +128,12 @@ void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_
   s.ticket.store((gen & kIndexMask) << 32, std::memory_order_release);
   s.generation.store(gen, std::memory_order_release);
   s.generation.notify_all();
+  // The caller is thread 0 of this job, even when it is a worker of another pool.
+  const int outer_index = t_thread_index;
+  t_thread_index = 0;
   const int64_t mine = s.work(gen);
   (void)mine;
+  t_thread_index = outer_index;
   while (s.done.load(std::memory_order_acquire) < num_tasks) cpu_relax();
   // Close the ticket before anything of this job is rewritten by the next caller.
   s.ticket.store(((gen & kIndexMask) << 32) | kIndexMask, std::memory_order_release);
