@@ -23,8 +23,11 @@ using x86::load_half_zeros_avx2;
 constexpr int kRows = 2;
 // Software prefetch distance for the codes. Quads used as they are unpacked issue the block's loads later in
 // the loop than unpacking all 8 first did; one line ahead per chunk measured +9-13% at M = 1 (one core, codes
-// streamed from beyond L2: 53-56 -> 59-63 GFLOP/s in thread CPU time), no change at M = 16.
-constexpr int kPrefetchBytes = 2048;
+// streamed from beyond L2: 53-56 -> 59-63 GFLOP/s in thread CPU time), no change at M = 16. 4 KiB ahead
+// rather than 2 (as the AVX-512 decode kernels): the int4 layers of a Qwen2.5-0.5B decode step at
+// ARK_ISA=avx2, one Zen 4 thread, 12.55-12.64 -> 11.92-12.23 ms thread CPU time in 3 alternated rounds (1
+// KiB: mixed).
+constexpr int kPrefetchBytes = 4096;
 
 // acc + v in int16 lanes as one instruction the compiler cannot reassociate: GCC otherwise rewrites a block's
 // 8 (16 split) additions into a tree over all the products at once, more live values than 16 ymm registers
