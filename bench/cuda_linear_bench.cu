@@ -501,8 +501,8 @@ int main(int argc, char** argv) {
               bws.memcpy * 1e-12);
   std::printf("# int%d g%lld sym, weights rotated over > %zu MB, CUDA graphs, times per call\n", bits,
               static_cast<long long>(group), kRotateBytes >> 20);
-  // ark_us is what kAuto runs (mma below the default large_m_threshold, dequant_gemm at or above); mma_us and
-  // dequant_gemm_us are each family forced, to place the threshold. frac_copy_bw: weight bytes per second
+  // ark_us is kAuto timed on its own copies of the layer (gemv, mma, wgmma or dequant_gemm, as its planner
+  // picks); mma_us, dequant_gemm_us and gemv_us are each family forced, to place the thresholds. frac_copy_bw: weight bytes per second
   // over the copy kernel's bandwidth (read + write), the figure the issue's targets use; weight bytes are
   // everything forward reads of the layer (codes, scales, zeros: packed_bytes()); frac_read_bw: the same
   // over the read-only kernel's bandwidth.
@@ -529,11 +529,11 @@ int main(int argc, char** argv) {
     const QuantizedWeight w = random_weight(sh.N, sh.K, bits, group, 1234 + sh.K * 7 + sh.N);
     const size_t qbytes = static_cast<size_t>(sh.N * sh.K) * bits / 8;
     const int copies = static_cast<int>(kRotateBytes / qbytes) + 2;
-    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, gem;
+    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, gem, aut;
     // dequant_gemm rewrites a 16-bit copy of the weight each call, so a few copies keep it out of L2 too.
     const int dcopies = std::min(copies, 3);
     for (int c = 0; c < copies; ++c)
-      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kGemv}) {
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kGemv, CudaKernel::kAuto}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
         CudaLinearSpec spec;
         spec.in_features = sh.K;
@@ -544,16 +544,12 @@ int main(int argc, char** argv) {
         auto l = std::make_unique<CudaQuantLinear>(spec);
         l->load(w);
         l->post_init();
-        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kGemv ? gem : deq).push_back(std::move(l));
+        (kernel == CudaKernel::kMma    ? mma
+         : kernel == CudaKernel::kGemv ? gem
+         : kernel == CudaKernel::kAuto ? aut
+                                       : deq)
+            .push_back(std::move(l));
       }
-    CudaLinearSpec auto_spec;
-    auto_spec.in_features = sh.K;
-    auto_spec.out_features = sh.N;
-    auto_spec.bits = bits;
-    auto_spec.group_size = group;
-    CudaQuantLinear autol(auto_spec);  // only for kernel_name(M): what kAuto runs
-    autol.load(w);
-    autol.post_init();
     const size_t wbytes = static_cast<size_t>(sh.N * sh.K) * 2;
     const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
     std::vector<void*> wb(bcopies);
@@ -568,7 +564,8 @@ int main(int argc, char** argv) {
     size_t ws_bytes = 0;
     for (int64_t M : ms)
       ws_bytes = std::max(
-          {ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M), gem[0]->workspace_bytes(M)});
+          {ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M), gem[0]->workspace_bytes(M),
+           aut[0]->workspace_bytes(M)});
     CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
     for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 10;
@@ -587,9 +584,11 @@ int main(int argc, char** argv) {
       const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
         ok = cublas.run(wb[i], x, y, sh.N, sh.K, M, s) && ok;
       });
-      // What kAuto runs: the auto layer's kernel name says which family's time is ark's.
-      const std::string kname = autol.kernel_name(M);
-      const double t = kname.rfind("gemv", 0) == 0 ? t_gemv : kname.rfind("dequant", 0) == 0 ? t_deq : t_mma;
+      // ark's time is kAuto's own, timed on its own copies: the family columns beside it are each forced,
+      // and no family stands in for another (wgmma, for one, has no forced column here).
+      const std::string kname = aut[0]->kernel_name(M);
+      const double t = time_graph(s, kname.rfind("dequant", 0) == 0 ? dcopies : copies, reps,
+                                  [&](int i) { aut[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
       const double tbps = static_cast<double>(mma[0]->packed_bytes()) / t;
       std::printf("%lld,%lld,%lld,%s,%.2f,%.2f,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f,%.2f%s\n",
                   static_cast<long long>(sh.K), static_cast<long long>(sh.N), static_cast<long long>(M),
