@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <thread>
 
 #include "ark/format.h"
@@ -17,22 +16,8 @@ namespace {
 
 using ql_test::WeightConfig;
 
-QuantLinearSpec spec_for(const WeightConfig& c, ComputeMode mode, const std::string& isa = "") {
-  QuantLinearSpec s;
-  s.in_features = c.k;
-  s.out_features = c.n;
-  s.bits = c.bits;
-  s.group_size = c.group_size;
-  s.sym = c.sym;
-  s.act_order = c.act_order;
-  s.mode = mode;
-  s.max_isa = isa;
-  return s;
-}
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using ql_test::same_bytes;
+using ql_test::spec_for;
 
 TEST(QuantLinearApi, ThreadCountDoesNotChangeResults) {
   set_default_num_threads(3);  // more threads than this machine may have: the split must not matter
@@ -54,7 +39,7 @@ TEST(QuantLinearApi, ThreadCountDoesNotChangeResults) {
         if (first.empty())
           first = y;
         else
-          EXPECT_TRUE(bitwise_equal(first, y))
+          EXPECT_TRUE(same_bytes(first, y))
               << "threads " << threads << " M " << m << " " << layer.describe();
       }
     }
@@ -78,7 +63,7 @@ TEST(QuantLinearApi, ConcurrentForwardsAgree) {
         for (int rep = 0; rep < 20; ++rep) layer.forward(x.data(), p->data(), m);
       });
     for (auto& t : threads) t.join();
-    for (const auto& out : outs) EXPECT_TRUE(bitwise_equal(expected, out)) << "M " << m;
+    for (const auto& out : outs) EXPECT_TRUE(same_bytes(expected, out)) << "M " << m;
   }
 }
 
@@ -134,7 +119,7 @@ TEST(QuantLinearApi, LoadCheckpointMatchesCanonical) {
     layer.post_init();
     std::fill(got.begin(), got.end(), std::nanf(""));
     layer.forward(x.data(), got.data(), 3);
-    EXPECT_TRUE(bitwise_equal(want, got)) << layout_name(layout);
+    EXPECT_TRUE(same_bytes(want, got)) << layout_name(layout);
   }
 }
 
@@ -307,7 +292,9 @@ TEST(QuantLinearApi, DescribeSaysWhatRuns) {
     EXPECT_NE(d.find("isa " + isa), std::string::npos) << d;
     EXPECT_NE(d.find("mode "), std::string::npos) << d;
     EXPECT_NE(d.find(layer.kernel_name(1)), std::string::npos) << d;
-    if (isa == "ref") EXPECT_EQ(layer.kernel_name(1), "ref");
+    if (isa == "ref") {
+      EXPECT_EQ(layer.kernel_name(1), "ref");
+    }
   }
 }
 

@@ -3,7 +3,6 @@
 // rows, N not a multiple of the 16-row tile, and four threads forwarding on one layer at once.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <thread>
 
 #include "ark/thread_pool.h"
@@ -14,22 +13,8 @@ namespace {
 
 using ql_test::WeightConfig;
 
-QuantLinearSpec spec_for(const WeightConfig& c, ComputeMode mode, const std::string& isa, int threads) {
-  QuantLinearSpec s;
-  s.in_features = c.k;
-  s.out_features = c.n;
-  s.bits = c.bits;
-  s.group_size = c.group_size;
-  s.sym = c.sym;
-  s.mode = mode;
-  s.max_isa = isa;
-  s.num_threads = threads;
-  return s;
-}
-
-bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using ql_test::same_bytes;
+using ql_test::spec_for;
 
 // 1000 x 512: 63 N-tiles (the last one of 8 rows), large enough that every thread count runs the split.
 TEST(QuantLinearDecodeSplit, ThreadCountDoesNotChangeBytes) {

@@ -24,7 +24,9 @@ void expect_same(const QuantizedWeight& a, const QuantizedWeight& b) {
   for (size_t i = 0; i < a.scales.size(); ++i)
     ASSERT_EQ(float_bits(a.scales[i]), float_bits(b.scales[i])) << "scale " << i;
   EXPECT_EQ(a.has_act_order(), b.has_act_order());
-  if (a.has_act_order()) EXPECT_EQ(a.g_idx, b.g_idx);
+  if (a.has_act_order()) {
+    EXPECT_EQ(a.g_idx, b.g_idx);
+  }
 }
 
 TEST(QuantLinearExport, UnpackInvertsPack) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -150,6 +151,27 @@ inline std::vector<std::string> available_isas() {
 
 inline std::vector<float> poisoned(size_t n) {
   return std::vector<float>(n, std::nanf(""));
+}
+
+// The spec of a layer holding `c`, in `mode`, capped at ISA level `isa` ("" = the machine's), on `threads`
+// threads (0 = the default).
+inline QuantLinearSpec spec_for(const WeightConfig& c, ComputeMode mode, const std::string& isa = "",
+                                int threads = 0) {
+  QuantLinearSpec s;
+  s.in_features = c.k;
+  s.out_features = c.n;
+  s.bits = c.bits;
+  s.group_size = c.group_size;
+  s.sym = c.sym;
+  s.act_order = c.act_order;
+  s.mode = mode;
+  s.max_isa = isa;
+  s.num_threads = threads;
+  return s;
+}
+
+inline bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 }  // namespace ark::ql_test

@@ -876,18 +876,21 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
                         {8192, 8192, 16, 8, 4},  {8192, 8192, 32, 8, 4},  {8192, 28672, 1, 4, 1},
                         {8192, 28672, 2, 4, 1},  {8192, 28672, 16, 8, 1}, {8192, 28672, 32, 8, 1},
                         {28672, 8192, 1, 8, 8},  {28672, 8192, 16, 8, 4}, {28672, 8192, 32, 8, 4}};
-  for (const Want& t : wants) {
-    cuda::PackedView v;
-    v.k = t.k;
-    v.n = t.n;
-    v.bits = 4;
-    v.groups = t.k / 128;
-    v.n8_tiles = t.n / 8;
-    v.chunks = t.k / 128;
-    const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kGemv, dev);
-    EXPECT_EQ(p.block_tiles, t.warps_n) << t.k << "x" << t.n << " M=" << t.m;
-    EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
-  }
+  auto expect_plans = [&](const auto& list, const char* card) {
+    for (const Want& t : list) {
+      cuda::PackedView v;
+      v.k = t.k;
+      v.n = t.n;
+      v.bits = 4;
+      v.groups = t.k / 128;
+      v.n8_tiles = t.n / 8;
+      v.chunks = t.k / 128;
+      const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kGemv, dev);
+      EXPECT_EQ(p.block_tiles, t.warps_n) << card << " " << t.k << "x" << t.n << " M=" << t.m;
+      EXPECT_EQ(p.splits, t.splits) << card << " " << t.k << "x" << t.n << " M=" << t.m;
+    }
+  };
+  expect_plans(wants, "H100");
   // Two H200 sweeps of the same build (2026-11-27 22:50 and 23:05 UTC, within 1% of each other; the model's
   // constants were fitted to them, among the split factors swept): here the fastest measured shape or within
   // 3% of it. Not pinned: M = 8 on 28672x8192 (t8 s16 47.3 us against t8 s4 43.4), M = 16 on the 70B shapes
@@ -896,18 +899,7 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
                        {11008, 4096, 1, 1, 1},  {8192, 8192, 4, 8, 8},  {8192, 8192, 16, 8, 4},
                        {8192, 28672, 1, 4, 1},  {8192, 28672, 4, 8, 2}, {8192, 28672, 8, 8, 1},
                        {8192, 28672, 32, 8, 1}, {28672, 8192, 1, 8, 8}, {28672, 8192, 4, 8, 8}};
-  for (const Want& t : h200) {
-    cuda::PackedView v;
-    v.k = t.k;
-    v.n = t.n;
-    v.bits = 4;
-    v.groups = t.k / 128;
-    v.n8_tiles = t.n / 8;
-    v.chunks = t.k / 128;
-    const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kGemv, dev);
-    EXPECT_EQ(p.block_tiles, t.warps_n) << "H200 " << t.k << "x" << t.n << " M=" << t.m;
-    EXPECT_EQ(p.splits, t.splits) << "H200 " << t.k << "x" << t.n << " M=" << t.m;
-  }
+  expect_plans(h200, "H200");
 }
 
 // spec.max_m: the layer's own workspace serves every M up to it.
