@@ -171,9 +171,12 @@ std::vector<LinearBenchRow> run_linear_bench(const LinearBenchOptions& o) {
   set_default_num_threads(threads);
   std::printf("ark bench linear: %d thread(s)\n", threads);
 
-  const double bw = measure_read_bandwidth_gbs(static_cast<size_t>(o.bandwidth_mib * 1048576.0), threads, 5);
-  std::printf("memory read bandwidth (measured, %.0f MiB buffer, %d threads): %.1f GB/s\n", o.bandwidth_mib,
-              threads, bw);
+  // %bw is each case against a probe read right after it (this host's bandwidth moves by 2x within minutes);
+  // the figure at start is printed for reference.
+  ReadBandwidthProbe probe(static_cast<size_t>(o.bandwidth_mib * 1048576.0), threads);
+  std::printf("memory read bandwidth (measured, %.0f MiB buffer, %d threads): %.1f GB/s at start; each case's "
+              "%%bw is against a probe read right after it (probe_GB/s)\n",
+              o.bandwidth_mib, threads, probe.measure(5));
   const bool baseline = o.baseline && Bf16Baseline::available();
   if (o.baseline && !baseline) std::printf("bf16 baseline: unavailable in this build (no oneDNN)\n");
 
@@ -184,8 +187,8 @@ std::vector<LinearBenchRow> run_linear_bench(const LinearBenchOptions& o) {
     *csv << "in_features,out_features,m,scheme,mode,threads,kernel,time_us,weight_gbs,pct_bandwidth,gflops,"
             "bf16_time_us,bf16_gflops,speedup_vs_bf16,bandwidth_gbs\n";
   }
-  std::printf("%-11s %5s %-15s %-5s %-40s %10s %8s %6s %8s %8s %7s\n", "shape", "M", "scheme", "mode",
-              "kernel", "time_us", "w_GB/s", "%bw", "GFLOP/s", "bf16_GF", "vs_bf16");
+  std::printf("%-11s %5s %-15s %-5s %-40s %10s %8s %6s %9s %8s %8s %7s\n", "shape", "M", "scheme", "mode",
+              "kernel", "time_us", "w_GB/s", "%bw", "probe_GB/s", "GFLOP/s", "bf16_GF", "vs_bf16");
 
   std::vector<LinearBenchRow> rows;
   uint64_t seed = o.seed;
@@ -254,6 +257,7 @@ std::vector<LinearBenchRow> run_linear_bench(const LinearBenchOptions& o) {
           r.kernel = kernel_name(layers[0], m);
           r.seconds = t;
           r.weight_gbs = static_cast<double>(packed) / t / 1e9;
+          const double bw = probe.measure(3);
           r.pct_bandwidth = 100.0 * r.weight_gbs / bw;
           r.gflops = 2.0 * static_cast<double>(m) *
                      static_cast<double>(shape.in_features * shape.out_features) / t / 1e9;
@@ -263,9 +267,9 @@ std::vector<LinearBenchRow> run_linear_bench(const LinearBenchOptions& o) {
           char shape_text[32];
           std::snprintf(shape_text, sizeof shape_text, "%lldx%lld", static_cast<long long>(shape.in_features),
                         static_cast<long long>(shape.out_features));
-          std::printf("%-11s %5lld %-15s %-5s %-40s %10.1f %8.2f %6.1f %8.1f %8.1f %7.2f\n", shape_text,
+          std::printf("%-11s %5lld %-15s %-5s %-40s %10.1f %8.2f %6.1f %9.1f %8.1f %8.1f %7.2f\n", shape_text,
                       static_cast<long long>(m), r.scheme.c_str(), r.mode.c_str(), r.kernel.c_str(), t * 1e6,
-                      r.weight_gbs, r.pct_bandwidth, r.gflops, base_gflops, speedup);
+                      r.weight_gbs, r.pct_bandwidth, bw, r.gflops, base_gflops, speedup);
           std::fflush(stdout);
           if (csv)
             *csv << shape.in_features << ',' << shape.out_features << ',' << m << ',' << r.scheme << ','

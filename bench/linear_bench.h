@@ -45,7 +45,7 @@ struct LinearBenchRow {
   std::string kernel;
   double seconds;           // median time of one forward
   double weight_gbs;        // packed weight bytes / time
-  double pct_bandwidth;     // weight_gbs / measured read bandwidth
+  double pct_bandwidth;     // weight_gbs / the read bandwidth probed right after the case
   double gflops;            // 2·M·N·K / time
   double baseline_seconds;  // oneDNN bf16, 0 when not measured
 };

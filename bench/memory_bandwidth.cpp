@@ -48,30 +48,50 @@ uint64_t sum_scalar(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
-  ARK_CHECK(threads >= 1, "measure_read_bandwidth_gbs: threads must be >= 1, got ", threads);
-  ARK_CHECK(repeats >= 1, "measure_read_bandwidth_gbs: repeats must be >= 1, got ", repeats);
-  ARK_CHECK(bytes >= size_t{1} << 20, "measure_read_bandwidth_gbs: buffer must be at least 1 MiB, got ",
-            bytes);
-  const size_t slice = (bytes / static_cast<size_t>(threads)) & ~size_t{4095};
-  const size_t total = slice * static_cast<size_t>(threads);
+struct ReadBandwidthProbe::State {
+  size_t slice = 0, total = 0;
+  int threads = 1;
+  AlignedBytes buf;
+  bool avx2 = false;
+};
+
+ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes, int threads) : state_(std::make_unique<State>()) {
+  State* s = state_.get();
+  ARK_CHECK(threads >= 1, "read bandwidth probe: threads must be >= 1, got ", threads);
+  ARK_CHECK(bytes >= size_t{1} << 20, "read bandwidth probe: buffer must be at least 1 MiB, got ", bytes);
+  s->threads = threads;
+  s->slice = (bytes / static_cast<size_t>(threads)) & ~size_t{4095};
+  s->total = s->slice * static_cast<size_t>(threads);
   // The same storage as packed weights (huge pages where the kernel allows them), so the figure is the
   // limit the kernels' reads can reach, not one handicapped by 4 KiB page walks.
-  AlignedBytes buf(total);
-  const bool avx2 = cpu_features().avx2 && cpu_features().os_avx;
+  s->buf = AlignedBytes(s->total);
+  s->avx2 = cpu_features().avx2 && cpu_features().os_avx;
+  // Each thread writes its own slice once, so its pages are mapped (a first-touch fault is not a read).
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      uint8_t* p = s->buf.data() + s->slice * static_cast<size_t>(t);
+      for (size_t i = 0; i < s->slice; ++i) p[i] = static_cast<uint8_t>(i * 131 + t);
+    });
+  for (auto& th : pool) th.join();
+}
 
-  std::vector<uint64_t> sinks(static_cast<size_t>(threads) * 8);  // one cache line apart: no false sharing
+ReadBandwidthProbe::~ReadBandwidthProbe() = default;
+
+double ReadBandwidthProbe::measure(int repeats) {
+  ARK_CHECK(repeats >= 1, "read bandwidth probe: repeats must be >= 1, got ", repeats);
+  State& s = *state_;
+  std::vector<uint64_t> sinks(static_cast<size_t>(s.threads) * 8);  // one cache line apart: no false sharing
   std::vector<double> seconds(static_cast<size_t>(repeats));
   // All threads start each repeat together; the slowest one's time is the repeat's time.
-  std::barrier sync(threads + 1);
+  std::barrier sync(s.threads + 1);
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < s.threads; ++t) {
     pool.emplace_back([&, t] {
-      uint8_t* p = buf.data() + slice * static_cast<size_t>(t);
-      for (size_t i = 0; i < slice; ++i) p[i] = static_cast<uint8_t>(i * 131 + t);
+      const uint8_t* p = s.buf.data() + s.slice * static_cast<size_t>(t);
       for (int r = 0; r < repeats; ++r) {
         sync.arrive_and_wait();
-        sinks[static_cast<size_t>(t) * 8] += avx2 ? sum_avx2(p, slice) : sum_scalar(p, slice);
+        sinks[static_cast<size_t>(t) * 8] += s.avx2 ? sum_avx2(p, s.slice) : sum_scalar(p, s.slice);
         sync.arrive_and_wait();
       }
     });
@@ -85,7 +105,13 @@ double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
   }
   for (auto& th : pool) th.join();
   const double best = *std::min_element(seconds.begin(), seconds.end());
-  return static_cast<double>(total) / best / 1e9;
+  return static_cast<double>(s.total) / best / 1e9;
+}
+
+double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
+  ARK_CHECK(repeats >= 1, "measure_read_bandwidth_gbs: repeats must be >= 1, got ", repeats);
+  ReadBandwidthProbe probe(bytes, threads);
+  return probe.measure(repeats);
 }
 
 }  // namespace ark::bench

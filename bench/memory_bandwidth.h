@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 namespace ark::bench {
 
@@ -10,5 +11,21 @@ namespace ark::bench {
 // `threads` threads, each streaming its own contiguous part. Choose `bytes` several times the last-level
 // cache so the figure is DRAM's, not the cache's. Throws ark::Error on bad arguments.
 double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats);
+
+// The same measurement, repeatable: the buffer is allocated and written once, and measure() reads it again
+// whenever asked. A shared or virtualised host's bandwidth moves by 2x within minutes, so a benchmark states
+// each case against a probe taken right beside it, not against one taken at start.
+class ReadBandwidthProbe {
+ public:
+  ReadBandwidthProbe(size_t bytes, int threads);
+  ~ReadBandwidthProbe();
+  ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
+  ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
+  double measure(int repeats);  // best of `repeats` reads, GB/s
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace ark::bench
