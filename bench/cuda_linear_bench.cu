@@ -67,6 +67,21 @@ QuantizedWeight random_weight(int64_t N, int64_t K, int bits, int64_t group, uin
   return w;
 }
 
+// One layer holding `w` (group: the scheme's group size, -1 per channel) with `kernel` forced (kAuto: the
+// planner's choice), loaded and packed on the device.
+std::unique_ptr<CudaQuantLinear> make_layer(const QuantizedWeight& w, int64_t group, CudaKernel kernel) {
+  CudaLinearSpec spec;
+  spec.in_features = w.in_features;
+  spec.out_features = w.out_features;
+  spec.bits = w.bits;
+  spec.group_size = group;
+  spec.kernel = kernel;
+  auto l = std::make_unique<CudaQuantLinear>(spec);
+  l->load(w);
+  l->post_init();
+  return l;
+}
+
 // Mean time of one call, from CUDA events around `reps` launches of a graph holding `per_graph` calls.
 template <typename F>
 double time_graph(cudaStream_t s, int per_graph, int reps, F&& body) {
@@ -191,17 +206,7 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
     const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
     std::vector<std::unique_ptr<CudaQuantLinear>> layers;
-    for (int c = 0; c < copies; ++c) {
-      CudaLinearSpec spec;
-      spec.in_features = K;
-      spec.out_features = N;
-      spec.bits = bits;
-      spec.group_size = group;
-      spec.kernel = CudaKernel::kMma;
-      layers.push_back(std::make_unique<CudaQuantLinear>(spec));
-      layers.back()->load(w);
-      layers.back()->post_init();
-    }
+    for (int c = 0; c < copies; ++c) layers.push_back(make_layer(w, group, CudaKernel::kMma));
     void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
     CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(16 * K) * 2));
@@ -254,18 +259,8 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
     const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, gemv;
     for (int c = 0; c < copies; ++c)
-      for (auto kernel : {CudaKernel::kMma, CudaKernel::kGemv}) {
-        CudaLinearSpec spec;
-        spec.in_features = K;
-        spec.out_features = N;
-        spec.bits = bits;
-        spec.group_size = group;
-        spec.kernel = kernel;
-        auto l = std::make_unique<CudaQuantLinear>(spec);
-        l->load(w);
-        l->post_init();
-        (kernel == CudaKernel::kMma ? mma : gemv).push_back(std::move(l));
-      }
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kGemv})
+        (kernel == CudaKernel::kMma ? mma : gemv).push_back(make_layer(w, group, kernel));
     void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
     CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(32 * K) * 2));
@@ -354,25 +349,10 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
     for (int c = 0; c < copies; ++c)
       for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
-        CudaLinearSpec spec;
-        spec.in_features = K;
-        spec.out_features = N;
-        spec.bits = bits;
-        spec.group_size = group;
-        spec.kernel = kernel;
-        auto l = std::make_unique<CudaQuantLinear>(spec);
-        l->load(w);
-        l->post_init();
-        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kWgmma ? wg : deq).push_back(std::move(l));
+        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kWgmma ? wg : deq)
+            .push_back(make_layer(w, group, kernel));
       }
-    CudaLinearSpec auto_spec;
-    auto_spec.in_features = K;
-    auto_spec.out_features = N;
-    auto_spec.bits = bits;
-    auto_spec.group_size = group;
-    CudaQuantLinear autol(auto_spec);  // only for kernel_name(M)
-    autol.load(w);
-    autol.post_init();
+    const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
     const size_t wbytes = static_cast<size_t>(N * K) * 2;
     const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
     std::vector<void*> wb(bcopies);
@@ -405,7 +385,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
             time_graph(s, n, reps, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
         report(tag, ls[0]->kernel_name(M), t);
       };
-      std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol.kernel_name(M).c_str());
+      std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol->kernel_name(M).c_str());
       time_layers(mma, copies, "mma");
       if (M >= 64) time_layers(deq, dcopies, "dequant");
       for (auto& l : wg) l->set_mma_splits(0);
@@ -437,24 +417,16 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
 
 // --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
 int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
-  CudaLinearSpec spec;
-  spec.in_features = K;
-  spec.out_features = N;
-  spec.bits = bits;
-  spec.group_size = group;
-  spec.kernel = parse_cuda_kernel(family);
-  CudaQuantLinear layer(spec);
-  layer.load(random_weight(N, K, bits, group, 99));
-  layer.post_init();
+  const auto layer = make_layer(random_weight(N, K, bits, group, 99), group, parse_cuda_kernel(family));
   void *x, *y, *ws;
-  const size_t ws_bytes = std::max<size_t>(layer.workspace_bytes(M), 256);
+  const size_t ws_bytes = std::max<size_t>(layer->workspace_bytes(M), 256);
   CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(M * K) * 2));
   CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(M * K) * 2));
   CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(M * N) * 2));
   CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
-  for (int i = 0; i < 3; ++i) layer.forward(x, y, M, DType::BF16, s, ws, ws_bytes);
+  for (int i = 0; i < 3; ++i) layer->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
   CHECK_CUDA(cudaStreamSynchronize(s));
-  std::printf("once: %s\n", layer.kernel_name(M).c_str());
+  std::printf("once: %s\n", layer->kernel_name(M).c_str());
   cudaFree(x);
   cudaFree(y);
   cudaFree(ws);
@@ -535,20 +507,11 @@ int main(int argc, char** argv) {
     for (int c = 0; c < copies; ++c)
       for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kGemv, CudaKernel::kAuto}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
-        CudaLinearSpec spec;
-        spec.in_features = sh.K;
-        spec.out_features = sh.N;
-        spec.bits = bits;
-        spec.group_size = group;
-        spec.kernel = kernel;
-        auto l = std::make_unique<CudaQuantLinear>(spec);
-        l->load(w);
-        l->post_init();
         (kernel == CudaKernel::kMma    ? mma
          : kernel == CudaKernel::kGemv ? gem
          : kernel == CudaKernel::kAuto ? aut
                                        : deq)
-            .push_back(std::move(l));
+            .push_back(make_layer(w, group, kernel));
       }
     const size_t wbytes = static_cast<size_t>(sh.N * sh.K) * 2;
     const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
