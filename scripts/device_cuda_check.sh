@@ -13,12 +13,15 @@
 #           planner's choice also with the 4 x 2 x-ring blocks and with the cluster split-K reduction;
 #           gemvtest: the GPU tests of the gemv family and the planner, then a memcheck of the cluster
 #           reduction, ~1 minute; gemvquick: a build variant's headline gemv cases, ~40 s;
+#           gemv5: ptxas of the int4 gemv kernels, the variant tests (CudaLinear.GemvVariants*) and the gemv
+#           sweep with the x-ring lookahead and two-block 17..32-row variants, ~4.5 minutes with the build;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
 #           and cuBLAS at M = 32..1024 on the six shapes, both wgmma kernels (warp-specialized and the
 #           all-threads one), ~4 minutes; wgmmaquick: tests, the 70B shapes and 8192x8192, ncu at M = 64
-#           and 1024, ~4 minutes)
+#           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests, the quick sweep, then (while the call's 6
+#           minutes last) the kAuto tests with each wide kernel forced and the memcheck subset)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -344,6 +347,33 @@ if [ "$WHAT" = gemvtest ]; then  # the GPU tests that run the gemv family, and t
   fi
 fi
 
+if [ "$WHAT" = gemv5 ]; then  # issue 6 occupancy work: the gemv variants' tests, ptxas, then the sweep (~4.5 min)
+  echo "== ptxas: int4 gemv kernels, sm_90a (registers, spills)"
+  python3 - $BIN/obj/linear_gemv.cu.ptxas.log <<'EOF'
+import re, sys
+cur, spill = None, ""
+for line in open(sys.argv[1]):
+    m = re.search(r"gemv_kernelI(6__half|13__nv_bfloat16)Li4ELi(\d)ELi(\d)ELb(\d)E.*'(sm_\w+)'", line)
+    if m:
+        cur = m.groups()
+    elif cur and "spill" in line:
+        spill = line.split(":", 1)[-1].strip()
+    elif cur and "Used" in line:
+        if cur[4] == "sm_90a":
+            print(f"{cur[0]:>16} rows<={8 * int(cur[1])} ring{cur[2]} two_wide{cur[3]}: "
+                  f"{line.split(':', 1)[-1].strip()}; {spill}")
+        cur = None
+EOF
+  echo "== GPU tests: the gemv variants and planner ($DEFINES)" | tee "$OUT_DIR/tests_gemv5.log"
+  timeout 60 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.GemvVariants*:CudaPlan.Gemv*' \
+    >>"$OUT_DIR/tests_gemv5.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_gemv5.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv5.log" | head -40
+  note "gemv5 tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv5.log" | tr '\n' ' ')"
+  echo "== gemv sweep with the variants ($DEFINES)"
+  timeout ${GEMV5_SWEEP_S:-170} $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv5.csv"
+fi
+
 if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)
   echo "== gemv quick sweep ($DEFINES)"
   timeout 120 $BIN/ark_cuda_bench --sweep-gemv --quick 2>&1 | tee "$OUT_DIR/sweep_gemv_quick.csv"
@@ -352,6 +382,50 @@ fi
 if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..32, every block shape and split factor
   echo "== gemv sweep ($DEFINES)"
   timeout 330 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
+fi
+
+if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweep, memcheck
+  echo "== wgmma kernels (sm_90a SASS): HGMMA, local memory, instructions"
+  CUOBJDUMP=$(tool cuobjdump)
+  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_wgmma.o ]; then
+    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_wgmma.o >"$OUT_DIR/wgmma_sass.txt" 2>&1
+    python3 - "$OUT_DIR/wgmma_sass.txt" <<'EOF'
+import re, sys
+for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
+    name = block.split("\n", 1)[0]
+    if "Li4E" not in name:
+        continue
+    print(re.sub(r".*(wgmma(?:_ws|_wide)?_kernel)I", r"\1<", name).split("EEEv")[0],
+          "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
+          "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
+EOF
+  fi
+  grep -h "C7513\|C7512" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
+  grep -A2 "wgmma_wide_kernel" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | grep -E "spill|Used" | sort | uniq -c
+  echo "== GPU tests: wgmma family (kAuto; the variant loops run all four kernels)" | tee "$OUT_DIR/tests_wgmma.log"
+  timeout 100 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_wgmma.log" | head -40
+  note "wgmma tests (auto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ')"
+  echo "== wgmma sweep (quick)"
+  timeout 130 $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
+  # What is left of the call's 6 minutes (SECONDS counts from the script's start, the build included).
+  for v in 3 4; do  # the tests that run kAuto, with the wide kernel (3) and its ping-pong form (4) forced
+    [ $SECONDS -lt 270 ] || { note "wgmma tests (variant $v forced): skipped, out of time"; continue; }
+    ARK_TEST_WGMMA_VARIANT=$v timeout 40 $BIN/ark_gpu_tests \
+      --gtest_filter='CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination' >"$OUT_DIR/tests_wgmma_v$v.log" 2>&1
+    echo "exit code $?" >>"$OUT_DIR/tests_wgmma_v$v.log"
+    grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma_v$v.log" | head -10
+    note "wgmma tests (variant $v forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_v$v.log" | tr '\n' ' ')"
+  done
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ] && [ $SECONDS -lt 300 ]; then
+    timeout $((345 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
+    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
+  else
+    note "wgmma memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
+  fi
 fi
 
 if [ "$WHAT" = wgmma ] || [ "$WHAT" = wgmmaquick ]; then  # the Hopper GEMM: SASS, tests, memcheck, sweep

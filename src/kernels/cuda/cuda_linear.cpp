@@ -331,8 +331,9 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       o << "gemv_w" << bits << "_t" << p.block_tiles << "_splitk" << p.splits;
       break;
     case cuda::Family::kWgmma:
-      o << "wgmma_w" << bits << "_n" << cuda::kWgmmaBlockTiles * cuda::kTileRows << "_m" << p.wgmma_rows
-        << "_splitk" << p.splits;
+      o << "wgmma_w" << bits << "_n"
+        << (p.wgmma_wide ? cuda::kWgmmaWideTiles : cuda::kWgmmaBlockTiles) * cuda::kTileRows
+        << (p.wgmma_pingpong ? "pp" : "") << "_m" << p.wgmma_rows << "_splitk" << p.splits;
       break;
   }
   return o.str();

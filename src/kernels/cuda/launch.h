@@ -39,8 +39,15 @@ struct Plan {
   size_t workspace_bytes = 0;
   int wgmma_rows = 64;        // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
   bool gemv_cluster = false;  // gemv: the splits of a tile range are one cluster, summed in the kernel
+  int gemv_x_ahead = 2;        // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
+  bool gemv_two_wide = false;  // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
+  bool gemv_early_meta = false;  // gemv: the first stages' scales copied before the prologue's barrier
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
+  // wgmma: the wide warp-specialized kernel (256 weight rows per block, two 64-row sets per consumer
+  // warpgroup); with wgmma_pingpong its consumers take turns on the tensor core
+  bool wgmma_wide = false;
+  bool wgmma_pingpong = false;
 };
 
 // What the planner needs to know of the device (read once at post_init).
@@ -132,6 +139,11 @@ ARK_HD constexpr int gemv_ring_bytes(int bits) {
 inline constexpr int kGemvXStages = ARK_GEMV_X_STAGES, kGemvXAhead = 2, kGemvXRowBytes = 272,
                      kGemvBarrierBytes = 128;
 inline constexpr int kGemvXRingMaxWarpsK = 2;
+// What the planner picks by default (overrides below): the 8 x 1 ring's lookahead, and whether it weighs
+// the two-block 17..32-row kernel.
+inline constexpr int kGemvAutoXAhead = 2;
+inline constexpr bool kGemvAutoTwoWide = false;
+inline constexpr bool kGemvAutoEarlyMeta = false;
 // The 4 x 2 blocks need room for both warps' chunks of kGemvXAhead + 1 iterations, and interleaved chunks.
 inline constexpr bool kGemvRing4x2Built =
     !ARK_GEMV_WARP_RANGES && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages;
@@ -153,17 +165,40 @@ bool gemv_cluster_reduce();
 void set_gemv_ring_4x2(bool allowed);
 bool gemv_ring_4x2();
 // Blocks per SM the launch bounds allow: the 17..32-row kernels keep twice the accumulators and run one
-// block of 8 warps per SM without spilling.
-constexpr int gemv_max_blocks_per_sm(int64_t M) {
-  return M > 16 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm;
+// block of 8 warps per SM without spilling; their two-block variant (two_wide) caps registers at 128.
+constexpr int gemv_max_blocks_per_sm(int64_t M, bool two_wide = false) {
+  return two_wide ? 2 : M > 16 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm;
+}
+// The 17..32-row 8 x 1 x-ring kernel at two blocks of 8 warps per SM (gemv_kernel's kTwoWide): launch bounds
+// of 2 blocks (128 registers) and an x ring of kGemvTwoWideXStages slots, so that two blocks' shared memory
+// fits an SM (2 x 107 KB at int4, M = 32). One more instance per bits x dtype, chosen per plan
+// (Plan::gemv_two_wide), so it is timed against the one-block kernel in one process.
+inline constexpr int kGemvTwoWideXStages = 4;
+constexpr bool gemv_two_wide_fits(int64_t M, int block_tiles) {
+  return M > 16 && block_tiles == kGemvWarps && gemv_x_ring(M, block_tiles);
 }
 // Shared memory of one gemv block: mbarriers (x ring only), block-group table, the warps' rings, x.
-constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles) {
+constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles,
+                                 bool two_wide = false) {
   const bool ring = gemv_x_ring(M, block_tiles);
+  const int x_slots = two_wide ? kGemvTwoWideXStages : kGemvXStages;
   return static_cast<size_t>((ring ? kGemvBarrierBytes : 0) + chunks_per_split * 16 +
                              kGemvWarps * gemv_ring_bytes(bits) +
-                             (ring ? kGemvXStages * M * kGemvXRowBytes : chunks_per_split * M * 256));
+                             (ring ? x_slots * M * kGemvXRowBytes : chunks_per_split * M * 256));
 }
+// Process-wide overrides of the two choices above, read at plan time (benchmarks timing old and new in one
+// process, tests covering both): set_gemv_x_ahead(a), a > 0, fills the 8 x 1 x ring a iterations ahead
+// (clamped to 1 .. slots - 1; 0: the planner's kGemvAutoXAhead); set_gemv_two_wide(mode): 1 runs the
+// two-block kernel wherever it applies, -1 never, 0 where the planner's model prefers it (kGemvAutoTwoWide).
+void set_gemv_x_ahead(int a);
+int gemv_x_ahead_override();
+void set_gemv_two_wide(int mode);
+int gemv_two_wide_mode();
+// set_gemv_early_meta(mode): 1 copies the first ring stages' scales and zeros before the prologue's block
+// barrier (their group indices read from global memory; ARK_GEMV_EARLY_META as a plan choice), -1 never, 0
+// as the planner decides (kGemvAutoEarlyMeta).
+void set_gemv_early_meta(int mode);
+int gemv_early_meta_mode();
 // Where kAuto runs gemv instead of mma: where it measured faster on the H100 (docs/CUDA.md, sweep of
 // 2026-11-27 20:50 UTC): M <= 32, int4, at most one group starting per chunk (g >= 128 or per-channel), and
 // a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured).
@@ -183,10 +218,11 @@ inline constexpr int kWgmmaBlockTiles = 16;
 ARK_HD constexpr int wgmma_stages(int rows) {
   return rows <= 64 ? 6 : 4;
 }
-// Bytes of one ring stage, rounded to the 1024-byte alignment of the swizzled x tile.
-ARK_HD constexpr size_t wgmma_stage_bytes(int bits, int rows) {
-  return (static_cast<size_t>(rows) * kChunkK * 2 + kWgmmaBlockTiles * kChunkK * bits +
-          4 * kWgmmaBlockTiles * 48 + 16 + 1023) /
+// Bytes of one ring stage of a block of `tiles` n8 tiles, rounded to the 1024-byte alignment of the swizzled
+// x tile.
+ARK_HD constexpr size_t wgmma_stage_bytes(int bits, int rows, int tiles = kWgmmaBlockTiles) {
+  return (static_cast<size_t>(rows) * kChunkK * 2 + static_cast<size_t>(tiles) * kChunkK * bits +
+          4 * static_cast<size_t>(tiles) * 48 + 16 + 1023) /
          1024 * 1024;
 }
 ARK_HD constexpr size_t wgmma_smem_bytes(int bits, int rows) {
@@ -205,25 +241,49 @@ ARK_HD constexpr int wgmma_max_blocks_per_sm(int) {
 inline constexpr int kWgmmaWsThreads = 384;
 inline constexpr int kWgmmaWsMaxStages = 8;
 inline constexpr size_t kWgmmaWsSmemBudget = 232448;  // an H100's / H200's opt-in shared memory per block
-ARK_HD constexpr int wgmma_ws_stages(int bits, int rows) {
-  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_stage_bytes(bits, rows) <
+ARK_HD constexpr int wgmma_ws_stages(int bits, int rows, int tiles = kWgmmaBlockTiles) {
+  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_stage_bytes(bits, rows, tiles) <
                  static_cast<size_t>(kWgmmaWsMaxStages)
              ? static_cast<int>((kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) /
-                                wgmma_stage_bytes(bits, rows))
+                                wgmma_stage_bytes(bits, rows, tiles))
              : kWgmmaWsMaxStages;
 }
-ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows) {
-  return wgmma_ws_stages(bits, rows) * wgmma_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
+ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows, int tiles = kWgmmaBlockTiles) {
+  return wgmma_ws_stages(bits, rows, tiles) * wgmma_stage_bytes(bits, rows, tiles) + 16 * kWgmmaWsMaxStages +
+         1024;
 }
+// The wide warp-specialized kernel (wgmma_wide_kernel): the same producer and mbarrier ring, but
+// kWgmmaWideTiles n8 tiles (256 weight rows) per block, each consumer warpgroup owning two 64-row sets (an
+// accumulator set each) and dequantizing half a chunk at a time into two A buffers. Why: per chunk a block of
+// 128 weight rows and 128 rows of x fills 43 KB of shared memory from L2 (x 32 KB of it) for 2 M MACs, and
+// the 128-row kernels' H100 / H200 timings all work out to 4-6 TB/s of such fills whatever M is
+// (docs/CUDA.md): the x tile, re-read by every weight range, is most of it. With 256 weight rows per x tile
+// a block fills 54 KB per 4 M MACs at 128 rows of x (33 KB per 2 M MACs at 64), and at M <= 64 a 70B
+// layer's 8192x28672 is one wave of 112 blocks instead of 224 blocks on 132 SMs.
+inline constexpr int kWgmmaWideTiles = 32;
 // The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x on layers of at least
 // kWgmmaWsMinTileChunks (n8 tile, chunk) pairs (the 70B shapes, the only ones timed). Below 65 rows the
 // all-threads one measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0
 // us on 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 2-7% slower (M = 128..1024, both
 // shapes; M = 65..127 runs the same 128-row blocks as 128).
 inline constexpr int64_t kWgmmaWsMinM = 65, kWgmmaWsMinTileChunks = int64_t{1} << 17;
+// Where kAuto runs the wide kernel (kWgmmaWideAutoMinM <= M <= kWgmmaWideAutoMaxM, layers of at least
+// kWgmmaWsMinTileChunks tile-chunks), and whether with turn taking: not yet timed on a device, so the range
+// is empty (min > max) until a sweep shows where it wins.
+inline constexpr int64_t kWgmmaWideAutoMinM = 1, kWgmmaWideAutoMaxM = 0;
+inline constexpr bool kWgmmaWidePingPong = false;
+bool wgmma_wide_preferred(const PackedView& w, int64_t M);
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
-enum class WgmmaVariant : int { kAuto = 0, kAllThreads = 1, kWarpSpecialized = 2 };
+// kWide: wgmma_wide_kernel; kWidePingPong: the same with the two consumer warpgroups issuing their wgmmas in
+// strict turns (named barriers), so one dequantizes while the other's run.
+enum class WgmmaVariant : int {
+  kAuto = 0,
+  kAllThreads = 1,
+  kWarpSpecialized = 2,
+  kWide = 3,
+  kWidePingPong = 4
+};
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
