@@ -248,13 +248,38 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   // The 70B shapes first: the targets' shapes, timed before a device call's time limit can cut the sweep.
   std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
                                               {4096, 11008}, {11008, 4096}, {8192, 8192}};
-  std::vector<int64_t> ms = {1, 4, 8, 16, 32};
+  std::vector<int64_t> ms = {1, 8, 16, 32};
   if (quick) {  // --quick: a build variant's headline cases
     shapes = {{4096, 4096}, {8192, 28672}, {28672, 8192}};
     ms = {1, 16, 32};
   }
+  // The gemv variants of issue 6's occupancy work, timed beside the planner's default in this process: the
+  // 8 x 1 x ring filled 1, 3, 4 or 6 iterations ahead instead of 2 (auto_xa<a>), at 17..32 rows the kernel
+  // of two blocks per SM (auto_2wide, its x ring 3 ahead too: auto_2wide_xa3), and the first stages' scales
+  // copied before the prologue's barrier (auto_early; forced_early at M = 1).
+  auto variants = [&](auto&& time_tagged, int64_t M) {
+    cuda::set_gemv_early_meta(1);  // the first scales copied before the prologue's barrier
+    time_tagged("auto_early");
+    cuda::set_gemv_early_meta(0);
+    if (M <= 8) return;
+    for (int a : {1, 3, 4, 6}) {
+      cuda::set_gemv_x_ahead(a);
+      const std::string tag = "auto_xa" + std::to_string(a);
+      time_tagged(tag.c_str());
+    }
+    cuda::set_gemv_x_ahead(0);
+    if (M <= 16) return;
+    cuda::set_gemv_two_wide(1);
+    time_tagged("auto_2wide");
+    cuda::set_gemv_x_ahead(3);
+    time_tagged("auto_2wide_xa3");
+    cuda::set_gemv_x_ahead(0);
+    cuda::set_gemv_two_wide(0);
+  };
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
+    // M = 8 on the 70B shapes only (the targets' shapes), to keep one device call short.
+    const std::vector<int64_t> shape_ms = K * N >= int64_t{8192} * 28672 ? ms : std::vector<int64_t>{1, 16, 32};
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
     const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, gemv;
@@ -291,17 +316,20 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
                   t * 1e6, ls[0]->packed_bytes() / t / bw);
       std::fflush(stdout);
     };
-    for (int64_t M : ms) {
+    for (int64_t M : shape_ms) {
       time_cublas(M);
       time_layers(mma, M, "mma");
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
       time_layers(gemv, M, "auto");
-      cuda::set_gemv_ring_4x2(true);
-      time_layers(gemv, M, "auto_4x2");
-      cuda::set_gemv_ring_4x2(false);
-      cuda::set_gemv_cluster_reduce(true);
-      time_layers(gemv, M, "auto_cluster");
-      cuda::set_gemv_cluster_reduce(false);
+      if (!std::getenv("ARK_SWEEP_SKIP_V6")) {  // v6's variants, measured slower (docs/CUDA.md)
+        cuda::set_gemv_ring_4x2(true);
+        time_layers(gemv, M, "auto_4x2");
+        cuda::set_gemv_ring_4x2(false);
+        cuda::set_gemv_cluster_reduce(true);
+        time_layers(gemv, M, "auto_cluster");
+        cuda::set_gemv_cluster_reduce(false);
+      }
+      variants([&](const char* tag) { time_layers(gemv, M, tag); }, M);
       for (int tiles : {1, 2, 4, 8}) {
         // Above 8 rows the whole-split staging (1 and 2 warps along N) measured 1.2-1.8x slower than the x
         // ring at every shape (H100, 2026-11-27): the ring's shapes only.
@@ -313,6 +341,24 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
           if (name == last) continue;
           last = name;
           time_layers(gemv, M, "forced");
+          if (M == 1) {
+            cuda::set_gemv_early_meta(1);
+            time_layers(gemv, M, "forced_early");
+            cuda::set_gemv_early_meta(0);
+          }
+          if (tiles == 8 && M > 8) {  // the 8 x 1 ring's variants at every split
+            cuda::set_gemv_x_ahead(4);
+            time_layers(gemv, M, "forced_xa4");
+            cuda::set_gemv_x_ahead(0);
+          }
+          if (tiles == 8 && M > 16) {
+            cuda::set_gemv_two_wide(1);
+            time_layers(gemv, M, "forced_2wide");
+            cuda::set_gemv_x_ahead(3);
+            time_layers(gemv, M, "forced_2wide_xa3");
+            cuda::set_gemv_x_ahead(0);
+            cuda::set_gemv_two_wide(0);
+          }
         }
       }
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);

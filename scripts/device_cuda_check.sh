@@ -13,6 +13,8 @@
 #           planner's choice also with the 4 x 2 x-ring blocks and with the cluster split-K reduction;
 #           gemvtest: the GPU tests of the gemv family and the planner, then a memcheck of the cluster
 #           reduction, ~1 minute; gemvquick: a build variant's headline gemv cases, ~40 s;
+#           gemv5: ptxas of the int4 gemv kernels, the variant tests (CudaLinear.GemvVariants*) and the gemv
+#           sweep with the x-ring lookahead and two-block 17..32-row variants, ~4.5 minutes with the build;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -343,6 +345,34 @@ if [ "$WHAT" = gemvtest ]; then  # the GPU tests that run the gemv family, and t
       >"$OUT_DIR/memcheck_gemv.log" 2>&1
     note "gemv memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
   fi
+fi
+
+if [ "$WHAT" = gemv5 ]; then  # issue 6 occupancy work: the gemv variants' tests, ptxas, then the sweep (~4.5 min)
+  echo "== ptxas: int4 gemv kernels, sm_90a (registers, spills)"
+  python3 - $BIN/obj/linear_gemv.cu.ptxas.log <<'EOF'
+import re, sys
+cur, spill = None, ""
+for line in open(sys.argv[1]):
+    m = re.search(r"gemv_kernelI(6__half|13__nv_bfloat16)Li4ELi(\d)ELi(\d)ELb(\d)E.*'(sm_\w+)'", line)
+    if m:
+        cur = m.groups()
+    elif cur and "spill" in line:
+        spill = line.split(":", 1)[-1].strip()
+    elif cur and "Used" in line:
+        if cur[4] == "sm_90a":
+            print(f"{cur[0]:>16} rows<={8 * int(cur[1])} ring{cur[2]} two_wide{cur[3]}: "
+                  f"{line.split(':', 1)[-1].strip()}; {spill}")
+        cur = None
+EOF
+  echo "== GPU tests: the gemv variants and planner ($DEFINES)" | tee "$OUT_DIR/tests_gemv5.log"
+  timeout 60 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.GemvVariants*:CudaPlan.Gemv*' \
+    >>"$OUT_DIR/tests_gemv5.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_gemv5.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv5.log" | head -40
+  note "gemv5 tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv5.log" | tr '\n' ' ')"
+  echo "== gemv sweep with the variants ($DEFINES)"
+  ARK_SWEEP_SKIP_V6=1 timeout ${GEMV5_SWEEP_S:-150} $BIN/ark_cuda_bench --sweep-gemv 2>&1 |
+    tee "$OUT_DIR/sweep_gemv5.csv"
 fi
 
 if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)

@@ -659,6 +659,169 @@ TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
     }
 }
 
+// The 8 x 1 x ring's lookahead (cuda::set_gemv_x_ahead: 1 .. slots - 1 iterations; the planner's default 2)
+// and the two-block 17..32-row kernel (cuda::set_gemv_two_wide(1): 128 registers, a 4-slot x ring), forced,
+// then the early scales (set_gemv_early_meta(1)) at M = 1..27, against the oracle: every bits x dtype with sym/asym and act-order at M = 9..32 on a layer with a partial
+// tile range; then a K of 32 chunks (the ring wraps many times, both barrier parities) with and without
+// split-K (an uneven last split), x aligned or read element-wise (K % 8 != 0), g128 and g32 (groups changing
+// inside a chunk: the two-block kernel's general path); last, graph replay of the two-block kernel.
+TEST(CudaLinear, GemvVariantsMatchOracle) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_x_ahead(0);
+      cuda::set_gemv_two_wide(0);
+      cuda::set_gemv_early_meta(0);
+    }
+  } restore;
+  uint64_t id = 16000;
+  auto check = [&](const Case& c, std::initializer_list<int> splits_list, std::initializer_list<int64_t> ms) {
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+    layer.set_gemv_block_tiles(8);
+    for (int two_wide : {-1, 1})
+      for (int ahead : {1, 3, 7})
+        for (int splits : splits_list)
+          for (int64_t M : ms) {
+            if (two_wide > 0 && (M <= 16 || ahead > 3)) continue;  // 4 slots: at most 3 ahead
+            cuda::set_gemv_two_wide(two_wide);
+            cuda::set_gemv_x_ahead(ahead);
+            layer.set_mma_splits(splits);
+            const std::string name = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M) +
+                                     (two_wide > 0 ? " two-wide" : "") + " ahead " + std::to_string(ahead);
+            EXPECT_EQ(layer.kernel_name(M).rfind("gemv_w" + std::to_string(c.w.bits) + "_t8", 0), 0u) << name;
+            const Activations x = make_x(M, c.w.k, c.bf16, rng);
+            EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, name), 0);
+            if (::testing::Test::HasFailure()) return;
+          }
+    // The early scales (set_gemv_early_meta(1)) in every row-group kernel, whole-split and ring staging.
+    cuda::set_gemv_two_wide(0);
+    cuda::set_gemv_x_ahead(0);
+    cuda::set_gemv_early_meta(1);
+    for (int tiles : {1, 8})
+      for (int splits : splits_list)
+        for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{12}, int64_t{27}}) {
+          layer.set_gemv_block_tiles(tiles);
+          layer.set_mma_splits(splits);
+          const std::string name = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M) + " early";
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, name), 0);
+          if (::testing::Test::HasFailure()) break;
+        }
+    cuda::set_gemv_early_meta(0);
+  };
+  for (int bits : {2, 3, 4, 8})
+    for (bool bf16 : {false, true}) {
+      Case c;
+      c.w.n = 203;
+      c.w.k = 320;
+      c.w.bits = bits;
+      c.w.group_size = 128;
+      c.w.sym = bits % 2 == 0;
+      c.w.act_order = bits == 3;
+      c.bf16 = bf16;
+      c.bias = bf16;
+      SCOPED_TRACE(c.name());
+      check(c, {1}, {9, 17, 32});
+      if (HasFailure()) return;
+    }
+  for (auto [k, g] : {std::pair<int64_t, int64_t>{4096, 128}, {4092, 32}}) {
+    Case c;
+    c.w.n = 264;
+    c.w.k = k;
+    c.w.group_size = g;
+    c.bf16 = g == 128;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    check(c, {1, 3}, {12, 24, 32});
+    if (HasFailure()) return;
+  }
+  Case c;
+  c.w.n = 300;
+  c.w.k = 2048;
+  c.bf16 = true;
+  auto rng = rng_for(id);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, id, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  layer.set_gemv_block_tiles(8);
+  layer.set_mma_splits(2);
+  cuda::set_gemv_two_wide(1);
+  cuda::set_gemv_x_ahead(3);
+  const Activations x = make_x(27, c.w.k, c.bf16, rng);
+  const auto eager = run(layer, x, 27, c.w.n, c.bf16);
+  EXPECT_EQ(check_output(w, bias, x, 27, eager, c.bf16, false, "two-wide eager"), 0);
+  EXPECT_EQ(run_graph(layer, x, 27, c.w.n, c.bf16), eager) << "two-wide graph replay";
+}
+
+// The variants in the plans (host-only, an H100's figures): by default the lookahead is kGemvAutoXAhead and
+// the two-block kernel runs only where kGemvAutoTwoWide lets the model pick it; set_gemv_two_wide(1) gives it
+// to every 17..32-row plan of 8 warps along N (two blocks' shared memory fit one SM, bad shapes never get
+// it), -1 to none; set_gemv_x_ahead clamps to the ring's slots. launch_gemv refuses a lookahead out of range.
+TEST(CudaPlan, GemvVariantOverrides) {
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_x_ahead(0);
+      cuda::set_gemv_two_wide(0);
+      cuda::set_gemv_early_meta(0);
+    }
+  } restore;
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  dev.wgmma = true;
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  int two_wide_plans = 0;
+  for (const auto& sh : shapes)
+    for (int64_t M : {1, 8, 9, 16, 17, 24, 32}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = 4;
+      v.chunks = v.groups = sh[0] / 128;
+      v.n8_tiles = sh[1] / 8;
+      const std::string what = std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
+      cuda::set_gemv_two_wide(0);
+      cuda::set_gemv_x_ahead(0);
+      const cuda::Plan def = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      EXPECT_EQ(def.gemv_x_ahead, cuda::kGemvAutoXAhead) << what;
+      EXPECT_EQ(def.gemv_early_meta, cuda::kGemvAutoEarlyMeta) << what;
+      cuda::set_gemv_early_meta(1);
+      EXPECT_TRUE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_early_meta) << what;
+      cuda::set_gemv_early_meta(-1);
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_early_meta) << what;
+      cuda::set_gemv_early_meta(0);
+      if (!cuda::kGemvAutoTwoWide) {
+        EXPECT_FALSE(def.gemv_two_wide) << what;
+      }
+      EXPECT_TRUE(!def.gemv_two_wide || cuda::gemv_two_wide_fits(M, def.block_tiles)) << what;
+      cuda::set_gemv_two_wide(1);
+      const cuda::Plan on = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8);
+      EXPECT_EQ(on.gemv_two_wide, M > 16) << what;
+      EXPECT_EQ(on.smem_bytes, cuda::gemv_smem_bytes(M, on.chunks_per_split, 4, 8, on.gemv_two_wide)) << what;
+      if (on.gemv_two_wide) {
+        EXPECT_LE(2 * (on.smem_bytes + 1024), static_cast<size_t>(dev.smem_per_sm)) << what;
+        EXPECT_LE(on.gemv_x_ahead, cuda::kGemvTwoWideXStages - 1) << what;
+      }
+      two_wide_plans += on.gemv_two_wide;
+      const cuda::Plan t1 = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 1);
+      EXPECT_FALSE(t1.gemv_two_wide) << what << ": whole-split staging has no two-block kernel";
+      cuda::set_gemv_two_wide(-1);
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_two_wide) << what;
+      for (int a : {1, 4, 7, 50}) {
+        cuda::set_gemv_x_ahead(a);
+        EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_x_ahead, std::min(a, 7)) << what;
+      }
+      cuda::set_gemv_two_wide(1);
+      EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8).gemv_x_ahead, M > 16 ? 3 : 7) << what;
+    }
+  EXPECT_GT(two_wide_plans, 0);
+}
+
 // Split-K summed inside one launch by a thread-block cluster (cuda::set_gemv_cluster_reduce(true), sm_90
 // devices: elsewhere the planner keeps the reduce launch) against the reduce launch (the default):
 // bit-identical, the same fp32 sums in split order, and both against the oracle. Every row-group kernel (M =
@@ -791,7 +954,9 @@ TEST(CudaPlan, GemvRing4x2Override) {
         v.chunks = v.groups = sh[0] / 128;
         v.n8_tiles = sh[1] / 8;
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
-        if (!allowed) EXPECT_NE(p.block_tiles, 4) << sh[0] << "x" << sh[1] << " M=" << M;
+        if (!allowed) {
+          EXPECT_NE(p.block_tiles, 4) << sh[0] << "x" << sh[1] << " M=" << M;
+        }
         EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split, 4, p.block_tiles));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         const cuda::Plan forced = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 2, 4);

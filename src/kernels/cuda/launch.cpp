@@ -94,22 +94,26 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 800, kGemvShare = 1.0, kGemvStageBytesPerNs = 8,
                  kGemvRoundNs = 2000, kGemvReduceNs = 3000, kGemvClusterNs = 800, kGemvWideChunk = 2.0,
                  kGemvRing2kChunk = 1.3;
+// The two-block 17..32-row kernel (Plan::gemv_two_wide): a warp's chunk with two blocks on the SM takes
+// (1 + kGemvTwoWideShare) times its time alone (a first guess, to be fitted: 16 warps hide more latency).
+constexpr double kGemvTwoWideShare = 0.6;
 // The split factors the planner weighs: those ark_cuda_bench --sweep-gemv times (each rounded, like a forced
 // factor, to the factor that divides the chunks evenly), plus 64 for very long K.
 constexpr int kGemvSplitCandidates[] = {1, 2, 3, 4, 6, 8, 12, 16, 32, 64};
 
 double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
-                    int64_t splits, int64_t cps, bool cluster) {
+                    int64_t splits, int64_t cps, bool cluster, bool two_wide) {
   const int64_t blocks = ceil_div(w.n8_tiles, static_cast<int64_t>(block_tiles) * kGemvWarpTiles) * splits;
   const int64_t rounds = ceil_div(blocks, per_sm * sm_count);
   const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));  // blocks on the busiest SM
   const int64_t warps_k = kGemvWarps / block_tiles;
   const int64_t warp_chunks = ceil_div(cps, warps_k);
   const bool ring = gemv_x_ring(M, block_tiles);
-  const double chunk_ns = kGemvChunkNs * (1 + kGemvShare * static_cast<double>(resident - 1)) * w.bits / 4.0 *
+  const double share = two_wide ? kGemvTwoWideShare : kGemvShare;
+  const double chunk_ns = kGemvChunkNs * (1 + share * static_cast<double>(resident - 1)) * w.bits / 4.0 *
                           (M > 16 ? kGemvWideChunk : 1.0) * (ring && warps_k > 1 ? kGemvRing2kChunk : 1.0);
   // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead iterations'.
-  const int64_t staged = ring ? std::min<int64_t>(cps, kGemvXAhead * warps_k) : cps;
+  const int64_t staged = ring ? std::min<int64_t>(cps, kGemvXAhead * warps_k) : cps;  // (fill depth: ~2)
   const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
   double t = kGemvLaunchNs + static_cast<double>(rounds) *
                                  (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
@@ -122,6 +126,9 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
 
 std::atomic<bool> g_gemv_cluster_reduce{false};  // set_gemv_cluster_reduce: a benchmark/test override
 std::atomic<bool> g_gemv_ring_4x2{false};        // set_gemv_ring_4x2: likewise
+std::atomic<int> g_gemv_x_ahead{0};              // set_gemv_x_ahead: likewise (0: the planner's)
+std::atomic<int> g_gemv_two_wide{0};             // set_gemv_two_wide: likewise (0: the planner's)
+std::atomic<int> g_gemv_early_meta{0};           // set_gemv_early_meta: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -190,6 +197,24 @@ void set_gemv_ring_4x2(bool allowed) {
 }
 bool gemv_ring_4x2() {
   return g_gemv_ring_4x2.load(std::memory_order_relaxed);
+}
+void set_gemv_x_ahead(int a) {
+  g_gemv_x_ahead.store(a, std::memory_order_relaxed);
+}
+int gemv_x_ahead_override() {
+  return g_gemv_x_ahead.load(std::memory_order_relaxed);
+}
+void set_gemv_two_wide(int mode) {
+  g_gemv_two_wide.store(mode, std::memory_order_relaxed);
+}
+int gemv_two_wide_mode() {
+  return g_gemv_two_wide.load(std::memory_order_relaxed);
+}
+void set_gemv_early_meta(int mode) {
+  g_gemv_early_meta.store(mode, std::memory_order_relaxed);
+}
+int gemv_early_meta_mode() {
+  return g_gemv_early_meta.load(std::memory_order_relaxed);
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {
@@ -262,21 +287,24 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kGemv) {
-    const int64_t max_per_sm = gemv_max_blocks_per_sm(M);
     const bool clusters = dev.wgmma && gemv_cluster_reduce();  // sm_90: split-K inside one launch
     const bool ring_4x2 = gemv_ring_4x2();
+    const int two_wide_mode = gemv_two_wide_mode();
     double best = 0;
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
-    // One block shape and split factor: its shared memory must fit; the model's time decides.
-    auto consider = [&](int bt, int64_t s, int64_t cps) {
-      const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
+    // One block shape, split factor and (17..32 rows, 8 x 1 ring) kernel of one or two blocks per SM: its
+    // shared memory must fit; the model's time decides.
+    auto consider_one = [&](int bt, int64_t s, int64_t cps, bool two_wide) {
+      const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt, two_wide);
       if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) return;
+      const int64_t max_per_sm = gemv_max_blocks_per_sm(M, two_wide);
       const int64_t fit =
           dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
       const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
       const bool cluster = clusters && s > 1 && s <= kGemvMaxClusterSplits;
-      const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster);
+      const double t =
+          gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster, two_wide);
       if (best == 0 || t < best) {
         best = t;
         p.block_tiles = bt;
@@ -284,7 +312,14 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
         p.chunks_per_split = static_cast<int>(cps);
         p.smem_bytes = smem;
         p.gemv_cluster = cluster;
+        p.gemv_two_wide = two_wide;
       }
+    };
+    auto consider = [&](int bt, int64_t s, int64_t cps) {
+      const bool fits = gemv_two_wide_fits(M, bt);
+      if (!fits || two_wide_mode <= 0) consider_one(bt, s, cps, false);
+      if (fits && (two_wide_mode > 0 || (two_wide_mode == 0 && kGemvAutoTwoWide)))
+        consider_one(bt, s, cps, true);
     };
     for (int pass = forced_cps > 0 || forced_block_tiles > 0 ? 0 : 1; pass < 2 && best == 0; ++pass)
       for (int bt : {1, 2, 4, 8}) {
@@ -315,7 +350,15 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.splits = static_cast<int>(ceil_div(w.chunks, 8));
       p.smem_bytes = gemv_smem_bytes(M, 8, w.bits, 1);
       p.gemv_cluster = false;
+      p.gemv_two_wide = false;
     }
+    // The 8 x 1 x ring's lookahead: at most its slots - 1 (each fill waits for the slot's previous chunk to
+    // be released by every warp; launch_gemv checks the range).
+    const int x_slots = p.gemv_two_wide ? kGemvTwoWideXStages : kGemvXStages;
+    const int ahead = gemv_x_ahead_override() > 0 ? gemv_x_ahead_override() : kGemvAutoXAhead;
+    p.gemv_x_ahead = std::clamp(ahead, 1, x_slots - 1);
+    const int early = gemv_early_meta_mode();
+    p.gemv_early_meta = early > 0 || (early == 0 && kGemvAutoEarlyMeta);
     p.partial_bytes = p.splits > 1 && !p.gemv_cluster
                           ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float))
                           : 0;

@@ -39,6 +39,9 @@ struct Plan {
   size_t workspace_bytes = 0;
   int wgmma_rows = 64;        // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
   bool gemv_cluster = false;  // gemv: the splits of a tile range are one cluster, summed in the kernel
+  int gemv_x_ahead = 2;        // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
+  bool gemv_two_wide = false;  // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
+  bool gemv_early_meta = false;  // gemv: the first stages' scales copied before the prologue's barrier
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
   // wgmma: the wide warp-specialized kernel (256 weight rows per block, two 64-row sets per consumer
@@ -136,6 +139,11 @@ ARK_HD constexpr int gemv_ring_bytes(int bits) {
 inline constexpr int kGemvXStages = ARK_GEMV_X_STAGES, kGemvXAhead = 2, kGemvXRowBytes = 272,
                      kGemvBarrierBytes = 128;
 inline constexpr int kGemvXRingMaxWarpsK = 2;
+// What the planner picks by default (overrides below): the 8 x 1 ring's lookahead, and whether it weighs
+// the two-block 17..32-row kernel.
+inline constexpr int kGemvAutoXAhead = 2;
+inline constexpr bool kGemvAutoTwoWide = false;
+inline constexpr bool kGemvAutoEarlyMeta = false;
 // The 4 x 2 blocks need room for both warps' chunks of kGemvXAhead + 1 iterations, and interleaved chunks.
 inline constexpr bool kGemvRing4x2Built =
     !ARK_GEMV_WARP_RANGES && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages;
@@ -157,17 +165,40 @@ bool gemv_cluster_reduce();
 void set_gemv_ring_4x2(bool allowed);
 bool gemv_ring_4x2();
 // Blocks per SM the launch bounds allow: the 17..32-row kernels keep twice the accumulators and run one
-// block of 8 warps per SM without spilling.
-constexpr int gemv_max_blocks_per_sm(int64_t M) {
-  return M > 16 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm;
+// block of 8 warps per SM without spilling; their two-block variant (two_wide) caps registers at 128.
+constexpr int gemv_max_blocks_per_sm(int64_t M, bool two_wide = false) {
+  return two_wide ? 2 : M > 16 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm;
+}
+// The 17..32-row 8 x 1 x-ring kernel at two blocks of 8 warps per SM (gemv_kernel's kTwoWide): launch bounds
+// of 2 blocks (128 registers) and an x ring of kGemvTwoWideXStages slots, so that two blocks' shared memory
+// fits an SM (2 x 107 KB at int4, M = 32). One more instance per bits x dtype, chosen per plan
+// (Plan::gemv_two_wide), so it is timed against the one-block kernel in one process.
+inline constexpr int kGemvTwoWideXStages = 4;
+constexpr bool gemv_two_wide_fits(int64_t M, int block_tiles) {
+  return M > 16 && block_tiles == kGemvWarps && gemv_x_ring(M, block_tiles);
 }
 // Shared memory of one gemv block: mbarriers (x ring only), block-group table, the warps' rings, x.
-constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles) {
+constexpr size_t gemv_smem_bytes(int64_t M, int64_t chunks_per_split, int bits, int block_tiles,
+                                 bool two_wide = false) {
   const bool ring = gemv_x_ring(M, block_tiles);
+  const int x_slots = two_wide ? kGemvTwoWideXStages : kGemvXStages;
   return static_cast<size_t>((ring ? kGemvBarrierBytes : 0) + chunks_per_split * 16 +
                              kGemvWarps * gemv_ring_bytes(bits) +
-                             (ring ? kGemvXStages * M * kGemvXRowBytes : chunks_per_split * M * 256));
+                             (ring ? x_slots * M * kGemvXRowBytes : chunks_per_split * M * 256));
 }
+// Process-wide overrides of the two choices above, read at plan time (benchmarks timing old and new in one
+// process, tests covering both): set_gemv_x_ahead(a), a > 0, fills the 8 x 1 x ring a iterations ahead
+// (clamped to 1 .. slots - 1; 0: the planner's kGemvAutoXAhead); set_gemv_two_wide(mode): 1 runs the
+// two-block kernel wherever it applies, -1 never, 0 where the planner's model prefers it (kGemvAutoTwoWide).
+void set_gemv_x_ahead(int a);
+int gemv_x_ahead_override();
+void set_gemv_two_wide(int mode);
+int gemv_two_wide_mode();
+// set_gemv_early_meta(mode): 1 copies the first ring stages' scales and zeros before the prologue's block
+// barrier (their group indices read from global memory; ARK_GEMV_EARLY_META as a plan choice), -1 never, 0
+// as the planner decides (kGemvAutoEarlyMeta).
+void set_gemv_early_meta(int mode);
+int gemv_early_meta_mode();
 // Where kAuto runs gemv instead of mma: where it measured faster on the H100 (docs/CUDA.md, sweep of
 // 2026-11-27 20:50 UTC): M <= 32, int4, at most one group starting per chunk (g >= 128 or per-channel), and
 // a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured).

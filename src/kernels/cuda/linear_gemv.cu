@@ -160,11 +160,20 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 
 // kRingK: 0, x staged for the whole split (any block shape); 1 or 2, the x ring in blocks of 8 / kRingK warps
 // along N and kRingK along K (a compile-time shape, so the ring's chunk arithmetic folds to constants).
-template <typename T, int kBits, int kNx, int kRingK>
-__global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm)
+// kTwoWide: the 17..32-row x-ring kernel at two blocks per SM (launch.h: gemv_two_wide; 128 registers, an x
+// ring of kGemvTwoWideXStages slots). x_ahead: how many iterations ahead the x ring is filled (the 8 x 1 ring:
+// 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: below, at the prologue.
+template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
+__global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
+                                            : kNx > 2 ? kGemvWideBlocksPerSm
+                                                      : kGemvMaxBlocksPerSm)
     gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
-                float* __restrict__ partial, int M, int cps, int block_warps_n_arg, bool cluster) {
+                float* __restrict__ partial, int M, int cps, int block_warps_n_arg, bool cluster, int x_ahead,
+                bool early_meta) {
   constexpr bool kXRing = kRingK > 0;
+  constexpr int kXS = kTwoWide ? kGemvTwoWideXStages : kGemvXStages;  // x ring slots
+  static_assert(!kTwoWide || (kNx == 4 && kRingK == 1), "two blocks per SM: the 17..32-row 8 x 1 ring only");
+  const int xa = kRingK == 1 ? x_ahead : kGemvXAhead;
   const int block_warps_n = kXRing ? kGemvWarps / kRingK : block_warps_n_arg;
   constexpr int kT = kGemvWarpTiles;
   constexpr int kPairs = kT / 2;  // tile pairs: the two n8 tiles of one m16 A operand
@@ -175,7 +184,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
   constexpr int kSlotBytes = kSlotCodeBytes + kT * 48;
   constexpr int kHdr = kXRing ? kGemvBarrierBytes : 0;  // the x ring's mbarriers
   static_assert(kRingBytes == kRing * kSlotBytes, "launch.h: gemv_ring_bytes");
-  static_assert(kGemvXStages * 16 <= kGemvBarrierBytes && kGemvXAhead < kGemvXStages, "launch.h: x ring");
+  static_assert(kXS * 16 <= kGemvBarrierBytes && kGemvXAhead < kXS, "launch.h: x ring");
   // (kRingK = 2 instances are compiled either way; gemv_x_ring launches them only where the ring holds them.)
   static_assert(kNx * kPairs * 32 * 16 <= kRingBytes, "the warp's sums fit its ring");
   // Copies: the lanes of a warp split into kT teams of kTeam lanes; team tt copies tile tt's 128 * kBits
@@ -212,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
   unsigned char* ring = smem + kHdr + cps * 16 + warp * kRingBytes;  // [kRing] slots of kSlotBytes
   unsigned char* x_s = smem + kHdr + cps * 16 + kGemvWarps * kRingBytes;
   const uint32_t ring_s = smem_addr(ring);
-  const uint32_t bar_s = smem_addr(smem);  // x ring: full[kGemvXStages], then empty[kGemvXStages]
+  const uint32_t bar_s = smem_addr(smem);  // x ring: full[kXS], then empty[kXS]
 
   // Stage j of this warp (chunk first + j * step, j < my_n) goes into ring slot j % kRing: the kT tiles'
   // code words ([kT][32 lanes][kBits]) and, after them, each tile's 48-byte group record (8 fp32 scales, 8
@@ -253,18 +262,18 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     meta_bg += 4 * step;
   };
 
-  // The x ring (kXRing): chunk j of the block goes into slot j % kGemvXStages, rows in natural order. Every
+  // The x ring (kXRing): chunk j of the block goes into slot j % kXS, rows in natural order. Every
   // thread copies its (at most two) 16-byte pieces of the chunk, then arrives on the slot's full barrier
   // (256 arrivals, each also waiting for the thread's copies to land); before refilling a slot it waits for
   // the slot's empty barrier (32 * block_warps_n arrivals: every thread of the warps that take the chunk
   // has read it). With kw = 2 warps along K the warps of one tile group take alternate chunks, so the ring
-  // holds both warps' chunks: iteration i fills the chunks of iteration i + kGemvXAhead. x rows that
+  // holds both warps' chunks: iteration i fills the chunks of iteration i + xa. x rows that
   // cannot be read in 16-byte pieces (x_vec false: act-order, unaligned, K % 8 != 0) are read element-wise
   // through k_source and stored.
   constexpr int kXSlotPieces = 8 * kNx * 16;  // 16-byte pieces of one chunk at most
   constexpr int kXThreadPieces = (kXSlotPieces + kThreads - 1) / kThreads;
-  constexpr int kXLog = kGemvXStages == 8 ? 3 : kGemvXStages == 4 ? 2 : 0;  // slot and phase: mask, shift
-  static_assert(kGemvXStages == 1 << kXLog && kXLog > 0, "launch.h: kGemvXStages is 4 or 8");
+  constexpr int kXLog = kXS == 8 ? 3 : kXS == 4 ? 2 : 0;  // slot and phase: mask, shift
+  static_assert(kXS == 1 << kXLog && kXLog > 0, "launch.h: x ring slots: 4 or 8");
   const uint32_t xr_s = smem_addr(x_s);
   const int x_slot_bytes = M * kGemvXRowBytes;
   // Per piece r of this thread (row m = p / 16, k = 8 (p % 16) of the chunk, p = thread + 256 r): the source
@@ -280,8 +289,8 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     x_dst[r] = m * kGemvXRowBytes + v * 16;
   }
   auto issue_x = [&](int j) {  // chunk j of the block, j < n_chunks, in order
-    const int slot = j & (kGemvXStages - 1);
-    if (j >= kGemvXStages) mbar_wait(bar_s + 8 * (kGemvXStages + slot), ((j >> kXLog) - 1) & 1);
+    const int slot = j & (kXS - 1);
+    if (j >= kXS) mbar_wait(bar_s + 8 * (kXS + slot), ((j >> kXLog) - 1) & 1);
     const uint32_t dst0 = xr_s + slot * x_slot_bytes;
 #pragma unroll
     for (int r = 0; r < kXThreadPieces; ++r) {
@@ -319,12 +328,12 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
   // through k_source. Then the first kRing - 1 stages' codes; their scales and zeros need the block-group
   // table, so they follow the barrier. Groups: x, the codes of stages 0 .. kRing - 2, then one per stage's
   // meta, so group 2 + j completes stage j. With the x ring, the barriers are set up here instead and the
-  // first kGemvXAhead chunks of x are issued after the block barrier.
+  // first xa iterations' chunks of x are issued after the block barrier.
   const int pieces = kXRing ? 0 : M * n_chunks * 16;
   if (kXRing) {
-    if (threadIdx.x < kGemvXStages) {
+    if (threadIdx.x < kXS) {
       mbar_init(bar_s + 8 * threadIdx.x, kThreads);
-      mbar_init(bar_s + 8 * (kGemvXStages + threadIdx.x), 32 * block_warps_n);
+      mbar_init(bar_s + 8 * (kXS + threadIdx.x), 32 * block_warps_n);
     }
   } else if (x_vec) {
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
@@ -348,20 +357,22 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
   }
   issue_off = 0;  // the meta copies below walk the same slots again
   cp_async_commit();
-#if ARK_GEMV_EARLY_META
-  // The first stages' scales and zeros right behind their codes, each group index read from global memory
-  // (the shared table is filled below): no wait for x and a block barrier before they are in flight.
+  // early_meta (ARK_GEMV_EARLY_META, or the plan's gemv_early_meta): the first stages' scales and zeros right
+  // behind their codes, each group index read from global memory (the shared table is filled below): no
+  // wait for x and a block barrier before they are in flight.
+  const bool early = ARK_GEMV_EARLY_META || early_meta;
+  if (early) {
 #pragma unroll
-  for (int j = 0; j < kRing - 1; ++j) {
-    if (j < my_n && meta_lane)
-      cp_async16_s(
-          meta_dst + issue_off,
-          meta_src + static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) * meta_stride);
-    meta_bg += 4 * step;
-    issue_off = next_slot(issue_off);
-    cp_async_commit();
+    for (int j = 0; j < kRing - 1; ++j) {
+      if (j < my_n && meta_lane)
+        cp_async16_s(meta_dst + issue_off,
+                     meta_src +
+                         static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) * meta_stride);
+      meta_bg += 4 * step;
+      issue_off = next_slot(issue_off);
+      cp_async_commit();
+    }
   }
-#endif
 
   for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
   if (!kXRing && !x_vec) {
@@ -381,18 +392,21 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
   }
   // This thread's x copies have landed (the codes and, issued early, the first scales may still be in
   // flight).
-  cp_async_wait<ARK_GEMV_EARLY_META ? kRing : 1>();
+  if (early)
+    cp_async_wait<kRing>();
+  else
+    cp_async_wait<1>();
   __syncthreads();
-#if !ARK_GEMV_EARLY_META
+  if (!early) {
 #pragma unroll
-  for (int j = 0; j < kRing - 1; ++j) {
-    issue_meta(j < my_n);
-    issue_off = next_slot(issue_off);
-    cp_async_commit();
+    for (int j = 0; j < kRing - 1; ++j) {
+      issue_meta(j < my_n);
+      issue_off = next_slot(issue_off);
+      cp_async_commit();
+    }
   }
-#endif
   if (kXRing)
-    for (int j = 0; j < kGemvXAhead * kw && j < n_chunks; ++j) issue_x(j);
+    for (int j = 0; j < xa * kw && j < n_chunks; ++j) issue_x(j);
 
   // The swapped product: D (16 weight rows x 8 rows of x) = A (two n8 tiles' weights, m16 x k16) · B (x,
   // k16 x n8). A lane's two B fragments of tiles 2p and 2p + 1 (dequantized from its words) are exactly the
@@ -430,12 +444,12 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     const int chunk = first + i * step;  // of the block
     if (kXRing) {
       // This thread has read its chunk of iteration i - 1: release its x slot (one arrival per thread, the
-      // same one warp instruction as one per warp); then fill the chunks of iteration i + kGemvXAhead.
+      // same one warp instruction as one per warp); then fill the chunks of iteration i + xa.
       if (i > 0 && chunk - step < n_chunks)
-        mbar_arrive(bar_s + 8 * (kGemvXStages + ((chunk - step) & (kGemvXStages - 1))));
+        mbar_arrive(bar_s + 8 * (kXS + ((chunk - step) & (kXS - 1))));
 #pragma unroll
       for (int r = 0; r < (kXRing ? kRingK : 1); ++r) {
-        const int j = (i + kGemvXAhead) * kw + r;
+        const int j = (i + xa) * kw + r;
         if (j < n_chunks) issue_x(j);
       }
     }
@@ -450,16 +464,21 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     uint32_t wd[kT][kBits];
     float sc[kT];
     uint2 zt[kT];
+    const uint32_t words_at = words_lane + read_off;  // this stage's words of tile 0
+    auto read_all_words = [&]() {
+#pragma unroll
+      for (int tt = 0; tt < kT; ++tt) read_words<kBits>(words_at + tt * kChunkWords * 4, wd[tt]);
+    };
+    if constexpr (!kTwoWide) read_all_words();
 #pragma unroll
     for (int tt = 0; tt < kT; ++tt) {
-      read_words<kBits>(words_lane + read_off + tt * kChunkWords * 4, wd[tt]);
       sc[tt] = __uint_as_float(lds32(scale_lane + read_off + tt * 48));
       zt[tt] = frag::zero_term<T, kBits>(static_cast<int>(lds16(zero_lane + read_off + tt * 48)));
     }
     read_off = next_slot(read_off);
     uint32_t xc;
     if (kXRing) {
-      const int slot = chunk & (kGemvXStages - 1);
+      const int slot = chunk & (kXS - 1);
       mbar_wait(bar_s + 8 * slot, (chunk >> kXLog) & 1);  // the chunk's x has landed
       xc = x_cur + slot * x_slot_bytes;
     } else {
@@ -510,10 +529,49 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     using B3 = std::integral_constant<int, 3>;
     using Zero = std::true_type;
     using Acc = std::false_type;
-    block(B0{}, Zero{});
     // One group over the whole chunk (groups of 128 or more): no checks. All four entries are compared:
     // the packer gives padding blocks group 0, so the first and last alone can match across a change.
-    if (bg.x == bg.y && bg.y == bg.z && bg.z == bg.w) {
+    const bool one_group = bg.x == bg.y && bg.y == bg.z && bg.z == bg.w;
+    if constexpr (kTwoWide) {
+      // Two blocks per SM (128 registers): one tile pair at a time over the chunk's four k32 blocks, so
+      // only that pair's words and one set of group sums are live (the 4 row groups' sums of the other
+      // pair are not), at the cost of loading x once per pair (8 more ldmatrix per chunk).
+      if (one_group) {
+#pragma unroll
+        for (int p = 0; p < kPairs; ++p) {
+          uint32_t w0[kBits], w1[kBits];
+          read_words<kBits>(words_at + 2 * p * kChunkWords * 4, w0);
+          read_words<kBits>(words_at + (2 * p + 1) * kChunkWords * 4, w1);
+          float tp[kNx][4];
+#pragma unroll
+          for (int blk = 0; blk < 4; ++blk) {
+            uint32_t a[4], b[4];
+            frag::dequant_block<T, kBits>(w0, blk, zt[2 * p], a);
+            frag::dequant_block<T, kBits>(w1, blk, zt[2 * p + 1], b);
+#pragma unroll
+            for (int h = 0; h < kNx; ++h) {
+              const uint4 xv = ldsm_x4(xc + x_row[h] + blk * 64);
+              if (blk == 0)
+                frag::mma_16816_zero<T>(tp[h], a[0], b[0], a[1], b[1], xv.x, xv.y);
+              else
+                frag::mma_16816<T>(tp[h], a[0], b[0], a[1], b[1], xv.x, xv.y);
+              frag::mma_16816<T>(tp[h], a[2], b[2], a[3], b[3], xv.z, xv.w);
+            }
+          }
+#pragma unroll
+          for (int h = 0; h < kNx; ++h) {
+            acc[h][p][0] += sc[2 * p] * tp[h][0];
+            acc[h][p][1] += sc[2 * p] * tp[h][1];
+            acc[h][p][2] += sc[2 * p + 1] * tp[h][2];
+            acc[h][p][3] += sc[2 * p + 1] * tp[h][3];
+          }
+        }
+        continue;
+      }
+      read_all_words();  // a group starts inside the chunk: the general path below
+    }
+    block(B0{}, Zero{});
+    if (one_group) {
       block(B1{}, Acc{});
       block(B2{}, Acc{});
       block(B3{}, Acc{});
@@ -627,12 +685,12 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
 
 // One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
 // summed inside the kernel.
-template <typename T, int kBits, int kNx, int kRingK>
+template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
 cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x, bool x_vec, T* y,
                        float* partial, int M, cudaStream_t s) {
   if (!p.gemv_cluster) {
-    gemv_kernel<T, kBits, kNx, kRingK><<<grid, kThreads, p.smem_bytes, s>>>(
-        w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles, false);
+    gemv_kernel<T, kBits, kNx, kRingK, kTwoWide><<<grid, kThreads, p.smem_bytes, s>>>(
+        w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles, false, p.gemv_x_ahead, p.gemv_early_meta);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t cfg = {};
@@ -647,8 +705,9 @@ cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, gemv_kernel<T, kBits, kNx, kRingK>, w, x, x_vec, y,
-                            static_cast<float*>(nullptr), M, p.chunks_per_split, p.block_tiles, true);
+  return cudaLaunchKernelEx(&cfg, gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>, w, x, x_vec, y,
+                            static_cast<float*>(nullptr), M, p.chunks_per_split, p.block_tiles, true,
+                            p.gemv_x_ahead, p.gemv_early_meta);
 }
 
 template <typename T, int kBits>
@@ -659,6 +718,9 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, v
   const dim3 grid(static_cast<unsigned>((w.n8_tiles + block_tiles - 1) / block_tiles),
                   static_cast<unsigned>(p.splits));
   if (p.gemv_cluster && (p.splits < 2 || p.splits > kGemvMaxClusterSplits)) return kBadArgument;
+  const int xs = p.gemv_two_wide ? kGemvTwoWideXStages : kGemvXStages;  // the x ring's lookahead must fit it
+  if (ring == 1 && (p.gemv_x_ahead < 1 || p.gemv_x_ahead > xs - 1)) return kBadArgument;
+  if (p.gemv_two_wide && !(M > 16 && ring == 1)) return kBadArgument;
   auto* xt = static_cast<const T*>(x);
   auto* yt = static_cast<T*>(y);
   float* part = p.splits > 1 ? partial : nullptr;
@@ -672,6 +734,8 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, v
     e = launch_one<T, kBits, 2, 2>(w, p, grid, xt, x_vec, yt, part, m, s);
   else if (M <= 16)
     e = launch_one<T, kBits, 2, 0>(w, p, grid, xt, x_vec, yt, part, m, s);
+  else if (ring == 1 && p.gemv_two_wide)
+    e = launch_one<T, kBits, 4, 1, true>(w, p, grid, xt, x_vec, yt, part, m, s);
   else if (ring == 1)
     e = launch_one<T, kBits, 4, 1>(w, p, grid, xt, x_vec, yt, part, m, s);
   else if (ring == 2)
@@ -712,6 +776,7 @@ cudaError_t allow_bits(int bytes) {
   if ((e = allow(gemv_kernel<T, kBits, 2, 2>, bytes)) != cudaSuccess) return e;
   if ((e = allow(gemv_kernel<T, kBits, 4, 0>, bytes)) != cudaSuccess) return e;
   if ((e = allow(gemv_kernel<T, kBits, 4, 1>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_kernel<T, kBits, 4, 1, true>, bytes)) != cudaSuccess) return e;
   return allow(gemv_kernel<T, kBits, 4, 2>, bytes);
 }
 
