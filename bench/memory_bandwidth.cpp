@@ -1,11 +1,21 @@
-// Read bandwidth: each thread sums its own slice with wide loads; the sum is kept so the loads are not
-// removed. The buffer is written once first so its pages are mapped (a first-touch page fault is not a read).
+// Read bandwidth, measured the way the benchmarks time a kernel: the buffer is read in calls of kCallBytes,
+// each call split into one contiguous slice per thread and run on the process's thread pool (the threads,
+// fork and join the kernels use), timed by the calling thread, consecutive calls reading consecutive parts of
+// the buffer; the figure is the median call's. Each slice is summed with wide loads and the sum kept so the
+// loads are not removed. The buffer is written once first so its pages are mapped (a first-touch page fault
+// is not a read).
+//
+// Why not one long read per thread, best of a few: on a 2-core VM shared with other work, a read of a few
+// hundred MiB per thread is often interrupted (a thread preempted, the other waiting at the end) while a
+// kernel's median call of 0.05-30 MB is not; and a version that read the clock on a separate coordinating
+// thread counted that thread's preemption as time the readers were not reading, reporting 66-1300 GB/s where
+// the readers had streamed ~30. A probe taken exactly as the kernels are timed makes %bw a like-for-like
+// ratio.
 #include "memory_bandwidth.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
-#include <barrier>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +25,7 @@
 #include <vector>
 
 #include "ark/error.h"
+#include "ark/thread_pool.h"
 #include "common/aligned_bytes.h"
 #include "kernels/cpu_features.h"
 
@@ -46,6 +57,11 @@ uint64_t sum_scalar(const uint8_t* p, size_t n) {
   return a;
 }
 
+// Bytes one timed call reads, over all threads: as large as the kernels' big layers (4096x14336 int4 is 29
+// MB) to keep the fork and join a small part, far below the buffer so the calls move through DRAM, not the
+// cache.
+constexpr size_t kCallBytes = size_t{8} << 20;
+
 }  // namespace
 
 struct ReadBandwidthProbe::State {
@@ -58,68 +74,62 @@ struct ReadBandwidthProbe::State {
 ReadBandwidthProbe::ReadBandwidthProbe(size_t bytes, int threads) : state_(std::make_unique<State>()) {
   State* s = state_.get();
   ARK_CHECK(threads >= 1, "read bandwidth probe: threads must be >= 1, got ", threads);
-  ARK_CHECK(bytes >= size_t{1} << 20, "read bandwidth probe: buffer must be at least 1 MiB, got ", bytes);
+  ARK_CHECK(bytes >= 4 * kCallBytes, "read bandwidth probe: buffer must be at least ", 4 * kCallBytes >> 20,
+            " MiB (well above the last-level cache), got ", bytes);
   s->threads = threads;
-  s->slice = (bytes / static_cast<size_t>(threads)) & ~size_t{4095};
-  s->total = s->slice * static_cast<size_t>(threads);
+  s->slice = (kCallBytes / static_cast<size_t>(threads)) & ~size_t{4095};  // one thread's part of a call
+  s->total = bytes / kCallBytes * kCallBytes;
   // The same storage as packed weights (huge pages where the kernel allows them), so the figure is the
   // limit the kernels' reads can reach, not one handicapped by 4 KiB page walks.
   s->buf = AlignedBytes(s->total);
   s->avx2 = cpu_features().avx2 && cpu_features().os_avx;
-  // Each thread writes its own slice once, so its pages are mapped (a first-touch fault is not a read).
+  // Each thread writes a part once, so the pages are mapped (a first-touch fault is not a read).
+  const size_t part = s->total / static_cast<size_t>(threads);
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      uint8_t* p = s->buf.data() + s->slice * static_cast<size_t>(t);
-      for (size_t i = 0; i < s->slice; ++i) p[i] = static_cast<uint8_t>(i * 131 + t);
+      const size_t begin = part * static_cast<size_t>(t);
+      const size_t end = t + 1 == threads ? s->total : begin + part;
+      for (size_t i = begin; i < end; ++i) s->buf.data()[i] = static_cast<uint8_t>(i * 131 + t);
     });
   for (auto& th : pool) th.join();
 }
 
 ReadBandwidthProbe::~ReadBandwidthProbe() = default;
 
-double ReadBandwidthProbe::measure(int repeats) {
-  ARK_CHECK(repeats >= 1, "read bandwidth probe: repeats must be >= 1, got ", repeats);
+double ReadBandwidthProbe::measure(int passes) {
+  ARK_CHECK(passes >= 1, "read bandwidth probe: passes must be >= 1, got ", passes);
   State& s = *state_;
   using clock = std::chrono::steady_clock;
-  const size_t n = static_cast<size_t>(s.threads);
-  std::vector<uint64_t> sinks(n * 8);  // one cache line apart: no false sharing
-  // Each reader takes its own clock right before and after its slice; a repeat lasts from the first start to
-  // the last end. A clock read by a coordinating thread instead would count the time that thread was not
-  // running as time the readers were not reading: with as many readers as cores it is often preempted right
-  // after the start barrier, and the repeat then looks several times shorter than it was (probes of 300-800
-  // GB/s on this 2-core VM).
-  std::vector<clock::time_point> start(n * static_cast<size_t>(repeats)), end(start.size());
-  std::barrier sync(s.threads);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < s.threads; ++t) {
-    pool.emplace_back([&, t] {
-      const uint8_t* p = s.buf.data() + s.slice * static_cast<size_t>(t);
-      for (int r = 0; r < repeats; ++r) {
-        const size_t i = static_cast<size_t>(r) * n + static_cast<size_t>(t);
-        sync.arrive_and_wait();
-        start[i] = clock::now();
-        sinks[static_cast<size_t>(t) * 8] += s.avx2 ? sum_avx2(p, s.slice) : sum_scalar(p, s.slice);
-        end[i] = clock::now();
-      }
-    });
+  const size_t calls_per_pass = s.total / kCallBytes;
+  const size_t call_bytes = s.slice * static_cast<size_t>(s.threads);
+  std::vector<uint64_t> sinks(static_cast<size_t>(s.threads) * 8);  // one cache line apart: no false sharing
+  std::vector<double> seconds;
+  seconds.reserve(calls_per_pass * static_cast<size_t>(passes));
+  ThreadPool& pool = default_thread_pool();
+  for (int pass = 0; pass < passes; ++pass) {
+    for (size_t c = 0; c < calls_per_pass; ++c) {
+      const uint8_t* call = s.buf.data() + c * kCallBytes;
+      const auto t0 = clock::now();
+      pool.parallel_for(
+          s.threads,
+          [&](int64_t t) {
+            const uint8_t* p = call + s.slice * static_cast<size_t>(t);
+            sinks[static_cast<size_t>(t) * 8] += s.avx2 ? sum_avx2(p, s.slice) : sum_scalar(p, s.slice);
+          },
+          s.threads);
+      seconds.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+    }
   }
-  for (auto& th : pool) th.join();
-  double best = 1e30;
-  for (int r = 0; r < repeats; ++r) {
-    const auto first = start.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(r) * n);
-    const auto last = end.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(r) * n);
-    const auto t0 = *std::min_element(first, first + static_cast<std::ptrdiff_t>(n));
-    const auto t1 = *std::max_element(last, last + static_cast<std::ptrdiff_t>(n));
-    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
-  }
-  return static_cast<double>(s.total) / best / 1e9;
+  std::nth_element(seconds.begin(), seconds.begin() + static_cast<std::ptrdiff_t>(seconds.size() / 2),
+                   seconds.end());
+  return static_cast<double>(call_bytes) / seconds[seconds.size() / 2] / 1e9;
 }
 
-double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats) {
-  ARK_CHECK(repeats >= 1, "measure_read_bandwidth_gbs: repeats must be >= 1, got ", repeats);
+double measure_read_bandwidth_gbs(size_t bytes, int threads, int passes) {
+  ARK_CHECK(passes >= 1, "measure_read_bandwidth_gbs: passes must be >= 1, got ", passes);
   ReadBandwidthProbe probe(bytes, threads);
-  return probe.measure(repeats);
+  return probe.measure(passes);
 }
 
 }  // namespace ark::bench

@@ -7,10 +7,12 @@
 
 namespace ark::bench {
 
-// Best-of-`repeats` read bandwidth in GB/s (1e9 bytes per second) over a buffer of `bytes` bytes split among
-// `threads` threads, each streaming its own contiguous part. Choose `bytes` several times the last-level
-// cache so the figure is DRAM's, not the cache's. Throws ark::Error on bad arguments.
-double measure_read_bandwidth_gbs(size_t bytes, int threads, int repeats);
+// Read bandwidth in GB/s (1e9 bytes per second), measured as the benchmarks time a kernel: the buffer of
+// `bytes` bytes is read `passes` times over in calls of 8 MiB, each call split among `threads` threads of the
+// default thread pool (default_thread_pool(): the threads the kernels run on), each streaming its own
+// contiguous part; the median call's rate. Choose `bytes` several times the last-level cache so the figure is
+// DRAM's, not the cache's (at least 32 MiB). Throws ark::Error on bad arguments.
+double measure_read_bandwidth_gbs(size_t bytes, int threads, int passes);
 
 // The same measurement, repeatable: the buffer is allocated and written once, and measure() reads it again
 // whenever asked. A shared or virtualised host's bandwidth moves by 2x within minutes, so a benchmark states
@@ -21,7 +23,7 @@ class ReadBandwidthProbe {
   ~ReadBandwidthProbe();
   ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
   ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
-  double measure(int repeats);  // best of `repeats` reads, GB/s
+  double measure(int passes);  // median call over `passes` reads of the buffer, GB/s
 
  private:
   struct State;

@@ -7,6 +7,7 @@
 
 #include "ark/error.h"
 #include "ark/thread_pool.h"
+#include "runtime/attention.h"
 #include "runtime/model_impl.h"
 #include "runtime/vec_ops.h"
 
@@ -55,7 +56,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
   cache.reserve(n);  // throws past max_model_len, before any work
 
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
-  const int64_t nh = c.num_heads, nkv = c.num_kv_heads, group = nh / nkv;
+  const int64_t nh = c.num_heads, nkv = c.num_kv_heads;
   const int64_t p0 = cache.size();
   const int64_t half = D / 2;
 
@@ -79,7 +80,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
       sin_t[t * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
     }
 
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const runtime::AttentionShape attention{nh, nkv, D, 1.0f / std::sqrt(static_cast<float>(D))};
   ThreadPool& pool = default_thread_pool();
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -117,35 +118,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
         std::copy(vh, vh + D, cache.value(l, hd, p0 + t));
       }
     }
-    // Causal attention: token t (position p0 + t) sees positions [0, p0 + t]. One task per (token, head).
-    pool.parallel_for(n * nh, [&](int64_t task) {
-      const int64_t t = task / nh, hd = task % nh, kvh = hd / group;
-      const int64_t len = p0 + t + 1;
-      thread_local std::vector<float> scores;
-      if (static_cast<int64_t>(scores.size()) < len) scores.resize(len);
-      const float* qh = q.data() + (t * nh + hd) * D;
-      // One call per KV block: within a block one head's keys (and values) are contiguous rows.
-      const int64_t bs = cache.block_size();
-      for (int64_t p = 0; p < len; p += bs) {
-        const int64_t count = std::min(bs, len - p);
-        runtime::dot_rows_f32(qh, cache.key(l, kvh, p), count, D, scale, scores.data() + p);
-      }
-      float mx = scores[0];
-      for (int64_t p = 1; p < len; ++p) mx = scores[p] > mx ? scores[p] : mx;
-      float sum = 0;
-      for (int64_t p = 0; p < len; ++p) {
-        scores[p] = std::exp(scores[p] - mx);
-        sum += scores[p];
-      }
-      const float inv_sum = 1.0f / sum;
-      for (int64_t p = 0; p < len; ++p) scores[p] *= inv_sum;
-      float* out = attn.data() + (t * nh + hd) * D;
-      std::fill(out, out + D, 0.0f);
-      for (int64_t p = 0; p < len; p += bs) {
-        const int64_t count = std::min(bs, len - p);
-        runtime::weighted_sum_rows_f32(scores.data() + p, cache.value(l, kvh, p), count, D, out);
-      }
-    });
+    runtime::causal_attention(q.data(), cache, l, p0, n, attention, attn.data(), pool);
     d.o.forward(attn.data(), n, h.data());
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];
 

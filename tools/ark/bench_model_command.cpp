@@ -59,7 +59,6 @@ void run(const BenchModelArgs& a) {
   ARK_CHECK(a.prompt_tokens >= 1 && a.decode_tokens >= 1, "--prompt-tokens and --decode-tokens must be >= 1");
   ARK_CHECK(a.repeats >= 1, "--repeats must be >= 1");
   ARK_CHECK(a.probe_every >= 1, "--probe-every must be >= 1");
-  ARK_CHECK(a.bandwidth_mib >= 1, "--bandwidth-mib must be >= 1");
   ARK_CHECK(a.threads >= 0, "--threads must be >= 0 (0: all)");
   if (a.threads > 0) set_default_num_threads(a.threads);
   const int threads = default_thread_pool().num_threads();
