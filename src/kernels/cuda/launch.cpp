@@ -82,20 +82,24 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 }
 
 // The gemv planner's model (linear_gemv.cu), fitted to a sweep of every block shape and split factor on an
-// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1..32, 2026-11-27 22:50 UTC; docs/CUDA.md),
-// among the split factors that sweep times (kGemvSplitCandidates). A warp takes about kGemvChunkNs per 128-k
-// chunk of its 4 tiles when its block is alone on the SM and (1 + kGemvShare) times that when two blocks
-// share it (the kernel streams near the SM's share of DRAM bandwidth, so two blocks halve each other's rate);
-// the 17..32-row kernels kGemvWideChunk times that (four mma per step, one block per SM), the 4 x 2 x-ring
-// blocks kGemvRing2kChunk times (more ring bookkeeping per chunk: 440 against 397 instructions at M = 16);
-// blocks beyond one wave run in further rounds, each paying a start-up (ring fill, x staged from L2 at
-// kGemvStageBytesPerNs: the whole split, or with the x ring its first chunks); split-K adds the reduce kernel
-// and the fp32 partials, or with the cluster reduction kGemvClusterNs (a first guess: it is off).
-constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 800, kGemvShare = 1.0, kGemvStageBytesPerNs = 8,
-                 kGemvRoundNs = 2000, kGemvReduceNs = 3000, kGemvClusterNs = 800, kGemvWideChunk = 2.0,
-                 kGemvRing2kChunk = 1.3;
-// The two-block 17..32-row kernel (Plan::gemv_two_wide): a warp's chunk with two blocks on the SM takes
-// (1 + kGemvTwoWideShare) times its time alone (a first guess, to be fitted: 16 warps hide more latency).
+// H200 (ark_cuda_bench --sweep-gemv, int4 g128, six shapes, M = 1, 8, 16, 32, 2026-11-28 01:10 UTC;
+// docs/CUDA.md, v7), among the split factors that sweep times (kGemvSplitCandidates). A warp takes about
+// kGemvChunkNs per 128-k chunk of its 4 tiles when its block is alone on the SM and (1 + share) times that
+// when two blocks share it: kGemvShare for the kernels that stage x for the whole split (M <= 8: two blocks
+// streamed no more than one, and their x staging competes), kGemvRingShare for the 9..16-row x-ring kernel
+// (latency-bound with 8 warps per SM: a second block adds ~1.6x the throughput, e.g. 8192x28672 M = 16 t8
+// s2 55.9 us against s1 62.6, 28672x8192 s8 49.8 against s4 57.2); the 17..32-row kernels kGemvWideChunk
+// times that (four mma per step, one block per SM), the 4 x 2 x-ring blocks kGemvRing2kChunk times (more ring
+// bookkeeping per chunk: 440 against 397 instructions at M = 16); blocks beyond one wave run in further
+// rounds, each paying a start-up (ring fill, x staged from L2 at kGemvStageBytesPerNs: the whole split, or
+// with the x ring its first chunks); split-K adds the reduce kernel and the fp32 partials, or with the
+// cluster reduction kGemvClusterNs (a first guess: it is off). With these it picks the fastest shape timed,
+// or one within 0.2% of it, in 19 of the 20 (shape, M) cases of that sweep (4096x11008 M = 16: 2.3% off).
+constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 800, kGemvShare = 1.2, kGemvRingShare = 0.6,
+                 kGemvStageBytesPerNs = 8, kGemvRoundNs = 2000, kGemvReduceNs = 3000, kGemvClusterNs = 800,
+                 kGemvWideChunk = 2.0, kGemvRing2kChunk = 1.3;
+// The two-block 17..32-row kernel (Plan::gemv_two_wide), not picked by default (kGemvAutoTwoWide): measured
+// 1.2-1.35x slower than the one-block kernel at the same shape (H200, 01:10 UTC; 128 registers spill).
 constexpr double kGemvTwoWideShare = 0.6;
 // The split factors the planner weighs: those ark_cuda_bench --sweep-gemv times (each rounded, like a forced
 // factor, to the factor that divides the chunks evenly), plus 64 for very long K.
@@ -109,7 +113,7 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const int64_t warps_k = kGemvWarps / block_tiles;
   const int64_t warp_chunks = ceil_div(cps, warps_k);
   const bool ring = gemv_x_ring(M, block_tiles);
-  const double share = two_wide ? kGemvTwoWideShare : kGemvShare;
+  const double share = two_wide ? kGemvTwoWideShare : ring ? kGemvRingShare : kGemvShare;
   const double chunk_ns = kGemvChunkNs * (1 + share * static_cast<double>(resident - 1)) * w.bits / 4.0 *
                           (M > 16 ? kGemvWideChunk : 1.0) * (ring && warps_k > 1 ? kGemvRing2kChunk : 1.0);
   // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead iterations'.
