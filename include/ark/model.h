@@ -105,11 +105,13 @@ class KvCache {
   void commit(int64_t n) { size_ += n; }
 
  private:
+  struct BlockStorage;  // owns the blocks' memory (kv_cache.cpp)
   size_t offset(int64_t layer, int kv, int64_t kv_head, int64_t pos) const;
   int64_t layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   int64_t max_len_ = 0, block_size_ = 16, size_ = 0;
   size_t block_floats_ = 0;
-  std::vector<std::unique_ptr<float[]>> blocks_;
+  std::vector<float*> blocks_;  // block b's first float
+  std::unique_ptr<BlockStorage> storage_;
 };
 
 class Model {

@@ -6,7 +6,9 @@
 // wait on each piece's misses in turn, and its group's other heads re-read the same pieces: attention took
 // ~19% of a decode step at 512-640 positions (perf, 2 threads). So a task now takes a KV head with its
 // group of query heads (split further only when there are fewer tasks than threads), reads each piece once
-// for the whole group while it is in L1, and prefetches the next piece while it computes on this one.
+// for the whole group while it is in L1, and prefetches the next piece while it computes on this one; the
+// cache's blocks sit on huge pages (kv_cache.cpp). bench/cpu_time/attention_decode.cpp times a step's
+// attention alone.
 #include "runtime/attention.h"
 
 #include <algorithm>
@@ -19,12 +21,19 @@ namespace ark::runtime {
 
 namespace {
 
-// Asks for the first bytes of the next KV piece (up to 4 KiB, a whole piece at the default block size; the
-// hardware prefetcher follows a longer piece on its own).
-void prefetch_piece(const float* p, int64_t floats) {
-  const auto* b = reinterpret_cast<const char*>(p);
-  const int64_t bytes = std::min<int64_t>(floats * static_cast<int64_t>(sizeof(float)), 4096);
-  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(b + i, 0, 3);
+// Prefetches part `part` of `parts` of the first 4 KiB of a KV piece (a whole piece at the default block
+// size; the hardware prefetcher follows a longer piece on its own). Each head of the group asks for its share
+// just before it computes on the current piece: the whole piece asked for at once measured no faster than no
+// prefetch, as its 64 requests queue behind the core's few miss buffers and stall the loads behind them.
+// Always inlined: a function that only prefetches has no side effects in GCC's eyes, so GCC 12 drops calls to
+// it that it has not inlined early (at -O1 and above no prefetch was left in this file).
+[[gnu::always_inline]] inline void prefetch_piece_part(const float* piece, int64_t floats, int64_t part,
+                                                       int64_t parts) {
+  const int64_t lines = std::min<int64_t>(floats * static_cast<int64_t>(sizeof(float)), 4096) / 64;
+  const int64_t per_part = (lines + parts - 1) / parts;
+  const auto* b = reinterpret_cast<const char*>(piece);
+  for (int64_t i = part * per_part; i < std::min(lines, (part + 1) * per_part); ++i)
+    __builtin_prefetch(b + 64 * i, 0, 3);
 }
 
 void softmax_in_place(float* s, int64_t len) {
@@ -60,25 +69,28 @@ void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64
     const float* q_t = q + t * nh * D;
     float* out_t = out + t * nh * D;
 
-    prefetch_piece(cache.key(layer, kvh, 0), std::min(bs, len) * D);
-    for (int64_t p = 0; p < len; p += bs) {
-      const int64_t count = std::min(bs, len - p);
-      if (p + bs < len) prefetch_piece(cache.key(layer, kvh, p + bs), std::min(bs, len - p - bs) * D);
-      const float* keys = cache.key(layer, kvh, p);
-      for (int64_t h = h0; h < h1; ++h)
-        dot_rows_f32(q_t + h * D, keys, count, D, shape.scale, scores.data() + (h - h0) * len + p);
-    }
-    prefetch_piece(cache.value(layer, kvh, 0), std::min(bs, len) * D);
-    for (int64_t h = h0; h < h1; ++h) {
-      softmax_in_place(scores.data() + (h - h0) * len, len);
-      std::fill(out_t + h * D, out_t + (h + 1) * D, 0.0f);
-    }
-    for (int64_t p = 0; p < len; p += bs) {
-      const int64_t count = std::min(bs, len - p);
-      if (p + bs < len) prefetch_piece(cache.value(layer, kvh, p + bs), std::min(bs, len - p - bs) * D);
-      const float* values = cache.value(layer, kvh, p);
-      for (int64_t h = h0; h < h1; ++h)
-        weighted_sum_rows_f32(scores.data() + (h - h0) * len + p, values, count, D, out_t + h * D);
+    // Keys, then (after the softmax) values, one piece per block; each piece is read once for all the heads.
+    for (int kv = 0; kv < 2; ++kv) {
+      if (kv == 1)
+        for (int64_t h = h0; h < h1; ++h) {
+          softmax_in_place(scores.data() + (h - h0) * len, len);
+          std::fill(out_t + h * D, out_t + (h + 1) * D, 0.0f);
+        }
+      for (int64_t p = 0; p < len; p += bs) {
+        const int64_t count = std::min(bs, len - p), next_count = std::min(bs, len - p - bs);
+        const float* piece = kv == 0 ? cache.key(layer, kvh, p) : cache.value(layer, kvh, p);
+        const float* next = next_count <= 0 ? nullptr
+                            : kv == 0       ? cache.key(layer, kvh, p + bs)
+                                            : cache.value(layer, kvh, p + bs);
+        for (int64_t h = h0; h < h1; ++h) {
+          if (next) prefetch_piece_part(next, next_count * D, h - h0, h1 - h0);
+          float* s = scores.data() + (h - h0) * len + p;
+          if (kv == 0)
+            dot_rows_f32(q_t + h * D, piece, count, D, shape.scale, s);
+          else
+            weighted_sum_rows_f32(s, piece, count, D, out_t + h * D);
+        }
+      }
     }
   });
 }
