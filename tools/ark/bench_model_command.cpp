@@ -90,10 +90,16 @@ void run(const BenchModelArgs& a) {
   const size_t probe_bytes = static_cast<size_t>(a.bandwidth_mib * 1048576.0);
   bench::ReadBandwidthProbe probe(probe_bytes, threads);
   std::vector<double> probes{probe.measure(2)};
+  // A step reads every weight once and the keys and values of every position it attends to (fp32).
   const double bytes_per_token = static_cast<double>(m.bytes_read_per_token());
-  double decode_s = 0, floor_s = 0;
+  const double kv_bytes_per_position =
+      2.0 * static_cast<double>(c.num_layers * c.num_kv_heads * c.head_dim) * sizeof(float);
+  double decode_s = 0, floor_s = 0, kv_bytes = 0;
   for (int64_t done = 0; done < a.decode_tokens;) {
     const int64_t steps = std::min(a.probe_every, a.decode_tokens - done);
+    double chunk_kv_bytes = 0;  // the step at cache size p attends to p + 1 positions
+    for (int64_t i = 0; i < steps; ++i)
+      chunk_kv_bytes += kv_bytes_per_position * static_cast<double>(cache.size() + i + 1);
     const auto t0 = clock::now();
     for (int64_t i = 0; i < steps; ++i) {
       const int32_t next =
@@ -103,7 +109,8 @@ void run(const BenchModelArgs& a) {
     decode_s += std::chrono::duration<double>(clock::now() - t0).count();
     probes.push_back(probe.measure(2));
     const double bw = 0.5 * (probes[probes.size() - 2] + probes.back());
-    floor_s += static_cast<double>(steps) * bytes_per_token / (bw * 1e9);
+    floor_s += (static_cast<double>(steps) * bytes_per_token + chunk_kv_bytes) / (bw * 1e9);
+    kv_bytes += chunk_kv_bytes;
     done += steps;
   }
   // The decode phase allocates only KV blocks, so its peak is its end; the probe's pages are all resident.
@@ -135,9 +142,10 @@ void run(const BenchModelArgs& a) {
       "buffer)\n",
       bw_median, probes.size(), sorted.front(), sorted.back(), threads, a.bandwidth_mib);
   std::printf(
-      "bandwidth floor  %.1f MB read per token -> %.2f tokens/s at the probes beside each chunk of %lld; "
-      "decode at %.1f%% of the floor\n",
-      bytes_per_token / 1e6, floor_tps, static_cast<long long>(a.probe_every),
+      "bandwidth floor  %.1f MB read per token (weights %.1f + KV cache %.1f, mean) -> %.2f tokens/s at the "
+      "probes beside each chunk of %lld; decode at %.1f%% of the floor\n",
+      (bytes_per_token + kv_bytes / a.decode_tokens) / 1e6, bytes_per_token / 1e6,
+      kv_bytes / a.decode_tokens / 1e6, floor_tps, static_cast<long long>(a.probe_every),
       100.0 * decode_tps / floor_tps);
   std::printf(
       "memory           peak RSS %.0f MiB; packed %.0f + unquantized %.0f MiB; KV cache %.1f MiB in use; "
