@@ -36,10 +36,6 @@ void rope(float* v, int64_t head_dim, const float* cos_t, const float* sin_t) {
   }
 }
 
-float silu(float x) {
-  return x / (1.0f + std::exp(-x));
-}
-
 }  // namespace
 
 void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits) const {
@@ -133,13 +129,12 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, float* logi
       d.gate_up.forward(h.data(), n, up.data());  // rows [gate | up], 2 * I wide
       for (int64_t t = 0; t < n; ++t) {
         const float* g = up.data() + t * 2 * I;
-        float* o = gate.data() + t * I;
-        for (int64_t i = 0; i < I; ++i) o[i] = silu(g[i]) * g[I + i];
+        runtime::silu_mul_f32(g, g + I, gate.data() + t * I, I);
       }
     } else {
       d.gate.forward(h.data(), n, gate.data());
       d.up.forward(h.data(), n, up.data());
-      for (int64_t i = 0; i < n * I; ++i) gate[i] = silu(gate[i]) * up[i];
+      runtime::silu_mul_f32(gate.data(), up.data(), gate.data(), n * I);
     }
     d.down.forward(gate.data(), n, h.data());
     for (int64_t i = 0; i < n * H; ++i) x[i] += h[i];

@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 
@@ -91,6 +92,40 @@ __attribute__((target("avx512f"))) void scale_avx512(float* y, float a, int64_t 
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
   for (; i < n; ++i) y[i] *= a;
+}
+
+// exp(x) on 16 lanes: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two parts so n ln2 is exact enough),
+// e^r by its Taylor polynomial to degree 6 (truncation error below 1.3e-7 relative), times 2^n built in the
+// exponent field. x is clamped to [-87.3, 88.3] so 2^n stays a normal float: within ~2 ulp of std::exp
+// there, and the clamp only moves results that silu then turns into 0 or x anyway.
+__attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+__attribute__((target("avx512f"))) void silu_mul_avx512(const float* gate, const float* up, float* out,
+                                                        int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_storeu_ps(out + i,
+                     _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 // Head dimensions that are multiples of 16 up to 256 keep the whole output row in registers across the block.
@@ -192,6 +227,36 @@ ARK_AVX2 void widen_avx2(const void* w, DType t, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = load_weight(w, t, i);
 }
 
+// exp on 8 lanes, as exp_avx512.
+ARK_AVX2 inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+ARK_AVX2 void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    _mm256_storeu_ps(out + i,
+                     _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 #undef ARK_AVX2
 
 // --- portable C++
@@ -226,6 +291,10 @@ void widen_portable(const void* w, DType t, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = load_weight(w, t, i);
 }
 
+void silu_mul_portable(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 // --- one table per path ------------------------------------------------------------------------------------
 
 // The dtype is resolved here, once per call, so the row loop has no switch.
@@ -251,13 +320,14 @@ void dot_weight_rows_avx2_any(const float* x, const void* w, DType t, int64_t ro
   }
 }
 
-constexpr VecOps kPortable{IsaLevel::kRef, dot_weight_portable, dot_weight_rows_portable,
-                           axpy_portable,  scale_portable,      widen_portable};
-constexpr VecOps kAvx2{IsaLevel::kAvx2, dot_weight_avx2, dot_weight_rows_avx2_any,
-                       axpy_avx2,       scale_avx2,      widen_avx2};
+constexpr VecOps kPortable{IsaLevel::kRef, dot_weight_portable, dot_weight_rows_portable, axpy_portable,
+                           scale_portable, widen_portable,      silu_mul_portable};
+constexpr VecOps kAvx2{IsaLevel::kAvx2, dot_weight_avx2, dot_weight_rows_avx2_any, axpy_avx2, scale_avx2,
+                       widen_avx2,      silu_mul_avx2};
 // Widening a row (the embedding lookup) is too short to gain from 16 lanes: the AVX2 loop serves.
 constexpr VecOps kAvx512{IsaLevel::kAvx512, dot_weight_avx512, dot_weight_rows_avx512_any,
-                         axpy_avx512,       scale_avx512,      widen_avx2};
+                         axpy_avx512,       scale_avx512,      widen_avx2,
+                         silu_mul_avx512};
 
 const VecOps& active_ops() {
   static const VecOps& ops = vec_ops_at(active_isa_level());
@@ -329,6 +399,10 @@ void widen_to_f32(const void* w, DType t, int64_t n, float* out) {
     return;
   }
   active_ops().widen(w, t, n, out);
+}
+
+void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
+  active_ops().silu_mul(gate, up, out, n);
 }
 
 }  // namespace ark::runtime

@@ -29,6 +29,9 @@ void dot_rows_f32(const float* q, const float* rows, int64_t count, int64_t n, f
 void weighted_sum_rows_f32(const float* w, const float* rows, int64_t count, int64_t n, float* out);
 // out[i] = (float) w[i], w of dtype F32, BF16 or F16.
 void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (the gated MLP); out may alias gate or up.
+// The vector paths compute exp with a polynomial within ~2 ulp of std::exp.
+void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
 
 // One path's implementations. The functions above use vec_ops_at(active_isa_level()); tests call each path
 // the CPU has directly, so one process checks them all.
@@ -39,6 +42,7 @@ struct VecOps {
   void (*axpy)(float* y, float a, const float* x, int64_t n);
   void (*scale)(float* y, float a, int64_t n);
   void (*widen)(const void* w, DType w_dtype, int64_t n, float* out);
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
 };
 // The path for `level` (AVX-512 for every level from kAvx512 up); the caller makes sure the CPU has it.
 const VecOps& vec_ops_at(IsaLevel level);
