@@ -4,7 +4,8 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-wgmma [--quick]]
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
+//                  [--sweep-wgmma [--quick]]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
 //                  [--group G]
@@ -371,6 +372,67 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
   return 0;
 }
 
+// --sweep-gemv-auto: the gemv planner as kAuto runs it against its previous fit (auto_v6: set_gemv_model_v6)
+// and, above 16 rows, with the two-block kernel (auto_2wide), beside cuBLAS bf16, at M = 1..32 on the six
+// shapes: a short run that times what the planner now picks, old and new in one process.
+int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
+  std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
+  const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
+                                                    {4096, 11008}, {11008, 4096}, {8192, 8192}};
+  for (const auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
+    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    std::vector<std::unique_ptr<CudaQuantLinear>> gemv;
+    for (int c = 0; c < copies; ++c) gemv.push_back(make_layer(w, group, CudaKernel::kGemv));
+    void *x, *y, *ws;
+    const size_t ws_bytes = 256u << 20;
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(32 * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(32 * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(32 * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    CublasBf16 cublas;
+    const size_t wbytes = static_cast<size_t>(N * K) * 2;
+    std::vector<void*> wb(static_cast<size_t>(kRotateBytes / wbytes) + 2);
+    for (auto& p : wb) {
+      CHECK_CUDA(cudaMalloc(&p, wbytes));
+      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
+    }
+    for (int64_t M : {1, 4, 8, 12, 16, 24, 32}) {
+      bool ok = true;
+      const double tb = time_graph(s, static_cast<int>(wb.size()), 10,
+                                   [&](int i) { ok = cublas.run(wb[i], x, y, N, K, M, s) && ok; });
+      std::printf("cublas,%lld,%lld,%lld,cublaslt_bf16%s,%.2f,0\n", static_cast<long long>(K),
+                  static_cast<long long>(N), static_cast<long long>(M), ok ? "" : "_failed", tb * 1e6);
+      auto timed = [&](const char* tag) {
+        if (gemv[0]->workspace_bytes(M) > ws_bytes) return;
+        const double t =
+            time_graph(s, copies, 10, [&](int i) { gemv[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", tag, static_cast<long long>(K), static_cast<long long>(N),
+                    static_cast<long long>(M), gemv[0]->kernel_name(M).c_str(), t * 1e6,
+                    gemv[0]->packed_bytes() / t / bw);
+        std::fflush(stdout);
+      };
+      timed("auto");
+      cuda::set_gemv_model_v6(true);
+      timed("auto_v6");
+      cuda::set_gemv_model_v6(false);
+      if (M > 16) {
+        cuda::set_gemv_two_wide(1);
+        timed("auto_2wide");
+        cuda::set_gemv_two_wide(-1);
+        timed("auto_1wide");
+        cuda::set_gemv_two_wide(0);
+      }
+    }
+    for (void* p : wb) cudaFree(p);
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+  }
+  return 0;
+}
+
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
 // place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
@@ -485,7 +547,7 @@ int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int6
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, sweep = false, sweep_g = false, sweep_w = false;
+  bool quick = false, sweep = false, sweep_g = false, sweep_w = false, sweep_ga = false;
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
@@ -497,6 +559,8 @@ int main(int argc, char** argv) {
       sweep_g = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma"))
       sweep_w = true;
+    else if (!std::strcmp(argv[i], "--sweep-gemv-auto"))
+      sweep_ga = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
       once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
       once_family = argv[i + 4];
@@ -529,6 +593,7 @@ int main(int argc, char** argv) {
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
+  if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"

@@ -15,6 +15,8 @@
 #           reduction, ~1 minute; gemvquick: a build variant's headline gemv cases, ~40 s;
 #           gemv5: ptxas of the int4 gemv kernels, the variant tests (CudaLinear.GemvVariants*) and the gemv
 #           sweep with the x-ring lookahead and two-block 17..32-row variants, ~4.5 minutes with the build;
+#           gemv7: the planner's gemv choices against its previous fit and the two-block 17..32-row kernel
+#           (ark_cuda_bench --sweep-gemv-auto), then the gemv tests and a memcheck, ~4.5 minutes with the build;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -376,6 +378,24 @@ EOF
 fi
 
 if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)
+if [ "$WHAT" = gemv7 ]; then  # the gemv planner's choices old and new, then the gemv tests and memcheck (~4.5 min)
+  echo "== gemv planner: new fit against the previous one, two-block 17..32-row kernel ($DEFINES)"
+  timeout ${GEMV7_SWEEP_S:-70} $BIN/ark_cuda_bench --sweep-gemv-auto 2>&1 | tee "$OUT_DIR/sweep_gemv7.csv"
+  echo "== GPU tests: gemv family ($DEFINES)" | tee "$OUT_DIR/tests_gemv.log"
+  timeout 90 $BIN/ark_gpu_tests \
+    --gtest_filter='CudaLinear.Gemv*:CudaPlan.*:CudaLinear.GraphCapture*:CudaLinear.UnalignedActivations:CudaLinear.EveryCombinationSmallShapes' \
+    >>"$OUT_DIR/tests_gemv.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_gemv.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv.log" | head -60
+  note "gemv tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ]; then
+    timeout ${GEMV7_MEMCHECK_S:-45} "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
+      --gtest_filter='CudaLinear.MemcheckSubset' >"$OUT_DIR/memcheck_gemv.log" 2>&1
+    note "gemv memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
+  fi
+fi
+
   echo "== gemv quick sweep ($DEFINES)"
   timeout 120 $BIN/ark_cuda_bench --sweep-gemv --quick 2>&1 | tee "$OUT_DIR/sweep_gemv_quick.csv"
 fi

@@ -766,6 +766,7 @@ TEST(CudaPlan, GemvVariantOverrides) {
       cuda::set_gemv_x_ahead(0);
       cuda::set_gemv_two_wide(0);
       cuda::set_gemv_early_meta(0);
+      cuda::set_gemv_model_v6(false);
     }
   } restore;
   cuda::DeviceInfo dev;
@@ -820,6 +821,26 @@ TEST(CudaPlan, GemvVariantOverrides) {
       EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8).gemv_x_ahead, M > 16 ? 3 : 7) << what;
     }
   EXPECT_GT(two_wide_plans, 0);
+  // set_gemv_model_v6: the previous fit's choices at M = 16 on the 70B shapes (one block per SM), the
+  // current fit's two.
+  struct Pick {
+    int64_t k, n;
+    int v6_splits, splits;
+  };
+  for (const Pick& t : {Pick{8192, 28672, 1, 2}, Pick{28672, 8192, 4, 8}}) {
+    cuda::PackedView v;
+    v.k = t.k;
+    v.n = t.n;
+    v.bits = 4;
+    v.chunks = v.groups = t.k / 128;
+    v.n8_tiles = t.n / 8;
+    cuda::set_gemv_x_ahead(0);
+    cuda::set_gemv_two_wide(0);
+    cuda::set_gemv_model_v6(true);
+    EXPECT_EQ(cuda::make_plan(v, 16, cuda::Family::kGemv, dev).splits, t.v6_splits) << t.k << "x" << t.n;
+    cuda::set_gemv_model_v6(false);
+    EXPECT_EQ(cuda::make_plan(v, 16, cuda::Family::kGemv, dev).splits, t.splits) << t.k << "x" << t.n;
+  }
 }
 
 // Split-K summed inside one launch by a thread-block cluster (cuda::set_gemv_cluster_reduce(true), sm_90

@@ -113,7 +113,10 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const int64_t warps_k = kGemvWarps / block_tiles;
   const int64_t warp_chunks = ceil_div(cps, warps_k);
   const bool ring = gemv_x_ring(M, block_tiles);
-  const double share = two_wide ? kGemvTwoWideShare : ring ? kGemvRingShare : kGemvShare;
+  const double share = gemv_model_v6() ? 1.0  // the previous fit, for same-process comparisons
+                       : two_wide        ? kGemvTwoWideShare
+                       : ring            ? kGemvRingShare
+                                         : kGemvShare;
   const double chunk_ns = kGemvChunkNs * (1 + share * static_cast<double>(resident - 1)) * w.bits / 4.0 *
                           (M > 16 ? kGemvWideChunk : 1.0) * (ring && warps_k > 1 ? kGemvRing2kChunk : 1.0);
   // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead iterations'.
@@ -133,6 +136,7 @@ std::atomic<bool> g_gemv_ring_4x2{false};        // set_gemv_ring_4x2: likewise
 std::atomic<int> g_gemv_x_ahead{0};              // set_gemv_x_ahead: likewise (0: the planner's)
 std::atomic<int> g_gemv_two_wide{0};             // set_gemv_two_wide: likewise (0: the planner's)
 std::atomic<int> g_gemv_early_meta{0};           // set_gemv_early_meta: likewise (0: the planner's)
+std::atomic<bool> g_gemv_model_v6{false};        // set_gemv_model_v6: likewise
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -219,6 +223,12 @@ void set_gemv_early_meta(int mode) {
 }
 int gemv_early_meta_mode() {
   return g_gemv_early_meta.load(std::memory_order_relaxed);
+}
+void set_gemv_model_v6(bool on) {
+  g_gemv_model_v6.store(on, std::memory_order_relaxed);
+}
+bool gemv_model_v6() {
+  return g_gemv_model_v6.load(std::memory_order_relaxed);
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {

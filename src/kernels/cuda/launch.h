@@ -199,6 +199,10 @@ int gemv_two_wide_mode();
 // as the planner decides (kGemvAutoEarlyMeta).
 void set_gemv_early_meta(int mode);
 int gemv_early_meta_mode();
+// set_gemv_model_v6(true): the planner's previous fit (two blocks per SM cost every kernel twice the time
+// per chunk), so a benchmark times the previous choices beside the current ones in one process.
+void set_gemv_model_v6(bool on);
+bool gemv_model_v6();
 // Where kAuto runs gemv instead of mma: where it measured faster on the H100 (docs/CUDA.md, sweep of
 // 2026-11-27 20:50 UTC): M <= 32, int4, at most one group starting per chunk (g >= 128 or per-channel), and
 // a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured).

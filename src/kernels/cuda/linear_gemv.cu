@@ -246,6 +246,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   const int meta_stride = meta_piece < 2 ? kTileRows * 4 : kTileRows * 2;  // bytes per group
   const uint32_t meta_dst = ring_s + kSlotCodeBytes + meta_tt * 48 + meta_piece * 16;
   const int32_t* meta_bg = bg_s + first * 4;  // the next stage's block-group entry
+  uint32_t meta_bg_s = smem_addr(meta_bg);     // the same as a shared address (the two-block kernel's)
   int issue_off = 0;                          // the next stage's slot, in bytes
   auto next_slot = [](int off) { return off + kSlotBytes == kRingBytes ? 0 : off + kSlotBytes; };
   auto issue_codes = [&](bool live) {  // stage j = 0, 1, 2, ... in order; live: j < my_n
@@ -258,8 +259,11 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   };
   auto issue_meta = [&](bool live) {  // after issue_codes of the same stage
     if (live && meta_lane)
-      cp_async16_s(meta_dst + issue_off, meta_src + static_cast<int64_t>(*meta_bg) * meta_stride);
+      cp_async16_s(meta_dst + issue_off,
+                   meta_src + static_cast<int64_t>(kTwoWide ? static_cast<int32_t>(lds32(meta_bg_s)) : *meta_bg) *
+                                  meta_stride);
     meta_bg += 4 * step;
+    meta_bg_s += 16 * step;
   };
 
   // The x ring (kXRing): chunk j of the block goes into slot j % kXS, rows in natural order. Every
@@ -278,14 +282,17 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   const int x_slot_bytes = M * kGemvXRowBytes;
   // Per piece r of this thread (row m = p / 16, k = 8 (p % 16) of the chunk, p = thread + 256 r): the source
   // at chunk 0 of the block, the k it starts at, and the offset inside a slot; worked out once per block.
-  const T* x_src[kXThreadPieces];
-  int64_t x_k0[kXThreadPieces];
+  // (The two-block kernel keeps 32-bit element offsets from x instead of pointers: 128 registers.)
+  using XIndex = std::conditional_t<kTwoWide, int32_t, int64_t>;
+  const T* x_src[kTwoWide ? 1 : kXThreadPieces];
+  XIndex x_k0[kXThreadPieces], x_row_off[kXThreadPieces];
   uint32_t x_dst[kXThreadPieces];
 #pragma unroll
   for (int r = 0; r < kXThreadPieces; ++r) {
     const int p = threadIdx.x + r * kThreads, m = min(p / 16, M - 1), v = p % 16;
-    x_k0[r] = c0 * kChunkK + v * 8;
-    x_src[r] = x + m * w.k + x_k0[r];
+    x_k0[r] = static_cast<XIndex>(c0 * kChunkK + v * 8);
+    x_row_off[r] = static_cast<XIndex>(m * w.k);
+    if constexpr (!kTwoWide) x_src[r] = x + m * w.k + x_k0[r];
     x_dst[r] = m * kGemvXRowBytes + v * 16;
   }
   auto issue_x = [&](int j) {  // chunk j of the block, j < n_chunks, in order
@@ -299,7 +306,8 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
       const int64_t kp0 = x_k0[r] + j * kChunkK;
       if (x_vec) {
         if (kp0 < w.k)
-          cp_async16_s(dst, x_src[r] + j * kChunkK);
+          cp_async16_s(dst, kTwoWide ? x + (x_row_off[r] + x_k0[r] + static_cast<XIndex>(j * kChunkK))
+                                     : x_src[r] + j * kChunkK);
         else
           sts128(dst, make_uint4(0u, 0u, 0u, 0u));
       } else {
@@ -369,6 +377,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
                      meta_src +
                          static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) * meta_stride);
       meta_bg += 4 * step;
+      meta_bg_s += 16 * step;
       issue_off = next_slot(issue_off);
       cp_async_commit();
     }
@@ -436,6 +445,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   const uint32_t scale_lane = ring_s + kSlotCodeBytes + 4 * g;
   const uint32_t zero_lane = ring_s + kSlotCodeBytes + 32 + 2 * g;
   const int32_t* bg_cur = bg_s + first * 4;
+  uint32_t bg_cur_s = smem_addr(bg_cur);
   int read_off = 0;
   const int n_iter = kXRing ? (n_chunks + kw - 1) / kw : my_n;
   for (int i = 0; i < n_iter; ++i) {
@@ -459,8 +469,15 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
     cp_async_commit();
     if (kXRing && (ntiles == 0 || i >= my_n)) continue;  // past N or past K: only fills x, releases slots
 
-    const int4 bg = *reinterpret_cast<const int4*>(bg_cur);
+    int4 bg;
+    if constexpr (kTwoWide) {
+      const uint4 v = lds128(bg_cur_s);
+      bg = make_int4(static_cast<int>(v.x), static_cast<int>(v.y), static_cast<int>(v.z), static_cast<int>(v.w));
+    } else {
+      bg = *reinterpret_cast<const int4*>(bg_cur);
+    }
     bg_cur += 4 * step;
+    bg_cur_s += 16 * step;
     uint32_t wd[kT][kBits];
     float sc[kT];
     uint2 zt[kT];
@@ -535,16 +552,45 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
     if constexpr (kTwoWide) {
       // Two blocks per SM (128 registers): one tile pair at a time over the chunk's four k32 blocks, so
       // only that pair's words and one set of group sums are live (the 4 row groups' sums of the other
-      // pair are not), at the cost of loading x once per pair (8 more ldmatrix per chunk).
-      if (one_group) {
+      // pair are not), at the cost of loading x once per pair (16 more ldmatrix per chunk). kGeneral: a
+      // group may start inside the chunk (small or odd groups): flush and read the pair's scales inline.
+      auto pair_pass = [&](auto general_c) {
+        constexpr bool kGeneral = decltype(general_c)::value;
 #pragma unroll
         for (int p = 0; p < kPairs; ++p) {
           uint32_t w0[kBits], w1[kBits];
           read_words<kBits>(words_at + 2 * p * kChunkWords * 4, w0);
           read_words<kBits>(words_at + (2 * p + 1) * kChunkWords * 4, w1);
           float tp[kNx][4];
+          auto flush_pair = [&]() {
+#pragma unroll
+            for (int h = 0; h < kNx; ++h) {
+              acc[h][p][0] += sc[2 * p] * tp[h][0];
+              acc[h][p][1] += sc[2 * p] * tp[h][1];
+              acc[h][p][2] += sc[2 * p + 1] * tp[h][2];
+              acc[h][p][3] += sc[2 * p + 1] * tp[h][3];
+            }
+          };
 #pragma unroll
           for (int blk = 0; blk < 4; ++blk) {
+            if constexpr (kGeneral) {
+              const int g_prev = blk == 1 ? bg.x : blk == 2 ? bg.y : bg.z;
+              const int g_cur = blk == 1 ? bg.y : blk == 2 ? bg.z : bg.w;
+              if (blk > 0 && g_cur != g_prev) {
+                flush_pair();
+#pragma unroll
+                for (int h = 0; h < kNx; ++h)
+#pragma unroll
+                  for (int e = 0; e < 4; ++e) tp[h][e] = 0.0f;
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                  const int tt = 2 * p + u;
+                  const int64_t mi = ((tile0 + min(tt, ntiles - 1)) * w.groups + g_cur) * kTileRows;
+                  sc[tt] = __ldg(w.scales + mi + g);
+                  zt[tt] = frag::zero_term<T, kBits>(__ldg(w.zeros + mi + g));
+                }
+              }
+            }
             uint32_t a[4], b[4];
             frag::dequant_block<T, kBits>(w0, blk, zt[2 * p], a);
             frag::dequant_block<T, kBits>(w1, blk, zt[2 * p + 1], b);
@@ -558,17 +604,17 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
               frag::mma_16816<T>(tp[h], a[2], b[2], a[3], b[3], xv.z, xv.w);
             }
           }
-#pragma unroll
-          for (int h = 0; h < kNx; ++h) {
-            acc[h][p][0] += sc[2 * p] * tp[h][0];
-            acc[h][p][1] += sc[2 * p] * tp[h][1];
-            acc[h][p][2] += sc[2 * p + 1] * tp[h][2];
-            acc[h][p][3] += sc[2 * p + 1] * tp[h][3];
-          }
+          flush_pair();
+          // Keeps the compiler from reusing this pair's x fragments for the next one (holding all 16 of a
+          // chunk's ldmatrix results is what spilled): a warp barrier orders shared memory, so x is read again.
+          __syncwarp();
         }
-        continue;
-      }
-      read_all_words();  // a group starts inside the chunk: the general path below
+      };
+      if (one_group)
+        pair_pass(std::false_type{});
+      else
+        pair_pass(std::true_type{});
+      continue;
     }
     block(B0{}, Zero{});
     if (one_group) {
