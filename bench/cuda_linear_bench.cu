@@ -5,7 +5,7 @@
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
 //   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
-//                  [--sweep-wgmma [--quick]]
+//                  [--sweep-wgmma [--quick | --small]]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
 //                  [--group G]
@@ -438,8 +438,9 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
 // place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
 // "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
 // ping-pong consumers) force each kernel.
-// --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024.
-int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
+// --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024; --small: the three 7B shapes
+// at M = 64..512.
+int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
                                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
@@ -447,6 +448,10 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick) {
   if (quick) {
     shapes = {{8192, 28672}, {28672, 8192}, {8192, 8192}};
     ms = {64, 128, 256, 512, 1024};
+  }
+  if (small) {
+    shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
+    ms = {64, 128, 256, 512};
   }
   CublasBf16 cublas;
   for (const auto& sh : shapes) {
@@ -548,12 +553,14 @@ int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int6
 
 int main(int argc, char** argv) {
   bool quick = false, sweep = false, sweep_g = false, sweep_w = false, sweep_ga = false;
+  bool small_shapes = false;  // --sweep-wgmma --small
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
   int64_t group = 128;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--small")) small_shapes = true;
     else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv"))
       sweep_g = true;
@@ -594,7 +601,7 @@ int main(int argc, char** argv) {
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
   if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw);
-  if (sweep_w) return sweep_wgmma(s, bits, group, quick);
+  if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
       "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");

@@ -22,8 +22,9 @@
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
 #           and cuBLAS at M = 32..1024 on the six shapes, both wgmma kernels (warp-specialized and the
 #           all-threads one), ~4 minutes; wgmmaquick: tests, the 70B shapes and 8192x8192, ncu at M = 64
-#           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests, the quick sweep, then (while the call's 6
-#           minutes last) the kAuto tests with each wide kernel forced and the memcheck subset)
+#           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests (also the kAuto ones with each wide kernel
+#           forced), the sweep of the 7B shapes, then while the call's 6 minutes last the quick sweep and the
+#           memcheck subset)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -57,7 +58,7 @@ LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize
 # measure a variant in a second build folder: BIN_DIR=/tmp/other ARK_CUDA_DEFINES=... <script> quick).
 DEFINES=${ARK_CUDA_DEFINES:-}
 CU_SOURCES="src/kernels/cuda/linear_mma.cu src/kernels/cuda/linear_simple.cu src/kernels/cuda/dequant.cu
-  src/kernels/cuda/linear_gemv.cu src/kernels/cuda/linear_wgmma.cu"
+  src/kernels/cuda/linear_gemv.cu src/kernels/cuda/linear_wgmma.cu src/kernels/cuda/linear_wgmma_wide.cu"
 
 build() {  # build <folder>
   local out=$1 pids=() objs=()
@@ -405,12 +406,13 @@ if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..32, every block shape 
   timeout 330 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
 fi
 
-if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweep, memcheck
+if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweeps, memcheck
   echo "== wgmma kernels (sm_90a SASS): HGMMA, local memory, instructions"
   CUOBJDUMP=$(tool cuobjdump)
-  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_wgmma.o ]; then
-    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_wgmma.o >"$OUT_DIR/wgmma_sass.txt" 2>&1
-    python3 - "$OUT_DIR/wgmma_sass.txt" <<'EOF'
+  for o in linear_wgmma linear_wgmma_wide; do
+    [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/$o.o ] || continue
+    "$CUOBJDUMP" --dump-sass $BIN/obj/$o.o >"$OUT_DIR/${o}_sass.txt" 2>&1
+    python3 - "$OUT_DIR/${o}_sass.txt" <<'EOF'
 import re, sys
 for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
     name = block.split("\n", 1)[0]
@@ -420,28 +422,33 @@ for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
           "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
           "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
 EOF
-  fi
-  grep -h "C7513\|C7512" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
-  grep -A2 "wgmma_wide_kernel" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | grep -E "spill|Used" | sort | uniq -c
+    rm -f "$OUT_DIR/${o}_sass.txt"  # too large to come back
+  done
+  grep -h "C7513\|C7512" $BIN/obj/linear_wgmma*.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
   echo "== GPU tests: wgmma family (kAuto; the variant loops run all four kernels)" | tee "$OUT_DIR/tests_wgmma.log"
   timeout 100 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_wgmma.log" | head -40
   note "wgmma tests (auto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ')"
-  echo "== wgmma sweep (quick)"
-  timeout 130 $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
-  # What is left of the call's 6 minutes (SECONDS counts from the script's start, the build included).
   for v in 3 4; do  # the tests that run kAuto, with the wide kernel (3) and its ping-pong form (4) forced
-    [ $SECONDS -lt 270 ] || { note "wgmma tests (variant $v forced): skipped, out of time"; continue; }
     ARK_TEST_WGMMA_VARIANT=$v timeout 40 $BIN/ark_gpu_tests \
       --gtest_filter='CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination' >"$OUT_DIR/tests_wgmma_v$v.log" 2>&1
     echo "exit code $?" >>"$OUT_DIR/tests_wgmma_v$v.log"
     grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma_v$v.log" | head -10
     note "wgmma tests (variant $v forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_v$v.log" | tr '\n' ' ')"
   done
+  # What is left of the call's 6 minutes (SECONDS counts from the script's start, the build included).
+  echo "== wgmma sweep (the 7B shapes)"
+  timeout 90 $BIN/ark_cuda_bench --sweep-wgmma --small 2>&1 | tee "$OUT_DIR/sweep_wgmma_small.csv"
+  if [ $SECONDS -lt 280 ]; then
+    echo "== wgmma sweep (quick: the 70B shapes and 8192x8192)"
+    timeout $((350 - SECONDS)) $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
+  else
+    note "wgmma quick sweep: skipped, out of time at ${SECONDS} s"
+  fi
   SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ] && [ $SECONDS -lt 300 ]; then
-    timeout $((345 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
+  if [ -n "$SANITIZER" ] && [ $SECONDS -lt 320 ]; then
+    timeout $((352 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
       $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
     note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
   else

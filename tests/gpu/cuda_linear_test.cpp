@@ -1378,14 +1378,21 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // All-threads up to 64 rows of x and on layers smaller than the 70B ones, warp-specialized else (its
-        // ring fits an H100's 227 KB at every width).
-        EXPECT_EQ(p.wgmma_ws,
-                  M >= cuda::kWgmmaWsMinM && v.n8_tiles * v.chunks >= cuda::kWgmmaWsMinTileChunks);
-        EXPECT_EQ(p.wgmma_ws, M >= 65 && (sh[1] == 28672 || sh[0] == 28672));
+        // The wide kernel on the 70B layers at every M and on 8192x8192 above 64 rows, the warp-specialized
+        // one on 8192x8192 up to 64 rows, all-threads on the 7B layers (H200 sweep of 01:15 UTC; both rings
+        // fit an H100's 227 KB at every width).
+        const bool big = sh[1] == 28672 || sh[0] == 28672, mid = sh[0] == 8192 && sh[1] == 8192;
+        EXPECT_EQ(p.wgmma_wide, big || (mid && M > 64));
+        EXPECT_EQ(p.wgmma_ws, mid && M <= 64);
+        EXPECT_FALSE(p.wgmma_pingpong);
+        EXPECT_EQ(static_cast<int>(cuda::wgmma_auto_variant(v, M)),
+                  static_cast<int>(p.wgmma_wide ? cuda::WgmmaVariant::kWide
+                                   : p.wgmma_ws ? cuda::WgmmaVariant::kWarpSpecialized
+                                                : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
-        EXPECT_EQ(p.smem_bytes, p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
-                                           : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
+        EXPECT_EQ(p.smem_bytes, p.wgmma_wide ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
+                                : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
+                                             : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         EXPECT_GE(p.splits, 1);
         EXPECT_GE(static_cast<int64_t>(p.splits) * p.chunks_per_split, v.chunks);
@@ -1416,6 +1423,26 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
           << M;
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)),
               static_cast<int>(cuda::Family::kDequantGemm));
+    // 28672x8192 keeps wgmma (the wide kernel) to 1024 rows (737.5 against dequant_gemm's 805.3 us on the
+    // H200), dequant_gemm above; 8192x8192 (not the wide kernel's size class at every M) stops at 512.
+    {
+      cuda::PackedView t = v;
+      t.k = 28672;
+      t.n = 8192;
+      t.chunks = t.groups = 224;
+      t.n8_tiles = 1024;
+      for (int64_t M : {513, 1024})
+        EXPECT_EQ(static_cast<int>(cuda::auto_family(t, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
+            << M;
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1025, 256, dev)),
+                static_cast<int>(cuda::Family::kDequantGemm));
+      EXPECT_TRUE(cuda::make_plan(t, 1024, cuda::Family::kWgmma, dev).wgmma_wide);
+      t.k = t.n = 8192;
+      t.chunks = t.groups = 64;
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1024, 256, dev)),
+                static_cast<int>(cuda::Family::kDequantGemm));
+    }
     v.bits = 8;
     EXPECT_NE(static_cast<int>(cuda::auto_family(v, 128, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
     // K = 4096 (4096x11008): wgmma to 256 rows, dequant_gemm at 512 (0.87x there in the H100 sweep); K =

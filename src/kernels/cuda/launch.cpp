@@ -184,13 +184,19 @@ WgmmaVariant wgmma_variant() {
   return static_cast<WgmmaVariant>(g_wgmma_variant.load(std::memory_order_relaxed));
 }
 
-bool wgmma_wide_preferred(const PackedView& w, int64_t M) {
-  return M >= kWgmmaWideAutoMinM && M <= kWgmmaWideAutoMaxM && w.n8_tiles * w.chunks >= kWgmmaWsMinTileChunks;
+WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
+  const int64_t tile_chunks = w.n8_tiles * w.chunks;
+  if (tile_chunks >= kWgmmaWideMinTileChunks) return WgmmaVariant::kWide;
+  if (tile_chunks >= kWgmmaMidTileChunks)
+    return M <= kWgmmaMidMaxWsM ? WgmmaVariant::kWarpSpecialized : WgmmaVariant::kWide;
+  return WgmmaVariant::kAllThreads;
 }
 
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
   const bool m_fits =
-      M >= kWgmmaAutoMinM && (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096));
+      M >= kWgmmaAutoMinM &&
+      (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096) ||
+       (M <= kWgmmaAutoMaxLongKM && w.k >= kWgmmaLongK && wgmma_auto_variant(w, M) == WgmmaVariant::kWide));
   return dev.wgmma && w.bits == 4 && m_fits;
 }
 
@@ -378,27 +384,20 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
                           : 0;
     p.workspace_bytes = p.partial_bytes;
   } else if (family == Family::kWgmma) {
-    // The kernel: warp-specialized from kWgmmaWsMinM rows of x on layers as large as the ones it was timed
-    // faster on, where its ring fits the device's shared memory, else all-threads; set_wgmma_variant forces
-    // either. Rows of x per block: 64 up
-    // to M = 64, else 128. Split-K where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges
-    // of 128 rows for 132 SMs).
-    const WgmmaVariant v = wgmma_variant();
+    // The kernel: kAuto's by layer size and M (wgmma_auto_variant), or the one set_wgmma_variant forces; a
+    // warp-specialized ring that does not fit the device's shared memory falls back to the all-threads
+    // kernel. Rows of x per block: 64 up to M = 64, else 128. Split-K where the weight ranges alone leave SMs
+    // idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    const WgmmaVariant forced = wgmma_variant();
+    const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M) : forced;
     p.wgmma_rows = M <= 64 ? 64 : 128;
-    const bool ws_auto = M >= kWgmmaWsMinM && w.n8_tiles * w.chunks >= kWgmmaWsMinTileChunks;
-    const bool wide_auto = wgmma_wide_preferred(w, M);
-    const bool wide_fits =
-        dev.smem_per_block <= 0 ||
-        wgmma_ws_smem_bytes(w.bits, p.wgmma_rows, kWgmmaWideTiles) <= static_cast<size_t>(dev.smem_per_block);
-    p.wgmma_wide = (v == WgmmaVariant::kWide || v == WgmmaVariant::kWidePingPong ||
-                    (v == WgmmaVariant::kAuto && wide_auto)) &&
-                   wide_fits;
-    p.wgmma_pingpong = p.wgmma_wide && (v == WgmmaVariant::kWidePingPong ||
-                                        (v == WgmmaVariant::kAuto && wide_auto && kWgmmaWidePingPong));
-    p.wgmma_ws = !p.wgmma_wide &&
-                 (v == WgmmaVariant::kWarpSpecialized || (v == WgmmaVariant::kAuto && ws_auto)) &&
-                 (dev.smem_per_block <= 0 ||
-                  wgmma_ws_smem_bytes(w.bits, p.wgmma_rows) <= static_cast<size_t>(dev.smem_per_block));
+    auto fits = [&](size_t bytes) {
+      return dev.smem_per_block <= 0 || bytes <= static_cast<size_t>(dev.smem_per_block);
+    };
+    p.wgmma_wide = (v == WgmmaVariant::kWide || v == WgmmaVariant::kWidePingPong) &&
+                   fits(wgmma_ws_smem_bytes(w.bits, p.wgmma_rows, kWgmmaWideTiles));
+    p.wgmma_pingpong = p.wgmma_wide && v == WgmmaVariant::kWidePingPong;
+    p.wgmma_ws = v == WgmmaVariant::kWarpSpecialized && fits(wgmma_ws_smem_bytes(w.bits, p.wgmma_rows));
     const int tiles = p.wgmma_wide ? kWgmmaWideTiles : kWgmmaBlockTiles;
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
     const int64_t forced_cps =

@@ -265,18 +265,18 @@ ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows, int tiles = kWgm
 // a block fills 54 KB per 4 M MACs at 128 rows of x (33 KB per 2 M MACs at 64), and at M <= 64 a 70B
 // layer's 8192x28672 is one wave of 112 blocks instead of 224 blocks on 132 SMs.
 inline constexpr int kWgmmaWideTiles = 32;
-// The planner runs the warp-specialized kernel from kWgmmaWsMinM rows of x on layers of at least
-// kWgmmaWsMinTileChunks (n8 tile, chunk) pairs (the 70B shapes, the only ones timed). Below 65 rows the
-// all-threads one measured faster (H200, 2026-11-27 22:55 UTC, int4 g128 bf16, M = 64: 104.2 against 117.0
-// us on 8192x28672, 92.0 against 105.8 on 28672x8192); above, it was 2-7% slower (M = 128..1024, both
-// shapes; M = 65..127 runs the same 128-row blocks as 128).
-inline constexpr int64_t kWgmmaWsMinM = 65, kWgmmaWsMinTileChunks = int64_t{1} << 17;
-// Where kAuto runs the wide kernel (kWgmmaWideAutoMinM <= M <= kWgmmaWideAutoMaxM, layers of at least
-// kWgmmaWsMinTileChunks tile-chunks), and whether with turn taking: not yet timed on a device, so the range
-// is empty (min > max) until a sweep shows where it wins.
-inline constexpr int64_t kWgmmaWideAutoMinM = 1, kWgmmaWideAutoMaxM = 0;
-inline constexpr bool kWgmmaWidePingPong = false;
-bool wgmma_wide_preferred(const PackedView& w, int64_t M);
+// Which kernel kAuto runs, by layer size in (n8 tile, chunk) pairs, from the H200 sweep of 2026-11-28 01:15
+// UTC (ark_cuda_bench --sweep-wgmma --quick, int4 g128 bf16, all kernels in one process; docs/CUDA.md):
+//   >= kWgmmaWideMinTileChunks (the 70B layers): the wide kernel at every M, 1.14-1.28x the kernel kAuto ran
+//     before at M = 64..1024 on both (8192x28672 M = 64: 87.8 us against the all-threads kernel's 104.2 and
+//     the warp-specialized one's 93.6; M = 128 115.4 / 145.4; 28672x8192 M = 128 103.4 / 129.8);
+//   >= kWgmmaMidTileChunks (8192x8192): the warp-specialized kernel up to kWgmmaMidMaxWsM rows (M = 64: 28.4
+//     us, wide 29.6, all-threads 31.2), the wide one above (M = 128..512: 1.13-1.29x);
+//   smaller layers (the 7B shapes, not timed against the new kernels): the all-threads kernel.
+// The ping-pong form of the wide kernel measured 2-5% slower than the free-running one everywhere: forced only.
+inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17, kWgmmaMidTileChunks = int64_t{1} << 16,
+                         kWgmmaMidMaxWsM = 64;
+
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
 // kWide: wgmma_wide_kernel; kWidePingPong: the same with the two consumer warpgroups issuing their wgmmas in
@@ -290,6 +290,8 @@ enum class WgmmaVariant : int {
 };
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();
+// The kernel kAuto runs for M rows of this layer (kAllThreads, kWarpSpecialized or kWide; above).
+WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M);
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
 bool wgmma_supported(int device);
 
@@ -303,8 +305,11 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
 // 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes
 // (up to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
 // 1.1-1.5x faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x
-// faster (M = 33..63 not measured).
+// faster (M = 33..63 not measured). Up to kWgmmaAutoMaxLongKM rows on layers the wide kernel runs with
+// in_features >= kWgmmaLongK: on 28672x8192 at M = 1024 it measured 737.5 us against dequant_gemm's 805.3
+// (H200, 2026-11-28 01:15 UTC; on 8192x28672 dequant_gemm stays ahead there, 703.1 against 762.3).
 inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512, kWgmmaAutoMaxShortKM = 256;
+inline constexpr int64_t kWgmmaAutoMaxLongKM = 1024, kWgmmaLongK = 16384;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;

@@ -1,0 +1,169 @@
+// What the warp-specialized wgmma kernels share (linear_wgmma.cu: wgmma_ws_kernel; linear_wgmma_wide.cu:
+// wgmma_wide_kernel): the cp.async helpers and the producer warpgroup that fills their mbarrier ring, plus
+// the wide kernel's launch entry points. Device code only in sm_90a images (the callers' kernels guard with
+// __CUDA_ARCH_FEAT_SM90_ALL).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/ptx_shared.cuh"
+#include "kernels/cuda/wgmma_pipeline.cuh"
+
+namespace ark::cuda {
+
+// The wide kernel (linear_wgmma_wide.cu), launched by launch_wgmma when Plan::wgmma_wide; its shared-memory
+// limits raised once per device by prepare_wgmma_kernels.
+int launch_wgmma_wide(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
+                      void* y, int64_t M, bool bf16, float* partial, cudaStream_t stream);
+cudaError_t prepare_wgmma_wide_kernels();
+
+namespace wgk {
+
+using ptx::lds128;
+using ptx::lds32;
+
+// The device helpers exist only where the kernels have a body (sm_90a; the host pass needs their
+// declarations).
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// 16-byte copy; src_bytes < 16 fills the rest with zeros (rows past M, x positions past K).
+__device__ __forceinline__ void cp16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+
+template <int kBits>
+__device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
+  if constexpr (kBits % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < kBits; i += 4) {
+      const uint4 v = lds128(a + 4 * i);
+      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kBits; ++i) w[i] = lds32(a + 4 * i);
+  }
+}
+
+#endif
+
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into ring slot j % kS of a
+// block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's `full`
+// mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
+template <typename T, int kBits, int kRows, int kTiles, int kS>
+__device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restrict__ x, int64_t x_stride,
+                                           bool x_direct, int M, int64_t m0, int64_t tile0, int64_t c0,
+                                           int n_chunks, uint32_t base, uint32_t full0, uint32_t empty0,
+                                           int pt) {
+  constexpr int kXBytes = kRows * kChunkK * 2;
+  constexpr int kTileCodeBytes = kChunkK * kBits;
+  constexpr int kCodeBytes = kTiles * kTileCodeBytes;
+  constexpr int kMetaBytes = 4 * kTiles * 48;
+  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows, kTiles));
+  constexpr int kProducerThreads = 128;
+  // Addresses worked out once, outside the loop.
+  //   x: piece (h, c) = ((pt / 8) % 2, pt % 8) of rows pt / 16 + 8 i (so row % 8 = pt / 16: one swizzle).
+  const int xr0 = pt / 16, xh = (pt / 8) % 2, xc = pt % 8;
+  constexpr int kXCopies = kRows / 8;
+  const uint32_t x_dst = xh * (kRows * 128) + xr0 * 128 + ((xc ^ xr0) * 16);     // + i * 1024
+  const T* x_src = x + (m0 + xr0) * x_stride + c0 * kChunkK + xh * 64 + xc * 8;  // + 8 i rows
+  uint32_t x_rows_ok = 0;
+#pragma unroll
+  for (int i = 0; i < kXCopies; ++i) x_rows_ok |= (m0 + xr0 + 8 * i < M ? 1u : 0u) << i;
+  const int64_t x_kp0 = c0 * kChunkK + xh * 64 + xc * 8;
+  //   codes: piece p = pt + 128 i of the block's [kTiles tiles][8 bits pieces].
+  constexpr int kPiecesPerTile = kTileCodeBytes / 16;
+  constexpr int kCodeCopies = kTiles * kPiecesPerTile / kProducerThreads;  // = kTiles * bits / 16
+  static_assert(kTiles * kPiecesPerTile % kProducerThreads == 0, "whole copies per thread");
+  const int64_t chunk_words = kWarpLanes * kBits;  // one tile's words of one chunk
+  uint32_t c_ok = 0;
+#pragma unroll
+  for (int i = 0; i < kCodeCopies; ++i) {
+    const int p = pt + i * kProducerThreads;
+    c_ok |= (tile0 + p / kPiecesPerTile < w.n8_tiles ? 1u : 0u) << i;
+  }
+  // This thread's first piece (tile tile0 + pt / pieces per tile), then kProducerThreads pieces further
+  // on per copy: a fixed number of tiles on where the pieces per tile divide the producer's threads.
+  const int64_t c_tile = c_ok & 1u ? tile0 + pt / kPiecesPerTile : 0;
+  const uint32_t* c_base = w.codes + (c_tile * w.chunks + c0) * chunk_words + (pt % kPiecesPerTile) * 4;
+  const int64_t c_step = (kProducerThreads / kPiecesPerTile) * w.chunks * chunk_words;
+  //   group records: pieces q = pt + 128 r of [4 blocks][kTiles tiles][3 pieces of 16 bytes].
+  constexpr int kMetaPieces = 4 * kTiles * 3;
+  constexpr int kMetaCopies = (kMetaPieces + kProducerThreads - 1) / kProducerThreads;
+  const unsigned char* m_src[kMetaCopies];
+  int m_stride[kMetaCopies], m_block[kMetaCopies];
+  uint32_t m_dst[kMetaCopies], m_ok = 0;
+#pragma unroll
+  for (int r = 0; r < kMetaCopies; ++r) {
+    const int q = pt + r * kProducerThreads, mb = q / (3 * kTiles), mt = (q / 3) % kTiles, mp = q % 3;
+    const bool ok = q < kMetaPieces && tile0 + mt < w.n8_tiles;
+    m_ok |= (ok ? 1u : 0u) << r;
+    const int64_t t = ok ? tile0 + mt : 0;
+    m_src[r] = mp < 2 ? reinterpret_cast<const unsigned char*>(w.scales + (t * w.groups) * kTileRows + 4 * mp)
+                      : reinterpret_cast<const unsigned char*>(w.zeros + (t * w.groups) * kTileRows);
+    m_stride[r] = mp < 2 ? kTileRows * 4 : kTileRows * 2;
+    m_block[r] = mb;
+    m_dst[r] = kXBytes + kCodeBytes + (mb * kTiles + mt) * 48 + mp * 16;
+  }
+  // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
+  // copy issue).
+  int4 bg = n_chunks > 0 ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0) : make_int4(0, 0, 0, 0);
+  int slot = 0;
+  uint32_t phase = 0;  // use of the slot, mod 2
+  for (int j = 0; j < n_chunks; ++j) {
+    const int4 bg_next =
+        j + 1 < n_chunks ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0 + j + 1) : bg;
+    if (j >= kS) wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
+    const uint32_t dst = base + slot * kStage;
+    const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
+    const T* xs = x_src + j * kChunkK;
+#pragma unroll
+    for (int i = 0; i < kXCopies; ++i) {
+      const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
+      cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
+      xs += 8 * x_stride;
+    }
+    if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
+      const uint32_t* cp = c_base + j * chunk_words;
+#pragma unroll
+      for (int i = 0; i < kCodeCopies; ++i) {
+        if ((c_ok >> i) & 1u) cp16(dst + kXBytes + (pt + i * kProducerThreads) * 16, cp);
+        cp += c_step;
+      }
+    } else {
+      const uint32_t* cj = w.codes + (c0 + j) * chunk_words;
+#pragma unroll
+      for (int i = 0; i < kCodeCopies; ++i) {
+        const int p = pt + i * kProducerThreads;
+        if ((c_ok >> i) & 1u)
+          cp16(dst + kXBytes + p * 16,
+               cj + (tile0 + p / kPiecesPerTile) * w.chunks * chunk_words + (p % kPiecesPerTile) * 4);
+      }
+    }
+    const int g4[4] = {bg.x, bg.y, bg.z, bg.w};
+#pragma unroll
+    for (int r = 0; r < kMetaCopies; ++r) {
+      const int mb = m_block[r];
+      const int gcur = mb == 0 ? g4[0] : mb == 1 ? g4[1] : mb == 2 ? g4[2] : g4[3];
+      const int gprev = mb == 0 ? -1 : mb == 1 ? g4[0] : mb == 2 ? g4[1] : g4[2];
+      if (((m_ok >> r) & 1u) && gcur != gprev)
+        cp16(dst + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
+    }
+    if (pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces copies the block groups
+      cp16(dst + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
+    wgp::mbar_arrive_cp_async(full0 + 8 * slot);
+    bg = bg_next;
+    if (++slot == kS) slot = 0, phase ^= 1u;
+  }
+  wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
+}
+#endif
+
+}  // namespace wgk
+}  // namespace ark::cuda
