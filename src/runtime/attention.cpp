@@ -6,7 +6,7 @@
 // wait on each piece's misses in turn, and its group's other heads re-read the same pieces: attention took
 // ~19% of a decode step at 512-640 positions (perf, 2 threads). So a task now takes a KV head with its
 // group of query heads (split further only when there are fewer tasks than threads), reads each piece once
-// for the whole group while it is in L1, and prefetches the next piece while it computes on this one; the
+// for the whole group while it is in L1, and prefetches the pieces ahead while it computes on this one; the
 // cache's blocks sit on huge pages (kv_cache.cpp). bench/cpu_time/attention_decode.cpp times a step's
 // attention alone.
 #include "runtime/attention.h"
@@ -33,7 +33,7 @@ namespace {
   const int64_t per_part = (lines + parts - 1) / parts;
   const auto* b = reinterpret_cast<const char*>(piece);
   for (int64_t i = part * per_part; i < std::min(lines, (part + 1) * per_part); ++i)
-    __builtin_prefetch(b + 64 * i, 0, 3);
+    __builtin_prefetch(b + 64 * i, 0, 2);
 }
 
 void softmax_in_place(float* s, int64_t len) {
@@ -46,6 +46,11 @@ void softmax_in_place(float* s, int64_t len) {
   }
   scale_f32(s, 1.0f / sum, len);
 }
+
+// Pieces prefetched ahead of the one in hand, into L2 (hint T1: more misses in flight than L1 keeps). On the
+// decode microbenchmark (bench/cpu_time/attention_decode.cpp) 2 ahead with T1 took 1.14-1.16 ms per step
+// where 1 ahead took 1.28-1.37 (T0) and 1.27-1.31 (T1); 3 and 4 ahead were within noise of 2.
+constexpr int64_t kPiecesAhead = 2;
 
 }  // namespace
 
@@ -76,12 +81,16 @@ void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64
           softmax_in_place(scores.data() + (h - h0) * len, len);
           std::fill(out_t + h * D, out_t + (h + 1) * D, 0.0f);
         }
+      for (int64_t p = 0; p < std::min(len, kPiecesAhead * bs); p += bs)  // the first pieces, at once
+        prefetch_piece_part(kv == 0 ? cache.key(layer, kvh, p) : cache.value(layer, kvh, p),
+                            std::min(bs, len - p) * D, 0, 1);
       for (int64_t p = 0; p < len; p += bs) {
-        const int64_t count = std::min(bs, len - p), next_count = std::min(bs, len - p - bs);
+        const int64_t ahead = p + kPiecesAhead * bs;
+        const int64_t count = std::min(bs, len - p), next_count = std::min(bs, len - ahead);
         const float* piece = kv == 0 ? cache.key(layer, kvh, p) : cache.value(layer, kvh, p);
         const float* next = next_count <= 0 ? nullptr
-                            : kv == 0       ? cache.key(layer, kvh, p + bs)
-                                            : cache.value(layer, kvh, p + bs);
+                            : kv == 0       ? cache.key(layer, kvh, ahead)
+                                            : cache.value(layer, kvh, ahead);
         for (int64_t h = h0; h < h1; ++h) {
           if (next) prefetch_piece_part(next, next_count * D, h - h0, h1 - h0);
           float* s = scores.data() + (h - h0) * len + p;
