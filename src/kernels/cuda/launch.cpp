@@ -97,7 +97,7 @@ double mma_cost_ns(const PackedView& w, int64_t M, int m_tiles, int64_t blocks_p
 // or one within 0.2% of it, in 19 of the 20 (shape, M) cases of that sweep (4096x11008 M = 16: 2.3% off).
 constexpr double kGemvLaunchNs = 1000, kGemvChunkNs = 800, kGemvShare = 1.2, kGemvRingShare = 0.6,
                  kGemvStageBytesPerNs = 8, kGemvRoundNs = 2000, kGemvReduceNs = 3000, kGemvClusterNs = 800,
-                 kGemvWideChunk = 2.0, kGemvRing2kChunk = 1.3;
+                 kGemvWideChunk = 2.0, kGemvRing2kChunk = 1.3, kGemvIdleSmPenaltyM1 = 1.0;
 // The two-block 17..32-row kernel (Plan::gemv_two_wide), not picked by default (kGemvAutoTwoWide): measured
 // 1.2-1.35x slower than the one-block kernel at the same shape (H200, 01:10 UTC; 128 registers spill).
 constexpr double kGemvTwoWideShare = 0.6;
@@ -124,6 +124,11 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
   double t = kGemvLaunchNs + static_cast<double>(rounds) *
                                  (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
+  // M = 1: a shape that leaves SMs idle loses to one that fills them at the same load on the busiest SM
+  // (8192x28672: t4 s1, 224 blocks, 39.97 us against t8 s1, 112 blocks, 41.15 in one process; H200, 01:35
+  // UTC), which the per-SM model above does not see. Not at M = 2..8, where the one-block shapes won.
+  if (M == 1 && blocks < sm_count && !gemv_model_v6())
+    t *= 1 + kGemvIdleSmPenaltyM1 * static_cast<double>(sm_count - blocks) / sm_count;
   if (splits > 1 && cluster)
     t += kGemvClusterNs;
   else if (splits > 1)
