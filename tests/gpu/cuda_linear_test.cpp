@@ -1048,7 +1048,7 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
 // The gemv planner's block shape and split factor against the sweep of every block shape and split factor on
 // an H200 (2026-11-28 01:10 UTC, ark_cuda_bench --sweep-gemv, int4 g128 bf16, M = 1, 8, 16, 32, docs/CUDA.md
 // v7): each pin is the fastest shape measured or within 0.2% of it (8192x28672 M = 1: t4 s1 40.8 us, t8 s1
-// 40.9; in the next call, 01:35 UTC, 39.97 against 41.15). Not pinned: 4096x11008 M = 16 (the plan's t8 s3
+// 40.9; in the next call, 01:30 UTC, 39.97 against 41.15). Not pinned: 4096x11008 M = 16 (the plan's t8 s3
 // 17.9 us against t8 s6 17.5). The earlier pins (an
 // H100 sweep of 20:50 UTC and H200 sweeps of 22:50 / 23:05) timed older versions of the kernel; at M = 16 on
 // the 70B shapes this sweep has two blocks per SM ahead by 11-14% (8192x28672 t8 s2 55.9 against s1 62.6,

@@ -125,7 +125,7 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   double t = kGemvLaunchNs + static_cast<double>(rounds) *
                                  (static_cast<double>(warp_chunks) * chunk_ns + stage_ns + kGemvRoundNs);
   // M = 1: a shape that leaves SMs idle loses to one that fills them at the same load on the busiest SM
-  // (8192x28672: t4 s1, 224 blocks, 39.97 us against t8 s1, 112 blocks, 41.15 in one process; H200, 01:35
+  // (8192x28672: t4 s1, 224 blocks, 39.97 us against t8 s1, 112 blocks, 41.15 in one process; H200, 01:30
   // UTC), which the per-SM model above does not see. Not at M = 2..8, where the one-block shapes won.
   if (M == 1 && blocks < sm_count && !gemv_model_v6())
     t *= 1 + kGemvIdleSmPenaltyM1 * static_cast<double>(sm_count - blocks) / sm_count;
@@ -229,17 +229,17 @@ void set_gemv_two_wide(int mode) {
 int gemv_two_wide_mode() {
   return g_gemv_two_wide.load(std::memory_order_relaxed);
 }
-void set_gemv_early_meta(int mode) {
-  g_gemv_early_meta.store(mode, std::memory_order_relaxed);
-}
-int gemv_early_meta_mode() {
-  return g_gemv_early_meta.load(std::memory_order_relaxed);
-}
 void set_gemv_model_v6(bool on) {
   g_gemv_model_v6.store(on, std::memory_order_relaxed);
 }
 bool gemv_model_v6() {
   return g_gemv_model_v6.load(std::memory_order_relaxed);
+}
+void set_gemv_early_meta(int mode) {
+  g_gemv_early_meta.store(mode, std::memory_order_relaxed);
+}
+int gemv_early_meta_mode() {
+  return g_gemv_early_meta.load(std::memory_order_relaxed);
 }
 
 bool gemv_preferred(const PackedView& w, int64_t M) {
