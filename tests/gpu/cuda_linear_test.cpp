@@ -661,10 +661,11 @@ TEST(CudaLinear, GemvXRingAndWholeStagingMatchOracle) {
 
 // The 8 x 1 x ring's lookahead (cuda::set_gemv_x_ahead: 1 .. slots - 1 iterations; the planner's default 2)
 // and the two-block 17..32-row kernel (cuda::set_gemv_two_wide(1): 128 registers, a 4-slot x ring), forced,
-// then the early scales (set_gemv_early_meta(1)) at M = 1..27, against the oracle: every bits x dtype with sym/asym and act-order at M = 9..32 on a layer with a partial
-// tile range; then a K of 32 chunks (the ring wraps many times, both barrier parities) with and without
-// split-K (an uneven last split), x aligned or read element-wise (K % 8 != 0), g128 and g32 (groups changing
-// inside a chunk: the two-block kernel's general path); last, graph replay of the two-block kernel.
+// then the early scales (set_gemv_early_meta(1)) at M = 1..27, against the oracle: every bits x dtype with
+// sym/asym and act-order at M = 9..32 on a layer with a partial tile range; then a K of 32 chunks (the ring
+// wraps many times, both barrier parities) with and without split-K (an uneven last split), x aligned or read
+// element-wise (K % 8 != 0), g128 and g32 (groups changing inside a chunk: the two-block kernel's general
+// path); last, graph replay of the two-block kernel.
 TEST(CudaLinear, GemvVariantsMatchOracle) {
   REQUIRE_GPU();
   struct Restore {
@@ -705,7 +706,8 @@ TEST(CudaLinear, GemvVariantsMatchOracle) {
         for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{12}, int64_t{27}}) {
           layer.set_gemv_block_tiles(tiles);
           layer.set_mma_splits(splits);
-          const std::string name = c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M) + " early";
+          const std::string name =
+              c.name() + " " + layer.kernel_name(M) + " M=" + std::to_string(M) + " early";
           const Activations x = make_x(M, c.w.k, c.bf16, rng);
           EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false, name), 0);
           if (::testing::Test::HasFailure()) break;
@@ -785,7 +787,8 @@ TEST(CudaPlan, GemvVariantOverrides) {
       v.bits = 4;
       v.chunks = v.groups = sh[0] / 128;
       v.n8_tiles = sh[1] / 8;
-      const std::string what = std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
+      const std::string what =
+          std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
       cuda::set_gemv_two_wide(0);
       cuda::set_gemv_x_ahead(0);
       const cuda::Plan def = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
@@ -1062,13 +1065,12 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
     int64_t k, n, m;
     int warps_n, splits;
   };
-  const Want wants[] = {{4096, 4096, 1, 1, 1},    {4096, 4096, 16, 8, 8},   {4096, 4096, 32, 8, 8},
-                        {4096, 11008, 1, 8, 3},   {4096, 11008, 32, 8, 3},  {11008, 4096, 1, 1, 1},
-                        {11008, 4096, 16, 8, 8},  {11008, 4096, 32, 8, 8},  {8192, 8192, 1, 2, 1},
-                        {8192, 8192, 16, 8, 8},   {8192, 8192, 32, 8, 4},   {8192, 28672, 1, 4, 1},
-                        {8192, 28672, 8, 8, 1},   {8192, 28672, 16, 8, 2},  {8192, 28672, 32, 8, 1},
-                        {28672, 8192, 1, 8, 4},   {28672, 8192, 8, 8, 4},   {28672, 8192, 16, 8, 8},
-                        {28672, 8192, 32, 8, 4}};
+  const Want wants[] = {
+      {4096, 4096, 1, 1, 1},   {4096, 4096, 16, 8, 8},  {4096, 4096, 32, 8, 8},  {4096, 11008, 1, 8, 3},
+      {4096, 11008, 32, 8, 3}, {11008, 4096, 1, 1, 1},  {11008, 4096, 16, 8, 8}, {11008, 4096, 32, 8, 8},
+      {8192, 8192, 1, 2, 1},   {8192, 8192, 16, 8, 8},  {8192, 8192, 32, 8, 4},  {8192, 28672, 1, 4, 1},
+      {8192, 28672, 8, 8, 1},  {8192, 28672, 16, 8, 2}, {8192, 28672, 32, 8, 1}, {28672, 8192, 1, 8, 4},
+      {28672, 8192, 8, 8, 4},  {28672, 8192, 16, 8, 8}, {28672, 8192, 32, 8, 4}};
   for (const Want& t : wants) {
     cuda::PackedView v;
     v.k = t.k;

@@ -114,9 +114,9 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   const int64_t warp_chunks = ceil_div(cps, warps_k);
   const bool ring = gemv_x_ring(M, block_tiles);
   const double share = gemv_model_v6() ? 1.0  // the previous fit, for same-process comparisons
-                       : two_wide        ? kGemvTwoWideShare
-                       : ring            ? kGemvRingShare
-                                         : kGemvShare;
+                       : two_wide      ? kGemvTwoWideShare
+                       : ring          ? kGemvRingShare
+                                       : kGemvShare;
   const double chunk_ns = kGemvChunkNs * (1 + share * static_cast<double>(resident - 1)) * w.bits / 4.0 *
                           (M > 16 ? kGemvWideChunk : 1.0) * (ring && warps_k > 1 ? kGemvRing2kChunk : 1.0);
   // x: staged for the whole split before the loop, or (the x ring) only the first kGemvXAhead iterations'.
@@ -328,8 +328,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
           dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
       const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
       const bool cluster = clusters && s > 1 && s <= kGemvMaxClusterSplits;
-      const double t =
-          gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster, two_wide);
+      const double t = gemv_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), s, cps, cluster, two_wide);
       if (best == 0 || t < best) {
         best = t;
         p.block_tiles = bt;

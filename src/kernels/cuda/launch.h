@@ -37,10 +37,10 @@ struct Plan {
   bool gather = false;         // x is reordered/padded into packed-K order in the workspace first
   size_t partial_bytes = 0;    // mma: split-K partials at the start of the workspace
   size_t workspace_bytes = 0;
-  int wgmma_rows = 64;        // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
-  bool gemv_cluster = false;  // gemv: the splits of a tile range are one cluster, summed in the kernel
-  int gemv_x_ahead = 2;        // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
-  bool gemv_two_wide = false;  // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
+  int wgmma_rows = 64;           // wgmma: rows of x per block (the wgmma N: 64, 128 or 256)
+  bool gemv_cluster = false;     // gemv: the splits of a tile range are one cluster, summed in the kernel
+  int gemv_x_ahead = 2;          // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
+  bool gemv_two_wide = false;    // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
   bool gemv_early_meta = false;  // gemv: the first stages' scales copied before the prologue's barrier
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;

@@ -161,8 +161,9 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 // kRingK: 0, x staged for the whole split (any block shape); 1 or 2, the x ring in blocks of 8 / kRingK warps
 // along N and kRingK along K (a compile-time shape, so the ring's chunk arithmetic folds to constants).
 // kTwoWide: the 17..32-row x-ring kernel at two blocks per SM (launch.h: gemv_two_wide; 128 registers, an x
-// ring of kGemvTwoWideXStages slots). x_ahead: how many iterations ahead the x ring is filled (the 8 x 1 ring:
-// 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: below, at the prologue.
+// ring of kGemvTwoWideXStages slots). x_ahead: how many iterations ahead the x ring is filled (the 8 x 1
+// ring: 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: below, at the
+// prologue.
 template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
 __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
                                             : kNx > 2 ? kGemvWideBlocksPerSm
@@ -246,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   const int meta_stride = meta_piece < 2 ? kTileRows * 4 : kTileRows * 2;  // bytes per group
   const uint32_t meta_dst = ring_s + kSlotCodeBytes + meta_tt * 48 + meta_piece * 16;
   const int32_t* meta_bg = bg_s + first * 4;  // the next stage's block-group entry
-  uint32_t meta_bg_s = smem_addr(meta_bg);     // the same as a shared address (the two-block kernel's)
+  uint32_t meta_bg_s = smem_addr(meta_bg);    // the same as a shared address (the two-block kernel's)
   int issue_off = 0;                          // the next stage's slot, in bytes
   auto next_slot = [](int off) { return off + kSlotBytes == kRingBytes ? 0 : off + kSlotBytes; };
   auto issue_codes = [&](bool live) {  // stage j = 0, 1, 2, ... in order; live: j < my_n
@@ -259,9 +260,10 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   };
   auto issue_meta = [&](bool live) {  // after issue_codes of the same stage
     if (live && meta_lane)
-      cp_async16_s(meta_dst + issue_off,
-                   meta_src + static_cast<int64_t>(kTwoWide ? static_cast<int32_t>(lds32(meta_bg_s)) : *meta_bg) *
-                                  meta_stride);
+      cp_async16_s(
+          meta_dst + issue_off,
+          meta_src + static_cast<int64_t>(kTwoWide ? static_cast<int32_t>(lds32(meta_bg_s)) : *meta_bg) *
+                         meta_stride);
     meta_bg += 4 * step;
     meta_bg_s += 16 * step;
   };
@@ -374,8 +376,8 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
     for (int j = 0; j < kRing - 1; ++j) {
       if (j < my_n && meta_lane)
         cp_async16_s(meta_dst + issue_off,
-                     meta_src +
-                         static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) * meta_stride);
+                     meta_src + static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) *
+                                    meta_stride);
       meta_bg += 4 * step;
       meta_bg_s += 16 * step;
       issue_off = next_slot(issue_off);
@@ -455,8 +457,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
     if (kXRing) {
       // This thread has read its chunk of iteration i - 1: release its x slot (one arrival per thread, the
       // same one warp instruction as one per warp); then fill the chunks of iteration i + xa.
-      if (i > 0 && chunk - step < n_chunks)
-        mbar_arrive(bar_s + 8 * (kXS + ((chunk - step) & (kXS - 1))));
+      if (i > 0 && chunk - step < n_chunks) mbar_arrive(bar_s + 8 * (kXS + ((chunk - step) & (kXS - 1))));
 #pragma unroll
       for (int r = 0; r < (kXRing ? kRingK : 1); ++r) {
         const int j = (i + xa) * kw + r;
@@ -472,7 +473,8 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
     int4 bg;
     if constexpr (kTwoWide) {
       const uint4 v = lds128(bg_cur_s);
-      bg = make_int4(static_cast<int>(v.x), static_cast<int>(v.y), static_cast<int>(v.z), static_cast<int>(v.w));
+      bg = make_int4(static_cast<int>(v.x), static_cast<int>(v.y), static_cast<int>(v.z),
+                     static_cast<int>(v.w));
     } else {
       bg = *reinterpret_cast<const int4*>(bg_cur);
     }
@@ -606,7 +608,8 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
           }
           flush_pair();
           // Keeps the compiler from reusing this pair's x fragments for the next one (holding all 16 of a
-          // chunk's ldmatrix results is what spilled): a warp barrier orders shared memory, so x is read again.
+          // chunk's ldmatrix results is what spilled): a warp barrier orders shared memory, so x is read
+          // again.
           __syncwarp();
         }
       };
@@ -735,8 +738,9 @@ template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
 cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x, bool x_vec, T* y,
                        float* partial, int M, cudaStream_t s) {
   if (!p.gemv_cluster) {
-    gemv_kernel<T, kBits, kNx, kRingK, kTwoWide><<<grid, kThreads, p.smem_bytes, s>>>(
-        w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles, false, p.gemv_x_ahead, p.gemv_early_meta);
+    gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>
+        <<<grid, kThreads, p.smem_bytes, s>>>(w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles,
+                                              false, p.gemv_x_ahead, p.gemv_early_meta);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t cfg = {};
