@@ -1381,19 +1381,20 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // The wide kernel on the 70B layers at every M and on 8192x8192 above 64 rows, the warp-specialized
-        // one on 8192x8192 up to 64 rows, all-threads on the 7B layers (H200 sweep of 01:15 UTC; both rings
-        // fit an H100's 227 KB at every width).
-        const bool big = sh[1] == 28672 || sh[0] == 28672, mid = sh[0] == 8192 && sh[1] == 8192;
-        EXPECT_EQ(p.wgmma_wide, big || (mid && M > 64));
-        EXPECT_EQ(p.wgmma_ws, mid && M <= 64);
+        // The wide kernel on the 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and
+        // 11008x4096 above 64 rows; the warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC;
+        // both rings fit an H100's 227 KB at every width). The all-threads kernel only when forced.
+        const bool big = sh[1] == 28672 || sh[0] == 28672, small = sh[0] == 4096 && sh[1] == 4096;
+        EXPECT_EQ(p.wgmma_wide, big || (M <= 64 ? sh[1] == 11008 : !small));
+        EXPECT_EQ(p.wgmma_ws, !p.wgmma_wide);
         EXPECT_FALSE(p.wgmma_pingpong);
         EXPECT_EQ(static_cast<int>(cuda::wgmma_auto_variant(v, M)),
                   static_cast<int>(p.wgmma_wide ? cuda::WgmmaVariant::kWide
                                    : p.wgmma_ws ? cuda::WgmmaVariant::kWarpSpecialized
                                                 : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
-        EXPECT_EQ(p.smem_bytes, p.wgmma_wide ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
+        EXPECT_EQ(p.smem_bytes, p.wgmma_wide
+                                    ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                              : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
@@ -1442,7 +1443,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
       EXPECT_TRUE(cuda::make_plan(t, 1024, cuda::Family::kWgmma, dev).wgmma_wide);
       t.k = t.n = 8192;
       t.chunks = t.groups = 64;
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 512, 256, dev)),
+                static_cast<int>(cuda::Family::kWgmma));
       EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1024, 256, dev)),
                 static_cast<int>(cuda::Family::kDequantGemm));
     }

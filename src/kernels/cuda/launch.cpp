@@ -192,9 +192,8 @@ WgmmaVariant wgmma_variant() {
 WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
   const int64_t tile_chunks = w.n8_tiles * w.chunks;
   if (tile_chunks >= kWgmmaWideMinTileChunks) return WgmmaVariant::kWide;
-  if (tile_chunks >= kWgmmaMidTileChunks)
-    return M <= kWgmmaMidMaxWsM ? WgmmaVariant::kWarpSpecialized : WgmmaVariant::kWide;
-  return WgmmaVariant::kAllThreads;
+  const bool wide = M <= 64 ? w.n > kWgmmaWideMinN : tile_chunks >= kWgmmaWideMidTileChunks;
+  return wide ? WgmmaVariant::kWide : WgmmaVariant::kWarpSpecialized;
 }
 
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {

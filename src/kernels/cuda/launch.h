@@ -265,17 +265,19 @@ ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows, int tiles = kWgm
 // a block fills 54 KB per 4 M MACs at 128 rows of x (33 KB per 2 M MACs at 64), and at M <= 64 a 70B
 // layer's 8192x28672 is one wave of 112 blocks instead of 224 blocks on 132 SMs.
 inline constexpr int kWgmmaWideTiles = 32;
-// Which kernel kAuto runs, by layer size in (n8 tile, chunk) pairs, from the H200 sweep of 2026-11-28 01:15
-// UTC (ark_cuda_bench --sweep-wgmma --quick, int4 g128 bf16, all kernels in one process; docs/CUDA.md):
-//   >= kWgmmaWideMinTileChunks (the 70B layers): the wide kernel at every M, 1.14-1.28x the kernel kAuto ran
-//     before at M = 64..1024 on both (8192x28672 M = 64: 87.8 us against the all-threads kernel's 104.2 and
-//     the warp-specialized one's 93.6; M = 128 115.4 / 145.4; 28672x8192 M = 128 103.4 / 129.8);
-//   >= kWgmmaMidTileChunks (8192x8192): the warp-specialized kernel up to kWgmmaMidMaxWsM rows (M = 64: 28.4
-//     us, wide 29.6, all-threads 31.2), the wide one above (M = 128..512: 1.13-1.29x);
-//   smaller layers (the 7B shapes, not timed against the new kernels): the all-threads kernel.
-// The ping-pong form of the wide kernel measured 2-5% slower than the free-running one everywhere: forced only.
-inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17, kWgmmaMidTileChunks = int64_t{1} << 16,
-                         kWgmmaMidMaxWsM = 64;
+// Which kernel kAuto runs, by layer size in (n8 tile, chunk) pairs and M, from the H200 sweeps of 2026-11-28
+// 01:15 and 01:31 UTC (ark_cuda_bench --sweep-wgmma --quick / --small: int4 g128 bf16, every kernel timed in
+// one process on the six shapes at M = 64..1024; docs/CUDA.md). The warp-specialized kernel was at least as
+// fast as the all-threads one at every point (up to 1.11x), so kAuto no longer runs the latter:
+//   >= kWgmmaWideMinTileChunks (the 70B layers): the wide kernel at every M (1.14-1.31x the previous choice:
+//     8192x28672 M = 64 87.8 us against the all-threads kernel's 104.2, M = 128 112.0 / 149.7);
+//   M <= 64: the wide kernel where N > kWgmmaWideMinN (4096x11008: 24.3 us, warp-specialized 25.7), else
+//     the warp-specialized one (8192x8192 28.3 / wide 29.6; 11008x4096 20.6 / 22.8; 4096x4096 11.2 / 13.7);
+//   M > 64: the wide kernel from kWgmmaWideMidTileChunks (8192x8192, 4096x11008, 11008x4096: 1.02-1.32x),
+//     the warp-specialized one below (4096x4096: 16.1 us at M = 128, wide 18.7).
+// The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced only.
+inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17, kWgmmaWideMidTileChunks = int64_t{1} << 15,
+                         kWgmmaWideMinN = 8192;
 
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
