@@ -14,9 +14,8 @@
 // together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
 // launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
 // warpgroup; wgmma_wide_kernel (linear_wgmma_wide.cu) the same producer with 256 weight rows per block.
-// The planner picks by layer size and M (launch.h: wgmma_auto_variant): the wide kernel on the 70B-sized
-// layers, the warp-specialized one up to 64 rows on 8192x8192-sized ones (the wide one above), wgmma_kernel
-// elsewhere.
+// The planner picks by layer size and M (launch.h: wgmma_auto_variant): the wide kernel on the larger layers,
+// the warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant).
 //
 // Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
 // k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at
