@@ -378,7 +378,6 @@ EOF
     tee "$OUT_DIR/sweep_gemv5.csv"
 fi
 
-if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)
 if [ "$WHAT" = gemv7 ]; then  # the gemv planner's choices old and new, then the gemv tests and memcheck (~4.5 min)
   echo "== gemv planner: new fit against the previous one, two-block 17..32-row kernel ($DEFINES)"
   timeout ${GEMV7_SWEEP_S:-70} $BIN/ark_cuda_bench --sweep-gemv-auto 2>&1 | tee "$OUT_DIR/sweep_gemv7.csv"
@@ -397,6 +396,7 @@ if [ "$WHAT" = gemv7 ]; then  # the gemv planner's choices old and new, then the
   fi
 fi
 
+if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)
   echo "== gemv quick sweep ($DEFINES)"
   timeout 120 $BIN/ark_cuda_bench --sweep-gemv --quick 2>&1 | tee "$OUT_DIR/sweep_gemv_quick.csv"
 fi
