@@ -40,6 +40,11 @@ namespace {
 
 constexpr size_t kRotateBytes = 200u << 20;
 
+// How many copies of a `bytes`-sized weight one rotation cycles through so that every call reads from DRAM.
+int rotation_copies(size_t bytes) {
+  return static_cast<int>(kRotateBytes / bytes) + 2;
+}
+
 uint64_t splitmix(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -205,7 +210,7 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
-    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     std::vector<std::unique_ptr<CudaQuantLinear>> layers;
     for (int c = 0; c < copies; ++c) layers.push_back(make_layer(w, group, CudaKernel::kMma));
     void *x, *y, *ws;
@@ -282,7 +287,7 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
     // M = 8 on the 70B shapes only (the targets' shapes), to keep one device call short.
     const std::vector<int64_t> shape_ms = K * N >= int64_t{8192} * 28672 ? ms : std::vector<int64_t>{1, 16, 32};
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
-    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, gemv;
     for (int c = 0; c < copies; ++c)
       for (auto kernel : {CudaKernel::kMma, CudaKernel::kGemv})
@@ -296,7 +301,7 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
     // cuBLASLt bf16 on the dense weight (rotated copies), once per M: the speedups the issue's targets name.
     CublasBf16 cublas;
     const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    std::vector<void*> wb(static_cast<size_t>(kRotateBytes / wbytes) + 2);
+    std::vector<void*> wb(rotation_copies(wbytes));
     for (auto& p : wb) {
       CHECK_CUDA(cudaMalloc(&p, wbytes));
       CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));  // small finite bf16 values
@@ -382,7 +387,7 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
-    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     std::vector<std::unique_ptr<CudaQuantLinear>> gemv;
     for (int c = 0; c < copies; ++c) gemv.push_back(make_layer(w, group, CudaKernel::kGemv));
     void *x, *y, *ws;
@@ -393,7 +398,7 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
     CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
     CublasBf16 cublas;
     const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    std::vector<void*> wb(static_cast<size_t>(kRotateBytes / wbytes) + 2);
+    std::vector<void*> wb(rotation_copies(wbytes));
     for (auto& p : wb) {
       CHECK_CUDA(cudaMalloc(&p, wbytes));
       CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
@@ -457,7 +462,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
-    const int copies = static_cast<int>(kRotateBytes / (static_cast<size_t>(N * K) * bits / 8)) + 2;
+    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     const int dcopies = std::min(copies, 3);
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, wg;
     for (int c = 0; c < copies; ++c)
@@ -468,7 +473,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
       }
     const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
     const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
+    const int bcopies = rotation_copies(wbytes);
     std::vector<void*> wb(bcopies);
     for (auto& p : wb) {
       CHECK_CUDA(cudaMalloc(&p, wbytes));
@@ -621,7 +626,7 @@ int main(int argc, char** argv) {
   for (const Shape& sh : shapes) {
     const QuantizedWeight w = random_weight(sh.N, sh.K, bits, group, 1234 + sh.K * 7 + sh.N);
     const size_t qbytes = static_cast<size_t>(sh.N * sh.K) * bits / 8;
-    const int copies = static_cast<int>(kRotateBytes / qbytes) + 2;
+    const int copies = rotation_copies(qbytes);
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, gem, aut;
     // dequant_gemm rewrites a 16-bit copy of the weight each call, so a few copies keep it out of L2 too.
     const int dcopies = std::min(copies, 3);
@@ -635,7 +640,7 @@ int main(int argc, char** argv) {
             .push_back(make_layer(w, group, kernel));
       }
     const size_t wbytes = static_cast<size_t>(sh.N * sh.K) * 2;
-    const int bcopies = static_cast<int>(kRotateBytes / wbytes) + 2;
+    const int bcopies = rotation_copies(wbytes);
     std::vector<void*> wb(bcopies);
     for (auto& p : wb) {
       CHECK_CUDA(cudaMalloc(&p, wbytes));
