@@ -406,7 +406,9 @@ if [ "$WHAT" = gemv ]; then  # gemv against mma at M = 1..32, every block shape 
   timeout 330 $BIN/ark_cuda_bench --sweep-gemv 2>&1 | tee "$OUT_DIR/sweep_gemv.csv"
 fi
 
-if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweeps, memcheck
+# The wgmma kernels' sm_90a SASS, int4 instances: HGMMA count, local-memory instructions, instruction
+# count; then ptxas's warnings about serialized wgmmas. Used by the wgmma, wgmmaquick and wgmmafast modes.
+wgmma_sass_summary() {
   echo "== wgmma kernels (sm_90a SASS): HGMMA, local memory, instructions"
   CUOBJDUMP=$(tool cuobjdump)
   for o in linear_wgmma linear_wgmma_wide; do
@@ -425,6 +427,10 @@ EOF
     rm -f "$OUT_DIR/${o}_sass.txt"  # too large to come back
   done
   grep -h "C7513\|C7512" $BIN/obj/linear_wgmma*.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
+}
+
+if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweeps, memcheck
+  wgmma_sass_summary
   echo "== GPU tests: wgmma family (kAuto; the variant loops run all four kernels)" | tee "$OUT_DIR/tests_wgmma.log"
   timeout 100 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
@@ -457,22 +463,7 @@ EOF
 fi
 
 if [ "$WHAT" = wgmma ] || [ "$WHAT" = wgmmaquick ]; then  # the Hopper GEMM: SASS, tests, memcheck, sweep
-  echo "== wgmma kernels (sm_90a SASS): HGMMA, local memory, instructions"
-  CUOBJDUMP=$(tool cuobjdump)
-  if [ -n "$CUOBJDUMP" ] && [ -f $BIN/obj/linear_wgmma.o ]; then
-    "$CUOBJDUMP" --dump-sass $BIN/obj/linear_wgmma.o >"$OUT_DIR/wgmma_sass.txt" 2>&1
-    python3 - "$OUT_DIR/wgmma_sass.txt" <<'EOF'
-import re, sys
-for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
-    name = block.split("\n", 1)[0]
-    if "Li4E" not in name:
-        continue
-    print(re.sub(r".*(wgmma(?:_ws)?_kernel)I", r"\1<", name).split("EEEv")[0],
-          "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
-          "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
-EOF
-  fi
-  grep -h "C7513\|C7512" $BIN/obj/linear_wgmma.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
+  wgmma_sass_summary
   echo "== GPU tests: wgmma family" | tee "$OUT_DIR/tests_wgmma.log"
   timeout 150 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
