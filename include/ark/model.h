@@ -88,9 +88,9 @@ class KvCache {
   int64_t size() const { return size_; }  // positions filled
   int64_t max_len() const { return max_len_; }
   int64_t block_size() const { return block_size_; }
-  int64_t blocks_allocated() const { return static_cast<int64_t>(blocks_.size()); }
+  int64_t blocks_allocated() const;
   size_t block_bytes() const { return block_floats_ * sizeof(float); }
-  size_t bytes_allocated() const { return blocks_.size() * block_bytes(); }
+  size_t bytes_allocated() const { return static_cast<size_t>(blocks_allocated()) * block_bytes(); }
   // Forgets positions from n on (n <= size()); blocks stay allocated for reuse.
   void truncate(int64_t n);
   void clear() { truncate(0); }
@@ -107,10 +107,10 @@ class KvCache {
  private:
   struct BlockStorage;  // owns the blocks' memory (kv_cache.cpp)
   size_t offset(int64_t layer, int kv, int64_t kv_head, int64_t pos) const;
+  float* block(int64_t pos) const;  // first float of the block holding position pos
   int64_t layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   int64_t max_len_ = 0, block_size_ = 16, size_ = 0;
   size_t block_floats_ = 0;
-  std::vector<float*> blocks_;  // block b's first float
   std::unique_ptr<BlockStorage> storage_;
 };
 

@@ -43,10 +43,15 @@ void KvCache::reserve(int64_t n) {
   ARK_CHECK(size_ + n <= max_len_, "sequence of ", size_ + n, " tokens (", size_, " in the cache + ", n,
             " new) exceeds --max-model-len ", max_len_);
   const int64_t need = (size_ + n + block_size_ - 1) / block_size_;
-  while (static_cast<int64_t>(blocks_.size()) < need) {
-    storage_->blocks.emplace_back(block_floats_ * sizeof(float));
-    blocks_.push_back(reinterpret_cast<float*>(storage_->blocks.back().data()));
-  }
+  while (blocks_allocated() < need) storage_->blocks.emplace_back(block_floats_ * sizeof(float));
+}
+
+int64_t KvCache::blocks_allocated() const {
+  return storage_ ? static_cast<int64_t>(storage_->blocks.size()) : 0;  // 0 once moved from
+}
+
+float* KvCache::block(int64_t pos) const {
+  return reinterpret_cast<float*>(storage_->blocks[static_cast<size_t>(pos / block_size_)].data());
 }
 
 size_t KvCache::offset(int64_t layer, int kv, int64_t kv_head, int64_t pos) const {
@@ -55,16 +60,16 @@ size_t KvCache::offset(int64_t layer, int kv, int64_t kv_head, int64_t pos) cons
 }
 
 float* KvCache::key(int64_t layer, int64_t kv_head, int64_t pos) {
-  return blocks_[pos / block_size_] + offset(layer, 0, kv_head, pos);
+  return block(pos) + offset(layer, 0, kv_head, pos);
 }
 float* KvCache::value(int64_t layer, int64_t kv_head, int64_t pos) {
-  return blocks_[pos / block_size_] + offset(layer, 1, kv_head, pos);
+  return block(pos) + offset(layer, 1, kv_head, pos);
 }
 const float* KvCache::key(int64_t layer, int64_t kv_head, int64_t pos) const {
-  return blocks_[pos / block_size_] + offset(layer, 0, kv_head, pos);
+  return block(pos) + offset(layer, 0, kv_head, pos);
 }
 const float* KvCache::value(int64_t layer, int64_t kv_head, int64_t pos) const {
-  return blocks_[pos / block_size_] + offset(layer, 1, kv_head, pos);
+  return block(pos) + offset(layer, 1, kv_head, pos);
 }
 
 }  // namespace ark
