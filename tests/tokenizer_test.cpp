@@ -13,6 +13,7 @@
 
 #include "ark/error.h"
 #include "ark/tokenizer.h"
+#include "runtime/tokenizer_impl.h"
 
 namespace ark {
 namespace {
@@ -223,7 +224,8 @@ TEST(Tokenizer, StreamWaitsForCompleteCharacters) {
   EXPECT_EQ(byte_stream.put(10), "\xc3\xa9");
   EXPECT_EQ(byte_stream.put(8), "");
   EXPECT_EQ(byte_stream.flush(), "\xef\xbf\xbd");  // an unfinished character at the end becomes U+FFFD
-  // An id past the tokenizer (a model's padding row) streams as nothing, as the tokenizers library decodes it.
+  // An id past the tokenizer (a model's padding row) streams as nothing, as the tokenizers library decodes
+  // it.
   EXPECT_EQ(byte_stream.put(99), "");
   EXPECT_EQ(byte_stream.put(5), "abc");
   EXPECT_THROW(byte_stream.put(-1), Error);
@@ -300,7 +302,8 @@ TEST(Tokenizer, BadInputIsAClearError) {
   }
   EXPECT_THROW(t.encode("\xed\xa0\x80"), Error);  // a UTF-16 surrogate encoded in UTF-8
   EXPECT_THROW(t.encode("\xc0\xaf"), Error);      // overlong
-  EXPECT_EQ(t.decode(Ids{0, 12, 0}), "aa");  // 12 is past the vocabulary: decoded to nothing, as tokenizers does
+  EXPECT_EQ(t.decode(Ids{0, 12, 0}),
+            "aa");  // 12 is past the vocabulary: decoded to nothing, as tokenizers does
   EXPECT_THROW(t.decode(Ids{-1}), Error);
   EXPECT_THROW(Tokenizer::load("/nonexistent/dir"), Error);
 }
@@ -386,6 +389,25 @@ TEST(Tokenizer, RealFilesSpecialTokens) {
   EXPECT_EQ(l.bos_id(), 1);
   EXPECT_EQ(l.eos_id(), 2);
   EXPECT_EQ(l.encode("</s>", false), Ids{2});
+}
+
+// U+11A7 sits just below the Hangul trailing consonants and is not one: an LV syllable followed by it stays
+// two characters in NFC and NFKC (unicodedata and `tokenizers` agree), while a real trailing consonant
+// (U+11A8) composes. utf8proc 2.6 dropped the U+11A7; text around it must still compose as usual.
+TEST(TokenizerUnicode, HangulTBaseIsNotComposedAway) {
+  const std::string lv = "\xed\x91\x80";       // U+D440, an LV syllable
+  const std::string t_base = "\xe1\x86\xa7";   // U+11A7
+  const std::string t_first = "\xe1\x86\xa8";  // U+11A8, the first trailing consonant
+  for (const detail::NormalForm form : {detail::NormalForm::kNfc, detail::NormalForm::kNfkc}) {
+    EXPECT_EQ(detail::unicode_normalize(lv + t_base, form), lv + t_base);
+    EXPECT_EQ(detail::unicode_normalize(t_base + t_base + lv + t_base, form), t_base + t_base + lv + t_base);
+    EXPECT_EQ(detail::unicode_normalize(lv + t_first, form), "\xed\x91\x81");  // U+D441
+    // A + combining ring and e + combining acute on both sides still compose, to U+00C5 and U+00E9.
+    EXPECT_EQ(detail::unicode_normalize("A\xcc\x8a" + lv + t_base + "e\xcc\x81", form),
+              "\xc3\x85" + lv + t_base + "\xc3\xa9");
+  }
+  EXPECT_EQ(detail::unicode_normalize(lv + t_base, detail::NormalForm::kNfd),
+            "\xe1\x84\x91\xe1\x85\xac" + t_base);  // U+1111 U+116C U+11A7
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <string_view>
 
 #include "ark/error.h"
 #include "runtime/tokenizer_impl.h"
@@ -142,6 +143,28 @@ bool ends_in_incomplete_utf8(std::string_view bytes) {
   return false;
 }
 
+namespace {
+
+std::string utf8proc_normalize(std::string_view s, int options) {
+  utf8proc_uint8_t* result = nullptr;
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                   static_cast<utf8proc_ssize_t>(s.size()), &result, static_cast<utf8proc_option_t>(options));
+  if (n < 0) throw_error("tokenizer normalizer: utf8proc failed: ", utf8proc_errmsg(n));
+  std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
+  std::free(result);
+  return out;
+}
+
+// U+11A7 (UTF-8 E1 86 A7) is the base just below the Hangul trailing consonants U+11A8..U+11C2, not one of
+// them, so an LV syllable followed by it must stay two characters. utf8proc 2.6 (Debian 12's) composes the
+// pair into the LV syllable alone and drops U+11A7 (found by the tokenizer parity test: "\uD440\u11A7" gave
+// one token where `tokenizers` gives three). U+11A7 is a starter that composes with nothing, so composing
+// the text between occurrences on its own gives the same result as composing the whole.
+constexpr std::string_view kHangulTBase = "\xe1\x86\xa7";
+
+}  // namespace
+
 std::string unicode_normalize(std::string_view s, NormalForm form) {
   bool ascii = true;
   for (char c : s) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
@@ -161,14 +184,17 @@ std::string unicode_normalize(std::string_view s, NormalForm form) {
       options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
       break;
   }
-  utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                   static_cast<utf8proc_ssize_t>(s.size()), &result, static_cast<utf8proc_option_t>(options));
-  if (n < 0) throw_error("tokenizer normalizer: utf8proc failed: ", utf8proc_errmsg(n));
-  std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
-  std::free(result);
-  return out;
+  if (!(options & UTF8PROC_COMPOSE) || s.find(kHangulTBase) == std::string_view::npos)
+    return utf8proc_normalize(s, options);
+  std::string out;
+  for (size_t begin = 0;;) {
+    const size_t at = s.find(kHangulTBase, begin);
+    const std::string_view piece = s.substr(begin, at == std::string_view::npos ? s.npos : at - begin);
+    if (!piece.empty()) out += utf8proc_normalize(piece, options);
+    if (at == std::string_view::npos) return out;
+    out += kHangulTBase;
+    begin = at + kHangulTBase.size();
+  }
 }
 
 bool is_word_char(char32_t cp) {
