@@ -4,6 +4,7 @@
 // (portable, AVX2 + F16C, AVX-512) is called directly, so one run checks them all.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -149,6 +150,47 @@ TEST(RuntimeVecOps, SiluMulEveryPath) {
             << isa_level_name(level) << " n=" << n << " gate=" << gate[i] << " seed " << seed;
         EXPECT_EQ(in_place[i], got[i]) << isa_level_name(level) << " n=" << n << " i=" << i;
       }
+    }
+  }
+}
+
+// softmax in place against a double-precision softmax on every path: scores over attention's range and beyond
+// (differences past -87.3 from the row maximum, where the vector exp clamps), lengths that hit the vector
+// loops and the scalar tails (n = 1 included), a row of equal scores, and NaN passing through.
+TEST(RuntimeVecOps, SoftmaxEveryPath) {
+  const uint64_t seed = runtime_test::run_seed() + 11;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-40.0f, 40.0f);
+  for (const IsaLevel level : vec_paths()) {
+    const runtime::VecOps& ops = runtime::vec_ops_at(level);
+    for (const int64_t n : kLengths) {
+      std::vector<float> s(n);
+      for (float& v : s) v = dist(rng);
+      const float extremes[] = {-100.0f, 45.0f, -300.0f, 44.9f, -47.3f};
+      for (int64_t i = 0; i < n && i < 5; ++i) s[i] = extremes[i];
+      const double mx = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (const float v : s) sum += std::exp(v - mx);
+      std::vector<float> got = s;
+      ops.softmax(got.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp(s[i] - mx) / sum;
+        // The float difference s - max is rounded to half an ulp of its size (6e-8 relative), which exp turns
+        // into that much relative error per unit of the difference; then exp within a few ulp, a float sum of
+        // up to 896 terms and a product: 2e-6. Scores more than 87.3 below the maximum get exp(-87.3) ~ 1e-38
+        // instead of a smaller value: an absolute 1e-37.
+        const double tol = want * (2e-6 + 6e-8 * std::fabs(s[i] - mx)) + 1e-37;
+        EXPECT_NEAR(got[i], want, tol)
+            << isa_level_name(level) << " n=" << n << " i=" << i << " s=" << s[i] << " seed " << seed;
+      }
+      std::vector<float> equal(n, 3.5f);
+      ops.softmax(equal.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(equal[i], 1.0 / n, 2e-6 / n) << isa_level_name(level) << " n=" << n;
+      std::vector<float> with_nan = s;
+      with_nan[n / 2] = std::numeric_limits<float>::quiet_NaN();
+      ops.softmax(with_nan.data(), n);
+      EXPECT_TRUE(std::isnan(with_nan[n / 2])) << isa_level_name(level) << " n=" << n;
     }
   }
 }

@@ -12,7 +12,6 @@
 #include "runtime/attention.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "runtime/vec_ops.h"
@@ -34,17 +33,6 @@ namespace {
   const auto* b = reinterpret_cast<const char*>(piece);
   for (int64_t i = part * per_part; i < std::min(lines, (part + 1) * per_part); ++i)
     __builtin_prefetch(b + 64 * i, 0, 2);
-}
-
-void softmax_in_place(float* s, int64_t len) {
-  float mx = s[0];
-  for (int64_t p = 1; p < len; ++p) mx = s[p] > mx ? s[p] : mx;
-  float sum = 0;
-  for (int64_t p = 0; p < len; ++p) {
-    s[p] = std::exp(s[p] - mx);
-    sum += s[p];
-  }
-  scale_f32(s, 1.0f / sum, len);
 }
 
 // Pieces prefetched ahead of the one in hand, into L2 (hint T1: more misses in flight than L1 keeps). On the
@@ -78,7 +66,7 @@ void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64
     for (int kv = 0; kv < 2; ++kv) {
       if (kv == 1)
         for (int64_t h = h0; h < h1; ++h) {
-          softmax_in_place(scores.data() + (h - h0) * len, len);
+          softmax_f32(scores.data() + (h - h0) * len, len);
           std::fill(out_t + h * D, out_t + (h + 1) * D, 0.0f);
         }
       for (int64_t p = 0; p < std::min(len, kPiecesAhead * bs); p += bs)  // the first pieces, at once

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu_features.h"
 
@@ -99,7 +100,8 @@ __attribute__((target("avx512f"))) void scale_avx512(float* y, float a, int64_t 
 // exponent field. x is clamped to [-87.3, 88.3] so 2^n stays a normal float: within ~2 ulp of std::exp
 // there, and the clamp only moves results that silu then turns into 0 or x anyway.
 __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  // The constant first: min / max return their second operand when either is NaN, so NaN passes through.
+  x = _mm512_min_ps(_mm512_set1_ps(88.3f), _mm512_max_ps(_mm512_set1_ps(-87.3f), x));
   const __m512 n =
       _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -113,6 +115,24 @@ __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+__attribute__((target("avx512f"))) void softmax_avx512(float* s, int64_t n) {
+  int64_t i = 0;
+  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + i));
+  float mx = _mm512_reduce_max_ps(vmax);
+  for (; i < n; ++i) mx = s[i] > mx ? s[i] : mx;
+  const __m512 vmx = _mm512_set1_ps(mx);
+  __m512 vsum = _mm512_setzero_ps();
+  for (i = 0; i + 16 <= n; i += 16) {
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vmx));
+    _mm512_storeu_ps(s + i, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  float sum = _mm512_reduce_add_ps(vsum);
+  for (; i < n; ++i) sum += s[i] = std::exp(s[i] - mx);
+  scale_avx512(s, 1.0f / sum, n);
 }
 
 __attribute__((target("avx512f"))) void silu_mul_avx512(const float* gate, const float* up, float* out,
@@ -229,7 +249,7 @@ ARK_AVX2 void widen_avx2(const void* w, DType t, int64_t n, float* out) {
 
 // exp on 8 lanes, as exp_avx512.
 ARK_AVX2 inline __m256 exp_avx2(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -243,6 +263,28 @@ ARK_AVX2 inline __m256 exp_avx2(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+ARK_AVX2 void softmax_avx2(float* s, int64_t n) {
+  int64_t i = 0;
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float mx = lanes[0];
+  for (int j = 1; j < 8; ++j) mx = lanes[j] > mx ? lanes[j] : mx;
+  for (; i < n; ++i) mx = s[i] > mx ? s[i] : mx;
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmx));
+    _mm256_storeu_ps(s + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  _mm256_store_ps(lanes, vsum);
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; i < n; ++i) sum += s[i] = std::exp(s[i] - mx);
+  scale_avx2(s, 1.0f / sum, n);
 }
 
 ARK_AVX2 void silu_mul_avx2(const float* gate, const float* up, float* out, int64_t n) {
@@ -295,6 +337,14 @@ void silu_mul_portable(const float* gate, const float* up, float* out, int64_t n
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void softmax_portable(float* s, int64_t n) {
+  float mx = s[0];
+  for (int64_t i = 1; i < n; ++i) mx = s[i] > mx ? s[i] : mx;
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += s[i] = std::exp(s[i] - mx);
+  scale_portable(s, 1.0f / sum, n);
+}
+
 // --- one table per path ------------------------------------------------------------------------------------
 
 // The dtype is resolved here, once per call, so the row loop has no switch.
@@ -321,13 +371,13 @@ void dot_weight_rows_avx2_any(const float* x, const void* w, DType t, int64_t ro
 }
 
 constexpr VecOps kPortable{IsaLevel::kRef, dot_weight_portable, dot_weight_rows_portable, axpy_portable,
-                           scale_portable, widen_portable,      silu_mul_portable};
+                           scale_portable, widen_portable,      silu_mul_portable, softmax_portable};
 constexpr VecOps kAvx2{IsaLevel::kAvx2, dot_weight_avx2, dot_weight_rows_avx2_any, axpy_avx2, scale_avx2,
-                       widen_avx2,      silu_mul_avx2};
+                       widen_avx2,      silu_mul_avx2,  softmax_avx2};
 // Widening a row (the embedding lookup) is too short to gain from 16 lanes: the AVX2 loop serves.
 constexpr VecOps kAvx512{IsaLevel::kAvx512, dot_weight_avx512, dot_weight_rows_avx512_any,
                          axpy_avx512,       scale_avx512,      widen_avx2,
-                         silu_mul_avx512};
+                         silu_mul_avx512,   softmax_avx512};
 
 const VecOps& active_ops() {
   static const VecOps& ops = vec_ops_at(active_isa_level());
@@ -403,6 +453,10 @@ void widen_to_f32(const void* w, DType t, int64_t n, float* out) {
 
 void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
   active_ops().silu_mul(gate, up, out, n);
+}
+
+void softmax_f32(float* s, int64_t n) {
+  active_ops().softmax(s, n);
 }
 
 }  // namespace ark::runtime

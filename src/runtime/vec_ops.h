@@ -32,6 +32,9 @@ void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (the gated MLP); out may alias gate or up.
 // The vector paths compute exp with a polynomial within ~2 ulp of std::exp.
 void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
+// s[i] = exp(s[i] - max) / sum_j exp(s[j] - max) in place, n >= 1 (attention's scores). The vector paths use
+// the same polynomial exp: a step's thousands of scores per head cost ~10x less than with std::exp.
+void softmax_f32(float* s, int64_t n);
 
 // One path's implementations. The functions above use vec_ops_at(active_isa_level()); tests call each path
 // the CPU has directly, so one process checks them all.
@@ -43,6 +46,7 @@ struct VecOps {
   void (*scale)(float* y, float a, int64_t n);
   void (*widen)(const void* w, DType w_dtype, int64_t n, float* out);
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  void (*softmax)(float* s, int64_t n);
 };
 // The path for `level` (AVX-512 for every level from kAvx512 up); the caller makes sure the CPU has it.
 const VecOps& vec_ops_at(IsaLevel level);
