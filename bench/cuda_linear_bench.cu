@@ -5,7 +5,7 @@
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
 //   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
-//                  [--sweep-wgmma [--quick | --small]]
+//                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
 //                  [--group G]
@@ -536,6 +536,94 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
   return 0;
 }
 
+// --sweep-wgmma-sk: the wide wgmma kernel's schedules (cuda::set_wgmma_schedule) on the six shapes at M = 64..1024,
+// the 70B shapes first: the split-K grid of whole tiles (wide_splitk: the previous planner's schedule, timed
+// twice, first and last, to show the noise), stream-K with the tiles past the last whole wave shared out
+// (wide_sk) and with the last whole wave shared too (wide_sk2, where it differs), next to the wgmma planner's
+// kernel and schedule (wgmma_auto; "# auto" names what kAuto's family choice runs), dequant_gemm from M = 512
+// and cuBLAS bf16, all in this process.
+// sk_geometry: whole waves + shared tiles of the stream-K plan on this device's SMs.
+int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
+  std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us,sk_geometry\n");
+  const int64_t shapes[][2] = {{8192, 28672}, {28672, 8192}, {8192, 8192},
+                               {4096, 11008}, {11008, 4096}, {4096, 4096}};
+  CublasBf16 cublas;
+  for (const auto& sh : shapes) {
+    const int64_t K = sh[0], N = sh[1];
+    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
+    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
+    const int dcopies = std::min(copies, 3);
+    std::vector<std::unique_ptr<CudaQuantLinear>> wg, deq;
+    for (int c = 0; c < copies; ++c) {
+      wg.push_back(make_layer(w, group, CudaKernel::kWgmma));
+      if (c < dcopies) deq.push_back(make_layer(w, group, CudaKernel::kDequantGemm));
+    }
+    const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
+    const size_t wbytes = static_cast<size_t>(N * K) * 2;
+    const int bcopies = rotation_copies(wbytes);
+    std::vector<void*> wb(bcopies);
+    for (auto& p : wb) {
+      CHECK_CUDA(cudaMalloc(&p, wbytes));
+      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
+    }
+    const int64_t max_m = 1024;
+    void *x, *y, *ws;
+    const size_t ws_bytes = 512u << 20;
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_m * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    cuda::PackedView v;
+    v.k = K;
+    v.n = N;
+    v.bits = bits;
+    v.chunks = (K + 127) / 128;
+    v.n8_tiles = (N + 7) / 8;
+    for (int64_t M : {64, 128, 256, 512, 1024}) {
+      const int reps = M >= 256 ? 3 : 8;
+      bool ok = true;
+      const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
+        ok = cublas.run(wb[i], x, y, N, K, M, s) && ok;
+      });
+      auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int n, const char* tag,
+                             const std::string& geometry) {
+        if (ls[0]->workspace_bytes(M) > ws_bytes) return;
+        const double t =
+            time_graph(s, n, reps, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f,%.2f,%s%s\n", tag, static_cast<long long>(K),
+                    static_cast<long long>(N), static_cast<long long>(M), ls[0]->kernel_name(M).c_str(), t * 1e6,
+                    t_blas / t, t_blas * 1e6, geometry.c_str(), ok ? "" : ",cublas_failed");
+        std::fflush(stdout);
+      };
+      auto geometry = [&](bool two) {
+        const cuda::WgmmaStreamK sk = cuda::wgmma_stream_k(v, M, M <= 64 ? 64 : 128, sm_count, two);
+        return std::to_string(sk.dp_waves) + "w+" + std::to_string(sk.sk_tiles) + "t/" + std::to_string(sk.blocks);
+      };
+      std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol->kernel_name(M).c_str());
+      time_layers(wg, copies, "wgmma_auto", "");  // the wgmma planner's kernel and schedule
+      if (M >= 512) time_layers(deq, dcopies, "dequant", "");
+      cuda::set_wgmma_variant(cuda::WgmmaVariant::kWide);
+      cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kSplitK);
+      time_layers(wg, copies, "wide_splitk", "");
+      cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kStreamK);
+      time_layers(wg, copies, "wide_sk", geometry(false));
+      if (geometry(true) != geometry(false)) {
+        cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kStreamK2);
+        time_layers(wg, copies, "wide_sk2", geometry(true));
+      }
+      cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kSplitK);
+      time_layers(wg, copies, "wide_splitk", "");
+      cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kAuto);
+      cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
+    }
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+    for (auto p : wb) cudaFree(p);
+  }
+  return 0;
+}
+
 // --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
 int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
   const auto layer = make_layer(random_weight(N, K, bits, group, 99), group, parse_cuda_kernel(family));
@@ -559,6 +647,7 @@ int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int6
 int main(int argc, char** argv) {
   bool quick = false, sweep = false, sweep_g = false, sweep_w = false, sweep_ga = false;
   bool small_shapes = false;  // --sweep-wgmma --small
+  bool sweep_wsk = false;     // --sweep-wgmma-sk
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
@@ -573,6 +662,8 @@ int main(int argc, char** argv) {
       sweep_w = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv-auto"))
       sweep_ga = true;
+    else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
+      sweep_wsk = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
       once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
       once_family = argv[i + 4];
@@ -607,6 +698,7 @@ int main(int argc, char** argv) {
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
   if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
+  if (sweep_wsk) return sweep_wgmma_sk(s, bits, group, prop.multiProcessorCount);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
       "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");

@@ -24,7 +24,9 @@
 #           all-threads one), ~4 minutes; wgmmaquick: tests, the 70B shapes and 8192x8192, ncu at M = 64
 #           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests (also the kAuto ones with each wide kernel
 #           forced), the sweep of the 7B shapes, then while the call's 6 minutes last the quick sweep and the
-#           memcheck subset)
+#           memcheck subset; wgmma5: the wide kernel's stream-K schedule: its tests, the schedule sweep
+#           (--sweep-wgmma-sk), the kAuto wgmma tests with stream-K forced and as planned, memcheck, within
+#           WGMMA5_END_S (default 290) s of the start, the build included)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -455,6 +457,51 @@ if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ] && [ $SECONDS -lt 320 ]; then
     timeout $((352 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
+    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
+  else
+    note "wgmma memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
+  fi
+fi
+
+# wgmma5: the wide kernel's stream-K schedule in one call ending within WGMMA5_END_S (default 290) s of the
+# script's start (the build included): SASS, the stream-K and planner tests, the schedule sweep
+# (--sweep-wgmma-sk) until WGMMA5_RESERVE_S (default 80) s before the end, the wgmma tests that run kAuto with
+# the wide kernel and stream-K forced, with WGMMA5_AUTO=1 the whole wgmma set as planned, then the memcheck
+# subset (stream-K included) as time allows.
+if [ "$WHAT" = wgmma5 ]; then
+  END=${WGMMA5_END_S:-290}
+  left() { echo $((END - SECONDS > 5 ? END - SECONDS : 5)); }
+  wgmma_sass_summary
+  echo "== GPU tests: stream-K and the wgmma planner (at ${SECONDS} s)" | tee "$OUT_DIR/tests_wgmma_sk.log"
+  timeout 45 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaStreamK*:CudaPlan.Wgmma*' \
+    >>"$OUT_DIR/tests_wgmma_sk.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_wgmma_sk.log"
+  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_wgmma_sk.log" | head -30
+  note "wgmma stream-K tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_sk.log" | tr '\n' ' ')"
+  echo "== wgmma schedule sweep (at ${SECONDS} s)"
+  RESERVE=${WGMMA5_RESERVE_S:-80}
+  timeout $(( $(left) > RESERVE + 20 ? $(left) - RESERVE : 20 )) $BIN/ark_cuda_bench --sweep-wgmma-sk 2>&1 |
+    tee "$OUT_DIR/sweep_wgmma_sk.csv"
+  echo "== GPU tests: kAuto wgmma tests with the wide kernel and stream-K forced (at ${SECONDS} s)" |
+    tee "$OUT_DIR/tests_wgmma_skforced.log"
+  ARK_TEST_WGMMA_VARIANT=3 ARK_TEST_WGMMA_SCHEDULE=2 timeout $(( $(left) > 50 ? 40 : $(left) )) $BIN/ark_gpu_tests \
+    --gtest_filter='CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination:CudaLinear.WgmmaGraphCapture*' \
+    >>"$OUT_DIR/tests_wgmma_skforced.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_wgmma_skforced.log"
+  grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma_skforced.log" | head -10
+  note "wgmma tests (wide + stream-K forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_skforced.log" | tr '\n' ' ')"
+  if [ "${WGMMA5_AUTO:-0}" = 1 ]; then
+    echo "== GPU tests: wgmma family, kAuto (at ${SECONDS} s)" | tee "$OUT_DIR/tests_wgmma.log"
+    timeout $(( $(left) > 40 ? $(left) - 20 : $(left) )) $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*' \
+      >>"$OUT_DIR/tests_wgmma.log" 2>&1
+    echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
+    grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma.log" | head -10
+    note "wgmma tests (kAuto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ') $(grep -c '^\[       OK \]' "$OUT_DIR/tests_wgmma.log") OK"
+  fi
+  SANITIZER=$(tool compute-sanitizer)
+  if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((END - 12)) ]; then
+    timeout $(left) "$SANITIZER" --tool memcheck --error-exitcode 9 \
       $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
     note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
   else

@@ -1155,9 +1155,12 @@ bool wgmma_device() {
 // ARK_TEST_WGMMA_VARIANT=<n> (a cuda::WgmmaVariant) makes n the process-wide default of the wgmma tests, so
 // the tests that run kAuto (every M, every combination) run a forced kernel instead (the device script runs
 // them once per new variant); the scopes below restore it.
+// ARK_TEST_WGMMA_SCHEDULE=<n> (a cuda::WgmmaSchedule) likewise for the wide kernel's schedule (2: stream-K).
 void apply_wgmma_variant_env() {
   if (const char* e = std::getenv("ARK_TEST_WGMMA_VARIANT"))
     cuda::set_wgmma_variant(static_cast<cuda::WgmmaVariant>(std::atoi(e)));
+  if (const char* e = std::getenv("ARK_TEST_WGMMA_SCHEDULE"))
+    cuda::set_wgmma_schedule(static_cast<cuda::WgmmaSchedule>(std::atoi(e)));
 }
 #define REQUIRE_WGMMA()                                                                    \
   if (!wgmma_device()) GTEST_SKIP() << "no sm_90a device or no sm_90a code in this build"; \
@@ -1174,6 +1177,17 @@ struct WgmmaVariantScope {
   ~WgmmaVariantScope() { cuda::set_wgmma_variant(prev); }
   cuda::WgmmaVariant prev;
 };
+// Forces the wide kernel's schedule (and its block count: 0, the SM count) for a scope.
+struct WgmmaScheduleScope {
+  WgmmaScheduleScope(cuda::WgmmaSchedule s, int blocks)
+      : prev(cuda::wgmma_schedule()), prev_blocks(cuda::wgmma_schedule_blocks()) {
+    cuda::set_wgmma_schedule(s, blocks);
+  }
+  ~WgmmaScheduleScope() { cuda::set_wgmma_schedule(prev, prev_blocks); }
+  cuda::WgmmaSchedule prev;
+  int prev_blocks;
+};
+
 constexpr cuda::WgmmaVariant kWgmmaKernels[] = {cuda::WgmmaVariant::kWide, cuda::WgmmaVariant::kWidePingPong,
                                                 cuda::WgmmaVariant::kAllThreads,
                                                 cuda::WgmmaVariant::kWarpSpecialized};
@@ -1309,6 +1323,15 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
                            layer.kernel_name(70), true),
               0);
   }
+  // The wide kernel's stream-K schedule on 5 blocks: N = 264 (2 ranges), K = 2048 (16 chunks), the fix-up.
+  WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
+  WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
+  Case c;
+  c.w.n = 264;
+  c.w.k = 2048;
+  c.bf16 = true;
+  c.bias = true;
+  check_case(c, {70, 129}, 24002, {CudaKernel::kWgmma});
 }
 
 // The planner runs the warp-specialized wgmma kernel from 65 rows of x on 70B-sized layers and the
@@ -1348,6 +1371,187 @@ TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
                                layer.kernel_name(M) + " M=" + std::to_string(M), true),
                   0);
       }
+  }
+}
+
+// The wide kernel's stream-K schedule (cuda::set_wgmma_schedule, a few blocks so that small layers are cut
+// every way) against the oracle. Every combination on a layer of one 256-row range and 3 chunks over 4
+// blocks: at M = 33 / 65 three pieces of one chunk, at M = 130 (two x-row tiles) tiles of 1 + 2 chunks.
+// Then N = 264 (two ranges, the second with 1 of its 32 tiles), K = 8192 (64 chunks) on 1, 2, 3, 5 and 7
+// blocks, both stream-K forms, M = 64 / 129 / 300 (1, 2, 3 x-row tiles): tiles whole in one block, cut in 2
+// and 3 pieces, blocks whose share spans 2 and 3 tiles, whole waves before the shared tiles (129 rows on 3
+// blocks: 4 tiles, one shared by all) and a whole tile inside the stream-K region (kStreamK2); each run
+// twice, bit-identical. Last: K and N tails with act-order (x gathered) in fp16, and graph replay.
+TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
+  REQUIRE_WGMMA();
+  WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
+  {
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 4);
+    uint64_t id = 26000;
+    for (Case c : every_combination(203, 320)) {
+      c.bias = !c.w.sym;
+      SCOPED_TRACE(c.name());
+      check_case(c, {33, 65, 130}, id++, {CudaKernel::kWgmma});
+      if (HasFailure()) return;
+    }
+  }
+  Case c;
+  c.w.n = 264;
+  c.w.k = 8192;
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(26500);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 26500, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+  for (auto s : {cuda::WgmmaSchedule::kStreamK, cuda::WgmmaSchedule::kStreamK2})
+    for (int blocks : {1, 2, 3, 5, 7}) {
+      WgmmaScheduleScope sched(s, blocks);
+      for (int64_t M : {64, 129, 300}) {
+        const std::string what = layer.kernel_name(M) +
+                                 (s == cuda::WgmmaSchedule::kStreamK2 ? " sk2" : " sk") + " blocks " +
+                                 std::to_string(blocks) + " M=" + std::to_string(M);
+        const Activations x = make_x(M, c.w.k, c.bf16, rng);
+        const auto y = run(layer, x, M, c.w.n, c.bf16);
+        EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, what, true), 0);
+        EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << what << ": a rerun differs";
+        if (HasFailure()) return;
+      }
+    }
+  {
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
+    Case t;
+    t.w.n = 520;   // 3 ranges, the last with 1 of 32 tiles
+    t.w.k = 1000;  // 8 chunks, the last partial
+    t.w.act_order = true;
+    t.bias = true;
+    check_case(t, {65, 200}, 26600, {CudaKernel::kWgmma});
+    WgmmaScheduleScope sched2(cuda::WgmmaSchedule::kStreamK2, 3);
+    const Activations x = make_x(300, c.w.k, c.bf16, rng);
+    EXPECT_EQ(run_graph(layer, x, 300, c.w.n, c.bf16), run(layer, x, 300, c.w.n, c.bf16))
+        << "stream-K: graph replay differs from eager";
+  }
+}
+
+// The stream-K schedule on the host: for tile counts around whole waves, chunk counts from 1 and block counts
+// from 1, both forms: every (tile, chunk) is in exactly one piece; a whole piece covers its tile alone;
+// a block has at most one piece per slot (0 first, 1 last); the fix-up's blocks and slots for each shared
+// tile are exactly the pieces the blocks wrote; the shares differ by at most one chunk; and the planner gives
+// the wide kernel this schedule when forced (workspace: the pieces' slots), never to ping-pong or a forced
+// split factor, and never in kAuto where the sweep did not show it faster.
+TEST(CudaPlan, WgmmaStreamKCoversEveryChunkOnce) {
+  for (int64_t nb : {1, 2, 3, 5, 7, 112, 131, 132, 133, 200})
+    for (int64_t mt : {1, 2, 3})
+      for (int chunks : {1, 2, 3, 7, 64})
+        for (int blocks : {1, 2, 3, 5, 132})
+          for (bool two : {false, true}) {
+            cuda::PackedView v;
+            v.n8_tiles = nb * cuda::kWgmmaWideTiles - (nb > 1 ? 31 : 0);  // a last range with 1 tile
+            v.chunks = chunks;
+            const cuda::WgmmaStreamK sk = cuda::wgmma_stream_k(v, mt * 64, 64, blocks, two);
+            const std::string what = "ranges " + std::to_string(nb) + " x-row tiles " + std::to_string(mt) +
+                                     " chunks " + std::to_string(chunks) + " blocks " +
+                                     std::to_string(blocks) + (two ? " sk2" : " sk");
+            SCOPED_TRACE(what);
+            const int64_t tiles = nb * mt;
+            ASSERT_GE(sk.blocks, 1);
+            ASSERT_LE(sk.blocks, blocks);
+            ASSERT_EQ(sk.m_tiles, mt);
+            ASSERT_EQ(static_cast<int64_t>(sk.dp_waves) * sk.blocks + sk.sk_tiles, tiles);
+            std::vector<int> seen(static_cast<size_t>(tiles * chunks), 0);
+            std::vector<std::vector<std::pair<int, int>>> writers(static_cast<size_t>(sk.sk_tiles));
+            int64_t max_share = 0, min_share = INT64_MAX;
+            for (int b = 0; b < sk.blocks; ++b) {
+              cuda::WgmmaPiece pc;
+              int slots = 0, last_out = -2, share = 0;
+              for (int j = 0; cuda::wgmma_sk_piece(sk, b, j, pc); ++j) {
+                ASSERT_LT(j, sk.dp_waves + 3 + sk.sk_tiles);
+                ASSERT_GE(pc.tile, 0);
+                ASSERT_LT(pc.tile, tiles);
+                ASSERT_GE(pc.n, 1);
+                ASSERT_LE(pc.c0 + pc.n, chunks);
+                for (int k = pc.c0; k < pc.c0 + pc.n; ++k) ++seen[static_cast<size_t>(pc.tile * chunks + k)];
+                if (j >= sk.dp_waves) share += pc.n;
+                if (pc.out < 0) {
+                  EXPECT_EQ(pc.c0, 0);
+                  EXPECT_EQ(pc.n, chunks);
+                } else {
+                  ASSERT_GE(pc.tile, static_cast<int64_t>(sk.dp_waves) * sk.blocks);
+                  EXPECT_TRUE(pc.out == 0 || pc.out == 1);
+                  EXPECT_FALSE(slots & (1 << pc.out)) << "block " << b << " slot " << pc.out << " twice";
+                  EXPECT_GT(pc.out, last_out);
+                  slots |= 1 << pc.out;
+                  last_out = pc.out;
+                  writers[static_cast<size_t>(pc.tile - sk.dp_waves * sk.blocks)].push_back({b, pc.out});
+                }
+              }
+              if (sk.sk_tiles > 0) {
+                max_share = std::max<int64_t>(max_share, share);
+                min_share = std::min<int64_t>(min_share, share);
+              }
+            }
+            for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "tile-chunk " << i;
+            if (sk.sk_tiles > 0) {
+              EXPECT_LE(max_share - min_share, 1);
+            }
+            for (int t = 0; t < sk.sk_tiles; ++t) {
+              const int b0 = cuda::wgmma_sk_block_of(sk, t * chunks),
+                        b1 = cuda::wgmma_sk_block_of(sk, (t + 1) * chunks - 1);
+              std::vector<std::pair<int, int>> fix;
+              if (b0 != b1)
+                for (int b = b0; b <= b1; ++b)
+                  if (cuda::wgmma_sk_slot_of(sk, t, b) >= 0)
+                    fix.push_back({b, cuda::wgmma_sk_slot_of(sk, t, b)});
+              EXPECT_EQ(fix, writers[static_cast<size_t>(t)]) << "shared tile " << t;
+              EXPECT_NE(fix.size(), 1u);
+            }
+          }
+  // The planner: forced stream-K on the wide kernel of the six shapes at M = 64..1024 (an H100's 132 SMs).
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  dev.wgmma = true;
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  for (const auto& sh : shapes) {
+    cuda::PackedView v;
+    v.k = sh[0];
+    v.n = sh[1];
+    v.bits = 4;
+    v.chunks = v.groups = sh[0] / 128;
+    v.n8_tiles = sh[1] / 8;
+    for (int64_t M : {64, 128, 256, 512, 1024}) {
+      SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " M=" + std::to_string(M));
+      WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
+      for (auto s : {cuda::WgmmaSchedule::kStreamK, cuda::WgmmaSchedule::kStreamK2}) {
+        WgmmaScheduleScope sched(s, 0);
+        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+        ASSERT_TRUE(p.wgmma_wide);
+        EXPECT_EQ(p.wgmma_sk.blocks, 132);
+        EXPECT_EQ(p.splits, 1);
+        const int64_t tiles = ((M + p.wgmma_rows - 1) / p.wgmma_rows) * (v.n8_tiles / cuda::kWgmmaWideTiles);
+        EXPECT_EQ(static_cast<int64_t>(p.wgmma_sk.dp_waves) * 132 + p.wgmma_sk.sk_tiles, tiles);
+        EXPECT_EQ(p.wgmma_sk.sk_tiles, tiles <= 132 ? tiles
+                                       : s == cuda::WgmmaSchedule::kStreamK2 && tiles % 132 != 0
+                                           ? tiles % 132 + 132
+                                           : tiles % 132);
+        EXPECT_EQ(p.partial_bytes,
+                  p.wgmma_sk.sk_tiles > 0 ? 2 * 132 * cuda::wgmma_sk_slot_floats(p.wgmma_rows) * 4 : 0u);
+        EXPECT_EQ(p.workspace_bytes, p.partial_bytes);
+        v.k_source = reinterpret_cast<const int32_t*>(16);  // act-order: x gathered after the slots
+        const cuda::Plan g = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+        EXPECT_EQ(g.workspace_bytes, g.partial_bytes + static_cast<size_t>(M * v.k_packed() * 2));
+        v.k_source = nullptr;
+        const cuda::Plan f = cuda::make_plan(v, M, cuda::Family::kWgmma, dev, 2);  // a forced split factor
+        EXPECT_EQ(f.wgmma_sk.blocks, 0);
+        EXPECT_EQ(f.splits, 2);
+        WgmmaVariantScope pp(cuda::WgmmaVariant::kWidePingPong);
+        EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_sk.blocks, 0);
+      }
+      WgmmaScheduleScope split(cuda::WgmmaSchedule::kSplitK, 0);
+      EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_sk.blocks, 0);
+    }
   }
 }
 

@@ -179,8 +179,45 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
 }
 
 namespace {
-std::atomic<int> g_wgmma_variant{0};  // WgmmaVariant; a benchmark/test override, read at plan time
+std::atomic<int> g_wgmma_variant{0};          // WgmmaVariant; a benchmark/test override, read at plan time
+std::atomic<int> g_wgmma_schedule{0};         // WgmmaSchedule; likewise
+std::atomic<int> g_wgmma_schedule_blocks{0};  // its block count (0: the SM count); likewise
 }  // namespace
+
+void set_wgmma_schedule(WgmmaSchedule s, int blocks) {
+  g_wgmma_schedule.store(static_cast<int>(s), std::memory_order_relaxed);
+  g_wgmma_schedule_blocks.store(blocks > 0 ? blocks : 0, std::memory_order_relaxed);
+}
+WgmmaSchedule wgmma_schedule() {
+  return static_cast<WgmmaSchedule>(g_wgmma_schedule.load(std::memory_order_relaxed));
+}
+int wgmma_schedule_blocks() {
+  return g_wgmma_schedule_blocks.load(std::memory_order_relaxed);
+}
+
+WgmmaSchedule wgmma_auto_schedule(const PackedView&, int64_t, int) {
+  return WgmmaSchedule::kSplitK;
+}
+
+WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves) {
+  WgmmaStreamK s;
+  s.m_tiles = static_cast<int>(ceil_div(M, rows));
+  s.chunks = static_cast<int>(std::max<int64_t>(w.chunks, 1));
+  const int64_t tiles = s.m_tiles * ceil_div(w.n8_tiles, kWgmmaWideTiles);
+  blocks = std::max(blocks, 1);
+  if (tiles <= blocks) {  // less than one wave: every tile shared out, no block without a chunk
+    s.blocks = static_cast<int>(std::min<int64_t>(blocks, tiles * s.chunks));
+    s.sk_tiles = static_cast<int>(tiles);
+    return s;
+  }
+  s.blocks = blocks;
+  s.dp_waves = static_cast<int>(tiles / blocks);
+  s.sk_tiles = static_cast<int>(tiles % blocks);
+  if (two_waves && s.sk_tiles > 0) --s.dp_waves, s.sk_tiles += blocks;
+  if (static_cast<int64_t>(s.sk_tiles) * s.chunks * (s.blocks + 1) >= kWgmmaSkMaxProduct)
+    return WgmmaStreamK{};
+  return s;
+}
 
 void set_wgmma_variant(WgmmaVariant v) {
   g_wgmma_variant.store(static_cast<int>(v), std::memory_order_relaxed);
@@ -421,10 +458,29 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.chunks_per_split = static_cast<int>(forced_cps);
       p.splits = static_cast<int>(ceil_div(w.chunks, forced_cps));
     }
+    // Stream-K (the free-running wide kernel, no forced split factor): the schedule set_wgmma_schedule
+    // forces, or kAuto's; the pieces' slots instead of split-K planes in the workspace.
+    if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
+      const WgmmaSchedule forced_sched = wgmma_schedule();
+      const WgmmaSchedule sched = forced_sched == WgmmaSchedule::kAuto
+                                      ? wgmma_auto_schedule(w, M, std::max(dev.sm_count, 1))
+                                      : forced_sched;
+      if (sched == WgmmaSchedule::kStreamK || sched == WgmmaSchedule::kStreamK2) {
+        const int blocks = wgmma_schedule_blocks() > 0 ? wgmma_schedule_blocks() : std::max(dev.sm_count, 1);
+        p.wgmma_sk = wgmma_stream_k(w, M, p.wgmma_rows, blocks, sched == WgmmaSchedule::kStreamK2);
+        if (p.wgmma_sk.blocks > 0) {  // else a layer too large for its 32-bit iteration count: split-K
+          p.splits = 1;
+          p.chunks_per_split = static_cast<int>(w.chunks);
+        }
+      }
+    }
     p.smem_bytes = p.wgmma_wide ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows, kWgmmaWideTiles)
                    : p.wgmma_ws ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows)
                                 : wgmma_smem_bytes(w.bits, p.wgmma_rows);
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
+    if (p.wgmma_sk.blocks > 0 && p.wgmma_sk.sk_tiles > 0)
+      p.partial_bytes = align_up(2 * static_cast<size_t>(p.wgmma_sk.blocks) *
+                                 wgmma_sk_slot_floats(p.wgmma_rows) * sizeof(float));
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kDequantGemm) {
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;

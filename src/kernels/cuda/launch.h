@@ -25,6 +25,77 @@ const char* status_message(int status);
 // GEMM (linear_wgmma.cu), sm_90a only.
 enum class Family : int { kMma, kDequantGemm, kSimt, kGemv, kWgmma };
 
+// The stream-K schedule of the wide wgmma kernel (Plan::wgmma_sk; blocks == 0: the grid of whole tiles
+// times split-K). A persistent grid of `blocks` blocks (one per SM) walks the layer's output tiles (m_tiles
+// x-row tiles per 256-row weight range, the x-row tile fastest): block b first takes whole tiles b, b +
+// blocks, ... (dp_waves of them), then its equal share of the last sk_tiles tiles' (tile, 128-k chunk)
+// iterations, cut anywhere, crossing tile boundaries: [wgmma_sk_begin(b), wgmma_sk_begin(b + 1)) of the
+// sk_tiles * chunks iterations, tile-major. A tile covered by one block is written to y directly; the
+// pieces of a tile cut between blocks go to fp32 slots in the workspace (2 per block: its range's first and
+// last piece) and a fix-up launch sums them in block order, so reruns give bit-identical results.
+struct WgmmaStreamK {
+  int blocks = 0;    // grid size (0: not stream-K)
+  int m_tiles = 1;   // x-row tiles (Plan::wgmma_rows each)
+  int dp_waves = 0;  // whole tiles per block before its stream-K share
+  int sk_tiles = 0;  // the tiles after dp_waves * blocks, shared out by chunks
+  int chunks = 1;    // 128-k chunks per tile (the layer's)
+};
+// 32-bit arithmetic (no 64-bit division in the kernels): wgmma_stream_k keeps sk_tiles * chunks * blocks
+// below 2^31, else the layer keeps the split-K grid.
+inline constexpr int64_t kWgmmaSkMaxProduct = int64_t{1} << 31;
+ARK_HD int wgmma_sk_begin(const WgmmaStreamK& s, int b) {
+  return static_cast<int>(static_cast<uint32_t>(s.sk_tiles * s.chunks) * static_cast<uint32_t>(b) /
+                          static_cast<uint32_t>(s.blocks));
+}
+// The block whose share holds iteration p (the last one starting at or before p; shares are never empty
+// where one holds p).
+ARK_HD int wgmma_sk_block_of(const WgmmaStreamK& s, int p) {
+  const uint32_t total = static_cast<uint32_t>(s.sk_tiles * s.chunks);
+  const int b =
+      static_cast<int>((static_cast<uint32_t>(p + 1) * static_cast<uint32_t>(s.blocks) + total - 1) / total) -
+      1;
+  return b < s.blocks - 1 ? b : s.blocks - 1;
+}
+// Piece j of block b's work under the schedule, false past its last: tile (in the layer's order: x-row tile
+// tile % m_tiles, 256-row weight range tile / m_tiles), chunks c0 .. c0 + n - 1; out < 0: the whole tile,
+// written to y; 0 / 1: a piece of a tile cut between blocks, to the block's fp32 slot 0 (the piece that
+// starts its stream-K share) or 1 (the one that ends it). The kernel's producer and consumers, the fix-up
+// and the host tests all walk this.
+struct WgmmaPiece {
+  int tile = 0, c0 = 0, n = 0, out = -1;
+};
+ARK_HD bool wgmma_sk_piece(const WgmmaStreamK& sk, int b, int j, WgmmaPiece& pc) {
+  if (j < sk.dp_waves) {
+    pc.tile = b + j * sk.blocks;
+    pc.c0 = 0;
+    pc.n = sk.chunks;
+    pc.out = -1;
+    return true;
+  }
+  if (sk.sk_tiles == 0) return false;
+  const int q = j - sk.dp_waves;
+  const int begin = wgmma_sk_begin(sk, b), end = wgmma_sk_begin(sk, b + 1);
+  const int t = begin / sk.chunks + q, start = q == 0 ? begin : t * sk.chunks;
+  if (start >= end) return false;
+  pc.tile = sk.dp_waves * sk.blocks + t;
+  pc.c0 = start - t * sk.chunks;
+  pc.n = (end < (t + 1) * sk.chunks ? end : (t + 1) * sk.chunks) - start;
+  pc.out = pc.n == sk.chunks ? -1 : q == 0 ? 0 : 1;
+  return true;
+}
+// The fix-up's view of stream-K tile t (0 .. sk_tiles - 1): the blocks wgmma_sk_block_of(t * chunks) ..
+// wgmma_sk_block_of((t + 1) * chunks - 1) hold its pieces (one block: the tile was written whole), and
+// block b's piece of it is in b's slot wgmma_sk_slot_of (-1: b's share is empty).
+ARK_HD int wgmma_sk_slot_of(const WgmmaStreamK& sk, int t, int b) {
+  const int begin = wgmma_sk_begin(sk, b);
+  if (begin == wgmma_sk_begin(sk, b + 1)) return -1;
+  return begin >= t * sk.chunks ? 0 : 1;  // the piece starts b's share, or ends it
+}
+// fp32 slots of the stream-K pieces: 2 per block, `rows` x 256 weight rows each.
+ARK_HD size_t wgmma_sk_slot_floats(int rows) {
+  return static_cast<size_t>(rows) * 256;
+}
+
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
   Family family = Family::kMma;
@@ -48,6 +119,7 @@ struct Plan {
   // warpgroup); with wgmma_pingpong its consumers take turns on the tensor core
   bool wgmma_wide = false;
   bool wgmma_pingpong = false;
+  WgmmaStreamK wgmma_sk;  // wgmma, wide kernel: the stream-K schedule (blocks == 0: whole tiles x split-K)
 };
 
 // What the planner needs to know of the device (read once at post_init).
@@ -292,6 +364,23 @@ enum class WgmmaVariant : int {
 };
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();
+// How the wide kernel's work is laid on the SMs: kAuto as the planner decides (wgmma_auto_schedule); kSplitK
+// the grid of whole tiles times the split-K factor of the cost model; kStreamK the stream-K schedule with the
+// tiles past the last whole wave shared out (all tiles where there is less than one wave); kStreamK2 the
+// same with the last whole wave shared out too (a wider stream-K region: more chunks per block where the
+// remainder is small). Stream-K applies to the free-running wide kernel only (ping-pong, the other kernels
+// and a forced split-K factor keep the split-K grid). blocks > 0: that many blocks instead of the SM count
+// (tests cutting tiles into chosen pieces). Process-wide, read at plan time, like set_wgmma_variant.
+enum class WgmmaSchedule : int { kAuto = 0, kSplitK = 1, kStreamK = 2, kStreamK2 = 3 };
+void set_wgmma_schedule(WgmmaSchedule s, int blocks = 0);
+WgmmaSchedule wgmma_schedule();
+int wgmma_schedule_blocks();
+// The schedule kAuto gives the wide kernel for M rows of this layer on sm_count SMs (kSplitK, kStreamK or
+// kStreamK2).
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count);
+// The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
+// two_waves: kStreamK2's wider region.
+WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);
 // The kernel kAuto runs for M rows of this layer (kAllThreads, kWarpSpecialized or kWide; above).
 WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M);
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).

@@ -321,8 +321,10 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 
   if (tid < kProducerThreads) {
     wgp::regs_dec<kProducerRegs>();
+    wgk::RingCursor ring;
     ws_produce<T, kBits, kRows, kWgmmaBlockTiles, kS>(w, x, x_stride, x_direct, M, m0, tile0, c0, n_chunks,
-                                                      base, full0, empty0, tid);
+                                                      base, full0, empty0, tid, ring);
+    wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
 

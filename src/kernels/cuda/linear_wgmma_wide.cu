@@ -98,6 +98,46 @@ __device__ __forceinline__ void named_bar_arrive(int id) {
 }
 #endif
 
+// One piece of a block's work: chunks c0 .. c0 + n - 1 of the output tile at x row m0, weight tile tile0;
+// out < 0: the whole tile (or a split-K plane), written with its bias; 0 or 1: a stream-K piece, written
+// in fp32 to the block's slot `out` (0: the piece that starts the block's stream-K share, 1: the one that
+// ends it).
+struct Piece {
+  int m0, tile0, c0, n, out;
+};
+
+// Piece j of this block, false past the last: the grid's one (blocks == 0: x-row tile blockIdx.x, weight
+// range blockIdx.y, split blockIdx.z), or the stream-K schedule's (launch.h: wgmma_sk_piece). A pure
+// function of j and the launch, so that producer and consumers walk the same sequence and the consumers can
+// work it out again for the epilogue instead of keeping it in registers through the main loop.
+template <int kRows>
+__device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedView& w, int cps, int j,
+                                         Piece& pc) {
+  if (sk.blocks == 0) {
+    if (j > 0) return false;
+    pc.m0 = blockIdx.x * kRows;
+    pc.tile0 = blockIdx.y * kWgmmaWideTiles;
+    pc.c0 = blockIdx.z * cps;
+    pc.n = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - pc.c0));
+    pc.out = -1;
+    return true;
+  }
+  WgmmaPiece p;
+  if (!wgmma_sk_piece(sk, blockIdx.x, j, p)) return false;
+  pc.m0 = (p.tile % sk.m_tiles) * kRows;
+  pc.tile0 = (p.tile / sk.m_tiles) * kWgmmaWideTiles;
+  pc.c0 = p.c0;
+  pc.n = p.n;
+  pc.out = p.out;
+  return true;
+}
+
+// A value the compiler must treat as unknown: piece_of(opaque(j)) is computed again rather than kept.
+[[maybe_unused]] __device__ __forceinline__ int opaque(int v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+
 // The wide warp-specialized kernel (launch.h: kWgmmaWideTiles): wgmma_ws_kernel's producer warpgroup and
 // mbarrier ring, 256 weight rows per block. Consumer warpgroup c owns weight sets 2c and 2c + 1 (64 rows
 // each: tiles 16c + 8s + 2 warp and + 1), one fp32 accumulator set per weight set, and two A buffers of half
@@ -107,16 +147,23 @@ __device__ __forceinline__ void named_bar_arrive(int id) {
 // into that buffer while unit u's wgmmas run (and the other warpgroup's). So a buffer is written only after
 // the wgmmas that read it retired (no serialization, ptxas C7513), and at 128 rows of x the registers hold
 // 2 x 64 accumulators + 32 A + a set's words and scales (~190 of 208). Chunk i - 1's stage goes back to the
-// producer once unit (i - 1, 1, 1) retired, i.e. after unit (i, 0, 0) is issued.
+// producer once unit (i - 1, 1, 1) retired, i.e. after unit (i, 0, 0) is issued; a piece's last stage after
+// its final wait.
+//
+// A block runs one piece of work (the grid's tile and split) or, with the stream-K schedule (sk.blocks >
+// 0), several in a row (piece_of); the ring carries over, so the producer copies the next piece's first
+// chunks while the consumers finish the current one.
 //
 // pingpong: the consumers issue their units in strict turns (warpgroup 1's unit 0, warpgroup 2's unit 0,
 // warpgroup 1's unit 1, ...): a consumer syncs on its barrier before it issues and arrives on the other's
 // after. Warpgroup 1 syncs 4n - 1 times on barrier 1 (not before its first unit) and warpgroup 2 arrives
 // there 4n - 1 times (not after its last); warpgroup 1 arrives 4n times on barrier 2, warpgroup 2 syncs 4n.
+// One piece per block only (the planner never combines it with stream-K: the turns restart per piece).
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_wide_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct,
-                      T* __restrict__ y, float* __restrict__ partial, int M, int cps, bool pingpong) {
+                      T* __restrict__ y, float* __restrict__ partial, int M, int cps, bool pingpong,
+                      WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kTiles = kWgmmaWideTiles;
   constexpr int kS = wgmma_ws_stages(kBits, kRows, kTiles);
@@ -127,7 +174,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   constexpr int kProducerThreads = 128, kConsumerWarps = 8;
   // 80 / 208: 63488 of the block's 64512. The consumers use up to 205 at 128 rows of x (ptxas); the
   // producer's copies of 32 tiles spilled 4-36 bytes at 72 (128 rows of x).
-  constexpr int kProducerRegs = 80, kConsumerRegs = 208;
+  constexpr int kProducerRegs = 88, kConsumerRegs = 208;
   static_assert(kProducerThreads * kProducerRegs + 2 * kProducerThreads * kConsumerRegs <=
                     kWgmmaWsThreads * (65536 / kWgmmaWsThreads / 8 * 8),
                 "setmaxnreg: the consumers would wait forever for registers the block does not hold");
@@ -136,11 +183,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   const uint32_t full0 = base + kS * kStage, empty0 = full0 + 8 * kS;
 
   const int tid = threadIdx.x;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  const int64_t tile0 = static_cast<int64_t>(blockIdx.y) * kTiles;
-  const int split = blockIdx.z;
-  const int64_t c0 = static_cast<int64_t>(split) * cps;
-  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
+  const int split = sk.blocks > 0 ? 0 : blockIdx.z;
 
   if (tid == 0) {
 #pragma unroll
@@ -153,8 +196,14 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 
   if (tid < kProducerThreads) {
     wgp::regs_dec<kProducerRegs>();
-    ws_produce<T, kBits, kRows, kTiles, kS>(w, x, x_stride, x_direct, M, m0, tile0, c0, n_chunks, base, full0,
-                                            empty0, tid);
+    wgk::RingCursor ring;
+    Piece pc;
+    // opaque(tid): the thread's copy offsets are worked out per piece, not hoisted out of the piece loop
+    // (at 88 registers that spilled them, ptxas: 24-48 bytes at 128 rows of x).
+    for (int j = 0; piece_of<kRows>(sk, w, cps, j, pc); ++j)
+      ws_produce<T, kBits, kRows, kTiles, kS>(w, x, x_stride, x_direct, M, pc.m0, pc.tile0, pc.c0, pc.n, base,
+                                              full0, empty0, opaque(tid), ring);
+    wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
 
@@ -162,113 +211,193 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   const int cw = tid / 128 - 1, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int ta0 = cw * 16 + 2 * warp, ta1 = ta0 + 8;  // this lane's tiles of set 0 and set 1
   const int bar_mine = cw == 0 ? 1 : 2, bar_other = cw == 0 ? 2 : 1;
-  const int n_units = 4 * n_chunks;
-  auto turn_begin = [&](int u) {
-    if (pingpong && (cw == 1 || u > 0)) named_bar_sync(bar_mine);
-  };
-  auto turn_end = [&](int u) {
-    if (pingpong && (cw == 0 || u + 1 < n_units)) named_bar_arrive(bar_other);
-  };
   float acc0[kRows / 2], acc1[kRows / 2];
-#pragma unroll
-  for (int i = 0; i < kRows / 2; ++i) acc0[i] = 0.0f, acc1[i] = 0.0f;
   uint32_t a0[2][8], a1[2][8];  // A buffers of half 0 and half 1
   SetChunk<T, kBits> sc;
 
   int slot = 0;
   uint32_t phase = 0;
-  if (n_chunks > 0) {
-    wgp::mbar_wait(full0, 0);
-    wgp::fence_proxy_async();
-    load_set<T, kBits, kTiles>(base + kXBytes, ta0, lane, sc);
-    dequant_half<T, kBits, kTiles, 0>(base + kXBytes, ta0, lane, sc, a0);
-  }
-  for (int i = 0; i < n_chunks; ++i) {
-    const uint32_t slot_addr = base + slot * kStage, codes_s = slot_addr + kXBytes;
-    const uint64_t desc0 = wg::desc_sw128(slot_addr);
-    // unit (i, 0, 0)
-    turn_begin(4 * i);
-    wg::fence();
-    wg::fence_operands(acc0);
-    issue_half<kBf16, kRows, 0>(acc0, a0, desc0);
-    wg::commit();
-    turn_end(4 * i);
-    wg::wait<1>();  // unit (i - 1, 1, 1) retired: buffer 1 is free and chunk i - 1's stage is read
-    if (i > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
-    dequant_half<T, kBits, kTiles, 1>(codes_s, ta0, lane, sc, a1);
-    // unit (i, 0, 1)
-    turn_begin(4 * i + 1);
-    wg::fence();
-    wg::fence_operands(acc0);
-    issue_half<kBf16, kRows, 1>(acc0, a1, desc0);
-    wg::commit();
-    turn_end(4 * i + 1);
-    wg::wait<1>();  // unit (i, 0, 0) retired: buffer 0 is free
-    load_set<T, kBits, kTiles>(codes_s, ta1, lane, sc);
-    dequant_half<T, kBits, kTiles, 0>(codes_s, ta1, lane, sc, a0);
-    // unit (i, 1, 0)
-    turn_begin(4 * i + 2);
-    wg::fence();
-    wg::fence_operands(acc1);
-    issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
-    wg::commit();
-    turn_end(4 * i + 2);
-    wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 is free, set 0's accumulators are final for chunk i
-    wg::fence_operands(acc0);
-    dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
-    // unit (i, 1, 1)
-    turn_begin(4 * i + 3);
-    wg::fence();
-    wg::fence_operands(acc1);
-    issue_half<kBf16, kRows, 1>(acc1, a1, desc0);
-    wg::commit();
-    turn_end(4 * i + 3);
-    wg::wait<1>();  // unit (i, 1, 0) retired: buffer 0 is free
-    if (++slot == kS) slot = 0, phase ^= 1u;
-    if (i + 1 < n_chunks) {
-      const uint32_t next_codes = base + slot * kStage + kXBytes;
+  for (int j = 0;; ++j) {
+    int n_chunks;
+    {
+      Piece pc;
+      if (!piece_of<kRows>(sk, w, cps, j, pc)) break;
+      n_chunks = pc.n;
+    }
+    const int n_units = 4 * n_chunks;
+    auto turn_begin = [&](int u) {
+      if (pingpong && (cw == 1 || u > 0)) named_bar_sync(bar_mine);
+    };
+    auto turn_end = [&](int u) {
+      if (pingpong && (cw == 0 || u + 1 < n_units)) named_bar_arrive(bar_other);
+    };
+#pragma unroll
+    for (int i = 0; i < kRows / 2; ++i) acc0[i] = 0.0f, acc1[i] = 0.0f;
+    if (n_chunks > 0) {
+      const uint32_t codes0 = base + slot * kStage + kXBytes;
       wgp::mbar_wait(full0 + 8 * slot, phase);
       wgp::fence_proxy_async();
-      load_set<T, kBits, kTiles>(next_codes, ta0, lane, sc);
-      dequant_half<T, kBits, kTiles, 0>(next_codes, ta0, lane, sc, a0);
+      load_set<T, kBits, kTiles>(codes0, ta0, lane, sc);
+      dequant_half<T, kBits, kTiles, 0>(codes0, ta0, lane, sc, a0);
     }
-  }
-  wg::wait<0>();
-  wg::fence_operands(acc0);
-  wg::fence_operands(acc1);
-
-  // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
-#pragma unroll
-  for (int s = 0; s < 2; ++s) {
-    const float* acc = s == 0 ? acc0 : acc1;
-    const int64_t n_base = (tile0 + cw * 16 + 8 * s) * kTileRows + 16 * warp + g;
-#pragma unroll
-    for (int i = 0; i < kRows / 8; ++i)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
-        if (m >= M || n >= w.n) continue;
-        if (partial)
-          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
-        else
-          y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+    for (int i = 0; i < n_chunks; ++i) {
+      const uint32_t slot_addr = base + slot * kStage, codes_s = slot_addr + kXBytes;
+      const uint64_t desc0 = wg::desc_sw128(slot_addr);
+      // unit (i, 0, 0)
+      turn_begin(4 * i);
+      wg::fence();
+      wg::fence_operands(acc0);
+      issue_half<kBf16, kRows, 0>(acc0, a0, desc0);
+      wg::commit();
+      turn_end(4 * i);
+      wg::wait<1>();  // unit (i - 1, 1, 1) retired: buffer 1 is free and chunk i - 1's stage is read
+      if (i > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
+      dequant_half<T, kBits, kTiles, 1>(codes_s, ta0, lane, sc, a1);
+      // unit (i, 0, 1)
+      turn_begin(4 * i + 1);
+      wg::fence();
+      wg::fence_operands(acc0);
+      issue_half<kBf16, kRows, 1>(acc0, a1, desc0);
+      wg::commit();
+      turn_end(4 * i + 1);
+      wg::wait<1>();  // unit (i, 0, 0) retired: buffer 0 is free
+      load_set<T, kBits, kTiles>(codes_s, ta1, lane, sc);
+      dequant_half<T, kBits, kTiles, 0>(codes_s, ta1, lane, sc, a0);
+      // unit (i, 1, 0)
+      turn_begin(4 * i + 2);
+      wg::fence();
+      wg::fence_operands(acc1);
+      issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
+      wg::commit();
+      turn_end(4 * i + 2);
+      wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 is free, set 0's accumulators are final for chunk i
+      wg::fence_operands(acc0);
+      dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
+      // unit (i, 1, 1)
+      turn_begin(4 * i + 3);
+      wg::fence();
+      wg::fence_operands(acc1);
+      issue_half<kBf16, kRows, 1>(acc1, a1, desc0);
+      wg::commit();
+      turn_end(4 * i + 3);
+      wg::wait<1>();  // unit (i, 1, 0) retired: buffer 0 is free
+      if (++slot == kS) slot = 0, phase ^= 1u;
+      if (i + 1 < n_chunks) {
+        const uint32_t next_codes = base + slot * kStage + kXBytes;
+        wgp::mbar_wait(full0 + 8 * slot, phase);
+        wgp::fence_proxy_async();
+        load_set<T, kBits, kTiles>(next_codes, ta0, lane, sc);
+        dequant_half<T, kBits, kTiles, 0>(next_codes, ta0, lane, sc, a0);
       }
+    }
+    wg::wait<0>();
+    wg::fence_operands(acc0);
+    wg::fence_operands(acc1);
+    // The piece's last stage back to the producer (it may hold the next piece's chunks).
+    if (n_chunks > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
+    Piece pc;
+    piece_of<kRows>(sk, w, cps, opaque(j), pc);
+
+    if (pc.out >= 0) {
+      // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
+      // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
+      float4* dst =
+          reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
+                                                  static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
+      const int ct = tid - kProducerThreads;
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const float* acc = s == 0 ? acc0 : acc1;
+#pragma unroll
+        for (int i = 0; i < kRows / 8; ++i)
+          dst[(s * (kRows / 8) + i) * 256 + ct] =
+              make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+      }
+      continue;
+    }
+    // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const float* acc = s == 0 ? acc0 : acc1;
+      const int64_t n_base = static_cast<int64_t>(pc.tile0 + cw * 16 + 8 * s) * kTileRows + 16 * warp + g;
+#pragma unroll
+      for (int i = 0; i < kRows / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t m = static_cast<int64_t>(pc.m0) + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
+          if (m >= M || n >= w.n) continue;
+          if (partial && sk.blocks == 0)
+            partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
+          else
+            y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+        }
+    }
   }
 #else
   __trap();
 #endif
 }
 
+// The stream-K fix-up: per stream-K tile cut between blocks, the pieces' fp32 sums added in block order
+// (the first block's piece first), the bias added, one rounding to T, written to y with the main kernel's
+// mapping of threads to outputs. Block (tile, set and x-row group): 256 threads, one float4 per piece.
+// Tiles one block covered were written by the main kernel; their fix-up blocks return at once.
+template <typename T, int kRows>
+__global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const float* __restrict__ partial,
+                                                             T* __restrict__ y, int M, WgmmaStreamK sk) {
+  const int t = blockIdx.x, chunks = sk.chunks;
+  const int b0 = wgmma_sk_block_of(sk, t * chunks), b1 = wgmma_sk_block_of(sk, (t + 1) * chunks - 1);
+  if (b0 == b1) return;
+  const int pair = blockIdx.y, s = pair / (kRows / 8), i = pair % (kRows / 8);
+  const int ct = threadIdx.x;
+  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  for (int b = b0; b <= b1; ++b) {
+    const int slot = wgmma_sk_slot_of(sk, t, b);
+    if (slot < 0) continue;  // an empty share (more blocks than chunks)
+    const float4 v = reinterpret_cast<const float4*>(
+        partial + (2 * static_cast<int64_t>(b) + slot) *
+                      static_cast<int64_t>(wgmma_sk_slot_floats(kRows)))[pair * 256 + ct];
+    sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
+  }
+  const int tile = sk.dp_waves * sk.blocks + t;
+  const int64_t m0 = (tile % sk.m_tiles) * kRows, tile0 = (tile / sk.m_tiles) * kWgmmaWideTiles;
+  const int cw = ct / 128, warp = (ct / 32) % 4, lane = ct % 32, g = lane / 4, tq = lane % 4;
+  const int64_t n_base = (tile0 + cw * 16 + 8 * s) * kTileRows + 16 * warp + g;
+  const float v4[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int64_t m = m0 + 8 * i + 2 * tq + (e % 2), n = n_base + 8 * (e / 2);
+    if (m >= M || n >= w.n) continue;
+    y[m * w.n + n] = Traits<T>::from_float(v4[e] + (w.bias ? w.bias[n] : 0.0f));
+  }
+}
+
 template <typename T, int kBits, int kRows>
 int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
                 int64_t M, float* partial, cudaStream_t s) {
+  const WgmmaStreamK& sk = p.wgmma_sk;
+  if (sk.blocks > 0) {  // stream-K: a persistent grid, then the fix-up of the tiles cut between blocks
+    if (p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) || sk.m_tiles != (M + kRows - 1) / kRows ||
+        sk.chunks != w.chunks)
+      return kBadArgument;
+    wgmma_wide_kernel<T, kBits, kRows>
+        <<<sk.blocks, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
+            w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial, static_cast<int>(M),
+            p.chunks_per_split, false, sk);
+    if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
+    if (sk.sk_tiles > 0)
+      wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, 2 * (kRows / 8)), 256, 0, s>>>(
+          w, partial, static_cast<T*>(y), static_cast<int>(M), sk);
+    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+  }
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaWideTiles - 1) / kWgmmaWideTiles),
                   static_cast<unsigned>(p.splits));
   wgmma_wide_kernel<T, kBits, kRows>
       <<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
           w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
-          p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong);
+          p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong,
+          WgmmaStreamK{});
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 

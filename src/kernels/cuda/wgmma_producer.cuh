@@ -53,14 +53,23 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 #endif
 
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into ring slot j % kS of a
-// block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's `full`
-// mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
+// Where the producer is in its ring: the next slot and its use mod 2. It carries over from one piece of
+// work to the next (the wide kernel's stream-K schedule gives a block several), so the copies of the next
+// piece start while the consumers finish the current one.
+struct RingCursor {
+  int slot = 0;
+  uint32_t phase = 0;
+};
+
+// The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into the ring's next
+// slots of a block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's
+// `full` mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
+// The caller waits for its last copies (cp_async_wait_all) before it exits.
 template <typename T, int kBits, int kRows, int kTiles, int kS>
 __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restrict__ x, int64_t x_stride,
                                            bool x_direct, int M, int64_t m0, int64_t tile0, int64_t c0,
                                            int n_chunks, uint32_t base, uint32_t full0, uint32_t empty0,
-                                           int pt) {
+                                           int pt, RingCursor& ring) {
   constexpr int kXBytes = kRows * kChunkK * 2;
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kTiles * kTileCodeBytes;
@@ -114,12 +123,15 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
   // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
   // copy issue).
   int4 bg = n_chunks > 0 ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0) : make_int4(0, 0, 0, 0);
-  int slot = 0;
-  uint32_t phase = 0;  // use of the slot, mod 2
+  int slot = ring.slot;
+  uint32_t phase = ring.phase;  // use of the slot, mod 2
   for (int j = 0; j < n_chunks; ++j) {
     const int4 bg_next =
         j + 1 < n_chunks ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0 + j + 1) : bg;
-    if (j >= kS) wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
+    // A slot's use u waits for the release of use u - 1: the phase of parity (u - 1) & 1 of its `empty`
+    // barrier. For u = 0 that is parity 1, the phase before the barrier's first, which counts as complete:
+    // the wait returns at once (no count of the chunks copied so far has to be kept).
+    wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
     const uint32_t dst = base + slot * kStage;
     const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
     const T* xs = x_src + j * kChunkK;
@@ -161,7 +173,8 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
     bg = bg_next;
     if (++slot == kS) slot = 0, phase ^= 1u;
   }
-  wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
+  ring.slot = slot;
+  ring.phase = phase;
 }
 #endif
 
