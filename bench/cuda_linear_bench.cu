@@ -5,6 +5,7 @@
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
 //   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
+//                  [--sweep-gemv-sk]
 //                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
@@ -380,7 +381,11 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // --sweep-gemv-auto: the gemv planner as kAuto runs it against its previous fit (auto_v6: set_gemv_model_v6)
 // and, above 16 rows, with the two-block kernel (auto_2wide), beside cuBLAS bf16, at M = 1..32 on the six
 // shapes: a short run that times what the planner now picks, old and new in one process.
-int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
+// --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, the split-K
+// schedule (splitk: set_gemv_stream_k(-1)) against stream-K as its model picks it (sk) and forced to one or
+// two blocks per SM (sk_t<warps along N>_g<blocks per SM>), each reduce also as a programmatic dependent
+// launch (_pdl), all in one process.
+int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
                                                     {4096, 11008}, {11008, 4096}, {8192, 8192}};
@@ -411,14 +416,38 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw) {
                   static_cast<long long>(N), static_cast<long long>(M), ok ? "" : "_failed", tb * 1e6);
       auto timed = [&](const char* tag) {
         if (gemv[0]->workspace_bytes(M) > ws_bytes) return;
-        const double t =
-            time_graph(s, copies, 10, [&](int i) { gemv[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
-        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", tag, static_cast<long long>(K), static_cast<long long>(N),
-                    static_cast<long long>(M), gemv[0]->kernel_name(M).c_str(), t * 1e6,
-                    gemv[0]->packed_bytes() / t / bw);
+        const double t = time_graph(s, copies, 10,
+                                    [&](int i) { gemv[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", tag, static_cast<long long>(K),
+                    static_cast<long long>(N), static_cast<long long>(M), gemv[0]->kernel_name(M).c_str(),
+                    t * 1e6, gemv[0]->packed_bytes() / t / bw);
         std::fflush(stdout);
       };
       timed("auto");
+      if (sk > 0) {
+        cuda::set_gemv_stream_k(-1);
+        timed("splitk");
+        cuda::set_gemv_pdl(1);  // the reduce as a dependent launch (split-K plans that reduce)
+        timed("splitk_pdl");
+        cuda::set_gemv_stream_k(1);
+        timed("sk_pdl");
+        cuda::set_gemv_pdl(-1);
+        timed("sk");
+        char tag[32];
+        for (int t : {8, 4, 2, 1})
+          for (int g : {1, 2}) {
+            if ((t < 8 && M > 8) || (t < 4 && M > 1) || (g > 1 && M > 16)) continue;
+            for (auto& l : gemv) l->set_gemv_block_tiles(t);
+            cuda::set_gemv_sk_grid(g * sk);
+            std::snprintf(tag, sizeof tag, "sk_t%d_g%d", t, g);
+            timed(tag);
+          }
+        for (auto& l : gemv) l->set_gemv_block_tiles(0);
+        cuda::set_gemv_sk_grid(0);
+        cuda::set_gemv_stream_k(0);
+        cuda::set_gemv_pdl(0);
+        continue;
+      }
       cuda::set_gemv_model_v6(true);
       timed("auto_v6");
       cuda::set_gemv_model_v6(false);
@@ -647,21 +676,27 @@ int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int6
 int main(int argc, char** argv) {
   bool quick = false, sweep = false, sweep_g = false, sweep_w = false, sweep_ga = false;
   bool small_shapes = false;  // --sweep-wgmma --small
+  bool sweep_sk = false;      // --sweep-gemv-sk
   bool sweep_wsk = false;     // --sweep-wgmma-sk
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
   int64_t group = 128;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--small")) small_shapes = true;
-    else if (!std::strcmp(argv[i], "--sweep-splits")) sweep = true;
+    if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--small"))
+      small_shapes = true;
+    else if (!std::strcmp(argv[i], "--sweep-splits"))
+      sweep = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv"))
       sweep_g = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma"))
       sweep_w = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv-auto"))
       sweep_ga = true;
+    else if (!std::strcmp(argv[i], "--sweep-gemv-sk"))
+      sweep_ga = sweep_sk = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
       sweep_wsk = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
@@ -696,7 +731,7 @@ int main(int argc, char** argv) {
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
-  if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw);
+  if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
   if (sweep_wsk) return sweep_wgmma_sk(s, bits, group, prop.multiProcessorCount);
   std::printf(

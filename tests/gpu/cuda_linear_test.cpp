@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -257,6 +258,17 @@ void check_case(const Case& c, const std::vector<int64_t>& ms, uint64_t id,
 }
 
 const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 127, 128, 129, 300, 1024};
+
+// ARK_TEST_GEMV_STREAM_K=1 runs every test with the gemv stream-K schedule forced wherever a plan can take it
+// (cuda::set_gemv_stream_k(1); device_cuda_check.sh gemv8), so the tests that run kAuto cover both schedules.
+int gemv_stream_k_default() {
+  const char* e = std::getenv("ARK_TEST_GEMV_STREAM_K");
+  return e && std::atoi(e) > 0 ? 1 : 0;
+}
+[[maybe_unused]] const bool kGemvStreamKFromEnv = [] {
+  cuda::set_gemv_stream_k(gemv_stream_k_default());
+  return true;
+}();
 
 TEST(CudaLinear, EveryCombinationSmallShapes) {
   REQUIRE_GPU();
@@ -1083,6 +1095,224 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
     EXPECT_EQ(p.block_tiles, t.warps_n) << t.k << "x" << t.n << " M=" << t.m;
     EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
   }
+}
+
+// The gemv stream-K schedule (cuda::set_gemv_stream_k(1), grid forced by set_gemv_sk_grid) against the
+// oracle: 3 tile ranges of 8 chunks (N = 600 at 8 warps along N: the last range partial) cut into 1 block
+// (three whole ranges in one block: the x ring re-initialised between pieces), 2 (a share longer than a
+// range: a whole range between two pieces), 3 (shares = ranges: no reduce), 5 (range 0 in 2 pieces, range 1
+// in 3, a block spanning 2 ranges), 7, 11 and 24 blocks (one chunk each); whole-split and x-ring staging (8,
+// 2, 1 warps along N), every row-group kernel with M tails; K with a partial chunk read element-wise (K % 8
+// != 0), g32 with act-order (groups changing inside a chunk). Each result also bit-identical on a rerun and
+// under graph replay (the pieces are summed in a fixed order).
+TEST(CudaLinear, GemvStreamKMatchesOracle) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_stream_k(gemv_stream_k_default());
+      cuda::set_gemv_sk_grid(0);
+      cuda::set_gemv_pdl(0);
+    }
+  } restore;
+  uint64_t id = 17000;
+  struct Layer {
+    int64_t n, k, group;
+    bool act, bf16;
+  };
+  for (const Layer& l : {Layer{600, 1000, 128, false, true}, Layer{300, 999, 32, true, false}}) {
+    Case c;
+    c.w.n = l.n;
+    c.w.k = l.k;
+    c.w.group_size = l.group;
+    c.w.act_order = l.act;
+    c.bf16 = l.bf16;
+    c.bias = true;
+    SCOPED_TRACE(c.name());
+    auto rng = rng_for(id);
+    std::vector<float> bias;
+    const QuantizedWeight w = make_weight(c, id++, &bias, rng);
+    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+    cuda::set_gemv_stream_k(1);
+    for (int tiles : {8, 2, 1})
+      for (int grid : {1, 2, 3, 5, 7, 11, 24})
+        for (int64_t M : {1, 6, 9, 16, 17, 32}) {
+          if (l.act && grid % 2 == 0) continue;  // the second layer (2 ranges of 8 chunks): fewer cases
+          layer.set_gemv_block_tiles(tiles);
+          cuda::set_gemv_sk_grid(grid);
+          const std::string name = layer.kernel_name(M) + " M=" + std::to_string(M);
+          EXPECT_EQ(name.rfind("gemv_w4_t" + std::to_string(tiles) + "_sk" + std::to_string(grid), 0), 0u)
+              << name;
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          const auto y = run(layer, x, M, c.w.n, c.bf16);
+          EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, false, name), 0);
+          EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << name << ": a rerun differs";
+          if (grid == 5 && (M == 1 || M == 17)) {
+            EXPECT_EQ(run_graph(layer, x, M, c.w.n, c.bf16), y) << name << ": graph replay differs";
+            cuda::set_gemv_pdl(
+                1);  // the reduce as a programmatic dependent launch (sm_90), eager and replayed
+            EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << name << " pdl";
+            EXPECT_EQ(run_graph(layer, x, M, c.w.n, c.bf16), y) << name << " pdl: graph replay differs";
+            cuda::set_gemv_pdl(0);
+          }
+          if (HasFailure()) return;
+        }
+  }
+}
+
+// Split-K's reduce as a programmatic dependent launch (cuda::set_gemv_pdl(1); sm_90, elsewhere the plan keeps
+// the plain launch): bit-identical to the plain reduce launch, eager and replayed from a graph, at M = 1, 12,
+// 32 with 3 splits.
+TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() { cuda::set_gemv_pdl(0); }
+  } restore;
+  Case c;
+  c.w.n = 600;
+  c.w.k = 1000;
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(17200);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 17200, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  layer.set_gemv_block_tiles(8);
+  layer.set_mma_splits(3);
+  for (int64_t M : {1, 12, 32}) {
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    cuda::set_gemv_pdl(-1);
+    const auto plain = run(layer, x, M, c.w.n, c.bf16);
+    cuda::set_gemv_pdl(1);
+    const std::string name = layer.kernel_name(M) + " M=" + std::to_string(M);
+    EXPECT_EQ(check_output(w, bias, x, M, plain, c.bf16, false, name), 0);
+    EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), plain) << name << " pdl";
+    EXPECT_EQ(run_graph(layer, x, M, c.w.n, c.bf16), plain) << name << " pdl graph";
+  }
+}
+
+// A memcheck-sized stream-K subset (device_cuda_check.sh gemv8 runs it under compute-sanitizer): pieces
+// crossing ranges in every row-group kernel, x ring and whole-split staging, the reduce.
+TEST(CudaLinear, GemvStreamKMemcheck) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_stream_k(gemv_stream_k_default());
+      cuda::set_gemv_sk_grid(0);
+    }
+  } restore;
+  Case c;
+  c.w.n = 600;
+  c.w.k = 1000;
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(17100);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 17100, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  cuda::set_gemv_stream_k(1);
+  for (int tiles : {8, 1})
+    for (int64_t M : {3, 12, 27}) {
+      layer.set_gemv_block_tiles(tiles);
+      cuda::set_gemv_sk_grid(5);
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      EXPECT_EQ(check_output(w, bias, x, M, run(layer, x, M, c.w.n, c.bf16), c.bf16, false,
+                             layer.kernel_name(M) + " M=" + std::to_string(M)),
+                0);
+    }
+}
+
+// Stream-K gemv plans (host-only, an H100's figures): off unless weighed (kGemvAutoStreamK) or forced;
+// forced, every plan where it applies has G <= units blocks, pieces no longer than its shared memory holds,
+// the workspace of two slots per block, splits 1; never with a forced split factor, the cluster reduction or
+// the two-block kernel; the share arithmetic covers every unit exactly once.
+TEST(CudaPlan, GemvStreamKPlans) {
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_stream_k(gemv_stream_k_default());
+      cuda::set_gemv_sk_grid(0);
+      cuda::set_gemv_two_wide(0);
+      cuda::set_gemv_cluster_reduce(false);
+    }
+  } restore;
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  dev.wgmma = true;
+  for (int64_t units : {1, 7, 24, 7168, 14336})
+    for (int64_t blocks : {1, 2, 5, 132, 264}) {
+      if (blocks > units) continue;
+      int64_t covered = 0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t lo = cuda::gemv_sk_begin(b, blocks, units),
+                      hi = cuda::gemv_sk_begin(b + 1, blocks, units);
+        EXPECT_LT(lo, hi) << units << " units, " << blocks << " blocks: block " << b << " has no share";
+        for (int64_t u : {lo, hi - 1}) {
+          EXPECT_EQ(cuda::gemv_sk_block_of(u, blocks, units), b) << units << " " << blocks << " unit " << u;
+        }
+        covered += hi - lo;
+      }
+      EXPECT_EQ(covered, units);
+    }
+  const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192},
+                               {8192, 28672}, {28672, 8192}, {320, 203},    {1000, 600}};
+  int sk_plans = 0;
+  for (const auto& sh : shapes)
+    for (int64_t M : {1, 4, 8, 9, 16, 17, 32}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = 4;
+      v.chunks = v.groups = (sh[0] + 127) / 128;
+      v.n8_tiles = (sh[1] + 7) / 8;
+      const std::string what =
+          std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
+      cuda::set_gemv_stream_k(-1);
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_stream_k) << what;
+      cuda::set_gemv_stream_k(0);
+      if (!cuda::kGemvAutoStreamK) {
+        EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_stream_k) << what;
+      }
+      cuda::set_gemv_stream_k(1);
+      const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      ASSERT_TRUE(p.gemv_stream_k) << what;
+      ++sk_plans;
+      const int64_t units = cuda::gemv_sk_units(v.n8_tiles, v.chunks, p.block_tiles);
+      EXPECT_GE(p.gemv_sk_blocks, 1) << what;
+      EXPECT_LE(p.gemv_sk_blocks, std::min<int64_t>(units, 2 * dev.sm_count)) << what;
+      EXPECT_EQ(p.splits, 1) << what;
+      EXPECT_GE(p.chunks_per_split,
+                std::min<int64_t>(v.chunks, (units + p.gemv_sk_blocks - 1) / p.gemv_sk_blocks))
+          << what;
+      EXPECT_EQ(p.smem_bytes, cuda::gemv_smem_bytes(M, p.chunks_per_split, 4, p.block_tiles)) << what;
+      EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block)) << what;
+      EXPECT_GE(p.workspace_bytes, cuda::gemv_sk_partial_bytes(p.gemv_sk_blocks, M, p.block_tiles)) << what;
+      EXPECT_FALSE(p.block_tiles == 4 && cuda::gemv_x_ring(M, 4)) << what << ": no 4 x 2 stream-K kernel";
+      cuda::set_gemv_sk_grid(5);
+      const cuda::Plan g5 = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8);
+      const int64_t units8 = cuda::gemv_sk_units(v.n8_tiles, v.chunks, 8),
+                    g5_blocks = std::min<int64_t>(5, units8);
+      // 5 blocks of a long K at M <= 8 stage more x than a block's shared memory holds: split-K then
+      if (cuda::gemv_smem_bytes(M, std::min(v.chunks, (units8 + g5_blocks - 1) / g5_blocks), 4, 8) <=
+          static_cast<size_t>(dev.smem_per_block)) {
+        EXPECT_TRUE(g5.gemv_stream_k && g5.block_tiles == 8) << what;
+        EXPECT_EQ(g5.gemv_sk_blocks, g5_blocks) << what;
+      } else {
+        EXPECT_FALSE(g5.gemv_stream_k) << what;
+      }
+      cuda::set_gemv_sk_grid(0);
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev, 3).gemv_stream_k)
+          << what << ": forced splits";
+      cuda::set_gemv_cluster_reduce(true);
+      const cuda::Plan cl = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8);
+      EXPECT_TRUE(!cl.gemv_stream_k || !cl.gemv_cluster) << what;
+      cuda::set_gemv_cluster_reduce(false);
+      cuda::set_gemv_two_wide(1);
+      const cuda::Plan tw = cuda::make_plan(v, M, cuda::Family::kGemv, dev, 0, 8);
+      EXPECT_TRUE(!tw.gemv_stream_k || !tw.gemv_two_wide) << what;
+      cuda::set_gemv_two_wide(0);
+    }
+  EXPECT_GT(sk_plans, 0);
 }
 
 // spec.max_m: the layer's own workspace serves every M up to it.

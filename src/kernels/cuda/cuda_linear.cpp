@@ -328,7 +328,11 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       o << "simt_w" << bits;
       break;
     case cuda::Family::kGemv:
-      o << "gemv_w" << bits << "_t" << p.block_tiles << "_splitk" << p.splits;
+      o << "gemv_w" << bits << "_t" << p.block_tiles;
+      if (p.gemv_stream_k)
+        o << "_sk" << p.gemv_sk_blocks;  // the stream-K schedule over that many blocks
+      else
+        o << "_splitk" << p.splits;
       break;
     case cuda::Family::kWgmma:
       o << "wgmma_w" << bits << "_n"

@@ -136,12 +136,44 @@ double gemv_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per
   return t;
 }
 
+// A stream-K plan (gemv_sk_kernel) in the same terms: every block resident at once (G <= blocks per SM x
+// SMs), the busiest block streams ceil(units / G) chunks split over its warps along K, in up to two pieces
+// when a share is shorter than a range (more when longer), each piece paying a start-up (ring fill, x
+// staging); a reduce launch and the pieces' partials when some range is split. First guesses of the split-K
+// model's constants; kGemvSkPieceNs is the start-up of a piece after the first (no launch, L2-warm x).
+constexpr double kGemvSkPieceNs = 1500;
+
+double gemv_sk_cost_ns(const PackedView& w, int64_t M, int block_tiles, int64_t per_sm, int sm_count,
+                       int64_t blocks) {
+  const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_tiles);
+  const int64_t share = ceil_div(units, blocks);
+  const int64_t pieces = share >= w.chunks ? ceil_div(share, w.chunks) + 1 : (w.chunks % share ? 2 : 1);
+  const int64_t warps_k = kGemvWarps / block_tiles;
+  const int64_t warp_chunks = ceil_div(share, warps_k) + (warps_k > 1 ? pieces - 1 : 0);
+  const int64_t resident = std::min(per_sm, ceil_div(blocks, sm_count));
+  const bool ring = gemv_x_ring(M, block_tiles);
+  const double share_f = ring ? kGemvRingShare : kGemvShare;
+  const double chunk_ns = kGemvChunkNs * (1 + share_f * static_cast<double>(resident - 1)) * w.bits / 4.0 *
+                          (M > 16 ? kGemvWideChunk : 1.0);
+  const int64_t staged = ring ? std::min<int64_t>(share, kGemvXAhead * warps_k) * pieces : share;
+  const double stage_ns = static_cast<double>(M * staged * 256) / kGemvStageBytesPerNs;
+  double t = kGemvLaunchNs + kGemvRoundNs + static_cast<double>(pieces - 1) * kGemvSkPieceNs +
+             static_cast<double>(warp_chunks) * chunk_ns + stage_ns;
+  if (units % blocks != 0 || units / blocks % w.chunks != 0)  // some range is split: the reduce launch
+    t += kGemvReduceNs + 2.0 * static_cast<double>(gemv_sk_partial_bytes(blocks, M, block_tiles)) /
+                             (0.5 * kBytesPerNsPerSm * sm_count);
+  return t;
+}
+
 std::atomic<bool> g_gemv_cluster_reduce{false};  // set_gemv_cluster_reduce: a benchmark/test override
 std::atomic<bool> g_gemv_ring_4x2{false};        // set_gemv_ring_4x2: likewise
 std::atomic<int> g_gemv_x_ahead{0};              // set_gemv_x_ahead: likewise (0: the planner's)
 std::atomic<int> g_gemv_two_wide{0};             // set_gemv_two_wide: likewise (0: the planner's)
 std::atomic<int> g_gemv_early_meta{0};           // set_gemv_early_meta: likewise (0: the planner's)
 std::atomic<bool> g_gemv_model_v6{false};        // set_gemv_model_v6: likewise
+std::atomic<int> g_gemv_stream_k{0};             // set_gemv_stream_k: likewise (0: the planner's)
+std::atomic<int> g_gemv_sk_grid{0};              // set_gemv_sk_grid: likewise (0: the planner's)
+std::atomic<int> g_gemv_pdl{0};                  // set_gemv_pdl: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -270,6 +302,24 @@ void set_gemv_model_v6(bool on) {
 }
 bool gemv_model_v6() {
   return g_gemv_model_v6.load(std::memory_order_relaxed);
+}
+void set_gemv_stream_k(int mode) {
+  g_gemv_stream_k.store(mode, std::memory_order_relaxed);
+}
+int gemv_stream_k_mode() {
+  return g_gemv_stream_k.load(std::memory_order_relaxed);
+}
+void set_gemv_pdl(int mode) {
+  g_gemv_pdl.store(mode, std::memory_order_relaxed);
+}
+int gemv_pdl_mode() {
+  return g_gemv_pdl.load(std::memory_order_relaxed);
+}
+void set_gemv_sk_grid(int blocks) {
+  g_gemv_sk_grid.store(blocks, std::memory_order_relaxed);
+}
+int gemv_sk_grid() {
+  return g_gemv_sk_grid.load(std::memory_order_relaxed);
 }
 void set_gemv_early_meta(int mode) {
   g_gemv_early_meta.store(mode, std::memory_order_relaxed);
@@ -412,14 +462,58 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.gemv_cluster = false;
       p.gemv_two_wide = false;
     }
+    // The stream-K schedule: weighed against the split-K choice above (kGemvAutoStreamK), or forced
+    // (set_gemv_stream_k(1): the best stream-K plan wherever one applies, the block shape forced with it when
+    // it is); never for a forced split factor, the cluster reduction or the two-block kernel. G: what
+    // set_gemv_sk_grid asks, else one or two blocks per SM as the model prefers; at most one block per unit.
+    const int sk_mode = gemv_stream_k_mode();
+    if (sk_mode > 0 || (sk_mode == 0 && kGemvAutoStreamK)) {
+      double sk_best = 0;
+      Plan sk = p;
+      for (int bt : {1, 2, 4, 8}) {
+        if (forced_block_tiles > 0 && bt != forced_block_tiles) continue;
+        if (forced_cps > 0 || p.gemv_cluster || p.gemv_two_wide) break;
+        if (bt == kGemvWarps / 2 && gemv_x_ring(M, bt)) continue;  // the 4 x 2 ring: no stream-K instance
+        const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, bt);
+        const int64_t max_per_sm = gemv_max_blocks_per_sm(M);
+        for (int64_t per = 1; per <= max_per_sm; ++per) {
+          const int64_t want = gemv_sk_grid() > 0 ? gemv_sk_grid() : per * std::max(dev.sm_count, 1);
+          const int64_t blocks = std::min(want, units);
+          const int64_t cps = std::min<int64_t>(w.chunks, ceil_div(units, blocks));
+          const size_t smem = gemv_smem_bytes(M, cps, w.bits, bt);
+          if (dev.smem_per_block > 0 && smem > static_cast<size_t>(dev.smem_per_block)) continue;
+          const int64_t fit =
+              dev.smem_per_sm > 0 ? dev.smem_per_sm / static_cast<int64_t>(smem + 1024) : max_per_sm;
+          const int64_t per_sm = std::clamp<int64_t>(fit, 1, max_per_sm);
+          if (gemv_sk_grid() <= 0 && per > per_sm) continue;  // two blocks do not fit one SM
+          const double t = gemv_sk_cost_ns(w, M, bt, per_sm, std::max(dev.sm_count, 1), blocks);
+          if (sk_best == 0 || t < sk_best) {
+            sk_best = t;
+            sk.block_tiles = bt;
+            sk.gemv_sk_blocks = static_cast<int>(blocks);
+            sk.chunks_per_split = static_cast<int>(cps);
+            sk.smem_bytes = smem;
+          }
+          if (gemv_sk_grid() > 0) break;
+        }
+      }
+      if (sk_best > 0 && (sk_mode > 0 || sk_best < best)) {
+        p = sk;
+        p.gemv_stream_k = true;
+        p.splits = 1;
+      }
+    }
     // The 8 x 1 x ring's lookahead: at most its slots - 1 (each fill waits for the slot's previous chunk to
     // be released by every warp; launch_gemv checks the range).
     const int x_slots = p.gemv_two_wide ? kGemvTwoWideXStages : kGemvXStages;
     const int ahead = gemv_x_ahead_override() > 0 ? gemv_x_ahead_override() : kGemvAutoXAhead;
     p.gemv_x_ahead = std::clamp(ahead, 1, x_slots - 1);
+    const int pdl = gemv_pdl_mode();
+    p.gemv_pdl = dev.wgmma && (pdl > 0 || (pdl == 0 && kGemvAutoPdl));
     const int early = gemv_early_meta_mode();
     p.gemv_early_meta = early > 0 || (early == 0 && kGemvAutoEarlyMeta);
-    p.partial_bytes = p.splits > 1 && !p.gemv_cluster
+    p.partial_bytes = p.gemv_stream_k ? align_up(gemv_sk_partial_bytes(p.gemv_sk_blocks, M, p.block_tiles))
+                      : p.splits > 1 && !p.gemv_cluster
                           ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float))
                           : 0;
     p.workspace_bytes = p.partial_bytes;
@@ -611,7 +705,7 @@ int launch_linear(const PackedView& w, const Plan& plan, const void* x, void* y,
       float* partial = reinterpret_cast<float*>(base);
       const bool x_vec = !w.k_source && w.k % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
       int s = launch_gemv(w, plan, x, x_vec, y, M, bf16, partial, stream);
-      if (s == kOk && plan.splits > 1 && !plan.gemv_cluster)
+      if (s == kOk && plan.splits > 1 && !plan.gemv_cluster && !plan.gemv_pdl)  // (gemv_pdl: launch_gemv's)
         s = launch_reduce(w, partial, plan.splits, y, M, bf16, stream);
       return s;
     }

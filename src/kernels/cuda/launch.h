@@ -113,6 +113,13 @@ struct Plan {
   int gemv_x_ahead = 2;          // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
   bool gemv_two_wide = false;    // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
   bool gemv_early_meta = false;  // gemv: the first stages' scales copied before the prologue's barrier
+  // gemv: the stream-K schedule (gemv_sk_*): gemv_sk_blocks blocks, each an equal share of the (tile range,
+  // chunk) units; splits is then 1 and chunks_per_split the longest piece (shared memory)
+  bool gemv_stream_k = false;
+  int gemv_sk_blocks = 0;
+  // gemv: split-K's or stream-K's reduce is a programmatic dependent launch (sm_90: its launch overlaps the
+  // decode kernel's end; set_gemv_pdl)
+  bool gemv_pdl = false;
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
   // wgmma: the wide warp-specialized kernel (256 weight rows per block, two 64-row sets per consumer
@@ -275,6 +282,43 @@ int gemv_early_meta_mode();
 // per chunk), so a benchmark times the previous choices beside the current ones in one process.
 void set_gemv_model_v6(bool on);
 bool gemv_model_v6();
+// The stream-K schedule (gemv_sk_kernel): split-K's whole factors cannot spread e.g. 112 tile ranges of 64
+// chunks evenly over 132 SMs (8192x28672 at 32 tiles per block: s1 leaves 20 SMs idle, s2 puts 2 blocks on 92
+// SMs and 1 on 40). Instead the units (tile range, chunk), range-major, are cut into G contiguous shares,
+// G about the SMs times the blocks per SM, so every block streams units / G chunks (+-1) and a share may span
+// the end of one range and the start of the next. Pieces of a range split between blocks leave fp32 sums in
+// two workspace slots per block (a share's first and last piece; a piece between them covers its range and
+// stores y), summed in block order by a reduce kernel: deterministic, no atomics, no zeroed memory.
+ARK_HD constexpr int64_t gemv_sk_units(int64_t n8_tiles, int64_t chunks, int block_warps_n) {
+  return (n8_tiles + int64_t{block_warps_n} * kGemvWarpTiles - 1) /
+         (int64_t{block_warps_n} * kGemvWarpTiles) * chunks;
+}
+ARK_HD constexpr int64_t gemv_sk_begin(int64_t block, int64_t blocks,
+                                       int64_t units) {  // first unit of a share
+  return block * units / blocks;
+}
+ARK_HD constexpr int64_t gemv_sk_block_of(int64_t unit, int64_t blocks, int64_t units) {  // blocks <= units
+  return ((unit + 1) * blocks - 1) / units;
+}
+// Workspace of a stream-K plan: two slots of M x (the block's rows) fp32 per block.
+constexpr size_t gemv_sk_partial_bytes(int64_t blocks, int64_t M, int block_warps_n) {
+  return static_cast<size_t>(2 * blocks * M * block_warps_n * kGemvWarpTiles * kTileRows) * sizeof(float);
+}
+// Whether the planner weighs stream-K plans by default; set_gemv_stream_k(mode): 1 gives every gemv plan the
+// stream-K schedule where it applies (not the 4 x 2 x ring, the two-block kernel or the cluster reduction),
+// -1 never, 0 as kGemvAutoStreamK says. set_gemv_sk_grid(g), g > 0: a stream-K plan takes exactly g blocks
+// (at most the units; tests, sweeps), 0: the model's choice of one or two blocks per SM. Read at plan time.
+inline constexpr bool kGemvAutoStreamK = false;
+// set_gemv_pdl(mode): 1 launches gemv's reduce (split-K or stream-K) as a programmatic dependent launch on
+// sm_90 devices (DeviceInfo::wgmma), -1 never, 0 as kGemvAutoPdl says.
+inline constexpr bool kGemvAutoPdl = false;
+void set_gemv_pdl(int mode);
+int gemv_pdl_mode();
+void set_gemv_stream_k(int mode);
+int gemv_stream_k_mode();
+void set_gemv_sk_grid(int blocks);
+int gemv_sk_grid();
+
 // Where kAuto runs gemv instead of mma: where it measured faster on the H100 (docs/CUDA.md, sweep of
 // 2026-11-27 20:50 UTC): M <= 32, int4, at most one group starting per chunk (g >= 128 or per-channel), and
 // a layer of at least kGemvAutoMinTileChunks (tile, chunk) pairs (4096x4096, the smallest shape measured).

@@ -41,6 +41,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/cuda/launch.h"
@@ -100,6 +101,9 @@ __device__ __forceinline__ uint4 ldsm_x4(uint32_t a) {
 __device__ __forceinline__ void mbar_init(uint32_t a, int count) {
   asm volatile("mbarrier.init.shared.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
 }
+__device__ __forceinline__ void mbar_inval(uint32_t a) {
+  asm volatile("mbarrier.inval.shared.b64 [%0];\n" ::"r"(a) : "memory");
+}
 __device__ __forceinline__ void mbar_arrive(uint32_t a) {  // release: this thread's shared stores and reads
   asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared.b64 state, [%0];\n}\n" ::"r"(a) : "memory");
 }
@@ -125,6 +129,20 @@ __device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t parity) {  // acq
         : "memory");
 #endif
   } while (!done);
+}
+
+// Programmatic dependent launch (sm_90): the decode kernels let the reduce launch start while they run
+// (its blocks are placed as SMs free up), and the reduce waits here until they have finished and their
+// partials are visible. Both are no-ops when the reduce was launched without the attribute (Plan::gemv_pdl).
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
 }
 
 // One lane's kBits words of one (tile, chunk) into its ring slot: 16-byte copies where the run allows.
@@ -164,13 +182,18 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 // ring of kGemvTwoWideXStages slots). x_ahead: how many iterations ahead the x ring is filled (the 8 x 1
 // ring: 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: below, at the
 // prologue.
+//
+// One block's work on one tile range (`range`: blockIdx.x of the split-K grid) over chunks c0 .. c0 +
+// n_chunks of K; cps sizes the shared memory (n_chunks <= cps). partial: where this piece's fp32 sums go (row
+// m, output n at partial[m * part_stride + n - part_n0]), or null to store y with the bias. reinit: the block
+// ran an earlier piece (the stream-K schedule below), so the x ring's barriers are invalidated before their
+// init.
 template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
-__global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
-                                            : kNx > 2 ? kGemvWideBlocksPerSm
-                                                      : kGemvMaxBlocksPerSm)
-    gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
-                float* __restrict__ partial, int M, int cps, int block_warps_n_arg, bool cluster, int x_ahead,
-                bool early_meta) {
+__device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restrict__ x, bool x_vec,
+                                           T* __restrict__ y, float* __restrict__ partial,
+                                           int64_t part_stride, int64_t part_n0, int M, int cps,
+                                           int block_warps_n_arg, bool cluster, int x_ahead, bool early_meta,
+                                           int64_t range, int64_t c0, int n_chunks, bool reinit) {
   constexpr bool kXRing = kRingK > 0;
   constexpr int kXS = kTwoWide ? kGemvTwoWideXStages : kGemvXStages;  // x ring slots
   static_assert(!kTwoWide || (kNx == 4 && kRingK == 1), "two blocks per SM: the 17..32-row 8 x 1 ring only");
@@ -196,13 +219,10 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   constexpr int kLanePieces = (kPieces + kTeam - 1) / kTeam;
   static_assert(kT % 2 == 0 && kWarpLanes % kT == 0, "tiles per warp: an even divisor of 32");
   extern __shared__ __align__(16) unsigned char smem[];
-  const int split = blockIdx.y;
-  const int64_t c0 = static_cast<int64_t>(split) * cps;
-  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int kw = kGemvWarps / block_warps_n;  // warps sharing one group of kT tiles (split K)
   const int wn = warp % block_warps_n, wk = warp / block_warps_n;
-  const int64_t tile0 = (static_cast<int64_t>(blockIdx.x) * block_warps_n + wn) * kT;
+  const int64_t tile0 = (range * block_warps_n + wn) * kT;
   const int ntiles = static_cast<int>(w.n8_tiles - tile0 >= kT ? kT
                                       : w.n8_tiles > tile0     ? w.n8_tiles - tile0
                                                                : 0);
@@ -342,6 +362,11 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   const int pieces = kXRing ? 0 : M * n_chunks * 16;
   if (kXRing) {
     if (threadIdx.x < kXS) {
+      if (reinit) {  // the previous piece's barriers: no copy or arrival is pending on them (see
+                     // gemv_sk_kernel)
+        mbar_inval(bar_s + 8 * threadIdx.x);
+        mbar_inval(bar_s + 8 * (kXS + threadIdx.x));
+      }
       mbar_init(bar_s + 8 * threadIdx.x, kThreads);
       mbar_init(bar_s + 8 * (kXS + threadIdx.x), 32 * block_warps_n);
     }
@@ -677,7 +702,7 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
         if (n >= w.n) continue;
         const float v = sum[2 * u + e];
         if (to_partial)
-          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = v;
+          partial[m * part_stride + n - part_n0] = v;
         else
           y[m * w.n + n] = Traits<T>::from_float(v + (w.bias ? w.bias[n] : 0.0f));
       }
@@ -732,6 +757,110 @@ __global__ void __launch_bounds__(kThreads, kTwoWide  ? 2
   ptx::cluster_sync();
 }
 
+#define ARK_GEMV_BOUNDS \
+  __launch_bounds__(kThreads, kTwoWide ? 2 : kNx > 2 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm)
+
+// The split-K schedule: block (blockIdx.x, blockIdx.y) takes tile range blockIdx.x, chunks of split
+// blockIdx.y.
+template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
+__global__ void ARK_GEMV_BOUNDS gemv_kernel(PackedView w, const T* __restrict__ x, bool x_vec,
+                                            T* __restrict__ y, float* __restrict__ partial, int M, int cps,
+                                            int block_warps_n_arg, bool cluster, int x_ahead,
+                                            bool early_meta) {
+  pdl_launch_dependents();
+  const int split = blockIdx.y;
+  const int64_t c0 = static_cast<int64_t>(split) * cps;
+  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
+  gemv_range<T, kBits, kNx, kRingK, kTwoWide>(
+      w, x, x_vec, y, partial ? partial + static_cast<int64_t>(split) * M * w.n : nullptr, w.n, 0, M, cps,
+      block_warps_n_arg, cluster, x_ahead, early_meta, blockIdx.x, c0, n_chunks, false);
+}
+
+// The stream-K schedule (Plan::gemv_stream_k; launch.h gemv_sk_*): the (tile range, chunk) units,
+// range-major, are cut into gridDim.x contiguous shares of equal size (+-1 chunk), so every block of a grid
+// sized to the SMs streams the same number of chunks whatever the number of ranges. A share runs as one piece
+// per tile range it touches: a piece that covers its whole range stores y, the others (at most the share's
+// first and last) leave fp32 sums in the block's two workspace slots, which gemv_sk_reduce_kernel adds in
+// block order (deterministic: no atomics, the same order every call). Between pieces a block barrier: the
+// reducer warps have read the rings, every copy of the piece has landed (each thread waited for its own), and
+// every phase of the x ring's full barriers was completed and waited for by a warp with tiles, so none has an
+// arrival pending when the next piece invalidates and re-initialises them.
+template <typename T, int kBits, int kNx, int kRingK>
+__global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGemvMaxBlocksPerSm)
+    gemv_sk_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
+                   float* __restrict__ partial, int M, int cps, int block_warps_n, int x_ahead,
+                   bool early_meta, int64_t range_rows) {
+  pdl_launch_dependents();
+  const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
+  const int64_t begin = gemv_sk_begin(blockIdx.x, gridDim.x, units),
+                end = gemv_sk_begin(blockIdx.x + 1, gridDim.x, units);
+  for (int64_t u = begin; u < end;) {
+    const int64_t range = u / w.chunks, c0 = u % w.chunks;
+    const int n = static_cast<int>(min(w.chunks - c0, end - u));
+    const bool whole = n == w.chunks;
+    float* slot =
+        whole ? nullptr
+              : partial + (2 * static_cast<int64_t>(blockIdx.x) + (u == begin ? 0 : 1)) * M * range_rows;
+    if (u != begin) __syncthreads();  // the previous piece's reducers are done with the rings
+    gemv_range<T, kBits, kNx, kRingK, false>(w, x, x_vec, y, slot, range_rows, range * range_rows, M, cps,
+                                             block_warps_n, false, x_ahead, early_meta, range, c0, n,
+                                             u != begin);
+    u += n;
+  }
+}
+
+// Sums the pieces of the tile ranges that stream-K split between blocks, in block order, plus the bias, into
+// y (ranges a single block covered were stored by it). One thread per output.
+template <typename T>
+__global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ partial, T* __restrict__ y,
+                                      int M, int blocks, int block_warps_n, int64_t range_rows) {
+  pdl_wait();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * w.n) return;
+  const int64_t m = i / w.n, n = i % w.n, range = n / range_rows;
+  const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
+  const int64_t u0 = range * w.chunks, u1 = u0 + w.chunks - 1;
+  const int64_t b0 = gemv_sk_block_of(u0, blocks, units), b1 = gemv_sk_block_of(u1, blocks, units);
+  if (b0 == b1) return;
+  float acc = 0.0f;
+  for (int64_t b = b0; b <= b1; ++b) {
+    const int slot = gemv_sk_begin(b, blocks, units) >= u0 ? 0 : 1;
+    acc += partial[((2 * b + slot) * M + m) * range_rows + n - range * range_rows];
+  }
+  y[i] = Traits<T>::from_float(acc + (w.bias ? w.bias[n] : 0.0f));
+}
+
+// Split-K's reduce for Plan::gemv_pdl: launch_reduce's sums (split order, then the bias), after pdl_wait.
+template <typename T>
+__global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict__ partial, int splits,
+                                          T* __restrict__ y, int64_t M) {
+  pdl_wait();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * w.n) return;
+  float acc = 0.0f;
+  for (int s = 0; s < splits; ++s) acc += partial[s * M * w.n + i];
+  y[i] = Traits<T>::from_float(acc + (w.bias ? w.bias[i % w.n] : 0.0f));
+}
+
+// A reduce kernel, as a programmatic dependent launch when pdl (sm_90).
+template <typename K, typename... Args>
+cudaError_t launch_reduce_kernel(bool pdl, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
+  if (!pdl) {
+    kernel<<<blocks, 256, 0, s>>>(args...);
+    return cudaGetLastError();
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(256);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 // One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
 // summed inside the kernel.
 template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
@@ -760,6 +889,41 @@ cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x
                             p.gemv_x_ahead, p.gemv_early_meta);
 }
 
+// The stream-K schedule: the pieces' kernel, then (when a range was split between blocks) their reduce.
+template <typename T, int kBits>
+int launch_sk(const PackedView& w, const Plan& p, const T* x, bool x_vec, T* y, int64_t M, float* partial,
+              cudaStream_t s) {
+  const int bw = p.block_tiles, m = static_cast<int>(M);
+  const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, bw);
+  const int64_t rows = static_cast<int64_t>(bw) * kGemvWarpTiles * kTileRows;
+  const int ring = gemv_x_ring(M, bw) ? kGemvWarps / bw : 0;
+  if (p.gemv_sk_blocks < 1 || p.gemv_sk_blocks > units || !partial || p.gemv_cluster || p.gemv_two_wide ||
+      ring == 2 ||
+      p.chunks_per_split < std::min<int64_t>(w.chunks, (units + p.gemv_sk_blocks - 1) / p.gemv_sk_blocks) ||
+      (ring == 1 && (p.gemv_x_ahead < 1 || p.gemv_x_ahead > kGemvXStages - 1)))
+    return kBadArgument;
+  const dim3 grid(static_cast<unsigned>(p.gemv_sk_blocks));
+  auto go = [&](auto kernel) {
+    kernel<<<grid, kThreads, p.smem_bytes, s>>>(w, x, x_vec, y, partial, m, p.chunks_per_split, bw,
+                                                p.gemv_x_ahead, p.gemv_early_meta, rows);
+  };
+  if (M <= 8)
+    go(gemv_sk_kernel<T, kBits, 1, 0>);
+  else if (M <= 16)
+    ring ? go(gemv_sk_kernel<T, kBits, 2, 1>) : go(gemv_sk_kernel<T, kBits, 2, 0>);
+  else
+    ring ? go(gemv_sk_kernel<T, kBits, 4, 1>) : go(gemv_sk_kernel<T, kBits, 4, 0>);
+  if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
+  // Every range whole in one share (units / blocks a multiple of the chunks): nothing to add.
+  if (units % p.gemv_sk_blocks == 0 && units / p.gemv_sk_blocks % w.chunks == 0) return kOk;
+  const unsigned blocks = static_cast<unsigned>((M * w.n + 255) / 256);
+  return launch_reduce_kernel(p.gemv_pdl, blocks, s, gemv_sk_reduce_kernel<T>, w,
+                              static_cast<const float*>(partial), y, m, p.gemv_sk_blocks, bw,
+                              rows) == cudaSuccess
+             ? kOk
+             : kLaunchFailed;
+}
+
 template <typename T, int kBits>
 int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
@@ -773,6 +937,7 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, v
   if (p.gemv_two_wide && !(M > 16 && ring == 1)) return kBadArgument;
   auto* xt = static_cast<const T*>(x);
   auto* yt = static_cast<T*>(y);
+  if (p.gemv_stream_k) return launch_sk<T, kBits>(w, p, xt, x_vec, yt, M, partial, s);
   float* part = p.splits > 1 ? partial : nullptr;
   const int m = static_cast<int>(M);
   cudaError_t e;
@@ -792,6 +957,11 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, bool x_vec, v
     e = launch_one<T, kBits, 4, 2>(w, p, grid, xt, x_vec, yt, part, m, s);
   else
     e = launch_one<T, kBits, 4, 0>(w, p, grid, xt, x_vec, yt, part, m, s);
+  // Plan::gemv_pdl: split-K's reduce here, as a dependent launch (launch_linear leaves it out).
+  if (e == cudaSuccess && p.gemv_pdl && p.splits > 1 && !p.gemv_cluster)
+    e = launch_reduce_kernel(true, static_cast<unsigned>((M * w.n + 255) / 256), s,
+                             gemv_splitk_reduce_kernel<T>, w, static_cast<const float*>(partial), p.splits,
+                             yt, M);
   return e == cudaSuccess ? kOk : kLaunchFailed;
 }
 
@@ -827,6 +997,11 @@ cudaError_t allow_bits(int bytes) {
   if ((e = allow(gemv_kernel<T, kBits, 4, 0>, bytes)) != cudaSuccess) return e;
   if ((e = allow(gemv_kernel<T, kBits, 4, 1>, bytes)) != cudaSuccess) return e;
   if ((e = allow(gemv_kernel<T, kBits, 4, 1, true>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_sk_kernel<T, kBits, 1, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_sk_kernel<T, kBits, 2, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_sk_kernel<T, kBits, 2, 1>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_sk_kernel<T, kBits, 4, 0>, bytes)) != cudaSuccess) return e;
+  if ((e = allow(gemv_sk_kernel<T, kBits, 4, 1>, bytes)) != cudaSuccess) return e;
   return allow(gemv_kernel<T, kBits, 4, 2>, bytes);
 }
 
