@@ -27,8 +27,9 @@
 #           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests (also the kAuto ones with each wide kernel
 #           forced), the sweep of the 7B shapes, then while the call's 6 minutes last the quick sweep and the
 #           memcheck subset; wgmma5: the wide kernel's stream-K schedule: its tests, the schedule sweep
-#           (--sweep-wgmma-sk), the kAuto wgmma tests with stream-K forced and as planned, memcheck, within
-#           WGMMA5_END_S (default 290) s of the start, the build included)
+#           (--sweep-wgmma-sk), the kAuto wgmma tests with stream-K forced (WGMMA5_FINAL=1: every wgmma test
+#           as planned but the stream-K oracle test), memcheck, within WGMMA5_END_S (default 290) s of the
+#           start, the build included)
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -494,39 +495,38 @@ if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS
 fi
 
 # wgmma5: the wide kernel's stream-K schedule in one call ending within WGMMA5_END_S (default 290) s of the
-# script's start (the build included): SASS, the stream-K and planner tests, the schedule sweep
+# script's start (the build included). By default: SASS, the stream-K and planner tests, the schedule sweep
 # (--sweep-wgmma-sk) until WGMMA5_RESERVE_S (default 80) s before the end, the wgmma tests that run kAuto with
-# the wide kernel and stream-K forced, with WGMMA5_AUTO=1 the whole wgmma set as planned, then the memcheck
-# subset (stream-K included) as time allows.
+# the wide kernel and stream-K forced, then the memcheck subset (stream-K included) as time allows. With
+# WGMMA5_FINAL=1 (the planner's final check): every wgmma test as planned but the stream-K oracle test (the
+# default run's), the wgmma planner tests, the sweep until 25 s before the end, then the memcheck subset.
 if [ "$WHAT" = wgmma5 ]; then
   END=${WGMMA5_END_S:-290}
   left() { echo $((END - SECONDS > 5 ? END - SECONDS : 5)); }
-  wgmma_sass_summary
-  echo "== GPU tests: stream-K and the wgmma planner (at ${SECONDS} s)" | tee "$OUT_DIR/tests_wgmma_sk.log"
-  timeout 45 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaStreamK*:CudaPlan.Wgmma*' \
-    >>"$OUT_DIR/tests_wgmma_sk.log" 2>&1
-  echo "exit code $?" >>"$OUT_DIR/tests_wgmma_sk.log"
-  grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_wgmma_sk.log" | head -30
-  note "wgmma stream-K tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_sk.log" | tr '\n' ' ')"
-  echo "== wgmma schedule sweep (at ${SECONDS} s)"
-  RESERVE=${WGMMA5_RESERVE_S:-80}
-  timeout $(( $(left) > RESERVE + 20 ? $(left) - RESERVE : 20 )) $BIN/ark_cuda_bench --sweep-wgmma-sk 2>&1 |
-    tee "$OUT_DIR/sweep_wgmma_sk.csv"
-  echo "== GPU tests: kAuto wgmma tests with the wide kernel and stream-K forced (at ${SECONDS} s)" |
-    tee "$OUT_DIR/tests_wgmma_skforced.log"
-  ARK_TEST_WGMMA_VARIANT=3 ARK_TEST_WGMMA_SCHEDULE=2 timeout $(( $(left) > 50 ? 40 : $(left) )) $BIN/ark_gpu_tests \
-    --gtest_filter='CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination:CudaLinear.WgmmaGraphCapture*' \
-    >>"$OUT_DIR/tests_wgmma_skforced.log" 2>&1
-  echo "exit code $?" >>"$OUT_DIR/tests_wgmma_skforced.log"
-  grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma_skforced.log" | head -10
-  note "wgmma tests (wide + stream-K forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_skforced.log" | tr '\n' ' ')"
-  if [ "${WGMMA5_AUTO:-0}" = 1 ]; then
-    echo "== GPU tests: wgmma family, kAuto (at ${SECONDS} s)" | tee "$OUT_DIR/tests_wgmma.log"
-    timeout $(( $(left) > 40 ? $(left) - 20 : $(left) )) $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*' \
-      >>"$OUT_DIR/tests_wgmma.log" 2>&1
-    echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
-    grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/tests_wgmma.log" | head -10
-    note "wgmma tests (kAuto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ') $(grep -c '^\[       OK \]' "$OUT_DIR/tests_wgmma.log") OK"
+  wgmma_tests() {  # wgmma_tests <log> <title> <filter> <timeout> [env...]
+    local log=$1 title=$2 filter=$3 t=$4
+    shift 4
+    echo "== GPU tests: $title (at ${SECONDS} s)" | tee "$OUT_DIR/$log"
+    env "$@" timeout "$t" $BIN/ark_gpu_tests --gtest_filter="$filter" >>"$OUT_DIR/$log" 2>&1
+    echo "exit code $?" >>"$OUT_DIR/$log"
+    grep -E "^\[  FAILED|Failure|exit code" "$OUT_DIR/$log" | head -20
+    note "wgmma tests ($title): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/$log" | tr '\n' ' ')$(grep -c '^\[       OK \]' "$OUT_DIR/$log") OK"
+  }
+  if [ "${WGMMA5_FINAL:-0}" = 1 ]; then
+    wgmma_tests tests_wgmma.log "kAuto" 'CudaLinear.Wgmma*:CudaPlan.Wgmma*:-CudaLinear.WgmmaStreamKMatchesOracle' 100
+    echo "== wgmma schedule sweep (at ${SECONDS} s)"
+    timeout $(( $(left) > 45 ? $(left) - 25 : 20 )) $BIN/ark_cuda_bench --sweep-wgmma-sk 2>&1 |
+      tee "$OUT_DIR/sweep_wgmma_sk.csv"
+  else
+    wgmma_sass_summary
+    wgmma_tests tests_wgmma_sk.log "stream-K and the wgmma planner" 'CudaLinear.WgmmaStreamK*:CudaPlan.Wgmma*' 45
+    echo "== wgmma schedule sweep (at ${SECONDS} s)"
+    RESERVE=${WGMMA5_RESERVE_S:-80}
+    timeout $(( $(left) > RESERVE + 20 ? $(left) - RESERVE : 20 )) $BIN/ark_cuda_bench --sweep-wgmma-sk 2>&1 |
+      tee "$OUT_DIR/sweep_wgmma_sk.csv"
+    wgmma_tests tests_wgmma_skforced.log "wide + stream-K forced" \
+      'CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination:CudaLinear.WgmmaGraphCapture*' \
+      $(( $(left) > 50 ? 40 : $(left) )) ARK_TEST_WGMMA_VARIANT=3 ARK_TEST_WGMMA_SCHEDULE=2
   fi
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((END - 12)) ]; then

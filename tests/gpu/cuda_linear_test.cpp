@@ -1837,9 +1837,27 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         EXPECT_LT(static_cast<int64_t>(p.splits - 1) * p.chunks_per_split, v.chunks);  // no empty split
         EXPECT_FALSE(p.gather);
         EXPECT_EQ(p.workspace_bytes, p.partial_bytes);
-        EXPECT_EQ(p.partial_bytes > 0, p.splits > 1);
+        EXPECT_EQ(p.partial_bytes > 0, p.splits > 1 || p.wgmma_sk.sk_tiles > 0);
         if (p.splits > 1) {
           EXPECT_GE(p.partial_bytes, static_cast<size_t>(p.splits * M * v.n) * sizeof(float));
+        }
+        // The wide kernel's schedule: stream-K where the split-K grid the model picks leaves part of its last
+        // wave idle (wgmma_auto_schedule), with one block per SM; the 70B layers at every M.
+        {
+          WgmmaScheduleScope split(cuda::WgmmaSchedule::kSplitK, 0);
+          const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+          EXPECT_EQ(q.wgmma_sk.blocks, 0);
+          const bool sk = p.wgmma_wide && cuda::wgmma_auto_schedule(v, M, dev.sm_count, q.splits) ==
+                                              cuda::WgmmaSchedule::kStreamK;
+          EXPECT_EQ(p.wgmma_sk.blocks, sk ? dev.sm_count : 0);
+          if (sk) {
+            EXPECT_EQ(p.splits, 1);
+          } else {
+            EXPECT_EQ(p.splits, q.splits);
+          }
+          if (big) {
+            EXPECT_EQ(p.wgmma_sk.blocks, dev.sm_count);
+          }
         }
       }
     }
@@ -1957,14 +1975,19 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
       EXPECT_EQ(q.smem_bytes, cuda::wgmma_smem_bytes(4, rows_m));
     }
   }
-  // 28672x8192 at M = 64: 64 blocks of 128 weight rows for 132 SMs, so the model splits K.
+  // 28672x8192 at M = 64: 32 blocks of 256 weight rows for 132 SMs, so the split-K grid splits K; kAuto
+  // shares the 32 tiles' chunks out over all 132 SMs instead.
   cuda::PackedView v;
   v.k = 28672;
   v.n = 8192;
   v.chunks = 224;
   v.groups = 224;
   v.n8_tiles = 1024;
-  EXPECT_GT(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).splits, 1);
+  {
+    WgmmaScheduleScope split(cuda::WgmmaSchedule::kSplitK, 0);
+    EXPECT_GT(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).splits, 1);
+  }
+  EXPECT_EQ(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).wgmma_sk.sk_tiles, 32);
   v.k_source = reinterpret_cast<const int32_t*>(16);  // act-order: x gathered, after the partials
   const cuda::Plan p = cuda::make_plan(v, 64, cuda::Family::kWgmma, dev);
   EXPECT_TRUE(p.gather);

@@ -227,8 +227,13 @@ int wgmma_schedule_blocks() {
   return g_wgmma_schedule_blocks.load(std::memory_order_relaxed);
 }
 
-WgmmaSchedule wgmma_auto_schedule(const PackedView&, int64_t, int) {
-  return WgmmaSchedule::kSplitK;
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits) {
+  if (w.n8_tiles * w.chunks < kWgmmaWideMinTileChunks) return WgmmaSchedule::kSplitK;
+  const int64_t blocks = ceil_div(M, M <= 64 ? 64 : 128) * ceil_div(w.n8_tiles, kWgmmaWideTiles) *
+                         std::max(splits, 1),
+                slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
+  return static_cast<double>(blocks) < kWgmmaSkMaxFill * static_cast<double>(slots) ? WgmmaSchedule::kStreamK
+                                                                                    : WgmmaSchedule::kSplitK;
 }
 
 WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves) {
@@ -557,7 +562,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
       const WgmmaSchedule forced_sched = wgmma_schedule();
       const WgmmaSchedule sched = forced_sched == WgmmaSchedule::kAuto
-                                      ? wgmma_auto_schedule(w, M, std::max(dev.sm_count, 1))
+                                      ? wgmma_auto_schedule(w, M, std::max(dev.sm_count, 1), p.splits)
                                       : forced_sched;
       if (sched == WgmmaSchedule::kStreamK || sched == WgmmaSchedule::kStreamK2) {
         const int blocks = wgmma_schedule_blocks() > 0 ? wgmma_schedule_blocks() : std::max(dev.sm_count, 1);

@@ -419,9 +419,15 @@ enum class WgmmaSchedule : int { kAuto = 0, kSplitK = 1, kStreamK = 2, kStreamK2
 void set_wgmma_schedule(WgmmaSchedule s, int blocks = 0);
 WgmmaSchedule wgmma_schedule();
 int wgmma_schedule_blocks();
-// The schedule kAuto gives the wide kernel for M rows of this layer on sm_count SMs (kSplitK, kStreamK or
-// kStreamK2).
-WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count);
+// The schedule kAuto gives the wide kernel for M rows of this layer on sm_count SMs, where the split-K grid
+// the cost model picked has `splits` splits: on layers of at least kWgmmaWideMinTileChunks (the 70B class),
+// stream-K where that grid's last wave leaves SMs idle (its blocks fill less than kWgmmaSkMaxFill of its
+// waves' slots), else split-K. From the H200 sweep of 2026-11-28 03:35 UTC (ark_cuda_bench
+// --sweep-wgmma-sk, docs/CUDA.md): on 8192x28672, whose 112 weight ranges per x-row tile fill 85% of a
+// wave, stream-K was 1.04 / 1.02 / 1.10 / 1.15 / 1.02x the split-K grid at M = 64 / 128 / 256 / 512 / 1024,
+// and the wider kStreamK2 region slower than kStreamK wherever they differ. Smaller layers: not timed.
+inline constexpr double kWgmmaSkMaxFill = 0.99;
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits);
 // The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
 // two_waves: kStreamK2's wider region.
 WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);
