@@ -381,10 +381,9 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // --sweep-gemv-auto: the gemv planner as kAuto runs it against its previous fit (auto_v6: set_gemv_model_v6)
 // and, above 16 rows, with the two-block kernel (auto_2wide), beside cuBLAS bf16, at M = 1..32 on the six
 // shapes: a short run that times what the planner now picks, old and new in one process.
-// --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, the split-K
-// schedule (splitk: set_gemv_stream_k(-1)) against stream-K as its model picks it (sk) and forced to one or
-// two blocks per SM (sk_t<warps along N>_g<blocks per SM>), each reduce also as a programmatic dependent
-// launch (_pdl), all in one process.
+// --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, kAuto against
+// the previous kAuto (split-K, reduce launched plainly), one block per SM, and stream-K forced to one or two
+// blocks per SM, all in one process (tags below).
 int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
@@ -425,18 +424,26 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
       };
       timed("auto");
       if (sk > 0) {
+        // splitk: the previous kAuto (no dependent launch, no padding); splitk_pad: one block per SM
+        // (set_gemv_one_per_sm) with the dependent launch; t8s1_pad (M <= 8): 8 warps along N, no split,
+        // padded; sk_t<n>_g<b>: stream-K over b blocks per SM (g1 padded to one per SM), dependent launch.
         cuda::set_gemv_stream_k(-1);
-        timed("splitk");
-        cuda::set_gemv_pdl(1);  // the reduce as a dependent launch (split-K plans that reduce)
-        timed("splitk_pdl");
-        cuda::set_gemv_stream_k(1);
-        timed("sk_pdl");
         cuda::set_gemv_pdl(-1);
-        timed("sk");
+        cuda::set_gemv_one_per_sm(-1);
+        timed("splitk");
+        cuda::set_gemv_pdl(1);
+        cuda::set_gemv_one_per_sm(1);
+        timed("splitk_pad");
+        if (M <= 8) {
+          for (auto& l : gemv) l->set_gemv_block_tiles(8), l->set_mma_splits(1);
+          timed("t8s1_pad");
+          for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
+        }
+        cuda::set_gemv_stream_k(1);
         char tag[32];
-        for (int t : {8, 4, 2, 1})
+        for (int t : {8, 4})
           for (int g : {1, 2}) {
-            if ((t < 8 && M > 8) || (t < 4 && M > 1) || (g > 1 && M > 16)) continue;
+            if ((t < 8 && M > 8) || (g > 1 && M > 16)) continue;
             for (auto& l : gemv) l->set_gemv_block_tiles(t);
             cuda::set_gemv_sk_grid(g * sk);
             std::snprintf(tag, sizeof tag, "sk_t%d_g%d", t, g);
@@ -446,6 +453,7 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
         cuda::set_gemv_sk_grid(0);
         cuda::set_gemv_stream_k(0);
         cuda::set_gemv_pdl(0);
+        cuda::set_gemv_one_per_sm(0);
         continue;
       }
       cuda::set_gemv_model_v6(true);

@@ -17,8 +17,8 @@
 #           sweep with the x-ring lookahead and two-block 17..32-row variants, ~4.5 minutes with the build;
 #           gemv7: the planner's gemv choices against its previous fit and the two-block 17..32-row kernel
 #           (ark_cuda_bench --sweep-gemv-auto), then the gemv tests and a memcheck, ~4.5 minutes with the build;
-#           gemv8: the gemv tests with kAuto and with the stream-K schedule forced, the sweep of split-K
-#           against stream-K (--sweep-gemv-sk), a memcheck, within GEMV8_END_S (default 290) s of the start;
+#           gemv8: the gemv tests with kAuto, with stream-K and with one block per SM forced, a memcheck, the
+#           sweep of kAuto against the previous kAuto and stream-K (--sweep-gemv-sk), within GEMV8_END_S (default 290) s;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -402,30 +402,33 @@ if [ "$WHAT" = gemv7 ]; then  # the gemv planner's choices old and new, then the
   fi
 fi
 
-if [ "$WHAT" = gemv8 ]; then  # issue 6 stream-K: tests (kAuto, then stream-K forced), the sweep, memcheck; one call
-  GEMV_TESTS='CudaLinear.Gemv*:CudaLinear.GraphCapture*:CudaLinear.UnalignedActivations:CudaLinear.EveryCombinationSmallShapes:CudaLinear.MemcheckSubset:CudaLinear.TwoStreams*'
+if [ "$WHAT" = gemv8 ]; then  # issue 6 stream-K: tests (kAuto, then stream-K and one block per SM forced), memcheck, sweep
+  GEMV_TESTS='CudaLinear.Gemv*:CudaLinear.GraphCapture*:CudaLinear.UnalignedActivations:CudaLinear.MemcheckSubset:CudaLinear.TwoStreams*'
   echo "== GPU tests: gemv family and planner, kAuto ($DEFINES)" | tee "$OUT_DIR/tests_gemv.log"
-  timeout 90 $BIN/ark_gpu_tests --gtest_filter="$GEMV_TESTS:CudaPlan.*" >>"$OUT_DIR/tests_gemv.log" 2>&1
+  timeout 90 $BIN/ark_gpu_tests --gtest_filter="$GEMV_TESTS:CudaLinear.EveryCombinationSmallShapes:CudaPlan.*" \
+    >>"$OUT_DIR/tests_gemv.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_gemv.log"
   grep -E "^\[ +(FAILED|PASSED|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_gemv.log" | head -40
   note "gemv tests (kAuto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
-  echo "== GPU tests: the same with the stream-K schedule forced (ARK_TEST_GEMV_STREAM_K=1)" | tee "$OUT_DIR/tests_gemv_sk.log"
-  ARK_TEST_GEMV_STREAM_K=1 timeout 90 $BIN/ark_gpu_tests --gtest_filter="$GEMV_TESTS" >>"$OUT_DIR/tests_gemv_sk.log" 2>&1
-  echo "exit code $?" >>"$OUT_DIR/tests_gemv_sk.log"
-  grep -E "^\[ +(FAILED|PASSED|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_gemv_sk.log" | head -40
-  note "gemv tests (stream-K forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv_sk.log" | tr '\n' ' ')"
-  echo "== gemv sweep: split-K against stream-K, cuBLAS bf16 ($DEFINES; at ${SECONDS} s)"
-  timeout $((GEMV8_END_S - 45 - SECONDS > 20 ? GEMV8_END_S - 45 - SECONDS : 20)) $BIN/ark_cuda_bench --sweep-gemv-sk 2>&1 |
-    tee "$OUT_DIR/sweep_gemv8.csv"
+  for v in STREAM_K ONE_PER_SM; do  # the tests that run kAuto, with each forced
+    echo "== GPU tests: the same with ARK_TEST_GEMV_$v=1" | tee "$OUT_DIR/tests_gemv_$v.log"
+    env ARK_TEST_GEMV_$v=1 timeout 60 $BIN/ark_gpu_tests --gtest_filter="$GEMV_TESTS" >>"$OUT_DIR/tests_gemv_$v.log" 2>&1
+    echo "exit code $?" >>"$OUT_DIR/tests_gemv_$v.log"
+    grep -E "^\[ +(FAILED|PASSED|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_gemv_$v.log" | head -20
+    note "gemv tests ($v forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv_$v.log" | tr '\n' ' ')"
+  done
   SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((GEMV8_END_S - 10)) ]; then
-    ARK_TEST_GEMV_STREAM_K=1 timeout $((GEMV8_END_S - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.GemvStreamKMemcheck:CudaLinear.MemcheckSubset' \
+  if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((GEMV8_END_S - 40)) ]; then
+    ARK_TEST_GEMV_STREAM_K=1 timeout $((GEMV8_END_S - 25 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
+      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.GemvStreamKMemcheck:CudaLinear.GemvPdlReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset' \
       >"$OUT_DIR/memcheck_gemv.log" 2>&1
     note "gemv memcheck (stream-K forced): exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
   else
     note "gemv memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
   fi
+  echo "== gemv sweep: kAuto against the previous kAuto, one block per SM, stream-K; cuBLAS bf16 (at ${SECONDS} s)"
+  timeout $((GEMV8_END_S - SECONDS > 15 ? GEMV8_END_S - SECONDS : 15)) $BIN/ark_cuda_bench --sweep-gemv-sk 2>&1 |
+    tee "$OUT_DIR/sweep_gemv8.csv"
 fi
 
 if [ "$WHAT" = gemvquick ]; then  # a build variant's gemv headline cases (~30 s)

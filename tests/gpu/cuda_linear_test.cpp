@@ -265,8 +265,11 @@ int gemv_stream_k_default() {
   const char* e = std::getenv("ARK_TEST_GEMV_STREAM_K");
   return e && std::atoi(e) > 0 ? 1 : 0;
 }
+// ARK_TEST_GEMV_ONE_PER_SM=1 likewise pads every gemv plan that can take it to one block per SM.
 [[maybe_unused]] const bool kGemvStreamKFromEnv = [] {
   cuda::set_gemv_stream_k(gemv_stream_k_default());
+  const char* e = std::getenv("ARK_TEST_GEMV_ONE_PER_SM");
+  if (e && std::atoi(e) > 0) cuda::set_gemv_one_per_sm(1);
   return true;
 }();
 
@@ -1313,6 +1316,60 @@ TEST(CudaPlan, GemvStreamKPlans) {
       cuda::set_gemv_two_wide(0);
     }
   EXPECT_GT(sk_plans, 0);
+}
+
+// One block per SM (cuda::set_gemv_one_per_sm(1), host-only, an H100's figures): a gemv plan of at most one
+// block per SM whose blocks could share one gets half an SM's shared memory (two no longer fit), others keep
+// theirs; off (-1) nothing is padded; the dependent reduce launch only on sm_90 devices.
+TEST(CudaPlan, GemvOnePerSmPadding) {
+  struct Restore {
+    ~Restore() {
+      cuda::set_gemv_one_per_sm(0);
+      cuda::set_gemv_pdl(0);
+    }
+  } restore;
+  cuda::DeviceInfo dev;
+  dev.sm_count = 132;
+  dev.smem_per_sm = 233472;
+  dev.smem_per_block = 232448;
+  dev.wgmma = true;
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  int padded = 0;
+  for (const auto& sh : shapes)
+    for (int64_t M : {1, 4, 8, 12, 16, 24, 32}) {
+      cuda::PackedView v;
+      v.k = sh[0];
+      v.n = sh[1];
+      v.bits = 4;
+      v.chunks = v.groups = sh[0] / 128;
+      v.n8_tiles = sh[1] / 8;
+      const std::string what =
+          std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
+      cuda::set_gemv_one_per_sm(-1);
+      const cuda::Plan off = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      EXPECT_FALSE(off.gemv_one_per_sm) << what;
+      cuda::set_gemv_one_per_sm(1);
+      const cuda::Plan on = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      const int64_t blocks = (v.n8_tiles + on.block_tiles * 4 - 1) / (on.block_tiles * 4) * on.splits;
+      const bool want = blocks <= dev.sm_count && M <= 16 && 2 * (off.smem_bytes + 1024) <= 233472u;
+      EXPECT_EQ(on.gemv_one_per_sm, want) << what;
+      EXPECT_EQ(on.block_tiles, off.block_tiles) << what;
+      EXPECT_EQ(on.splits, off.splits) << what;
+      EXPECT_EQ(on.smem_bytes, want ? 233472u / 2 : off.smem_bytes) << what;
+      if (want) {
+        EXPECT_GT(2 * (on.smem_bytes + 1024), 233472u) << what;
+      }
+      padded += want;
+      EXPECT_TRUE(on.gemv_pdl) << what;
+      cuda::set_gemv_pdl(-1);
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_pdl) << what;
+      cuda::set_gemv_pdl(0);
+      cuda::DeviceInfo sm80 = dev;
+      sm80.wgmma = false;
+      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, sm80).gemv_pdl) << what << ": sm_80";
+    }
+  EXPECT_GT(padded, 0);
 }
 
 // spec.max_m: the layer's own workspace serves every M up to it.

@@ -174,6 +174,7 @@ std::atomic<bool> g_gemv_model_v6{false};        // set_gemv_model_v6: likewise
 std::atomic<int> g_gemv_stream_k{0};             // set_gemv_stream_k: likewise (0: the planner's)
 std::atomic<int> g_gemv_sk_grid{0};              // set_gemv_sk_grid: likewise (0: the planner's)
 std::atomic<int> g_gemv_pdl{0};                  // set_gemv_pdl: likewise (0: the planner's)
+std::atomic<int> g_gemv_one_per_sm{0};           // set_gemv_one_per_sm: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -313,6 +314,12 @@ void set_gemv_stream_k(int mode) {
 }
 int gemv_stream_k_mode() {
   return g_gemv_stream_k.load(std::memory_order_relaxed);
+}
+void set_gemv_one_per_sm(int mode) {
+  g_gemv_one_per_sm.store(mode, std::memory_order_relaxed);
+}
+int gemv_one_per_sm_mode() {
+  return g_gemv_one_per_sm.load(std::memory_order_relaxed);
 }
 void set_gemv_pdl(int mode) {
   g_gemv_pdl.store(mode, std::memory_order_relaxed);
@@ -513,6 +520,19 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     const int x_slots = p.gemv_two_wide ? kGemvTwoWideXStages : kGemvXStages;
     const int ahead = gemv_x_ahead_override() > 0 ? gemv_x_ahead_override() : kGemvAutoXAhead;
     p.gemv_x_ahead = std::clamp(ahead, 1, x_slots - 1);
+    // One block per SM: a grid of at most one block per SM whose blocks could share one (two fit) gets half
+    // an SM's shared memory, so none shares.
+    const int one = gemv_one_per_sm_mode();
+    const int64_t grid_blocks =
+        p.gemv_stream_k ? p.gemv_sk_blocks
+                        : ceil_div(w.n8_tiles, int64_t{p.block_tiles} * kGemvWarpTiles) * p.splits;
+    if ((one > 0 || (one == 0 && kGemvAutoOnePerSm)) && dev.smem_per_sm > 0 && dev.sm_count > 0 &&
+        grid_blocks <= dev.sm_count && gemv_max_blocks_per_sm(M, p.gemv_two_wide) > 1 &&
+        2 * (p.smem_bytes + 1024) <= static_cast<size_t>(dev.smem_per_sm) &&
+        static_cast<size_t>(dev.smem_per_sm / 2) <= static_cast<size_t>(dev.smem_per_block)) {
+      p.smem_bytes = static_cast<size_t>(dev.smem_per_sm / 2);
+      p.gemv_one_per_sm = true;
+    }
     const int pdl = gemv_pdl_mode();
     p.gemv_pdl = dev.wgmma && (pdl > 0 || (pdl == 0 && kGemvAutoPdl));
     const int early = gemv_early_meta_mode();

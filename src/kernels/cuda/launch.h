@@ -120,6 +120,7 @@ struct Plan {
   // gemv: split-K's or stream-K's reduce is a programmatic dependent launch (sm_90: its launch overlaps the
   // decode kernel's end; set_gemv_pdl)
   bool gemv_pdl = false;
+  bool gemv_one_per_sm = false;  // gemv: smem_bytes padded to half an SM's (set_gemv_one_per_sm)
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
   // wgmma: the wide warp-specialized kernel (256 weight rows per block, two 64-row sets per consumer
@@ -311,9 +312,15 @@ constexpr size_t gemv_sk_partial_bytes(int64_t blocks, int64_t M, int block_warp
 inline constexpr bool kGemvAutoStreamK = false;
 // set_gemv_pdl(mode): 1 launches gemv's reduce (split-K or stream-K) as a programmatic dependent launch on
 // sm_90 devices (DeviceInfo::wgmma), -1 never, 0 as kGemvAutoPdl says.
-inline constexpr bool kGemvAutoPdl = false;
+inline constexpr bool kGemvAutoPdl = true;
 void set_gemv_pdl(int mode);
 int gemv_pdl_mode();
+// set_gemv_one_per_sm(mode): 1 pads the shared memory of a gemv plan of at most one block per SM whose blocks
+// could share an SM (M <= 16) to half an SM's, so that the block scheduler cannot place two on one SM while
+// others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says.
+inline constexpr bool kGemvAutoOnePerSm = false;
+void set_gemv_one_per_sm(int mode);
+int gemv_one_per_sm_mode();
 void set_gemv_stream_k(int mode);
 int gemv_stream_k_mode();
 void set_gemv_sk_grid(int blocks);
