@@ -229,7 +229,6 @@ int wgmma_schedule_blocks() {
 }
 
 WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits) {
-  if (w.n8_tiles * w.chunks < kWgmmaWideMinTileChunks) return WgmmaSchedule::kSplitK;
   const int64_t blocks = ceil_div(M, M <= 64 ? 64 : 128) * ceil_div(w.n8_tiles, kWgmmaWideTiles) *
                          std::max(splits, 1),
                 slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);

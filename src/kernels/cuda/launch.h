@@ -427,13 +427,18 @@ void set_wgmma_schedule(WgmmaSchedule s, int blocks = 0);
 WgmmaSchedule wgmma_schedule();
 int wgmma_schedule_blocks();
 // The schedule kAuto gives the wide kernel for M rows of this layer on sm_count SMs, where the split-K grid
-// the cost model picked has `splits` splits: on layers of at least kWgmmaWideMinTileChunks (the 70B class),
-// stream-K where that grid's last wave leaves SMs idle (its blocks fill less than kWgmmaSkMaxFill of its
-// waves' slots), else split-K. From the H200 sweep of 2026-11-28 03:35 UTC (ark_cuda_bench
-// --sweep-wgmma-sk, docs/CUDA.md): on 8192x28672, whose 112 weight ranges per x-row tile fill 85% of a
-// wave, stream-K was 1.04 / 1.02 / 1.10 / 1.15 / 1.02x the split-K grid at M = 64 / 128 / 256 / 512 / 1024,
-// and the wider kStreamK2 region slower than kStreamK wherever they differ. Smaller layers: not timed.
-inline constexpr double kWgmmaSkMaxFill = 0.99;
+// the cost model picked has `splits` splits: stream-K where that grid's blocks fill less than
+// kWgmmaSkMaxFill of its waves' slots (its last wave leaves SMs idle), else split-K. From two H200 sweeps
+// (ark_cuda_bench --sweep-wgmma-sk, 2026-11-28 03:37 and 03:55 UTC; docs/CUDA.md, wgmma v6), split-K timed
+// before and after stream-K in one process, 03:55 figures:
+//   fill 0.85 (8192x28672: 112 weight ranges per x-row tile): stream-K 1.04 / 1.01 / 1.10 / 1.15x at M =
+//     64 / 128 / 256 / 512 (85.96 against 89.47 / 88.85 us at 64; 393.6 against 453.2 at 512);
+//   fill 0.65 (4096x11008 at M = 256: 86 tiles): 1.11x (55.3 against 61.6 us);
+//   fill 0.97 (28672x8192 at every M, 8192x8192 and 11008x4096 above 64 rows: 128 blocks): 0.96-1.02x, where
+//     the fix-up and the pieces' start-up cost as much as the 4 idle SMs (28672x8192 M = 512: 384.5 against
+//     380.6 us; 8192x8192 M = 512: 126.3 against 115.1).
+// The wider region (kStreamK2) was slower than kStreamK at every point timed: forced only.
+inline constexpr double kWgmmaSkMaxFill = 0.95;
 WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits);
 // The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
 // two_waves: kStreamK2's wider region.
