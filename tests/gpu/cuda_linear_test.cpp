@@ -1916,8 +1916,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
             EXPECT_EQ(p.splits, q.splits);
           }
           if (bits == 4) {
-            const bool pin = (sh[0] == 8192 && sh[1] == 28672 && M <= 512) ||
-                             (sh[0] == 4096 && sh[1] == 11008 && M > 128);
+            const bool pin =
+                (sh[0] == 8192 && sh[1] == 28672 && M <= 512) || (sh[0] == 4096 && sh[1] == 11008 && M > 128);
             EXPECT_EQ(sk, pin);
           }
         }

@@ -398,9 +398,10 @@ inline constexpr int kWgmmaWideTiles = 32;
 //     the warp-specialized one (8192x8192 28.3 / wide 29.6; 11008x4096 20.6 / 22.8; 4096x4096 11.2 / 13.7);
 //   M > 64: the wide kernel from kWgmmaWideMidTileChunks (8192x8192, 4096x11008, 11008x4096: 1.02-1.32x),
 //     the warp-specialized one below (4096x4096: 16.1 us at M = 128, wide 18.7).
-// The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced only.
-inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17, kWgmmaWideMidTileChunks = int64_t{1} << 15,
-                         kWgmmaWideMinN = 8192;
+// The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced
+// only.
+inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17,
+                         kWgmmaWideMidTileChunks = int64_t{1} << 15, kWgmmaWideMinN = 8192;
 
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.

@@ -15,7 +15,10 @@
 // launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
 // warpgroup; wgmma_wide_kernel (linear_wgmma_wide.cu) the same producer with 256 weight rows per block.
 // The planner picks by layer size and M (launch.h: wgmma_auto_variant): the wide kernel on the larger layers,
-// the warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant).
+// the warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant). The
+// wide kernel can instead run a stream-K schedule (a persistent grid of one block per SM sharing tiles out
+// by chunks, launch.h: WgmmaStreamK), which kAuto takes where whole tiles leave SMs idle
+// (wgmma_auto_schedule).
 //
 // Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
 // k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at

@@ -1,6 +1,8 @@
 // The wide warp-specialized wgmma kernel (launch.h: kWgmmaWideTiles): 256 weight rows per block, the producer
-// warpgroup of wgmma_producer.cuh, two consumer warpgroups each owning two 64-row weight sets. Its own
-// translation unit so that nvcc builds it beside linear_wgmma.cu's two kernels (16 instances each).
+// warpgroup of wgmma_producer.cuh, two consumer warpgroups each owning two 64-row weight sets; on the grid
+// of whole tiles times split-K, or on the stream-K schedule (launch.h: WgmmaStreamK) with its fix-up
+// launch. Its own translation unit so that nvcc builds it beside linear_wgmma.cu's two kernels (16
+// instances each).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
