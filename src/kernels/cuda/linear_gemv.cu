@@ -17,6 +17,9 @@
 // launch_reduce in split order (deterministic); on sm_90 devices the splits of a tile range (up to 8) run as
 // one thread-block cluster instead and rank 0 sums the others' shared-memory sums in the same order, so
 // split-K costs no second launch and no partials in global memory.
+// The reduce launch is a programmatic dependent launch on sm_90 (Plan::gemv_pdl, kAuto: 1-3.5% faster). A
+// stream-K schedule (gemv_sk_kernel: equal shares of the (tile range, chunk) units over a grid sized to the
+// SMs) is built and tested but measured 0.6-0.94x split-K on an H200 (docs/CUDA.md, v8): forced only.
 //
 // Arithmetic: a lane's words are exactly its mma.sync m16n8k16 B fragments of each tile, dequantized to
 // q - z exactly (cuda_layout.h, mma_fragment.cuh). The product is swapped (y^T = W x^T): the B fragments of
