@@ -515,13 +515,34 @@ TEST(CudaLinear, ForcedSplitsMatchOracle) {
   EXPECT_THROW(CudaQuantLinear{bad}, Error);
 }
 
-// The decode planner (16-row blocks) picks, on an H200's figures, the split-K factor the sweep of
-// 2026-11-27 measured fastest (ark_cuda_bench --sweep-splits, int4 g128; docs/CUDA.md). Host-only.
-TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
+// What the host-side planner tests (CudaPlan.*) plan for: an H100's (or H200's) 132 SMs and shared memory,
+// with or without an sm_90a image (wgmma); the six benchmark layers (K x N); and a packed layer as
+// the planner sees it (group 128 unless told, 128-k chunks, n8 tiles; tails rounded up).
+cuda::DeviceInfo hopper_device(bool wgmma) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
   dev.smem_per_sm = 233472;
   dev.smem_per_block = 232448;
+  dev.wgmma = wgmma;
+  return dev;
+}
+constexpr int64_t kBenchShapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
+                                       {8192, 8192}, {8192, 28672}, {28672, 8192}};
+cuda::PackedView planner_view(int64_t k, int64_t n, int bits = 4, int64_t group = 128) {
+  cuda::PackedView v;
+  v.k = k;
+  v.n = n;
+  v.bits = bits;
+  v.chunks = (k + 127) / 128;
+  v.groups = v.chunks * (128 / group);
+  v.n8_tiles = (n + 7) / 8;
+  return v;
+}
+
+// The decode planner (16-row blocks) picks, on an H200's figures, the split-K factor the sweep of
+// 2026-11-27 measured fastest (ark_cuda_bench --sweep-splits, int4 g128; docs/CUDA.md). Host-only.
+TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
+  cuda::DeviceInfo dev = hopper_device(false);
   struct Want {
     int64_t k, n, m;
     int splits;
@@ -530,13 +551,7 @@ TEST(CudaPlan, DecodeSplitsFollowTheSweep) {
                         {8192, 28672, 1, 2}, {8192, 28672, 16, 2}, {28672, 8192, 1, 8}, {28672, 8192, 16, 8},
                         {4096, 11008, 1, 6}, {11008, 4096, 1, 15}};
   for (const Want& t : wants) {
-    cuda::PackedView v;
-    v.k = t.k;
-    v.n = t.n;
-    v.bits = 4;
-    v.groups = t.k / 128;
-    v.n8_tiles = t.n / 8;
-    v.chunks = t.k / 128;
+    const cuda::PackedView v = planner_view(t.k, t.n);
     const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kMma, dev);
     EXPECT_EQ(p.m_tiles, 1);
     EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
@@ -786,22 +801,12 @@ TEST(CudaPlan, GemvVariantOverrides) {
       cuda::set_gemv_model_v6(false);
     }
   } restore;
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  dev.wgmma = true;
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  cuda::DeviceInfo dev = hopper_device(true);
+  const auto& shapes = kBenchShapes;
   int two_wide_plans = 0;
   for (const auto& sh : shapes)
     for (int64_t M : {1, 8, 9, 16, 17, 24, 32}) {
-      cuda::PackedView v;
-      v.k = sh[0];
-      v.n = sh[1];
-      v.bits = 4;
-      v.chunks = v.groups = sh[0] / 128;
-      v.n8_tiles = sh[1] / 8;
+      const cuda::PackedView v = planner_view(sh[0], sh[1]);
       const std::string what =
           std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
       cuda::set_gemv_two_wide(0);
@@ -846,12 +851,7 @@ TEST(CudaPlan, GemvVariantOverrides) {
     int v6_splits, splits;
   };
   for (const Pick& t : {Pick{8192, 28672, 1, 2}, Pick{28672, 8192, 4, 8}}) {
-    cuda::PackedView v;
-    v.k = t.k;
-    v.n = t.n;
-    v.bits = 4;
-    v.chunks = v.groups = t.k / 128;
-    v.n8_tiles = t.n / 8;
+    const cuda::PackedView v = planner_view(t.k, t.n);
     cuda::set_gemv_x_ahead(0);
     cuda::set_gemv_two_wide(0);
     cuda::set_gemv_model_v6(true);
@@ -915,24 +915,14 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
   struct Restore {
     ~Restore() { cuda::set_gemv_cluster_reduce(false); }
   } restore;
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  dev.wgmma = true;
+  cuda::DeviceInfo dev = hopper_device(true);
   const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192},
                                {8192, 28672}, {28672, 8192}, {320, 203}};
   EXPECT_FALSE(cuda::gemv_cluster_reduce()) << "the cluster reduction is off by default";
   cuda::set_gemv_cluster_reduce(true);
   int clustered = 0;
   for (const auto& sh : shapes) {
-    cuda::PackedView v;
-    v.k = sh[0];
-    v.n = sh[1];
-    v.bits = 4;
-    v.chunks = (sh[0] + 127) / 128;
-    v.groups = v.chunks;
-    v.n8_tiles = (sh[1] + 7) / 8;
+    const cuda::PackedView v = planner_view(sh[0], sh[1]);
     for (int64_t M : {1, 4, 8, 9, 16, 17, 32}) {
       const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
       const bool want = p.splits > 1 && p.splits <= cuda::kGemvMaxClusterSplits;
@@ -947,12 +937,7 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
     }
   }
   EXPECT_GT(clustered, 0) << "no plan split K in a cluster";
-  cuda::PackedView v;
-  v.k = 8192;
-  v.n = 8192;
-  v.bits = 4;
-  v.chunks = v.groups = 64;
-  v.n8_tiles = 1024;
+  const cuda::PackedView v = planner_view(8192, 8192);
   cuda::set_gemv_cluster_reduce(false);
   const cuda::Plan off = cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 4, 8);
   EXPECT_FALSE(off.gemv_cluster);
@@ -972,26 +957,17 @@ TEST(CudaPlan, GemvRing4x2Override) {
   struct Restore {
     ~Restore() { cuda::set_gemv_ring_4x2(false); }
   } restore;
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
+  cuda::DeviceInfo dev = hopper_device(false);
   EXPECT_FALSE(cuda::gemv_ring_4x2());
   EXPECT_EQ(cuda::gemv_x_ring(9, 4), cuda::kGemvRing4x2Built);
   EXPECT_FALSE(cuda::gemv_x_ring(8, 4));
   EXPECT_FALSE(cuda::gemv_x_ring(32, 2));
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  const auto& shapes = kBenchShapes;
   for (bool allowed : {false, true}) {
     cuda::set_gemv_ring_4x2(allowed);
     for (const auto& sh : shapes)
       for (int64_t M : {9, 16, 17, 32}) {
-        cuda::PackedView v;
-        v.k = sh[0];
-        v.n = sh[1];
-        v.bits = 4;
-        v.chunks = v.groups = sh[0] / 128;
-        v.n8_tiles = sh[1] / 8;
+        const cuda::PackedView v = planner_view(sh[0], sh[1]);
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
         if (!allowed) {
           EXPECT_NE(p.block_tiles, 4) << sh[0] << "x" << sh[1] << " M=" << M;
@@ -1010,22 +986,13 @@ TEST(CudaPlan, GemvRing4x2Override) {
 // dequant_gemm from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for
 // partials only when it splits K; M above gemv's range falls back to mma.
 TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
+  cuda::DeviceInfo dev = hopper_device(false);
   const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192}, {8192, 28672},
                                {28672, 8192}, {320, 203},    {128, 8},      {65536, 1024}};
   for (const auto& sh : shapes)
     for (int bits : {2, 3, 4, 8})
       for (int64_t group : {128, 32}) {
-        cuda::PackedView v;
-        v.k = sh[0];
-        v.n = sh[1];
-        v.bits = bits;
-        v.chunks = (sh[0] + 127) / 128;
-        v.groups = v.chunks * (128 / group);
-        v.n8_tiles = (sh[1] + 7) / 8;
+        const cuda::PackedView v = planner_view(sh[0], sh[1], bits, group);
         const bool measured = v.n8_tiles * v.chunks >= 512 * 32;  // 4096x4096 and up
         for (int64_t M : {1, 2, 4, 8, 9, 16, 17, 32, 33, 64, 255, 256}) {
           const cuda::Family want = M >= 256 ? cuda::Family::kDequantGemm
@@ -1072,10 +1039,7 @@ TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
 // the 70B shapes this sweep has two blocks per SM ahead by 11-14% (8192x28672 t8 s2 55.9 against s1 62.6,
 // 28672x8192 t8 s8 49.8 against s4 57.2), which the refitted model follows.
 TEST(CudaPlan, GemvShapesFollowTheSweep) {
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
+  cuda::DeviceInfo dev = hopper_device(false);
   struct Want {
     int64_t k, n, m;
     int warps_n, splits;
@@ -1087,13 +1051,7 @@ TEST(CudaPlan, GemvShapesFollowTheSweep) {
       {8192, 28672, 8, 8, 1},  {8192, 28672, 16, 8, 2}, {8192, 28672, 32, 8, 1}, {28672, 8192, 1, 8, 4},
       {28672, 8192, 8, 8, 4},  {28672, 8192, 16, 8, 8}, {28672, 8192, 32, 8, 4}};
   for (const Want& t : wants) {
-    cuda::PackedView v;
-    v.k = t.k;
-    v.n = t.n;
-    v.bits = 4;
-    v.groups = t.k / 128;
-    v.n8_tiles = t.n / 8;
-    v.chunks = t.k / 128;
+    const cuda::PackedView v = planner_view(t.k, t.n);
     const cuda::Plan p = cuda::make_plan(v, t.m, cuda::Family::kGemv, dev);
     EXPECT_EQ(p.block_tiles, t.warps_n) << t.k << "x" << t.n << " M=" << t.m;
     EXPECT_EQ(p.splits, t.splits) << t.k << "x" << t.n << " M=" << t.m;
@@ -1237,11 +1195,7 @@ TEST(CudaPlan, GemvStreamKPlans) {
       cuda::set_gemv_cluster_reduce(false);
     }
   } restore;
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  dev.wgmma = true;
+  cuda::DeviceInfo dev = hopper_device(true);
   for (int64_t units : {1, 7, 24, 7168, 14336})
     for (int64_t blocks : {1, 2, 5, 132, 264}) {
       if (blocks > units) continue;
@@ -1262,12 +1216,7 @@ TEST(CudaPlan, GemvStreamKPlans) {
   int sk_plans = 0;
   for (const auto& sh : shapes)
     for (int64_t M : {1, 4, 8, 9, 16, 17, 32}) {
-      cuda::PackedView v;
-      v.k = sh[0];
-      v.n = sh[1];
-      v.bits = 4;
-      v.chunks = v.groups = (sh[0] + 127) / 128;
-      v.n8_tiles = (sh[1] + 7) / 8;
+      const cuda::PackedView v = planner_view(sh[0], sh[1]);
       const std::string what =
           std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
       cuda::set_gemv_stream_k(-1);
@@ -1328,22 +1277,12 @@ TEST(CudaPlan, GemvOnePerSmPadding) {
       cuda::set_gemv_pdl(0);
     }
   } restore;
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  dev.wgmma = true;
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  cuda::DeviceInfo dev = hopper_device(true);
+  const auto& shapes = kBenchShapes;
   int padded = 0;
   for (const auto& sh : shapes)
     for (int64_t M : {1, 4, 8, 12, 16, 24, 32}) {
-      cuda::PackedView v;
-      v.k = sh[0];
-      v.n = sh[1];
-      v.bits = 4;
-      v.chunks = v.groups = sh[0] / 128;
-      v.n8_tiles = sh[1] / 8;
+      const cuda::PackedView v = planner_view(sh[0], sh[1]);
       const std::string what =
           std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
       cuda::set_gemv_one_per_sm(-1);
@@ -1794,20 +1733,10 @@ TEST(CudaPlan, WgmmaStreamKCoversEveryChunkOnce) {
             }
           }
   // The planner: forced stream-K on the wide kernel of the six shapes at M = 64..1024 (an H100's 132 SMs).
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  dev.wgmma = true;
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  cuda::DeviceInfo dev = hopper_device(true);
+  const auto& shapes = kBenchShapes;
   for (const auto& sh : shapes) {
-    cuda::PackedView v;
-    v.k = sh[0];
-    v.n = sh[1];
-    v.bits = 4;
-    v.chunks = v.groups = sh[0] / 128;
-    v.n8_tiles = sh[1] / 8;
+    cuda::PackedView v = planner_view(sh[0], sh[1]);
     for (int64_t M : {64, 128, 256, 512, 1024}) {
       SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " M=" + std::to_string(M));
       WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
@@ -1844,21 +1773,11 @@ TEST(CudaPlan, WgmmaStreamKCoversEveryChunkOnce) {
 
 // Host-side planner of the wgmma family (no GPU needed).
 TEST(CudaPlan, WgmmaFamilyAndPlans) {
-  cuda::DeviceInfo dev;
-  dev.sm_count = 132;
-  dev.smem_per_sm = 233472;
-  dev.smem_per_block = 232448;
-  const int64_t shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096},
-                               {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  cuda::DeviceInfo dev = hopper_device(false);
+  const auto& shapes = kBenchShapes;
   for (const auto& sh : shapes)
     for (int bits : {4, 8}) {
-      cuda::PackedView v;
-      v.k = sh[0];
-      v.n = sh[1];
-      v.bits = bits;
-      v.chunks = (sh[0] + 127) / 128;
-      v.groups = sh[0] / 128;
-      v.n8_tiles = sh[1] / 8;
+      const cuda::PackedView v = planner_view(sh[0], sh[1], bits);
       for (int64_t M : {1, 16, 63, 64, 128, 256, 1024}) {
         SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " bits " +
                      std::to_string(bits) + " M=" + std::to_string(M));
@@ -1926,12 +1845,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
   // kAuto on an sm_90a device, int4 g128 8192x28672: wgmma from 33 to 512 rows, dequant_gemm above, never at
   // decode sizes; int8 stays on the older families.
   {
-    cuda::PackedView v;
-    v.k = 8192;
-    v.n = 28672;
-    v.bits = 4;
-    v.chunks = v.groups = 64;
-    v.n8_tiles = 3584;
+    cuda::PackedView v = planner_view(8192, 28672);
     dev.wgmma = true;
     for (int64_t M : {1, 16, 32})
       EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
@@ -2039,12 +1953,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
   }
   // 28672x8192 at M = 64: 32 blocks of 256 weight rows for 132 SMs, so the model splits K (4 ways: 128
   // blocks, close enough to a wave that kAuto keeps the split-K grid).
-  cuda::PackedView v;
-  v.k = 28672;
-  v.n = 8192;
-  v.chunks = 224;
-  v.groups = 224;
-  v.n8_tiles = 1024;
+  cuda::PackedView v = planner_view(28672, 8192);
   EXPECT_GT(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).splits, 1);
   EXPECT_EQ(cuda::make_plan(v, 64, cuda::Family::kWgmma, dev).wgmma_sk.blocks, 0);
   v.k_source = reinterpret_cast<const int32_t*>(16);  // act-order: x gathered, after the partials
