@@ -46,6 +46,46 @@ int rotation_copies(size_t bytes) {
   return static_cast<int>(kRotateBytes / bytes) + 2;
 }
 
+// One call's device buffers: the activations (rows x K bf16, small finite values), the output (rows x N) and
+// a workspace of ws_bytes; freed when it goes out of scope.
+struct CallBuffers {
+  void* x = nullptr;
+  void* y = nullptr;
+  void* ws = nullptr;
+  CallBuffers(int64_t rows, int64_t K, int64_t N, size_t ws_bytes) {
+    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(rows * K) * 2));
+    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(rows * K) * 2));
+    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(rows * N) * 2));
+    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+  }
+  ~CallBuffers() {
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(ws);
+  }
+  CallBuffers(const CallBuffers&) = delete;
+  CallBuffers& operator=(const CallBuffers&) = delete;
+};
+
+// The cuBLASLt baseline's dense bf16 weight (bytes each, small finite values), in rotation_copies(bytes)
+// copies so that every call reads it from DRAM; freed when it goes out of scope.
+struct Bf16Copies {
+  std::vector<void*> copies;
+  explicit Bf16Copies(size_t bytes) : copies(rotation_copies(bytes)) {
+    for (auto& p : copies) {
+      CHECK_CUDA(cudaMalloc(&p, bytes));
+      CHECK_CUDA(cudaMemset(p, 0x3c, bytes));
+    }
+  }
+  ~Bf16Copies() {
+    for (void* p : copies) cudaFree(p);
+  }
+  Bf16Copies(const Bf16Copies&) = delete;
+  Bf16Copies& operator=(const Bf16Copies&) = delete;
+  void* operator[](int i) const { return copies[static_cast<size_t>(i)]; }
+  size_t size() const { return copies.size(); }
+};
+
 uint64_t splitmix(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -214,12 +254,9 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
     const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     std::vector<std::unique_ptr<CudaQuantLinear>> layers;
     for (int c = 0; c < copies; ++c) layers.push_back(make_layer(w, group, CudaKernel::kMma));
-    void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(16 * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(16 * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(16 * N) * 2));
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(16, K, N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     for (int64_t M : {1, 16}) {
       std::string last;
       for (int splits : {0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64}) {
@@ -237,9 +274,6 @@ int sweep_splits(cudaStream_t s, int bits, int64_t group, double bw) {
         std::fflush(stdout);
       }
     }
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
   }
   return 0;
 }
@@ -293,20 +327,12 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
     for (int c = 0; c < copies; ++c)
       for (auto kernel : {CudaKernel::kMma, CudaKernel::kGemv})
         (kernel == CudaKernel::kMma ? mma : gemv).push_back(make_layer(w, group, kernel));
-    void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(32 * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(32 * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(32 * N) * 2));
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(32, K, N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     // cuBLASLt bf16 on the dense weight (rotated copies), once per M: the speedups the issue's targets name.
     CublasBf16 cublas;
-    const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    std::vector<void*> wb(rotation_copies(wbytes));
-    for (auto& p : wb) {
-      CHECK_CUDA(cudaMalloc(&p, wbytes));
-      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));  // small finite bf16 values
-    }
+    const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
     auto time_cublas = [&](int64_t M) {
       bool ok = true;
       const double t = time_graph(s, static_cast<int>(wb.size()), 10,
@@ -370,10 +396,6 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
       }
       for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
     }
-    for (void* p : wb) cudaFree(p);
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
   }
   return 0;
 }
@@ -394,19 +416,11 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
     const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     std::vector<std::unique_ptr<CudaQuantLinear>> gemv;
     for (int c = 0; c < copies; ++c) gemv.push_back(make_layer(w, group, CudaKernel::kGemv));
-    void *x, *y, *ws;
     const size_t ws_bytes = 256u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(32 * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(32 * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(32 * N) * 2));
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(32, K, N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     CublasBf16 cublas;
-    const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    std::vector<void*> wb(rotation_copies(wbytes));
-    for (auto& p : wb) {
-      CHECK_CUDA(cudaMalloc(&p, wbytes));
-      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
-    }
+    const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
     for (int64_t M : {1, 4, 8, 12, 16, 24, 32}) {
       bool ok = true;
       const double tb = time_graph(s, static_cast<int>(wb.size()), 10,
@@ -467,10 +481,6 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
         cuda::set_gemv_two_wide(0);
       }
     }
-    for (void* p : wb) cudaFree(p);
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
   }
   return 0;
 }
@@ -509,20 +519,12 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
             .push_back(make_layer(w, group, kernel));
       }
     const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
-    const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    const int bcopies = rotation_copies(wbytes);
-    std::vector<void*> wb(bcopies);
-    for (auto& p : wb) {
-      CHECK_CUDA(cudaMalloc(&p, wbytes));
-      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
-    }
+    const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
+    const int bcopies = static_cast<int>(wb.size());
     const int64_t max_m = ms.back();
-    void *x, *y, *ws;
     const size_t ws_bytes = 512u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_m * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * N) * 2));
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(max_m, K, N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 8;
       bool ok = true;
@@ -565,10 +567,6 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
         for (auto& l : wg) l->set_mma_splits(0);
       }
     }
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
-    for (auto p : wb) cudaFree(p);
   }
   return 0;
 }
@@ -596,20 +594,12 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
       if (c < dcopies) deq.push_back(make_layer(w, group, CudaKernel::kDequantGemm));
     }
     const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
-    const size_t wbytes = static_cast<size_t>(N * K) * 2;
-    const int bcopies = rotation_copies(wbytes);
-    std::vector<void*> wb(bcopies);
-    for (auto& p : wb) {
-      CHECK_CUDA(cudaMalloc(&p, wbytes));
-      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));
-    }
+    const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
+    const int bcopies = static_cast<int>(wb.size());
     const int64_t max_m = 1024;
-    void *x, *y, *ws;
     const size_t ws_bytes = 512u << 20;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_m * K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * N) * 2));
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(max_m, K, N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     cuda::PackedView v;
     v.k = K;
     v.n = N;
@@ -653,10 +643,6 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
       cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kAuto);
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
     }
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
-    for (auto p : wb) cudaFree(p);
   }
   return 0;
 }
@@ -664,18 +650,12 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
 // --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
 int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
   const auto layer = make_layer(random_weight(N, K, bits, group, 99), group, parse_cuda_kernel(family));
-  void *x, *y, *ws;
   const size_t ws_bytes = std::max<size_t>(layer->workspace_bytes(M), 256);
-  CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(M * K) * 2));
-  CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(M * K) * 2));
-  CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(M * N) * 2));
-  CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+  const CallBuffers io(M, K, N, ws_bytes);
+  void *x = io.x, *y = io.y, *ws = io.ws;
   for (int i = 0; i < 3; ++i) layer->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
   CHECK_CUDA(cudaStreamSynchronize(s));
   std::printf("once: %s\n", layer->kernel_name(M).c_str());
-  cudaFree(x);
-  cudaFree(y);
-  cudaFree(ws);
   return 0;
 }
 
@@ -774,23 +754,15 @@ int main(int argc, char** argv) {
                                        : deq)
             .push_back(make_layer(w, group, kernel));
       }
-    const size_t wbytes = static_cast<size_t>(sh.N * sh.K) * 2;
-    const int bcopies = rotation_copies(wbytes);
-    std::vector<void*> wb(bcopies);
-    for (auto& p : wb) {
-      CHECK_CUDA(cudaMalloc(&p, wbytes));
-      CHECK_CUDA(cudaMemset(p, 0x3c, wbytes));  // small finite bf16 values
-    }
-    void *x, *y, *ws;
-    CHECK_CUDA(cudaMalloc(&x, static_cast<size_t>(max_m * sh.K) * 2));
-    CHECK_CUDA(cudaMemset(x, 0x3c, static_cast<size_t>(max_m * sh.K) * 2));
-    CHECK_CUDA(cudaMalloc(&y, static_cast<size_t>(max_m * sh.N) * 2));
+    const Bf16Copies wb(static_cast<size_t>(sh.N * sh.K) * 2);
+    const int bcopies = static_cast<int>(wb.size());
     size_t ws_bytes = 0;
     for (int64_t M : ms)
       ws_bytes = std::max(
           {ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M), gem[0]->workspace_bytes(M),
            aut[0]->workspace_bytes(M)});
-    CHECK_CUDA(cudaMalloc(&ws, ws_bytes));
+    const CallBuffers io(max_m, sh.K, sh.N, ws_bytes);
+    void *x = io.x, *y = io.y, *ws = io.ws;
     for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 10;
       const double t_mma = time_graph(s, copies, reps, [&](int i) {
@@ -820,10 +792,6 @@ int main(int argc, char** argv) {
                   t_deq * 1e6, tbps / bws.read, t_gemv * 1e6, ok ? "" : ",cublas_failed");
       std::fflush(stdout);
     }
-    cudaFree(x);
-    cudaFree(y);
-    cudaFree(ws);
-    for (auto p : wb) cudaFree(p);
   }
   return 0;
 }
