@@ -33,7 +33,7 @@ void widen_to_f32(const void* w, DType w_dtype, int64_t n, float* out);
 // The vector paths compute exp with a polynomial within ~2 ulp of std::exp.
 void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n);
 // s[i] = exp(s[i] - max) / sum_j exp(s[j] - max) in place, n >= 1 (attention's scores). The vector paths use
-// the same polynomial exp; with std::exp per score a decode step's attention took ~30% longer
+// the same polynomial exp; with std::exp per score a decode step's attention took 1.3-3x as long
 // (bench/cpu_time/attention_decode.cpp, docs/PERFORMANCE.md).
 void softmax_f32(float* s, int64_t n);
 
