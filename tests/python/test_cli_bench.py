@@ -1,9 +1,16 @@
 """`ark bench linear`: a tiny run writes a complete CSV row per case; bad options are clear errors, not crashes.
+`ark bench model` says when real-time scheduling throttles its threads.
 
 Figures are never checked (benchmarks do not pass or fail on time); only the shape of the output is.
 """
 import csv
+import pathlib
+import shutil
 import subprocess
+
+import pytest
+
+MODEL = pathlib.Path(__file__).resolve().parents[2] / "models" / "ark-brown-14m-int4"
 
 
 def run(ark_bin, *args):
@@ -37,3 +44,26 @@ def test_bad_options_are_clear_errors(ark_bin):
         r = run(ark_bin, *args, "--no-baseline")
         assert r.returncode != 0, args
         assert expected in r.stderr, (args, r.stderr)
+
+
+def test_model_notes_realtime_throttling(ark_bin):
+    """Under chrt -f Linux idles real-time threads (sched_rt_runtime_us of every sched_rt_period_us): the bench
+    says so and by how much, and says nothing under the normal policy."""
+    args = [ark_bin, "bench", "model", "--model", str(MODEL), "--prompt-tokens", "16", "--decode-tokens", "4",
+            "--bandwidth-mib", "32", "--repeats", "1"]
+    plain = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert "decode at" in plain.stdout and "real-time policy" not in plain.stdout
+    chrt = shutil.which("chrt")
+    if chrt is None:
+        pytest.skip("no chrt on this machine")
+    rt = subprocess.run([chrt, "-f", "1", *args], capture_output=True, text=True, timeout=120)
+    if rt.returncode != 0 and "chrt" in rt.stderr:
+        pytest.skip("chrt -f is not permitted here: " + rt.stderr.strip())
+    assert rt.returncode == 0, rt.stderr
+    runtime = int(pathlib.Path("/proc/sys/kernel/sched_rt_runtime_us").read_text())
+    period = int(pathlib.Path("/proc/sys/kernel/sched_rt_period_us").read_text())
+    if 0 <= runtime < period:
+        assert f"idled {100 * (1 - runtime / period):.0f}% of every second" in rt.stdout, rt.stdout
+    else:
+        assert "real-time policy" not in rt.stdout

@@ -11,12 +11,14 @@
 // probes beside it, and decode's share of the floor is the summed floor time over the decode time. The probe
 // buffer is the only allocation beside the model, so it is left out of the peak resident memory (read before
 // the probe exists, and at the end less the probe's bytes).
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <vector>
@@ -30,6 +32,20 @@
 namespace ark::tools {
 
 namespace {
+
+// Under a real-time policy (chrt -f / -r) Linux lets real-time threads run only sched_rt_runtime_us of every
+// sched_rt_period_us (950 of 1000 ms by default): the decode's threads, which never block, are idled the rest
+// of each period, a share of its wall time that the floor's probe (a median of short calls) does not see.
+// Returns that idle share, or 0 when the process is not real-time or the kernel does not throttle.
+double realtime_idle_share() {
+  const int policy = sched_getscheduler(0);
+  if (policy != SCHED_FIFO && policy != SCHED_RR) return 0;
+  long long runtime = -1, period = 0;
+  std::ifstream("/proc/sys/kernel/sched_rt_runtime_us") >> runtime;
+  std::ifstream("/proc/sys/kernel/sched_rt_period_us") >> period;
+  if (runtime < 0 || period <= 0 || runtime >= period) return 0;
+  return 1.0 - static_cast<double>(runtime) / static_cast<double>(period);
+}
 
 struct BenchModelArgs {
   std::string model, mode = "auto";
@@ -147,6 +163,12 @@ void run(const BenchModelArgs& a) {
       (bytes_per_token + kv_bytes / a.decode_tokens) / 1e6, bytes_per_token / 1e6,
       kv_bytes / a.decode_tokens / 1e6, floor_tps, static_cast<long long>(a.probe_every),
       100.0 * decode_tps / floor_tps);
+  if (const double idle = realtime_idle_share(); idle > 0)
+    std::printf(
+        "note             this process runs under a real-time policy, which Linux throttles: its threads are "
+        "idled %.0f%% of every second (sched_rt_runtime_us), time the decode counts and the floor does not; "
+        "run without chrt\n",
+        100.0 * idle);
   std::printf(
       "memory           peak RSS %.0f MiB; packed %.0f + unquantized %.0f MiB; KV cache %.1f MiB in use; "
       "bound 1.2 x weights + KV = %.0f MiB (%s)\n",
