@@ -4,7 +4,7 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
+//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
 //                  [--sweep-gemv-sk]
 //                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
@@ -406,7 +406,9 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, kAuto against
 // the previous kAuto (split-K, reduce launched plainly), one block per SM, and stream-K forced to one or two
 // blocks per SM, all in one process (tags below).
-int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0) {
+// --sweep-gemv-pdl (pdl): kAuto against kAuto with the decode kernel launched plainly (no_pdl_in), with the
+// first scales after the prologue's barrier (no_early), and with both (neither: the previous kAuto).
+int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0, bool pdl = false) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
                                                     {4096, 11008}, {11008, 4096}, {8192, 8192}};
@@ -437,6 +439,16 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
         std::fflush(stdout);
       };
       timed("auto");
+      if (pdl) {
+        cuda::set_gemv_pdl_in(-1);
+        timed("no_pdl_in");
+        cuda::set_gemv_early_meta(-1);
+        timed("neither");
+        cuda::set_gemv_pdl_in(0);
+        timed("no_early");
+        cuda::set_gemv_early_meta(0);
+        continue;
+      }
       if (sk > 0) {
         // splitk: the previous kAuto (no dependent launch, no padding); splitk_pad: one block per SM
         // (set_gemv_one_per_sm) with the dependent launch; t8s1_pad (M <= 8): 8 warps along N, no split,
@@ -665,6 +677,7 @@ int main(int argc, char** argv) {
   bool quick = false, sweep = false, sweep_g = false, sweep_w = false, sweep_ga = false;
   bool small_shapes = false;  // --sweep-wgmma --small
   bool sweep_sk = false;      // --sweep-gemv-sk
+  bool sweep_pdl = false;     // --sweep-gemv-pdl
   bool sweep_wsk = false;     // --sweep-wgmma-sk
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
@@ -685,6 +698,8 @@ int main(int argc, char** argv) {
       sweep_ga = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv-sk"))
       sweep_ga = sweep_sk = true;
+    else if (!std::strcmp(argv[i], "--sweep-gemv-pdl"))
+      sweep_ga = sweep_pdl = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
       sweep_wsk = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
@@ -719,7 +734,8 @@ int main(int argc, char** argv) {
   // over the read-only kernel's bandwidth.
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
-  if (sweep_ga) return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0);
+  if (sweep_ga)
+    return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0, sweep_pdl);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
   if (sweep_wsk) return sweep_wgmma_sk(s, bits, group, prop.multiProcessorCount);
   std::printf(

@@ -82,6 +82,34 @@ TEST(CudaPack, EveryCodeScaleAndZeroReadsBack) {
       }
 }
 
+// PackedView::chunk_group_step: chunk c's first k32 block is in group c * step (one group: 0; g = 128, 64,
+// 32: 1, 2, 4, a K tail included; g = 48, padded to 64: 2) wherever the layout has it, and -1 where it does
+// not (g = 256: two chunks per group; g = 96: three k32 blocks per group); the table always agrees.
+TEST(CudaPack, ChunkGroupStepFollowsTheTable) {
+  struct Expect {
+    int64_t k, group;
+    int32_t step;
+  };
+  uint64_t id = 90;
+  for (const Expect& e : {Expect{512, -1, 0}, Expect{512, 128, 1}, Expect{200, 128, 1}, Expect{512, 64, 2},
+                          Expect{512, 32, 4}, Expect{100, 32, 0}, Expect{1024, 256, -1}, Expect{768, 96, -1},
+                          Expect{512, 48, 2}}) {
+    ql_test::WeightConfig c;
+    c.n = 16;
+    c.k = e.k;
+    c.bits = 4;
+    c.group_size = e.group;
+    auto rng = ql_test::rng_for(id++);
+    const cuda::HostPacked p = cuda::pack_for_cuda(ql_test::random_weight(c, rng));
+    const std::string what = "K=" + std::to_string(e.k) + " g" + std::to_string(e.group);
+    EXPECT_EQ(p.chunk_group_step, e.step) << what;
+    EXPECT_EQ(p.view().chunk_group_step, p.chunk_group_step) << what;
+    if (p.chunk_group_step < 0) continue;
+    for (int64_t ch = 0; ch < p.chunks; ++ch)
+      EXPECT_EQ(p.block_group[static_cast<size_t>(4 * ch)], ch * p.chunk_group_step) << what << " chunk " << ch;
+  }
+}
+
 TEST(CudaPack, InvalidWeightThrows) {
   QuantizedWeight w = counting_weight(8, 128);
   w.codes[3] = 16;  // out of range for 4 bits

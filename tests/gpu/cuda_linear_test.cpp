@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -1149,6 +1150,90 @@ TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
     EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), plain) << name << " pdl";
     EXPECT_EQ(run_graph(layer, x, M, c.w.n, c.bf16), plain) << name << " pdl graph";
   }
+}
+
+// The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in(1); sm_90, elsewhere the plan
+// keeps the plain launch): a chain of calls on one stream, each call's x the previous call's y, which is NaN
+// poison until that call has finished. A kernel that read x (or wrote its partials into the shared workspace)
+// before the previous launch was done would show NaN or wrong sums: each link is checked against the oracle
+// of the x it was given, and is bit-identical to the chain launched plainly, eager and replayed from a graph,
+// with and without split-K's reduce between the links, in every row-group kernel.
+TEST(CudaLinear, GemvPdlInChainReadsThePreviousOutput) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() { cuda::set_gemv_pdl_in(0); }
+  } restore;
+  Case c;
+  c.w.n = 1536;
+  c.w.k = 1536;
+  c.bf16 = true;
+  c.bias = true;
+  auto rng = rng_for(17300);
+  std::vector<float> bias;
+  const QuantizedWeight w = make_weight(c, 17300, &bias, rng);
+  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  constexpr int kLinks = 4;
+  const int64_t K = c.w.k;
+  for (int splits : {0, 3})
+    for (int64_t M : {1, 12, 32}) {
+      layer.set_mma_splits(splits);
+      const std::string name = layer.kernel_name(M) + " M=" + std::to_string(M);
+      const Activations x0 = make_x(M, K, c.bf16, rng);
+      const size_t bytes = static_cast<size_t>(M * K) * 2;
+      std::vector<std::unique_ptr<DevBuf>> buf;
+      for (int i = 0; i <= kLinks; ++i) buf.push_back(std::make_unique<DevBuf>(bytes));
+      DevBuf ws(layer.workspace_bytes(M));
+      cudaStream_t s;
+      ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+      auto poison = [&]() {
+        ASSERT_EQ(cudaMemcpy(buf[0]->p, x0.bits.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+        for (int i = 1; i <= kLinks; ++i) ASSERT_EQ(cudaMemset(buf[i]->p, 0xff, bytes), cudaSuccess);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      };
+      auto enqueue = [&]() {
+        for (int i = 0; i < kLinks; ++i)
+          layer.forward(buf[i]->p, buf[i + 1]->p, M, DType::BF16, s, ws.p, ws.bytes);
+      };
+      auto outputs = [&]() {
+        EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+        std::vector<std::vector<uint16_t>> out(kLinks + 1, std::vector<uint16_t>(static_cast<size_t>(M * K)));
+        for (int i = 0; i <= kLinks; ++i)
+          EXPECT_EQ(cudaMemcpy(out[i].data(), buf[i]->p, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+        return out;
+      };
+      cuda::set_gemv_pdl_in(-1);
+      poison();
+      enqueue();
+      const auto plain = outputs();
+      cuda::set_gemv_pdl_in(1);
+      poison();
+      enqueue();
+      const auto dependent = outputs();
+      for (int i = 0; i < kLinks; ++i) {
+        Activations xi;
+        xi.bits = dependent[i];
+        for (uint16_t b : xi.bits) xi.values.push_back(from_t(b, c.bf16));
+        EXPECT_EQ(check_output(w, bias, xi, M, dependent[i + 1], c.bf16, false,
+                               name + " link " + std::to_string(i)),
+                  0);
+        EXPECT_EQ(dependent[i + 1], plain[i + 1]) << name << " link " << i << ": pdl_in differs from plain";
+      }
+      poison();
+      cudaGraph_t graph = nullptr;
+      cudaGraphExec_t exec = nullptr;
+      ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+      enqueue();
+      ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+      ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+      for (int rep = 0; rep < 3; ++rep) EXPECT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+      const auto replayed = outputs();
+      for (int i = 1; i <= kLinks; ++i) EXPECT_EQ(replayed[i], plain[i]) << name << " link " << i - 1 << " graph";
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+      cudaStreamDestroy(s);
+      if (HasFailure()) return;
+    }
+  layer.set_mma_splits(0);
 }
 
 // A memcheck-sized stream-K subset (device_cuda_check.sh gemv8 runs it under compute-sanitizer): pieces

@@ -53,6 +53,10 @@ struct PackedView {
   int64_t n = 0, k = 0;
   int64_t groups = 0, n8_tiles = 0, chunks = 0;
   int bits = 4;
+  // block_group[4c] == c * chunk_group_step for every chunk c (0: one group; 1: g = 128; 2, 4: g = 64, 32;
+  // groups never padded), else -1. Where it holds, a kernel knows each chunk's first group without reading
+  // the table, so the gemv prologue copies the first scales beside the first codes (linear_gemv.cu).
+  int32_t chunk_group_step = -1;
 
   ARK_HD int64_t k_packed() const { return chunks * kChunkK; }
 };

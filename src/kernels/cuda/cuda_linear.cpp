@@ -254,6 +254,7 @@ void CudaQuantLinear::post_init() {
   v.groups = hp.groups;
   v.n8_tiles = hp.n8_tiles;
   v.chunks = hp.chunks;
+  v.chunk_group_step = hp.chunk_group_step;
   v.bits = hp.bits;
   m.view = v;
 

@@ -21,8 +21,25 @@ PackedView HostPacked::view() const {
   v.n8_tiles = n8_tiles;
   v.chunks = chunks;
   v.bits = bits;
+  v.chunk_group_step = chunk_group_step;
   return v;
 }
+
+namespace {
+
+// PackedView::chunk_group_step of a block-group table: the step a with block_group[4c] == a * c for every
+// chunk c, among 0, 1, 2 and 4 (one group, g = 128, 64, 32), or -1.
+int32_t chunk_group_step_of(const std::vector<int32_t>& block_group, int64_t chunks) {
+  for (int32_t a : {0, 1, 2, 4}) {
+    bool holds = true;
+    for (int64_t c = 0; c < chunks && holds; ++c)
+      holds = block_group[static_cast<size_t>(4 * c)] == a * c;
+    if (holds) return a;
+  }
+  return -1;
+}
+
+}  // namespace
 
 HostPacked pack_for_cuda(const QuantizedWeight& w) {
   w.validate();
@@ -57,6 +74,7 @@ HostPacked pack_for_cuda(const QuantizedWeight& w) {
   }
   p.chunks = static_cast<int64_t>(source.size()) / kChunkK;
   p.block_group = std::move(block_group);
+  p.chunk_group_step = chunk_group_step_of(p.block_group, p.chunks);
   bool identity = true;
   for (size_t kp = 0; kp < source.size(); ++kp)
     if (source[kp] != (static_cast<int64_t>(kp) < p.k ? static_cast<int32_t>(kp) : -1)) identity = false;

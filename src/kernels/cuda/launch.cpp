@@ -174,6 +174,7 @@ std::atomic<bool> g_gemv_model_v6{false};        // set_gemv_model_v6: likewise
 std::atomic<int> g_gemv_stream_k{0};             // set_gemv_stream_k: likewise (0: the planner's)
 std::atomic<int> g_gemv_sk_grid{0};              // set_gemv_sk_grid: likewise (0: the planner's)
 std::atomic<int> g_gemv_pdl{0};                  // set_gemv_pdl: likewise (0: the planner's)
+std::atomic<int> g_gemv_pdl_in{0};               // set_gemv_pdl_in: likewise (0: the planner's)
 std::atomic<int> g_gemv_one_per_sm{0};           // set_gemv_one_per_sm: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
@@ -325,6 +326,12 @@ void set_gemv_pdl(int mode) {
 }
 int gemv_pdl_mode() {
   return g_gemv_pdl.load(std::memory_order_relaxed);
+}
+void set_gemv_pdl_in(int mode) {
+  g_gemv_pdl_in.store(mode, std::memory_order_relaxed);
+}
+int gemv_pdl_in_mode() {
+  return g_gemv_pdl_in.load(std::memory_order_relaxed);
 }
 void set_gemv_sk_grid(int blocks) {
   g_gemv_sk_grid.store(blocks, std::memory_order_relaxed);
@@ -534,6 +541,8 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     const int pdl = gemv_pdl_mode();
     p.gemv_pdl = dev.wgmma && (pdl > 0 || (pdl == 0 && kGemvAutoPdl));
+    const int pdl_in = gemv_pdl_in_mode();
+    p.gemv_pdl_in = dev.wgmma && (pdl_in > 0 || (pdl_in == 0 && kGemvAutoPdlIn));
     const int early = gemv_early_meta_mode();
     p.gemv_early_meta = early > 0 || (early == 0 && kGemvAutoEarlyMeta);
     p.partial_bytes = p.gemv_stream_k ? align_up(gemv_sk_partial_bytes(p.gemv_sk_blocks, M, p.block_tiles))

@@ -112,7 +112,7 @@ struct Plan {
   bool gemv_cluster = false;     // gemv: the splits of a tile range are one cluster, summed in the kernel
   int gemv_x_ahead = 2;          // gemv, 8 x 1 x ring: iterations the x ring is filled ahead (kGemvXAhead)
   bool gemv_two_wide = false;    // gemv, 17..32 rows, 8 x 1 x ring: the kernel of two blocks per SM
-  bool gemv_early_meta = false;  // gemv: the first stages' scales copied before the prologue's barrier
+  bool gemv_early_meta = false;  // gemv: the first stages' scales copied beside their codes (where affine)
   // gemv: the stream-K schedule (gemv_sk_*): gemv_sk_blocks blocks, each an equal share of the (tile range,
   // chunk) units; splits is then 1 and chunks_per_split the longest piece (shared memory)
   bool gemv_stream_k = false;
@@ -120,6 +120,9 @@ struct Plan {
   // gemv: split-K's or stream-K's reduce is a programmatic dependent launch (sm_90: its launch overlaps the
   // decode kernel's end; set_gemv_pdl)
   bool gemv_pdl = false;
+  // gemv: the decode kernel itself is a programmatic dependent launch (sm_90): it copies its first weight
+  // stages while the previous kernel on the stream finishes, and reads x after it (set_gemv_pdl_in)
+  bool gemv_pdl_in = false;
   bool gemv_one_per_sm = false;  // gemv: smem_bytes padded to half an SM's (set_gemv_one_per_sm)
   // wgmma: the warp-specialized kernel (producer warpgroup, mbarrier ring) rather than the all-threads one
   bool wgmma_ws = false;
@@ -223,7 +226,7 @@ inline constexpr int kGemvXRingMaxWarpsK = 2;
 // the two-block 17..32-row kernel.
 inline constexpr int kGemvAutoXAhead = 2;
 inline constexpr bool kGemvAutoTwoWide = false;
-inline constexpr bool kGemvAutoEarlyMeta = false;
+inline constexpr bool kGemvAutoEarlyMeta = true;
 // The 4 x 2 blocks need room for both warps' chunks of kGemvXAhead + 1 iterations, and interleaved chunks.
 inline constexpr bool kGemvRing4x2Built =
     !ARK_GEMV_WARP_RANGES && kGemvXRingMaxWarpsK * (kGemvXAhead + 1) <= kGemvXStages;
@@ -274,9 +277,10 @@ void set_gemv_x_ahead(int a);
 int gemv_x_ahead_override();
 void set_gemv_two_wide(int mode);
 int gemv_two_wide_mode();
-// set_gemv_early_meta(mode): 1 copies the first ring stages' scales and zeros before the prologue's block
-// barrier (their group indices read from global memory; ARK_GEMV_EARLY_META as a plan choice), -1 never, 0
-// as the planner decides (kGemvAutoEarlyMeta).
+// set_gemv_early_meta(mode): 1 copies the first ring stages' scales and zeros beside their codes, before the
+// prologue's block barrier, in layers whose chunks' groups follow from the chunk (PackedView::
+// chunk_group_step; others read the table after the barrier), -1 never, 0 as kGemvAutoEarlyMeta says. (Its
+// first version read each group from global memory first and measured slower: docs/CUDA.md v7.)
 void set_gemv_early_meta(int mode);
 int gemv_early_meta_mode();
 // set_gemv_model_v6(true): the planner's previous fit (two blocks per SM cost every kernel twice the time
@@ -315,6 +319,11 @@ inline constexpr bool kGemvAutoStreamK = false;
 inline constexpr bool kGemvAutoPdl = true;
 void set_gemv_pdl(int mode);
 int gemv_pdl_mode();
+// set_gemv_pdl_in(mode): 1 launches the gemv decode kernel itself as a programmatic dependent launch on sm_90
+// devices (Plan::gemv_pdl_in), -1 never, 0 as kGemvAutoPdlIn says.
+inline constexpr bool kGemvAutoPdlIn = true;
+void set_gemv_pdl_in(int mode);
+int gemv_pdl_in_mode();
 // set_gemv_one_per_sm(mode): 1 pads the shared memory of a gemv plan of at most one block per SM whose blocks
 // could share an SM (M <= 16) to half an SM's, so that the block scheduler cannot place two on one SM while
 // others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says.

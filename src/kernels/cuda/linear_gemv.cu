@@ -17,7 +17,9 @@
 // launch_reduce in split order (deterministic); on sm_90 devices the splits of a tile range (up to 8) run as
 // one thread-block cluster instead and rank 0 sums the others' shared-memory sums in the same order, so
 // split-K costs no second launch and no partials in global memory.
-// The reduce launch is a programmatic dependent launch on sm_90 (Plan::gemv_pdl, kAuto: 1-3.5% faster). A
+// The reduce launch is a programmatic dependent launch on sm_90 (Plan::gemv_pdl, kAuto: 1-3.5% faster), and
+// so is the decode kernel itself (Plan::gemv_pdl_in): it streams its first stages of weights while the
+// previous kernel on the stream finishes and reads x after pdl_wait (the prologue). A
 // stream-K schedule (gemv_sk_kernel: equal shares of the (tile range, chunk) units over a grid sized to the
 // SMs) is built and tested but measured 0.6-0.94x split-K on an H200 (docs/CUDA.md, v8): forced only.
 //
@@ -134,9 +136,11 @@ __device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t parity) {  // acq
   } while (!done);
 }
 
-// Programmatic dependent launch (sm_90): the decode kernels let the reduce launch start while they run
-// (its blocks are placed as SMs free up), and the reduce waits here until they have finished and their
-// partials are visible. Both are no-ops when the reduce was launched without the attribute (Plan::gemv_pdl).
+// Programmatic dependent launch (sm_90): the decode kernels and the reduces let the next launch start while
+// they run (its blocks are placed as SMs free up): their own reduce (Plan::gemv_pdl) or the next decode
+// kernel (Plan::gemv_pdl_in). A dependent waits in pdl_wait until the kernel before it has finished and its
+// writes are visible, so it reads no activation and writes nothing before. Both are no-ops in a kernel
+// launched without the attribute.
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
@@ -183,8 +187,8 @@ __device__ __forceinline__ void read_words(uint32_t a, uint32_t (&w)[kBits]) {
 // along N and kRingK along K (a compile-time shape, so the ring's chunk arithmetic folds to constants).
 // kTwoWide: the 17..32-row x-ring kernel at two blocks per SM (launch.h: gemv_two_wide; 128 registers, an x
 // ring of kGemvTwoWideXStages slots). x_ahead: how many iterations ahead the x ring is filled (the 8 x 1
-// ring: 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: below, at the
-// prologue.
+// ring: 1 .. slots - 1, from the plan; the 4 x 2 ring always kGemvXAhead). early_meta: the first stages'
+// scales beside their codes where the layout allows (below, at the prologue).
 //
 // One block's work on one tile range (`range`: blockIdx.x of the split-K grid) over chunks c0 .. c0 +
 // n_chunks of K; cps sizes the shared memory (n_chunks <= cps). partial: where this piece's fp32 sums go (row
@@ -271,7 +275,12 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
   const uint32_t meta_dst = ring_s + kSlotCodeBytes + meta_tt * 48 + meta_piece * 16;
   const int32_t* meta_bg = bg_s + first * 4;  // the next stage's block-group entry
   uint32_t meta_bg_s = smem_addr(meta_bg);    // the same as a shared address (the two-block kernel's)
-  int issue_off = 0;                          // the next stage's slot, in bytes
+  // early: every stage's group is chunk * w.chunk_group_step (cuda_layout.h), so the first stages' scales
+  // need no table and are copied beside their codes, before the prologue's barrier.
+  const bool early = (ARK_GEMV_EARLY_META || early_meta) && w.chunk_group_step >= 0;
+  int meta_group = static_cast<int>(c0 + first) * w.chunk_group_step;  // early: the next stage's group
+  const int meta_group_step = step * w.chunk_group_step;
+  int issue_off = 0;  // the next stage's slot, in bytes
   auto next_slot = [](int off) { return off + kSlotBytes == kRingBytes ? 0 : off + kSlotBytes; };
   auto issue_codes = [&](bool live) {  // stage j = 0, 1, 2, ... in order; live: j < my_n
     if (live && copy_lane) {
@@ -282,13 +291,13 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
     csrc += cstep;
   };
   auto issue_meta = [&](bool live) {  // after issue_codes of the same stage
-    if (live && meta_lane)
-      cp_async16_s(
-          meta_dst + issue_off,
-          meta_src + static_cast<int64_t>(kTwoWide ? static_cast<int32_t>(lds32(meta_bg_s)) : *meta_bg) *
-                         meta_stride);
+    if (live && meta_lane) {
+      const int group = early ? meta_group : kTwoWide ? static_cast<int32_t>(lds32(meta_bg_s)) : *meta_bg;
+      cp_async16_s(meta_dst + issue_off, meta_src + static_cast<int64_t>(group) * meta_stride);
+    }
     meta_bg += 4 * step;
     meta_bg_s += 16 * step;
+    meta_group += meta_group_step;
   };
 
   // The x ring (kXRing): chunk j of the block goes into slot j % kXS, rows in natural order. Every
@@ -353,27 +362,48 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
     mbar_arrive(bar_s + 8 * slot);
   };
 
-  // Prologue. x rows into fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register
-  // v % 4 of the four lanes t (pairs 2t, 2t + 1) in k32 block q = v / 4, so one 16-byte load per (block,
-  // row, lane) is the two k16 steps' B operands {b0, b1} of the swapped product below. Rows that can be read
-  // in 16-byte pieces (x_vec) are copied with 4-byte cp.async, all in flight at once (a load-then-store loop
-  // waits an L2 latency per piece per thread: several microseconds per block at M = 16); others element-wise
-  // through k_source. Then the first kRing - 1 stages' codes; their scales and zeros need the block-group
-  // table, so they follow the barrier. Groups: x, the codes of stages 0 .. kRing - 2, then one per stage's
-  // meta, so group 2 + j completes stage j. With the x ring, the barriers are set up here instead and the
-  // first xa iterations' chunks of x are issued after the block barrier.
+  // Prologue. First what reads only the layer: the first kRing - 1 stages' codes and, when their groups
+  // follow from the chunk (early), their scales and zeros, then the block-group table. Then pdl_wait: where
+  // this kernel was launched as a programmatic dependent of the previous kernel on the stream
+  // (Plan::gemv_pdl_in), that kernel may still be running until here, so x and every write come after it.
+  // x rows into fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register v % 4 of
+  // the four lanes t (pairs 2t, 2t + 1) in k32 block q = v / 4, so one 16-byte load per (block, row, lane) is
+  // the two k16 steps' B operands {b0, b1} of the swapped product below. Rows that can be read in 16-byte
+  // pieces (x_vec) are copied with 4-byte cp.async, all in flight at once (a load-then-store loop waits an L2
+  // latency per piece per thread: several microseconds per block at M = 16); others element-wise through
+  // k_source. Without early, the scales and zeros need the table, so they follow the block barrier. Commit
+  // groups: the codes, then (early) one per stage's meta, then x; or the codes, x, then one per stage's meta:
+  // kRing + 1 before the loop either way, so at iteration i the wait below leaves stage i complete. With the
+  // x ring, its barriers are set up here instead and the first xa iterations' chunks of x are issued after
+  // the block barrier.
   const int pieces = kXRing ? 0 : M * n_chunks * 16;
-  if (kXRing) {
-    if (threadIdx.x < kXS) {
-      if (reinit) {  // the previous piece's barriers: no copy or arrival is pending on them (see
-                     // gemv_sk_kernel)
-        mbar_inval(bar_s + 8 * threadIdx.x);
-        mbar_inval(bar_s + 8 * (kXS + threadIdx.x));
-      }
-      mbar_init(bar_s + 8 * threadIdx.x, kThreads);
-      mbar_init(bar_s + 8 * (kXS + threadIdx.x), 32 * block_warps_n);
+  if (kXRing && threadIdx.x < kXS) {
+    if (reinit) {  // the previous piece's barriers: no copy or arrival is pending on them (see gemv_sk_kernel)
+      mbar_inval(bar_s + 8 * threadIdx.x);
+      mbar_inval(bar_s + 8 * (kXS + threadIdx.x));
     }
-  } else if (x_vec) {
+    mbar_init(bar_s + 8 * threadIdx.x, kThreads);
+    mbar_init(bar_s + 8 * (kXS + threadIdx.x), 32 * block_warps_n);
+  }
+#pragma unroll
+  for (int j = 0; j < kRing - 1; ++j) {
+    issue_codes(j < my_n);
+    issue_off = next_slot(issue_off);
+  }
+  issue_off = 0;  // the meta copies below walk the same slots again
+  cp_async_commit();
+  auto issue_first_meta = [&]() {
+#pragma unroll
+    for (int j = 0; j < kRing - 1; ++j) {
+      issue_meta(j < my_n);
+      issue_off = next_slot(issue_off);
+      cp_async_commit();
+    }
+  };
+  if (early) issue_first_meta();
+  for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
+  pdl_wait();
+  if (!kXRing && x_vec) {
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
       const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
       const int64_t kp0 = (c0 + ci) * kChunkK + v * 8;
@@ -386,35 +416,7 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
         for (int e = 0; e < 4; ++e) *reinterpret_cast<uint32_t*>(dst + e * 16) = 0u;
       }
     }
-  }
-  cp_async_commit();
-#pragma unroll
-  for (int j = 0; j < kRing - 1; ++j) {
-    issue_codes(j < my_n);
-    issue_off = next_slot(issue_off);
-  }
-  issue_off = 0;  // the meta copies below walk the same slots again
-  cp_async_commit();
-  // early_meta (ARK_GEMV_EARLY_META, or the plan's gemv_early_meta): the first stages' scales and zeros right
-  // behind their codes, each group index read from global memory (the shared table is filled below): no
-  // wait for x and a block barrier before they are in flight.
-  const bool early = ARK_GEMV_EARLY_META || early_meta;
-  if (early) {
-#pragma unroll
-    for (int j = 0; j < kRing - 1; ++j) {
-      if (j < my_n && meta_lane)
-        cp_async16_s(meta_dst + issue_off,
-                     meta_src + static_cast<int64_t>(__ldg(w.block_group + (c0 + first + j * step) * 4)) *
-                                    meta_stride);
-      meta_bg += 4 * step;
-      meta_bg_s += 16 * step;
-      issue_off = next_slot(issue_off);
-      cp_async_commit();
-    }
-  }
-
-  for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
-  if (!kXRing && !x_vec) {
+  } else if (!kXRing) {
     const uint16_t* xh = reinterpret_cast<const uint16_t*>(x);  // any alignment, any order
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
       const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
@@ -429,21 +431,11 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
       }
     }
   }
-  // This thread's x copies have landed (the codes and, issued early, the first scales may still be in
-  // flight).
-  if (early)
-    cp_async_wait<kRing>();
-  else
-    cp_async_wait<1>();
+  cp_async_commit();
+  // This thread's x copies have landed (the x group is the last: the first stages' copies with it).
+  if (!kXRing) cp_async_wait<0>();
   __syncthreads();
-  if (!early) {
-#pragma unroll
-    for (int j = 0; j < kRing - 1; ++j) {
-      issue_meta(j < my_n);
-      issue_off = next_slot(issue_off);
-      cp_async_commit();
-    }
-  }
+  if (!early) issue_first_meta();
   if (kXRing)
     for (int j = 0; j < xa * kw && j < n_chunks; ++j) issue_x(j);
 
@@ -819,6 +811,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
 template <typename T>
 __global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ partial, T* __restrict__ y,
                                       int M, int blocks, int block_warps_n, int64_t range_rows) {
+  pdl_launch_dependents();
   pdl_wait();
   const int64_t range = blockIdx.x;
   const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
@@ -842,6 +835,7 @@ __global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ pa
 template <typename T>
 __global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict__ partial, int splits,
                                           T* __restrict__ y, int64_t M) {
+  pdl_launch_dependents();
   pdl_wait();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= M * w.n) return;
@@ -850,23 +844,41 @@ __global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict_
   y[i] = Traits<T>::from_float(acc + (w.bias ? w.bias[i % w.n] : 0.0f));
 }
 
-// A reduce kernel, as a programmatic dependent launch when pdl (sm_90).
+// One launch of `kernel`: a programmatic dependent of the previous kernel on the stream when pdl (sm_90), and
+// with cluster_y > 1 in clusters of 1 x cluster_y x 1 blocks.
 template <typename K, typename... Args>
-cudaError_t launch_reduce_kernel(bool pdl, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
-  if (!pdl) {
-    kernel<<<blocks, 256, 0, s>>>(args...);
+cudaError_t launch_kernel(bool pdl, int cluster_y, dim3 grid, size_t smem, cudaStream_t s, K kernel,
+                          Args... args) {
+  if (!pdl && cluster_y <= 1) {
+    kernel<<<grid, kThreads, smem, s>>>(args...);
     return cudaGetLastError();
   }
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(256);
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  int n = 0;
+  if (pdl) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster_y > 1) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = 1;
+    attr[n].val.clusterDim.y = static_cast<unsigned>(cluster_y);
+    attr[n++].val.clusterDim.z = 1;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = n;
   return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+// A reduce kernel, as a programmatic dependent launch when pdl (sm_90).
+template <typename K, typename... Args>
+cudaError_t launch_reduce_kernel(bool pdl, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
+  return launch_kernel(pdl, 1, dim3(blocks), 0, s, kernel, args...);
 }
 
 // One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
@@ -874,27 +886,11 @@ cudaError_t launch_reduce_kernel(bool pdl, unsigned blocks, cudaStream_t s, K ke
 template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
 cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x, bool x_vec, T* y,
                        float* partial, int M, cudaStream_t s) {
-  if (!p.gemv_cluster) {
-    gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>
-        <<<grid, kThreads, p.smem_bytes, s>>>(w, x, x_vec, y, partial, M, p.chunks_per_split, p.block_tiles,
-                                              false, p.gemv_x_ahead, p.gemv_early_meta);
-    return cudaGetLastError();
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = p.smem_bytes;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = grid.y;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>, w, x, x_vec, y,
-                            static_cast<float*>(nullptr), M, p.chunks_per_split, p.block_tiles, true,
-                            p.gemv_x_ahead, p.gemv_early_meta);
+  const bool cluster = p.gemv_cluster;
+  return launch_kernel(p.gemv_pdl_in, cluster ? static_cast<int>(grid.y) : 1, grid, p.smem_bytes, s,
+                       gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>, w, x, x_vec, y,
+                       cluster ? static_cast<float*>(nullptr) : partial, M, p.chunks_per_split, p.block_tiles,
+                       cluster, p.gemv_x_ahead, p.gemv_early_meta);
 }
 
 // The stream-K schedule: the pieces' kernel, then (when a range was split between blocks) their reduce.
@@ -912,8 +908,8 @@ int launch_sk(const PackedView& w, const Plan& p, const T* x, bool x_vec, T* y, 
     return kBadArgument;
   const dim3 grid(static_cast<unsigned>(p.gemv_sk_blocks));
   auto go = [&](auto kernel) {
-    kernel<<<grid, kThreads, p.smem_bytes, s>>>(w, x, x_vec, y, partial, m, p.chunks_per_split, bw,
-                                                p.gemv_x_ahead, p.gemv_early_meta, rows);
+    launch_kernel(p.gemv_pdl_in, 1, grid, p.smem_bytes, s, kernel, w, x, x_vec, y, partial, m,
+                  p.chunks_per_split, bw, p.gemv_x_ahead, p.gemv_early_meta, rows);
   };
   if (M <= 8)
     go(gemv_sk_kernel<T, kBits, 1, 0>);
