@@ -406,8 +406,8 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, kAuto against
 // the previous kAuto (split-K, reduce launched plainly), one block per SM, and stream-K forced to one or two
 // blocks per SM, all in one process (tags below).
-// --sweep-gemv-pdl (pdl): kAuto against kAuto with the decode kernel launched plainly (no_pdl_in), with the
-// first scales after the prologue's barrier (no_early), and with both (neither: the previous kAuto).
+// --sweep-gemv-pdl (pdl): kAuto against kAuto with the decode kernel launched as a dependent launch or
+// plainly, each with and without the one-block-per-SM padding (tags below).
 int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0, bool pdl = false) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
@@ -440,13 +440,16 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
       };
       timed("auto");
       if (pdl) {
-        cuda::set_gemv_pdl_in(-1);
-        timed("no_pdl_in");
-        cuda::set_gemv_early_meta(-1);
-        timed("neither");
+        // pdl_in / plain: the decode kernel launched as a dependent or plainly; _pad: grids of at most one
+        // block per SM padded so that no SM takes two (set_gemv_one_per_sm), _nopad: not padded.
+        for (int in : {1, -1})
+          for (int pad : {1, -1}) {
+            cuda::set_gemv_pdl_in(in);
+            cuda::set_gemv_one_per_sm(pad);
+            timed(in > 0 ? (pad > 0 ? "pdl_in_pad" : "pdl_in_nopad") : (pad > 0 ? "plain_pad" : "plain_nopad"));
+          }
         cuda::set_gemv_pdl_in(0);
-        timed("no_early");
-        cuda::set_gemv_early_meta(0);
+        cuda::set_gemv_one_per_sm(0);
         continue;
       }
       if (sk > 0) {

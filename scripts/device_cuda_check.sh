@@ -19,9 +19,10 @@
 #           (ark_cuda_bench --sweep-gemv-auto), then the gemv tests and a memcheck, ~4.5 minutes with the build;
 #           gemv8: the gemv tests with kAuto, with stream-K and with one block per SM forced, a memcheck, the
 #           sweep of kAuto against the previous kAuto and stream-K (--sweep-gemv-sk), within GEMV8_END_S (default 290) s;
-#           gemv9: every GPU test with kAuto, a memcheck of the dependent-launch chain test and the subset,
-#           then kAuto against the decode kernel launched plainly and / or with the first scales after the
-#           barrier (--sweep-gemv-pdl), ~6 minutes without the build;
+#           gemv9: the GPU tests (GEMV9_TESTS, default all) with kAuto, the gemv tests with one block per SM
+#           forced, a memcheck of the dependent-launch chain test and the subset, then kAuto against the
+#           decode kernel launched plainly or as a dependent, with and without one block per SM
+#           (--sweep-gemv-pdl), ~6 minutes without the build (ARK_PREBUILT=1 BIN_DIR=...: binaries built here);
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -197,7 +198,8 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
   start=$(date +%s)
   newer=$(find include src/kernels/cuda src/format tests/gpu tests/cuda_pack_test.cpp bench/cuda_linear_bench.cu \
     -newer $BIN/ark_cuda_bench 2>/dev/null | head -1)
-  if [ -x $BIN/ark_gpu_tests ] && [ -x $BIN/ark_cuda_bench ] && [ -z "$newer" ]; then
+  # ARK_PREBUILT=1: the binaries in BIN_DIR were built from this tree elsewhere (file times do not travel)
+  if [ -x $BIN/ark_gpu_tests ] && [ -x $BIN/ark_cuda_bench ] && { [ -z "$newer" ] || [ "${ARK_PREBUILT:-0}" = 1 ]; }; then
     # (built elsewhere, e.g. carried in from the development machine: cuBLASLt from where this host has it)
     export LD_LIBRARY_PATH="$(cublas_dir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "binaries in $BIN are up to date"
@@ -438,11 +440,16 @@ if [ "$WHAT" = gemv8 ]; then  # issue 6 stream-K: tests (kAuto, then stream-K an
 fi
 
 if [ "$WHAT" = gemv9 ]; then  # issue 6: the decode kernel as a dependent launch, the first scales beside the codes
-  echo "== GPU tests: every test, kAuto ($DEFINES)" | tee "$OUT_DIR/tests_all.log"
-  timeout 150 $BIN/ark_gpu_tests >>"$OUT_DIR/tests_all.log" 2>&1
+  echo "== GPU tests ${GEMV9_TESTS:-*}, kAuto ($DEFINES)" | tee "$OUT_DIR/tests_all.log"
+  timeout 200 $BIN/ark_gpu_tests --gtest_filter="${GEMV9_TESTS:-*}" >>"$OUT_DIR/tests_all.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_all.log"
   grep -E "^\[ +(FAILED|PASSED|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_all.log" | head -40
-  note "GPU tests (kAuto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_all.log" | tr '\n' ' ')"
+  note "GPU tests ${GEMV9_TESTS:-*} (kAuto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_all.log" | tr '\n' ' ')"
+  echo "== GPU tests of the gemv family with one block per SM forced" | tee "$OUT_DIR/tests_pad.log"
+  ARK_TEST_GEMV_ONE_PER_SM=1 timeout 60 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Gemv*:CudaLinear.GraphCapture*' \
+    >>"$OUT_DIR/tests_pad.log" 2>&1
+  echo "exit code $?" >>"$OUT_DIR/tests_pad.log"
+  note "gemv tests (one block per SM): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_pad.log" | tr '\n' ' ')"
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ]; then
     timeout 120 "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
@@ -450,7 +457,7 @@ if [ "$WHAT" = gemv9 ]; then  # issue 6: the decode kernel as a dependent launch
       >"$OUT_DIR/memcheck_gemv.log" 2>&1
     note "memcheck (dependent chain, subset): exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
   fi
-  echo "== gemv sweep: kAuto against no_pdl_in, no_early and neither (the previous kAuto); cuBLAS bf16 (at ${SECONDS} s)"
+  echo "== gemv sweep: kAuto against the dependent or plain launch, with and without one block per SM; cuBLAS bf16 (at ${SECONDS} s)"
   timeout 240 $BIN/ark_cuda_bench --sweep-gemv-pdl 2>&1 | tee "$OUT_DIR/sweep_gemv9.csv"
 fi
 
