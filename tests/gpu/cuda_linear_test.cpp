@@ -519,6 +519,14 @@ TEST(CudaLinear, ForcedSplitsMatchOracle) {
 // What the host-side planner tests (CudaPlan.*) plan for: an H100's (or H200's) 132 SMs and shared memory,
 // with or without an sm_90a image (wgmma); the six benchmark layers (K x N); and a packed layer as
 // the planner sees it (group 128 unless told, 128-k chunks, n8 tiles; tails rounded up).
+// Plans without the one-block-per-SM padding that kAuto adds (CudaPlan.GemvOnePerSmPadding covers it), for
+// the planner tests that compare a plan's shared memory with gemv_smem_bytes.
+struct UnpaddedPlans {
+  const int saved = cuda::gemv_one_per_sm_mode();
+  UnpaddedPlans() { cuda::set_gemv_one_per_sm(-1); }
+  ~UnpaddedPlans() { cuda::set_gemv_one_per_sm(saved); }
+};
+
 cuda::DeviceInfo hopper_device(bool wgmma) {
   cuda::DeviceInfo dev;
   dev.sm_count = 132;
@@ -794,6 +802,7 @@ TEST(CudaLinear, GemvVariantsMatchOracle) {
 // to every 17..32-row plan of 8 warps along N (two blocks' shared memory fit one SM, bad shapes never get
 // it), -1 to none; set_gemv_x_ahead clamps to the ring's slots. launch_gemv refuses a lookahead out of range.
 TEST(CudaPlan, GemvVariantOverrides) {
+  const UnpaddedPlans unpadded;
   struct Restore {
     ~Restore() {
       cuda::set_gemv_x_ahead(0);
@@ -955,6 +964,7 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
 // warps along N, while a forced shape still runs them (the ring's shared memory); allowed, the planner may
 // weigh them and every plan still fits.
 TEST(CudaPlan, GemvRing4x2Override) {
+  const UnpaddedPlans unpadded;
   struct Restore {
     ~Restore() { cuda::set_gemv_ring_4x2(false); }
   } restore;
@@ -987,6 +997,7 @@ TEST(CudaPlan, GemvRing4x2Override) {
 // dequant_gemm from it; every gemv plan fits the block's shared memory, covers K exactly once and asks for
 // partials only when it splits K; M above gemv's range falls back to mma.
 TEST(CudaPlan, GemvAutoFamilyAndPlansFit) {
+  const UnpaddedPlans unpadded;
   cuda::DeviceInfo dev = hopper_device(false);
   const int64_t shapes[][2] = {{4096, 4096},  {4096, 11008}, {11008, 4096}, {8192, 8192}, {8192, 28672},
                                {28672, 8192}, {320, 203},    {128, 8},      {65536, 1024}};
@@ -1272,6 +1283,7 @@ TEST(CudaLinear, GemvStreamKMemcheck) {
 // the workspace of two slots per block, splits 1; never with a forced split factor, the cluster reduction or
 // the two-block kernel; the share arithmetic covers every unit exactly once.
 TEST(CudaPlan, GemvStreamKPlans) {
+  const UnpaddedPlans unpadded;
   struct Restore {
     ~Restore() {
       cuda::set_gemv_stream_k(gemv_stream_k_default());
@@ -1354,12 +1366,14 @@ TEST(CudaPlan, GemvStreamKPlans) {
 
 // One block per SM (cuda::set_gemv_one_per_sm(1), host-only, an H100's figures): a gemv plan of at most one
 // block per SM whose blocks could share one gets half an SM's shared memory (two no longer fit), others keep
-// theirs; off (-1) nothing is padded; the dependent reduce launch only on sm_90 devices.
+// theirs; off (-1) nothing is padded; kAuto pads (kGemvAutoOnePerSm); the dependent reduce launch and the
+// decode kernel as a dependent launch (kGemvAutoPdlIn) only on sm_90 devices, each with its off switch.
 TEST(CudaPlan, GemvOnePerSmPadding) {
   struct Restore {
     ~Restore() {
       cuda::set_gemv_one_per_sm(0);
       cuda::set_gemv_pdl(0);
+      cuda::set_gemv_pdl_in(0);
     }
   } restore;
   cuda::DeviceInfo dev = hopper_device(true);
@@ -1385,13 +1399,25 @@ TEST(CudaPlan, GemvOnePerSmPadding) {
         EXPECT_GT(2 * (on.smem_bytes + 1024), 233472u) << what;
       }
       padded += want;
+      cuda::set_gemv_one_per_sm(0);
+      const cuda::Plan def = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      EXPECT_EQ(def.gemv_one_per_sm, cuda::kGemvAutoOnePerSm && want) << what;
+      EXPECT_EQ(def.gemv_pdl_in, cuda::kGemvAutoPdlIn) << what;
       EXPECT_TRUE(on.gemv_pdl) << what;
       cuda::set_gemv_pdl(-1);
-      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_pdl) << what;
+      cuda::set_gemv_pdl_in(-1);
+      const cuda::Plan plain = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      EXPECT_FALSE(plain.gemv_pdl) << what;
+      EXPECT_FALSE(plain.gemv_pdl_in) << what;
+      cuda::set_gemv_pdl_in(1);
+      EXPECT_TRUE(cuda::make_plan(v, M, cuda::Family::kGemv, dev).gemv_pdl_in) << what;
       cuda::set_gemv_pdl(0);
       cuda::DeviceInfo sm80 = dev;
       sm80.wgmma = false;
-      EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kGemv, sm80).gemv_pdl) << what << ": sm_80";
+      const cuda::Plan old = cuda::make_plan(v, M, cuda::Family::kGemv, sm80);
+      EXPECT_FALSE(old.gemv_pdl) << what << ": sm_80";
+      EXPECT_FALSE(old.gemv_pdl_in) << what << ": sm_80";
+      cuda::set_gemv_pdl_in(0);
     }
   EXPECT_GT(padded, 0);
 }

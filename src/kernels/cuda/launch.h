@@ -320,14 +320,19 @@ inline constexpr bool kGemvAutoPdl = true;
 void set_gemv_pdl(int mode);
 int gemv_pdl_mode();
 // set_gemv_pdl_in(mode): 1 launches the gemv decode kernel itself as a programmatic dependent launch on sm_90
-// devices (Plan::gemv_pdl_in), -1 never, 0 as kGemvAutoPdlIn says.
+// devices (Plan::gemv_pdl_in), -1 never, 0 as kGemvAutoPdlIn says. Back-to-back calls then overlap: the next
+// kernel's blocks take SMs as the previous one's finish and copy their first weight stages before waiting.
+// With the padding below, 1.006-1.23x the plain launch on every shape and M = 1..32 timed on an H100
+// (docs/CUDA.md, v9).
 inline constexpr bool kGemvAutoPdlIn = true;
 void set_gemv_pdl_in(int mode);
 int gemv_pdl_in_mode();
 // set_gemv_one_per_sm(mode): 1 pads the shared memory of a gemv plan of at most one block per SM whose blocks
 // could share an SM (M <= 16) to half an SM's, so that the block scheduler cannot place two on one SM while
-// others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says.
-inline constexpr bool kGemvAutoOnePerSm = false;
+// others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says. On with the dependent launch:
+// without it, blocks placed early while the previous kernel still holds the SMs landed two to an SM on some
+// of those grids, 0.84-0.95x the plain launch (v9); alone it changes nothing measurable.
+inline constexpr bool kGemvAutoOnePerSm = true;
 void set_gemv_one_per_sm(int mode);
 int gemv_one_per_sm_mode();
 void set_gemv_stream_k(int mode);
