@@ -1132,6 +1132,27 @@ TEST(CudaLinear, GemvStreamKMatchesOracle) {
   }
 }
 
+// A bf16 int4 g128 layer with a bias on the gemv kernel, its weight and bias kept for the oracle: what the
+// launch-schedule tests below run (their own rng, seeded by id).
+struct GemvTestLayer {
+  Case c;
+  std::vector<float> bias;
+  std::mt19937_64 rng;
+  QuantizedWeight w;
+  CudaQuantLinear layer;
+  GemvTestLayer(int64_t n, int64_t k, uint64_t id)
+      : c(bf16_with_bias(n, k)), rng(rng_for(id)), w(make_weight(c, id, &bias, rng)),
+        layer(make_layer(c, w, bias, CudaKernel::kGemv)) {}
+  static Case bf16_with_bias(int64_t n, int64_t k) {
+    Case c;
+    c.w.n = n;
+    c.w.k = k;
+    c.bf16 = true;
+    c.bias = true;
+    return c;
+  }
+};
+
 // Split-K's reduce as a programmatic dependent launch (cuda::set_gemv_pdl(1); sm_90, elsewhere the plan keeps
 // the plain launch): bit-identical to the plain reduce launch, eager and replayed from a graph, at M = 1, 12,
 // 32 with 3 splits.
@@ -1140,15 +1161,8 @@ TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
   struct Restore {
     ~Restore() { cuda::set_gemv_pdl(0); }
   } restore;
-  Case c;
-  c.w.n = 600;
-  c.w.k = 1000;
-  c.bf16 = true;
-  c.bias = true;
-  auto rng = rng_for(17200);
-  std::vector<float> bias;
-  const QuantizedWeight w = make_weight(c, 17200, &bias, rng);
-  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  GemvTestLayer t(600, 1000, 17200);
+  auto& [c, bias, rng, w, layer] = t;
   layer.set_gemv_block_tiles(8);
   layer.set_mma_splits(3);
   for (int64_t M : {1, 12, 32}) {
@@ -1174,15 +1188,8 @@ TEST(CudaLinear, GemvPdlInChainReadsThePreviousOutput) {
   struct Restore {
     ~Restore() { cuda::set_gemv_pdl_in(0); }
   } restore;
-  Case c;
-  c.w.n = 1536;
-  c.w.k = 1536;
-  c.bf16 = true;
-  c.bias = true;
-  auto rng = rng_for(17300);
-  std::vector<float> bias;
-  const QuantizedWeight w = make_weight(c, 17300, &bias, rng);
-  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  GemvTestLayer t(1536, 1536, 17300);
+  auto& [c, bias, rng, w, layer] = t;
   constexpr int kLinks = 4;
   const int64_t K = c.w.k;
   for (int splits : {0, 3})
@@ -1257,15 +1264,8 @@ TEST(CudaLinear, GemvStreamKMemcheck) {
       cuda::set_gemv_sk_grid(0);
     }
   } restore;
-  Case c;
-  c.w.n = 600;
-  c.w.k = 1000;
-  c.bf16 = true;
-  c.bias = true;
-  auto rng = rng_for(17100);
-  std::vector<float> bias;
-  const QuantizedWeight w = make_weight(c, 17100, &bias, rng);
-  CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kGemv);
+  GemvTestLayer t(600, 1000, 17100);
+  auto& [c, bias, rng, w, layer] = t;
   cuda::set_gemv_stream_k(1);
   for (int tiles : {8, 1})
     for (int64_t M : {3, 12, 27}) {
