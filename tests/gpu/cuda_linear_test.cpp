@@ -1132,17 +1132,17 @@ TEST(CudaLinear, GemvStreamKMatchesOracle) {
   }
 }
 
-// A bf16 int4 g128 layer with a bias on the gemv kernel, its weight and bias kept for the oracle: what the
-// launch-schedule tests below run (their own rng, seeded by id).
-struct GemvTestLayer {
+// A bf16 int4 g128 layer with a bias (on the gemv kernel unless told), its weight and bias kept for the
+// oracle: what the launch-schedule tests below run (their own rng, seeded by id).
+struct TestLayer {
   Case c;
   std::vector<float> bias;
   std::mt19937_64 rng;
   QuantizedWeight w;
   CudaQuantLinear layer;
-  GemvTestLayer(int64_t n, int64_t k, uint64_t id)
+  TestLayer(int64_t n, int64_t k, uint64_t id, CudaKernel kernel = CudaKernel::kGemv)
       : c(bf16_with_bias(n, k)), rng(rng_for(id)), w(make_weight(c, id, &bias, rng)),
-        layer(make_layer(c, w, bias, CudaKernel::kGemv)) {}
+        layer(make_layer(c, w, bias, kernel)) {}
   static Case bf16_with_bias(int64_t n, int64_t k) {
     Case c;
     c.w.n = n;
@@ -1161,7 +1161,7 @@ TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
   struct Restore {
     ~Restore() { cuda::set_gemv_pdl(0); }
   } restore;
-  GemvTestLayer t(600, 1000, 17200);
+  TestLayer t(600, 1000, 17200);
   auto& [c, bias, rng, w, layer] = t;
   layer.set_gemv_block_tiles(8);
   layer.set_mma_splits(3);
@@ -1177,81 +1177,84 @@ TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
   }
 }
 
-// The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in(1); sm_90, elsewhere the plan
-// keeps the plain launch): a chain of calls on one stream, each call's x the previous call's y, which is NaN
-// poison until that call has finished. A kernel that read x (or wrote its partials into the shared workspace)
-// before the previous launch was done would show NaN or wrong sums: each link is checked against the oracle
-// of the x it was given, and is bit-identical to the chain launched plainly, eager and replayed from a graph,
-// with and without split-K's reduce between the links, in every row-group kernel.
+// A chain of calls of t.layer on one stream, each call's x the previous call's y, which is NaN poison until
+// that call has finished: launched plainly (set_pdl_in(-1)) and as programmatic dependent launches
+// (set_pdl_in(1)). A kernel that read x (or wrote its partials into the shared workspace) before the previous
+// launch was done would show NaN or wrong sums: each link is checked against the oracle of the x it was
+// given (wgmma: its bound, weights rounded to bf16 in two parts), and is bit-identical to the plain chain,
+// eager and replayed from a graph.
+void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), const std::string& name,
+                           bool wgmma = false) {
+  constexpr int kLinks = 4;
+  const int64_t K = t.c.w.k;
+  ASSERT_EQ(t.c.w.n, K) << "a chain needs N == K";
+  const Activations x0 = make_x(M, K, t.c.bf16, t.rng);
+  const size_t bytes = static_cast<size_t>(M * K) * 2;
+  std::vector<std::unique_ptr<DevBuf>> buf;
+  for (int i = 0; i <= kLinks; ++i) buf.push_back(std::make_unique<DevBuf>(bytes));
+  DevBuf ws(t.layer.workspace_bytes(M));
+  cudaStream_t s;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  auto poison = [&]() {
+    ASSERT_EQ(cudaMemcpy(buf[0]->p, x0.bits.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    for (int i = 1; i <= kLinks; ++i) ASSERT_EQ(cudaMemset(buf[i]->p, 0xff, bytes), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  };
+  auto enqueue = [&]() {
+    for (int i = 0; i < kLinks; ++i) t.layer.forward(buf[i]->p, buf[i + 1]->p, M, DType::BF16, s, ws.p, ws.bytes);
+  };
+  auto outputs = [&]() {
+    EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+    std::vector<std::vector<uint16_t>> out(kLinks + 1, std::vector<uint16_t>(static_cast<size_t>(M * K)));
+    for (int i = 0; i <= kLinks; ++i)
+      EXPECT_EQ(cudaMemcpy(out[i].data(), buf[i]->p, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  };
+  set_pdl_in(-1);
+  poison();
+  enqueue();
+  const auto plain = outputs();
+  set_pdl_in(1);
+  poison();
+  enqueue();
+  const auto dependent = outputs();
+  for (int i = 0; i < kLinks; ++i) {
+    Activations xi;
+    xi.bits = dependent[i];
+    for (uint16_t b : xi.bits) xi.values.push_back(from_t(b, t.c.bf16));
+    EXPECT_EQ(check_output(t.w, t.bias, xi, M, dependent[i + 1], t.c.bf16, wgmma, name + " link " + std::to_string(i),
+                           wgmma && t.c.bf16),
+              0);
+    EXPECT_EQ(dependent[i + 1], plain[i + 1]) << name << " link " << i << ": the dependent launch differs";
+  }
+  poison();
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  enqueue();
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int rep = 0; rep < 3; ++rep) EXPECT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  const auto replayed = outputs();
+  for (int i = 1; i <= kLinks; ++i) EXPECT_EQ(replayed[i], plain[i]) << name << " link " << i - 1 << " graph";
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(s);
+  set_pdl_in(0);
+}
+
+// The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in; sm_90, elsewhere the plan keeps
+// the plain launch): check_dependent_chain with and without split-K's reduce between the links, in every
+// row-group kernel.
 TEST(CudaLinear, GemvPdlInChainReadsThePreviousOutput) {
   REQUIRE_GPU();
-  struct Restore {
-    ~Restore() { cuda::set_gemv_pdl_in(0); }
-  } restore;
-  GemvTestLayer t(1536, 1536, 17300);
-  auto& [c, bias, rng, w, layer] = t;
-  constexpr int kLinks = 4;
-  const int64_t K = c.w.k;
+  TestLayer t(1536, 1536, 17300);
   for (int splits : {0, 3})
     for (int64_t M : {1, 12, 32}) {
-      layer.set_mma_splits(splits);
-      const std::string name = layer.kernel_name(M) + " M=" + std::to_string(M);
-      const Activations x0 = make_x(M, K, c.bf16, rng);
-      const size_t bytes = static_cast<size_t>(M * K) * 2;
-      std::vector<std::unique_ptr<DevBuf>> buf;
-      for (int i = 0; i <= kLinks; ++i) buf.push_back(std::make_unique<DevBuf>(bytes));
-      DevBuf ws(layer.workspace_bytes(M));
-      cudaStream_t s;
-      ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
-      auto poison = [&]() {
-        ASSERT_EQ(cudaMemcpy(buf[0]->p, x0.bits.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-        for (int i = 1; i <= kLinks; ++i) ASSERT_EQ(cudaMemset(buf[i]->p, 0xff, bytes), cudaSuccess);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      };
-      auto enqueue = [&]() {
-        for (int i = 0; i < kLinks; ++i)
-          layer.forward(buf[i]->p, buf[i + 1]->p, M, DType::BF16, s, ws.p, ws.bytes);
-      };
-      auto outputs = [&]() {
-        EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-        std::vector<std::vector<uint16_t>> out(kLinks + 1, std::vector<uint16_t>(static_cast<size_t>(M * K)));
-        for (int i = 0; i <= kLinks; ++i)
-          EXPECT_EQ(cudaMemcpy(out[i].data(), buf[i]->p, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-        return out;
-      };
-      cuda::set_gemv_pdl_in(-1);
-      poison();
-      enqueue();
-      const auto plain = outputs();
-      cuda::set_gemv_pdl_in(1);
-      poison();
-      enqueue();
-      const auto dependent = outputs();
-      for (int i = 0; i < kLinks; ++i) {
-        Activations xi;
-        xi.bits = dependent[i];
-        for (uint16_t b : xi.bits) xi.values.push_back(from_t(b, c.bf16));
-        EXPECT_EQ(check_output(w, bias, xi, M, dependent[i + 1], c.bf16, false,
-                               name + " link " + std::to_string(i)),
-                  0);
-        EXPECT_EQ(dependent[i + 1], plain[i + 1]) << name << " link " << i << ": pdl_in differs from plain";
-      }
-      poison();
-      cudaGraph_t graph = nullptr;
-      cudaGraphExec_t exec = nullptr;
-      ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-      enqueue();
-      ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
-      ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-      for (int rep = 0; rep < 3; ++rep) EXPECT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
-      const auto replayed = outputs();
-      for (int i = 1; i <= kLinks; ++i) EXPECT_EQ(replayed[i], plain[i]) << name << " link " << i - 1 << " graph";
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
-      cudaStreamDestroy(s);
+      t.layer.set_mma_splits(splits);
+      check_dependent_chain(t, M, cuda::set_gemv_pdl_in, t.layer.kernel_name(M) + " M=" + std::to_string(M));
       if (HasFailure()) return;
     }
-  layer.set_mma_splits(0);
 }
 
 // A memcheck-sized stream-K subset (device_cuda_check.sh gemv8 runs it under compute-sanitizer): pieces
@@ -1264,7 +1267,7 @@ TEST(CudaLinear, GemvStreamKMemcheck) {
       cuda::set_gemv_sk_grid(0);
     }
   } restore;
-  GemvTestLayer t(600, 1000, 17100);
+  TestLayer t(600, 1000, 17100);
   auto& [c, bias, rng, w, layer] = t;
   cuda::set_gemv_stream_k(1);
   for (int tiles : {8, 1})
@@ -1770,6 +1773,34 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
   }
 }
 
+// The warp-specialized wgmma kernels as programmatic dependent launches (cuda::set_wgmma_pdl_in):
+// check_dependent_chain at 64, 128 and 256 rows on the plain warp-specialized kernel, the wide one (split-K
+// and stream-K over 5 blocks, whose fix-up runs between the links) and its ping-pong form; the all-threads
+// kernel, which is never a dependent launch, gives the same chain either way.
+TEST(CudaLinear, WgmmaPdlInChainReadsThePreviousOutput) {
+  REQUIRE_WGMMA();
+  TestLayer t(1536, 1536, 17500, CudaKernel::kWgmma);
+  struct Run {
+    cuda::WgmmaVariant v;
+    cuda::WgmmaSchedule sched;
+    int blocks;
+  };
+  for (const Run& r : {Run{cuda::WgmmaVariant::kWarpSpecialized, cuda::WgmmaSchedule::kAuto, 0},
+                       Run{cuda::WgmmaVariant::kWide, cuda::WgmmaSchedule::kSplitK, 0},
+                       Run{cuda::WgmmaVariant::kWide, cuda::WgmmaSchedule::kStreamK, 5},
+                       Run{cuda::WgmmaVariant::kWidePingPong, cuda::WgmmaSchedule::kSplitK, 0},
+                       Run{cuda::WgmmaVariant::kAllThreads, cuda::WgmmaSchedule::kAuto, 0}}) {
+    const WgmmaVariantScope variant(r.v);
+    const WgmmaScheduleScope schedule(r.sched, r.blocks);
+    for (int64_t M : {64, 128, 256}) {
+      const std::string name = t.layer.kernel_name(M) + " M=" + std::to_string(M);
+      ASSERT_EQ(name.rfind("wgmma_w", 0), 0u) << name;
+      check_dependent_chain(t, M, cuda::set_wgmma_pdl_in, name, true);
+      if (HasFailure()) return;
+    }
+  }
+}
+
 // The stream-K schedule on the host: for tile counts around whole waves, chunk counts from 1 and block counts
 // from 1, both forms: every (tile, chunk) is in exactly one piece; a whole piece covers its tile alone;
 // a block has at most one piece per slot (0 first, 1 last); the fix-up's blocks and slots for each shared
@@ -1914,6 +1945,17 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                                    : p.wgmma_ws ? cuda::WgmmaVariant::kWarpSpecialized
                                                 : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
+        // Both warp-specialized kernels are dependent launches by default; off, or on the all-threads kernel,
+        // never.
+        EXPECT_EQ(p.wgmma_pdl_in, cuda::kWgmmaAutoPdlIn);
+        cuda::set_wgmma_pdl_in(-1);
+        EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_pdl_in);
+        cuda::set_wgmma_pdl_in(1);
+        {
+          const WgmmaVariantScope all_threads(cuda::WgmmaVariant::kAllThreads);
+          EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_pdl_in);
+        }
+        cuda::set_wgmma_pdl_in(0);
         EXPECT_EQ(p.smem_bytes, p.wgmma_wide
                                     ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)

@@ -19,7 +19,8 @@
 // split-K costs no second launch and no partials in global memory.
 // The reduce launch is a programmatic dependent launch on sm_90 (Plan::gemv_pdl, kAuto: 1-3.5% faster), and
 // so is the decode kernel itself (Plan::gemv_pdl_in): it streams its first stages of weights while the
-// previous kernel on the stream finishes and reads x after pdl_wait (the prologue). A
+// previous kernel on the stream finishes and reads x after pdl::wait (the prologue; pdl.cuh). The decode
+// kernels and the reduces trigger the next launch at their start. A
 // stream-K schedule (gemv_sk_kernel: equal shares of the (tile range, chunk) units over a grid sized to the
 // SMs) is built and tested but measured 0.6-0.94x split-K on an H200 (docs/CUDA.md, v8): forced only.
 //
@@ -51,6 +52,7 @@
 
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/mma_fragment.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ptx_shared.cuh"
 
 namespace ark::cuda {
@@ -134,22 +136,6 @@ __device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t parity) {  // acq
         : "memory");
 #endif
   } while (!done);
-}
-
-// Programmatic dependent launch (sm_90): the decode kernels and the reduces let the next launch start while
-// they run (its blocks are placed as SMs free up): their own reduce (Plan::gemv_pdl) or the next decode
-// kernel (Plan::gemv_pdl_in). A dependent waits in pdl_wait until the kernel before it has finished and its
-// writes are visible, so it reads no activation and writes nothing before. Both are no-ops in a kernel
-// launched without the attribute.
-__device__ __forceinline__ void pdl_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void pdl_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
 }
 
 // One lane's kBits words of one (tile, chunk) into its ring slot: 16-byte copies where the run allows.
@@ -363,7 +349,7 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
   };
 
   // Prologue. First what reads only the layer: the first kRing - 1 stages' codes and, when their groups
-  // follow from the chunk (early), their scales and zeros, then the block-group table. Then pdl_wait: where
+  // follow from the chunk (early), their scales and zeros, then the block-group table. Then pdl::wait: where
   // this kernel was launched as a programmatic dependent of the previous kernel on the stream
   // (Plan::gemv_pdl_in), that kernel may still be running until here, so x and every write come after it.
   // x rows into fragment order: the 8 elements k = 8v .. 8v + 7 of a chunk (v < 16) are register v % 4 of
@@ -402,7 +388,7 @@ __device__ __forceinline__ void gemv_range(const PackedView& w, const T* __restr
   };
   if (early) issue_first_meta();
   for (int i = threadIdx.x; i < n_chunks * 4; i += kThreads) bg_s[i] = w.block_group[c0 * 4 + i];
-  pdl_wait();
+  pdl::wait();
   if (!kXRing && x_vec) {
     for (int p = threadIdx.x; p < pieces; p += kThreads) {
       const int m = p / (n_chunks * 16), ci = (p / 16) % n_chunks, v = p % 16;
@@ -762,7 +748,7 @@ __global__ void ARK_GEMV_BOUNDS gemv_kernel(PackedView w, const T* __restrict__ 
                                             T* __restrict__ y, float* __restrict__ partial, int M, int cps,
                                             int block_warps_n_arg, bool cluster, int x_ahead,
                                             bool early_meta) {
-  pdl_launch_dependents();
+  pdl::launch_dependents();
   const int split = blockIdx.y;
   const int64_t c0 = static_cast<int64_t>(split) * cps;
   const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
@@ -785,7 +771,7 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
     gemv_sk_kernel(PackedView w, const T* __restrict__ x, bool x_vec, T* __restrict__ y,
                    float* __restrict__ partial, int M, int cps, int block_warps_n, int x_ahead,
                    bool early_meta, int64_t range_rows) {
-  pdl_launch_dependents();
+  pdl::launch_dependents();
   const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
   const int64_t begin = gemv_sk_begin(blockIdx.x, gridDim.x, units),
                 end = gemv_sk_begin(blockIdx.x + 1, gridDim.x, units);
@@ -811,8 +797,8 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
 template <typename T>
 __global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ partial, T* __restrict__ y,
                                       int M, int blocks, int block_warps_n, int64_t range_rows) {
-  pdl_launch_dependents();
-  pdl_wait();
+  pdl::launch_dependents();
+  pdl::wait();
   const int64_t range = blockIdx.x;
   const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
   const int64_t u0 = range * w.chunks, u1 = u0 + w.chunks - 1;
@@ -831,12 +817,12 @@ __global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ pa
   }
 }
 
-// Split-K's reduce for Plan::gemv_pdl: launch_reduce's sums (split order, then the bias), after pdl_wait.
+// Split-K's reduce for Plan::gemv_pdl: launch_reduce's sums (split order, then the bias), after pdl::wait.
 template <typename T>
 __global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict__ partial, int splits,
                                           T* __restrict__ y, int64_t M) {
-  pdl_launch_dependents();
-  pdl_wait();
+  pdl::launch_dependents();
+  pdl::wait();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= M * w.n) return;
   float acc = 0.0f;
@@ -844,41 +830,10 @@ __global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict_
   y[i] = Traits<T>::from_float(acc + (w.bias ? w.bias[i % w.n] : 0.0f));
 }
 
-// One launch of `kernel`: a programmatic dependent of the previous kernel on the stream when pdl (sm_90), and
-// with cluster_y > 1 in clusters of 1 x cluster_y x 1 blocks.
-template <typename K, typename... Args>
-cudaError_t launch_kernel(bool pdl, int cluster_y, dim3 grid, size_t smem, cudaStream_t s, K kernel,
-                          Args... args) {
-  if (!pdl && cluster_y <= 1) {
-    kernel<<<grid, kThreads, smem, s>>>(args...);
-    return cudaGetLastError();
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[2];
-  int n = 0;
-  if (pdl) {
-    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster_y > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = 1;
-    attr[n].val.clusterDim.y = static_cast<unsigned>(cluster_y);
-    attr[n++].val.clusterDim.z = 1;
-  }
-  cfg.attrs = attr;
-  cfg.numAttrs = n;
-  return cudaLaunchKernelEx(&cfg, kernel, args...);
-}
-
 // A reduce kernel, as a programmatic dependent launch when pdl (sm_90).
 template <typename K, typename... Args>
-cudaError_t launch_reduce_kernel(bool pdl, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
-  return launch_kernel(pdl, 1, dim3(blocks), 0, s, kernel, args...);
+cudaError_t launch_reduce_kernel(bool dependent, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
+  return pdl::launch(dependent, 1, dim3(blocks), dim3(kThreads), 0, s, kernel, args...);
 }
 
 // One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
@@ -887,7 +842,7 @@ template <typename T, int kBits, int kNx, int kRingK, bool kTwoWide = false>
 cudaError_t launch_one(const PackedView& w, const Plan& p, dim3 grid, const T* x, bool x_vec, T* y,
                        float* partial, int M, cudaStream_t s) {
   const bool cluster = p.gemv_cluster;
-  return launch_kernel(p.gemv_pdl_in, cluster ? static_cast<int>(grid.y) : 1, grid, p.smem_bytes, s,
+  return pdl::launch(p.gemv_pdl_in, cluster ? static_cast<int>(grid.y) : 1, grid, dim3(kThreads), p.smem_bytes, s,
                        gemv_kernel<T, kBits, kNx, kRingK, kTwoWide>, w, x, x_vec, y,
                        cluster ? static_cast<float*>(nullptr) : partial, M, p.chunks_per_split, p.block_tiles,
                        cluster, p.gemv_x_ahead, p.gemv_early_meta);
@@ -908,7 +863,7 @@ int launch_sk(const PackedView& w, const Plan& p, const T* x, bool x_vec, T* y, 
     return kBadArgument;
   const dim3 grid(static_cast<unsigned>(p.gemv_sk_blocks));
   auto go = [&](auto kernel) {
-    launch_kernel(p.gemv_pdl_in, 1, grid, p.smem_bytes, s, kernel, w, x, x_vec, y, partial, m,
+    pdl::launch(p.gemv_pdl_in, 1, grid, dim3(kThreads), p.smem_bytes, s, kernel, w, x, x_vec, y, partial, m,
                   p.chunks_per_split, bw, p.gemv_x_ahead, p.gemv_early_meta, rows);
   };
   if (M <= 8)
