@@ -6,7 +6,7 @@
 //
 //   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
 //                  [--sweep-gemv-sk]
-//                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk] [--sweep-wgmma-pdl]
+//                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
 //   B]
 //                  [--group G]
@@ -500,46 +500,6 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
   return 0;
 }
 
-// --sweep-wgmma-pdl: kAuto at M = 48..512 on the six shapes (wgmma where it plans it), its warp-specialized
-// kernels launched as programmatic dependents (kAuto: pdl_in) or plainly (plain), beside cuBLAS bf16.
-int sweep_wgmma_pdl(cudaStream_t s, int bits, int64_t group, double bw) {
-  std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
-  const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
-                                                    {4096, 11008}, {11008, 4096}, {8192, 8192}};
-  for (const auto& sh : shapes) {
-    const int64_t K = sh[0], N = sh[1];
-    const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
-    const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
-    std::vector<std::unique_ptr<CudaQuantLinear>> layers;
-    for (int c = 0; c < copies; ++c) layers.push_back(make_layer(w, group, CudaKernel::kAuto));
-    size_t ws_bytes = 0;
-    for (int64_t M : {48, 64, 128, 256, 512}) ws_bytes = std::max(ws_bytes, layers[0]->workspace_bytes(M));
-    const CallBuffers io(512, K, N, ws_bytes);
-    void *x = io.x, *y = io.y, *ws = io.ws;
-    CublasBf16 cublas;
-    const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
-    for (int64_t M : {48, 64, 128, 256, 512}) {
-      const int reps = M >= 256 ? 3 : 10;
-      bool ok = true;
-      const double tb = time_graph(s, static_cast<int>(wb.size()), reps,
-                                   [&](int i) { ok = cublas.run(wb[i], x, y, N, K, M, s) && ok; });
-      std::printf("cublas,%lld,%lld,%lld,cublaslt_bf16%s,%.2f,0\n", static_cast<long long>(K),
-                  static_cast<long long>(N), static_cast<long long>(M), ok ? "" : "_failed", tb * 1e6);
-      for (int mode : {0, -1}) {
-        cuda::set_wgmma_pdl_in(mode);
-        const double t = time_graph(s, copies, reps,
-                                    [&](int i) { layers[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
-        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f\n", mode == 0 ? "pdl_in" : "plain", static_cast<long long>(K),
-                    static_cast<long long>(N), static_cast<long long>(M), layers[0]->kernel_name(M).c_str(),
-                    t * 1e6, layers[0]->packed_bytes() / t / bw);
-        std::fflush(stdout);
-      }
-      cuda::set_wgmma_pdl_in(0);
-    }
-  }
-  return 0;
-}
-
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
 // place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
@@ -722,7 +682,6 @@ int main(int argc, char** argv) {
   bool sweep_sk = false;      // --sweep-gemv-sk
   bool sweep_pdl = false;     // --sweep-gemv-pdl
   bool sweep_wsk = false;     // --sweep-wgmma-sk
-  bool sweep_wpdl = false;    // --sweep-wgmma-pdl
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
@@ -746,8 +705,6 @@ int main(int argc, char** argv) {
       sweep_ga = sweep_pdl = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
       sweep_wsk = true;
-    else if (!std::strcmp(argv[i], "--sweep-wgmma-pdl"))
-      sweep_wpdl = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
       once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
       once_family = argv[i + 4];
@@ -784,7 +741,6 @@ int main(int argc, char** argv) {
     return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0, sweep_pdl);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
   if (sweep_wsk) return sweep_wgmma_sk(s, bits, group, prop.multiProcessorCount);
-  if (sweep_wpdl) return sweep_wgmma_pdl(s, bits, group, bw);
   std::printf(
       "K,N,M,kernel,ark_us,cublas_bf16_us,weight_TBps,frac_copy_bw,speedup_vs_cublas,"
       "mma_us,dequant_gemm_us,frac_read_bw,gemv_us\n");

@@ -22,8 +22,8 @@
 #           gemv9: the GPU tests (GEMV9_TESTS, default all) with kAuto, the gemv tests with one block per SM
 #           forced, a memcheck of the dependent-launch chain test and the subset, then kAuto against the
 #           decode kernel launched plainly or as a dependent, with and without one block per SM
-#           (--sweep-gemv-pdl; GEMV9_SWEEPS="--sweep-gemv-pdl --sweep-wgmma-pdl" adds the wgmma kernels'
-#           dependent launch), ~6 minutes without the build (ARK_PREBUILT=1 BIN_DIR=...: binaries built here);
+#           (--sweep-gemv-pdl, or the ark_cuda_bench sweeps GEMV9_SWEEPS names), ~6 minutes without the build
+#           (ARK_PREBUILT=1 BIN_DIR=...: binaries built here);
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -454,7 +454,7 @@ if [ "$WHAT" = gemv9 ]; then  # issue 6: the decode kernel as a dependent launch
   SANITIZER=$(tool compute-sanitizer)
   if [ -n "$SANITIZER" ]; then
     timeout 120 "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
-      --gtest_filter='CudaLinear.GemvPdlInChainReadsThePreviousOutput:CudaLinear.WgmmaPdlInChainReadsThePreviousOutput:CudaLinear.MemcheckSubset' \
+      --gtest_filter='CudaLinear.GemvPdlInChainReadsThePreviousOutput:CudaLinear.MemcheckSubset' \
       >"$OUT_DIR/memcheck_gemv.log" 2>&1
     note "memcheck (dependent chain, subset): exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
   fi

@@ -1181,10 +1181,8 @@ TEST(CudaLinear, GemvPdlReduceMatchesReduceLaunch) {
 // that call has finished: launched plainly (set_pdl_in(-1)) and as programmatic dependent launches
 // (set_pdl_in(1)). A kernel that read x (or wrote its partials into the shared workspace) before the previous
 // launch was done would show NaN or wrong sums: each link is checked against the oracle of the x it was
-// given (wgmma: its bound, weights rounded to bf16 in two parts), and is bit-identical to the plain chain,
-// eager and replayed from a graph.
-void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), const std::string& name,
-                           bool wgmma = false) {
+// given, and is bit-identical to the plain chain, eager and replayed from a graph.
+void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), const std::string& name) {
   constexpr int kLinks = 4;
   const int64_t K = t.c.w.k;
   ASSERT_EQ(t.c.w.n, K) << "a chain needs N == K";
@@ -1222,8 +1220,7 @@ void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), con
     Activations xi;
     xi.bits = dependent[i];
     for (uint16_t b : xi.bits) xi.values.push_back(from_t(b, t.c.bf16));
-    EXPECT_EQ(check_output(t.w, t.bias, xi, M, dependent[i + 1], t.c.bf16, wgmma, name + " link " + std::to_string(i),
-                           wgmma && t.c.bf16),
+    EXPECT_EQ(check_output(t.w, t.bias, xi, M, dependent[i + 1], t.c.bf16, false, name + " link " + std::to_string(i)),
               0);
     EXPECT_EQ(dependent[i + 1], plain[i + 1]) << name << " link " << i << ": the dependent launch differs";
   }
@@ -1773,34 +1770,6 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
   }
 }
 
-// The warp-specialized wgmma kernels as programmatic dependent launches (cuda::set_wgmma_pdl_in):
-// check_dependent_chain at 64, 128 and 256 rows on the plain warp-specialized kernel, the wide one (split-K
-// and stream-K over 5 blocks, whose fix-up runs between the links) and its ping-pong form; the all-threads
-// kernel, which is never a dependent launch, gives the same chain either way.
-TEST(CudaLinear, WgmmaPdlInChainReadsThePreviousOutput) {
-  REQUIRE_WGMMA();
-  TestLayer t(1536, 1536, 17500, CudaKernel::kWgmma);
-  struct Run {
-    cuda::WgmmaVariant v;
-    cuda::WgmmaSchedule sched;
-    int blocks;
-  };
-  for (const Run& r : {Run{cuda::WgmmaVariant::kWarpSpecialized, cuda::WgmmaSchedule::kAuto, 0},
-                       Run{cuda::WgmmaVariant::kWide, cuda::WgmmaSchedule::kSplitK, 0},
-                       Run{cuda::WgmmaVariant::kWide, cuda::WgmmaSchedule::kStreamK, 5},
-                       Run{cuda::WgmmaVariant::kWidePingPong, cuda::WgmmaSchedule::kSplitK, 0},
-                       Run{cuda::WgmmaVariant::kAllThreads, cuda::WgmmaSchedule::kAuto, 0}}) {
-    const WgmmaVariantScope variant(r.v);
-    const WgmmaScheduleScope schedule(r.sched, r.blocks);
-    for (int64_t M : {64, 128, 256}) {
-      const std::string name = t.layer.kernel_name(M) + " M=" + std::to_string(M);
-      ASSERT_EQ(name.rfind("wgmma_w", 0), 0u) << name;
-      check_dependent_chain(t, M, cuda::set_wgmma_pdl_in, name, true);
-      if (HasFailure()) return;
-    }
-  }
-}
-
 // The stream-K schedule on the host: for tile counts around whole waves, chunk counts from 1 and block counts
 // from 1, both forms: every (tile, chunk) is in exactly one piece; a whole piece covers its tile alone;
 // a block has at most one piece per slot (0 first, 1 last); the fix-up's blocks and slots for each shared
@@ -1945,17 +1914,6 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                                    : p.wgmma_ws ? cuda::WgmmaVariant::kWarpSpecialized
                                                 : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
-        // Both warp-specialized kernels are dependent launches by default; off, or on the all-threads kernel,
-        // never.
-        EXPECT_EQ(p.wgmma_pdl_in, cuda::kWgmmaAutoPdlIn);
-        cuda::set_wgmma_pdl_in(-1);
-        EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_pdl_in);
-        cuda::set_wgmma_pdl_in(1);
-        {
-          const WgmmaVariantScope all_threads(cuda::WgmmaVariant::kAllThreads);
-          EXPECT_FALSE(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_pdl_in);
-        }
-        cuda::set_wgmma_pdl_in(0);
         EXPECT_EQ(p.smem_bytes, p.wgmma_wide
                                     ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)

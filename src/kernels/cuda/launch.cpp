@@ -175,7 +175,6 @@ std::atomic<int> g_gemv_stream_k{0};             // set_gemv_stream_k: likewise 
 std::atomic<int> g_gemv_sk_grid{0};              // set_gemv_sk_grid: likewise (0: the planner's)
 std::atomic<int> g_gemv_pdl{0};                  // set_gemv_pdl: likewise (0: the planner's)
 std::atomic<int> g_gemv_pdl_in{0};               // set_gemv_pdl_in: likewise (0: the planner's)
-std::atomic<int> g_wgmma_pdl_in{0};              // set_wgmma_pdl_in: likewise (0: the planner's)
 std::atomic<int> g_gemv_one_per_sm{0};           // set_gemv_one_per_sm: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
@@ -333,12 +332,6 @@ void set_gemv_pdl_in(int mode) {
 }
 int gemv_pdl_in_mode() {
   return g_gemv_pdl_in.load(std::memory_order_relaxed);
-}
-void set_wgmma_pdl_in(int mode) {
-  g_wgmma_pdl_in.store(mode, std::memory_order_relaxed);
-}
-int wgmma_pdl_in_mode() {
-  return g_wgmma_pdl_in.load(std::memory_order_relaxed);
 }
 void set_gemv_sk_grid(int blocks) {
   g_gemv_sk_grid.store(blocks, std::memory_order_relaxed);
@@ -616,8 +609,6 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.partial_bytes = align_up(2 * static_cast<size_t>(p.wgmma_sk.blocks) *
                                  wgmma_sk_slot_floats(p.wgmma_rows) * sizeof(float));
     p.workspace_bytes = p.partial_bytes + gather_bytes;
-    const int pdl_in = wgmma_pdl_in_mode();
-    p.wgmma_pdl_in = (p.wgmma_ws || p.wgmma_wide) && (pdl_in > 0 || (pdl_in == 0 && kWgmmaAutoPdlIn));
   } else if (family == Family::kDequantGemm) {
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;
     p.rows_per_chunk = std::min(std::max<int64_t>(rows, 128), w.n8_tiles * kTileRows);

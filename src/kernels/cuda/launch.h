@@ -131,8 +131,6 @@ struct Plan {
   bool wgmma_wide = false;
   bool wgmma_pingpong = false;
   WgmmaStreamK wgmma_sk;  // wgmma, wide kernel: the stream-K schedule (blocks == 0: whole tiles x split-K)
-  // wgmma, the warp-specialized kernels: a programmatic dependent launch (pdl.cuh; set_wgmma_pdl_in)
-  bool wgmma_pdl_in = false;
 };
 
 // What the planner needs to know of the device (read once at post_init).
@@ -329,12 +327,6 @@ int gemv_pdl_mode();
 inline constexpr bool kGemvAutoPdlIn = true;
 void set_gemv_pdl_in(int mode);
 int gemv_pdl_in_mode();
-// set_wgmma_pdl_in(mode): 1 launches the warp-specialized wgmma kernels (the plain and the wide one; not the
-// all-threads kernel) as programmatic dependent launches on sm_90 devices (Plan::wgmma_pdl_in), -1 never, 0 as
-// kWgmmaAutoPdlIn says.
-inline constexpr bool kWgmmaAutoPdlIn = true;
-void set_wgmma_pdl_in(int mode);
-int wgmma_pdl_in_mode();
 // set_gemv_one_per_sm(mode): 1 pads the shared memory of a gemv plan of at most one block per SM whose blocks
 // could share an SM (M <= 16) to half an SM's, so that the block scheduler cannot place two on one SM while
 // others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says. On with the dependent launch:

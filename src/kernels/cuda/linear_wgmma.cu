@@ -46,7 +46,6 @@
 #include <type_traits>
 
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ptx_shared.cuh"
 #include "kernels/cuda/wgmma_ops.cuh"
 #include "kernels/cuda/wgmma_pipeline.cuh"
@@ -290,7 +289,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_ws_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct, T* __restrict__ y,
                     float* __restrict__ partial, int M, int cps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  pdl::launch_dependents();  // the next layer's kernel may start its weight copies (pdl.cuh)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
   static_assert(kS >= 2, "the ring needs two stages");
   constexpr int kXBytes = kRows * kChunkK * 2;
@@ -335,7 +333,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 
   // ---- consumer warpgroups 1 and 2: 64 weight rows each.
   wgp::regs_inc<kConsumerRegs>();
-  pdl::wait();  // (the producer's copies of x wait too) nothing of ours lands before the previous kernel ends
   const int cw = tid / 128 - 1, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int ta = cw * 8 + 2 * warp;  // this lane's tiles: ta, ta + 1 (row g of each)
   float acc[kRows / 2];
@@ -433,12 +430,10 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
   if (p.wgmma_ws) {
-    return pdl::launch(p.wgmma_pdl_in, 1, grid, dim3(kWgmmaWsThreads), wgmma_ws_smem_bytes(kBits, kRows), s,
-                       wgmma_ws_kernel<T, kBits, kRows>, w, static_cast<const T*>(x), x_stride, x_direct,
-                       static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
-                       p.chunks_per_split) == cudaSuccess
-               ? kOk
-               : kLaunchFailed;
+    wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
+        w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
+        static_cast<int>(M), p.chunks_per_split);
+    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
   wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
       w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,

@@ -10,7 +10,6 @@
 #include <type_traits>
 
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ptx_shared.cuh"
 #include "kernels/cuda/wgmma_ops.cuh"
 #include "kernels/cuda/wgmma_pipeline.cuh"
@@ -168,7 +167,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
                       T* __restrict__ y, float* __restrict__ partial, int M, int cps, bool pingpong,
                       WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  pdl::launch_dependents();  // the next layer's kernel may start its weight copies (pdl.cuh)
   constexpr int kTiles = kWgmmaWideTiles;
   constexpr int kS = wgmma_ws_stages(kBits, kRows, kTiles);
   static_assert(kS >= 2, "the ring needs two stages");
@@ -212,7 +210,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   }
 
   wgp::regs_inc<kConsumerRegs>();
-  pdl::wait();  // (the producer's copies of x wait too) nothing of ours lands before the previous kernel ends
   const int cw = tid / 128 - 1, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int ta0 = cw * 16 + 2 * warp, ta1 = ta0 + 8;  // this lane's tiles of set 0 and set 1
   const int bar_mine = cw == 0 ? 1 : 2, bar_other = cw == 0 ? 2 : 1;
@@ -385,11 +382,11 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
     if (p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) || sk.m_tiles != (M + kRows - 1) / kRows ||
         sk.chunks != w.chunks)
       return kBadArgument;
-    if (pdl::launch(p.wgmma_pdl_in, 1, dim3(sk.blocks), dim3(kWgmmaWsThreads),
-                    wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s, wgmma_wide_kernel<T, kBits, kRows>, w,
-                    static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial,
-                    static_cast<int>(M), p.chunks_per_split, false, sk) != cudaSuccess)
-      return kLaunchFailed;
+    wgmma_wide_kernel<T, kBits, kRows>
+        <<<sk.blocks, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
+            w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial, static_cast<int>(M),
+            p.chunks_per_split, false, sk);
+    if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
     if (sk.sk_tiles > 0)
       wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, 2 * (kRows / 8)), 256, 0, s>>>(
           w, partial, static_cast<T*>(y), static_cast<int>(M), sk);
@@ -398,13 +395,12 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaWideTiles - 1) / kWgmmaWideTiles),
                   static_cast<unsigned>(p.splits));
-  return pdl::launch(p.wgmma_pdl_in, 1, grid, dim3(kWgmmaWsThreads),
-                     wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s, wgmma_wide_kernel<T, kBits, kRows>, w,
-                     static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
-                     p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong,
-                     WgmmaStreamK{}) == cudaSuccess
-             ? kOk
-             : kLaunchFailed;
+  wgmma_wide_kernel<T, kBits, kRows>
+      <<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
+          w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
+          p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong,
+          WgmmaStreamK{});
+  return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
 template <typename T, int kBits>

@@ -2,10 +2,10 @@
 // may start while the kernel before it on the stream is still running, once every block of that one has
 // executed launch_dependents() (or exited). Such a kernel reads only what no earlier kernel writes (the
 // layer's weights) before wait(), which returns when the kernel before it has finished and its writes are
-// visible; activations and every write come after. The decode kernels (linear_gemv.cu) and the
-// warp-specialized wgmma kernels (linear_wgmma*.cu) are launched this way on sm_90 devices (Plan::gemv_pdl_in,
-// Plan::wgmma_pdl_in): a layer's first weight copies overlap the previous layer's end. On a kernel launched
-// without the attribute both calls are no-ops; before sm_90 they compile to nothing.
+// visible; activations and every write come after. The decode kernels and their reduces (linear_gemv.cu) are
+// launched this way on sm_90 devices (Plan::gemv_pdl_in, Plan::gemv_pdl): a layer's first weight copies
+// overlap the previous layer's end. On a kernel launched without the attribute both calls are no-ops; before
+// sm_90 they compile to nothing.
 #pragma once
 
 #include <cuda_runtime.h>

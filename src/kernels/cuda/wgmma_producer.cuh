@@ -9,7 +9,6 @@
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ptx_shared.cuh"
 #include "kernels/cuda/wgmma_pipeline.cuh"
 
@@ -65,10 +64,7 @@ struct RingCursor {
 // The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into the ring's next
 // slots of a block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's
 // `full` mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
-// The caller waits for its last copies (cp_async_wait_all) before it exits. A stage's weights (codes, group
-// records, block groups) are issued before its x: the first stage's go out before pdl::wait, which holds
-// the x copies (and so everything the consumers write) until the kernel before this one on the stream has
-// finished (a programmatic dependent launch, Plan::wgmma_pdl_in; a no-op otherwise).
+// The caller waits for its last copies (cp_async_wait_all) before it exits.
 template <typename T, int kBits, int kRows, int kTiles, int kS>
 __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restrict__ x, int64_t x_stride,
                                            bool x_direct, int M, int64_t m0, int64_t tile0, int64_t c0,
@@ -137,6 +133,14 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
     // the wait returns at once (no count of the chunks copied so far has to be kept).
     wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
     const uint32_t dst = base + slot * kStage;
+    const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
+    const T* xs = x_src + j * kChunkK;
+#pragma unroll
+    for (int i = 0; i < kXCopies; ++i) {
+      const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
+      cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
+      xs += 8 * x_stride;
+    }
     if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
       const uint32_t* cp = c_base + j * chunk_words;
 #pragma unroll
@@ -165,15 +169,6 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
     }
     if (pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces copies the block groups
       cp16(dst + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
-    if (j == 0) pdl::wait();
-    const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
-    const T* xs = x_src + j * kChunkK;
-#pragma unroll
-    for (int i = 0; i < kXCopies; ++i) {
-      const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
-      cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
-      xs += 8 * x_stride;
-    }
     wgp::mbar_arrive_cp_async(full0 + 8 * slot);
     bg = bg_next;
     if (++slot == kS) slot = 0, phase ^= 1u;
