@@ -224,6 +224,7 @@ std::vector<LinearBenchRow> run_linear_bench(const LinearBenchOptions& o) {
         spec.sym = scheme.sym;
         spec.mode = mode;
         spec.num_threads = threads;
+        spec.kernel_switch_threshold = o.threshold;
         // Copies of the layer so one pass over all of them exceeds the last-level cache.
         const QuantizedWeight canonical = random_weight(shape, scheme, ++seed);
         std::vector<QuantLinear> layers;

@@ -29,6 +29,7 @@ struct LinearBenchOptions {
   std::vector<LinearScheme> schemes;
   std::vector<ComputeMode> modes;  // each case runs once per mode
   int threads = 0;                 // 0: every hardware thread
+  int64_t threshold = 128;         // the layers' kernel_switch_threshold (QuantLinearSpec's default)
   double min_seconds = 0.25;       // per case: repeat until this much time has passed (and at least 3 runs)
   double rotate_mib = 96;       // packed weights rotated over at least this much memory (> last-level cache)
   bool baseline = true;         // time oneDNN bf16 on the same shapes

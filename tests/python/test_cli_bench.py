@@ -33,8 +33,23 @@ def test_tiny_run_writes_csv(ark_bin, tmp_path):
     assert any(r["m"] == "130" and "gemm" in r["kernel"] for r in rows)
 
 
+def test_threshold_moves_the_kernel_switch(ark_bin, tmp_path):
+    # --threshold is the layers' kernel_switch_threshold: at 4, M = 4 already runs the GEMM and M = 3 the
+    # decode kernel, in both modes.
+    out = tmp_path / "t.csv"
+    r = run(ark_bin, "--shapes", "256x160", "--m", "3,4", "--schemes", "int4-g128-sym", "--modes", "exact,int8",
+            "--threads", "1", "--min-time", "0.01", "--rotate-mib", "1", "--no-baseline", "--threshold", "4",
+            "--csv", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 4
+    for row in rows:
+        assert ("gemm" in row["kernel"]) == (row["m"] == "4"), row
+
+
 def test_bad_options_are_clear_errors(ark_bin):
     for args, expected in [
+        (["--threshold", "0"], "--threshold must be >= 1, got 0"),
         (["--shapes", "4096by4096"], "--shapes: '4096by4096'"),
         (["--m", "0"], "--m: 0 must be positive"),
         (["--schemes", "int5-g128"], "bits must be 2, 3, 4 or 8"),

@@ -18,6 +18,7 @@ struct BenchLinearArgs {
   std::string schemes = "int4-g128-sym,int4-g128-asym,int2-g64-asym,int3-g128-asym,int8-g128-asym";
   std::string modes = "exact,int8";
   int threads = 0;
+  int64_t threshold = 128;
   double min_seconds = 0.25;
   double rotate_mib = 96;
   bool no_baseline = false;
@@ -35,7 +36,9 @@ void run(const BenchLinearArgs& args) {
   ARK_CHECK(args.threads >= 0, "--threads must be >= 0 (0: all), got ", args.threads);
   ARK_CHECK(args.min_seconds > 0, "--min-time must be > 0, got ", args.min_seconds);
   ARK_CHECK(args.rotate_mib >= 0, "--rotate-mib must be >= 0, got ", args.rotate_mib);
+  ARK_CHECK(args.threshold >= 1, "--threshold must be >= 1, got ", args.threshold);
   o.threads = args.threads;
+  o.threshold = args.threshold;
   o.min_seconds = args.min_seconds;
   o.rotate_mib = args.rotate_mib;
   o.baseline = !args.no_baseline;
@@ -84,6 +87,10 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   linear->add_option("--modes", args->modes, "compute modes: exact, int8, auto")->capture_default_str();
   linear->add_option("--threads", args->threads, "threads (0: all)")->capture_default_str();
+  linear
+      ->add_option("--threshold", args->threshold,
+                   "kernel_switch_threshold: M below it runs the decode kernels, at or above it the GEMM")
+      ->capture_default_str();
   linear->add_option("--min-time", args->min_seconds, "seconds per case (median of the runs)")
       ->capture_default_str();
   linear->add_option("--rotate-mib", args->rotate_mib, "rotate packed weights over this much memory")
