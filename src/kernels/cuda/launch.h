@@ -328,7 +328,7 @@ inline constexpr bool kGemvAutoPdlIn = true;
 void set_gemv_pdl_in(int mode);
 int gemv_pdl_in_mode();
 // set_gemv_one_per_sm(mode): 1 pads the shared memory of a gemv plan of at most one block per SM whose blocks
-// could share an SM (M <= 16) to half an SM's, so that the block scheduler cannot place two on one SM while
+// could share an SM (M <= 16, or the two-block 17..32-row kernel) to half an SM's, so that the block scheduler cannot place two on one SM while
 // others idle (Plan::gemv_one_per_sm); -1 never; 0 as kGemvAutoOnePerSm says. On with the dependent launch:
 // without it, blocks placed early while the previous kernel still holds the SMs landed two to an SM on some
 // of those grids, 0.84-0.95x the plain launch (v9); alone it changes nothing measurable.
