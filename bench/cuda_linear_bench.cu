@@ -663,8 +663,14 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
 }
 
 // --once K N M FAMILY: three eager forwards of one layer (auto, mma or gemv), for a profiler (ncu -k ...).
+// ARK_ONCE_GEMV_SK=G: the gemv stream-K schedule over G blocks; ARK_ONCE_GEMV_TILES=t: its block shape.
 int run_once(cudaStream_t s, int bits, int64_t group, int64_t K, int64_t N, int64_t M, const char* family) {
   const auto layer = make_layer(random_weight(N, K, bits, group, 99), group, parse_cuda_kernel(family));
+  if (const char* g = std::getenv("ARK_ONCE_GEMV_SK")) {
+    cuda::set_gemv_stream_k(1);
+    cuda::set_gemv_sk_grid(std::atoi(g));
+  }
+  if (const char* t = std::getenv("ARK_ONCE_GEMV_TILES")) layer->set_gemv_block_tiles(std::atoi(t));
   const size_t ws_bytes = std::max<size_t>(layer->workspace_bytes(M), 256);
   const CallBuffers io(M, K, N, ws_bytes);
   void *x = io.x, *y = io.y, *ws = io.ws;

@@ -24,6 +24,8 @@
 #           decode kernel launched plainly or as a dependent, with and without one block per SM
 #           (--sweep-gemv-pdl, or the ark_cuda_bench sweeps GEMV9_SWEEPS names), ~6 minutes without the build
 #           (ARK_PREBUILT=1 BIN_DIR=...: binaries built here);
+#           stalls: ncu's warp-state samples per SASS instruction of the gemv kernel at M = 1 / 16 / 32 and the
+#           wgmma kernel at M = 64 / 256 (8192x28672; STALL_CASES=family:K:N:M ...), all in $OUT/stalls.tgz;
 #           profile: ncu of one call of gemv and mma at M = 1 (28672x8192), gemv at M = 16 / 32 and wgmma at
 #           M = 64 / 256 / 1024 (8192x28672), ~2 minutes;
 #           wgmma: the wgmma family's GPU tests, its memcheck subset and the sweep against mma, dequant_gemm
@@ -622,6 +624,47 @@ if [ "$WHAT" = profile ]; then  # ncu of one decode call of each family (28672x8
     done
   else
     note "profile: ncu not found"
+  fi
+fi
+
+if [ "$WHAT" = stalls ]; then  # where the warps of the decode and wgmma kernels wait: ncu's per-instruction samples
+  NCU=$(tool ncu)
+  if [ -n "$NCU" ]; then
+    # family:K:N:M; STALL_CASES overrides. Boost clocks (--clock-control none), caches flushed per replay.
+    for c in ${STALL_CASES:-gemv:8192:28672:1 gemv:8192:28672:16 gemv:8192:28672:32 wgmma:8192:28672:64 wgmma:8192:28672:256}; do
+      IFS=: read -r fam k n m <<<"$c"
+      mkdir -p /tmp/stalls
+      rep="/tmp/stalls/${fam}_${k}x${n}_m$m${STALL_TAG:-}"
+      timeout 90 "$NCU" --clock-control none --section SpeedOfLight --section WarpStateStats \
+        --section SourceCounters --section SchedulerStats --section Occupancy -k "regex:${STALL_KERNEL:-${fam}_(ws_|wide_)?kernel}" -c 1 \
+        -f -o "$rep" $BIN/ark_cuda_bench --once $k $n $m $fam >"$rep.log" 2>&1
+      "$NCU" -i "$rep.ncu-rep" --print-details all >"$rep.txt" 2>&1
+      "$NCU" -i "$rep.ncu-rep" --page source --csv --print-source sass >"$rep.sass.csv" 2>>"$rep.log"
+      grep -E "Duration|DRAM Throughput|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps" \
+        "$rep.txt" | head -10 | sed "s/^/$c: /"
+      python3 - "$rep.sass.csv" "$c" <<'PYEOF' | tee "$rep.top.txt"
+# The instructions with the most warp-stall samples, and the stall reasons summed over the kernel.
+import csv, sys, collections
+rows = list(csv.DictReader(open(sys.argv[1])))
+if not rows:
+    print(sys.argv[2], ": no source rows"); raise SystemExit
+keys = [k for k in rows[0] if "Samples" in k or "stall" in k.lower()]
+def num(v):
+    try: return float(str(v).replace(",", ""))
+    except ValueError: return 0.0
+samp = next((k for k in rows[0] if k.startswith("Warp Stall Sampling (All")), None)
+print(sys.argv[2], "columns:", ", ".join(keys[:40]))
+if samp:
+    total = sum(num(r[samp]) for r in rows) or 1.0
+    top = sorted(rows, key=lambda r: -num(r[samp]))[:45]
+    for r in top:
+        print(f"{100 * num(r[samp]) / total:5.1f}% {r.get('Address', '')} {r.get('Source', '')[:90]}")
+PYEOF
+    done
+    # one file back: the reports, their text, per-instruction CSVs and top lists
+    tar -czf "$OUT_DIR/stalls.tgz" -C /tmp stalls
+  else
+    note "stalls: ncu not found"
   fi
 fi
 

@@ -791,29 +791,47 @@ __global__ void __launch_bounds__(kThreads, kNx > 2 ? kGemvWideBlocksPerSm : kGe
 }
 
 // Sums the pieces of the tile ranges that stream-K split between blocks, in block order, plus the bias, into
-// y (ranges a single block covered were stored by it). One block per tile range (blockIdx.x), its threads
-// striding over the range's M x rows outputs: the share arithmetic (64-bit divisions) is done once per
-// thread, not once per output (one thread per output spent ~10 us of it at M = 32 on 8192x28672, H200).
+// y (ranges a single block covered were stored by it). Block (range, j) takes outputs 4 kThreads j .. of the
+// range's M x rows, four consecutive rows of one x row per thread (float4 loads: range_rows is a multiple of
+// 32 and every slot starts at a multiple of it), so all of a thread's loads are in flight at once. The share
+// arithmetic (64-bit divisions) is done once per block by thread 0. Earlier forms: one thread per output with
+// the divisions in every thread (~10 us of them at M = 32 on 8192x28672, H200), then one block per range
+// striding over its outputs (19 us at M = 16 on the H100: a chain of dependent memory latencies per thread).
 template <typename T>
 __global__ void gemv_sk_reduce_kernel(PackedView w, const float* __restrict__ partial, T* __restrict__ y,
                                       int M, int blocks, int block_warps_n, int64_t range_rows) {
   pdl::launch_dependents();
-  pdl::wait();
+  __shared__ int64_t share[3];  // b0, b1, the first slot
   const int64_t range = blockIdx.x;
-  const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
-  const int64_t u0 = range * w.chunks, u1 = u0 + w.chunks - 1;
-  const int64_t b0 = gemv_sk_block_of(u0, blocks, units), b1 = gemv_sk_block_of(u1, blocks, units);
+  if (threadIdx.x == 0) {
+    const int64_t units = gemv_sk_units(w.n8_tiles, w.chunks, block_warps_n);
+    const int64_t u0 = range * w.chunks, u1 = u0 + w.chunks - 1;
+    const int64_t b0 = gemv_sk_block_of(u0, blocks, units);
+    share[0] = b0;
+    share[1] = gemv_sk_block_of(u1, blocks, units);
+    // The range's pieces: block b0's slot 1 unless its share starts at u0, then slot 0 of b0 + 1 .. b1.
+    share[2] = gemv_sk_begin(b0, blocks, units) >= u0 ? 0 : 1;
+  }
+  __syncthreads();
+  const int64_t b0 = share[0], b1 = share[1];
   if (b0 == b1) return;  // one block covered the range and stored y
-  // The range's pieces: block b0's slot 1 unless its share starts at u0, then slot 0 of b0 + 1 .. b1.
-  const int first_slot = gemv_sk_begin(b0, blocks, units) >= u0 ? 0 : 1;
   const int rows = static_cast<int>(min(range_rows, w.n - range * range_rows));
-  const float* base = partial;
-  for (int e = threadIdx.x; e < M * rows; e += blockDim.x) {
-    const int m = e / rows, r = e % rows;
-    const int64_t n = range * range_rows + r;
-    float acc = base[((2 * b0 + first_slot) * M + m) * range_rows + r];
-    for (int64_t b = b0 + 1; b <= b1; ++b) acc += base[((2 * b) * M + m) * range_rows + r];
-    y[m * w.n + n] = Traits<T>::from_float(acc + (w.bias ? w.bias[n] : 0.0f));
+  const int e = 4 * (blockIdx.y * blockDim.x + threadIdx.x);  // output m * range_rows + r of the range
+  const int m = e / static_cast<int>(range_rows), r = e % static_cast<int>(range_rows);
+  if (m >= M || r >= rows) return;
+  pdl::wait();
+  const int64_t at = static_cast<int64_t>(m) * range_rows + r, slot = static_cast<int64_t>(M) * range_rows;
+  float4 acc = *reinterpret_cast<const float4*>(partial + (2 * b0 + share[2]) * slot + at);
+  for (int64_t b = b0 + 1; b <= b1; ++b) {
+    const float4 v = *reinterpret_cast<const float4*>(partial + 2 * b * slot + at);
+    acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+  }
+  const float sum[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if (r + i >= rows) break;
+    const int64_t n = range * range_rows + r + i;
+    y[m * w.n + n] = Traits<T>::from_float(sum[i] + (w.bias ? w.bias[n] : 0.0f));
   }
 }
 
@@ -832,8 +850,8 @@ __global__ void gemv_splitk_reduce_kernel(PackedView w, const float* __restrict_
 
 // A reduce kernel, as a programmatic dependent launch when pdl (sm_90).
 template <typename K, typename... Args>
-cudaError_t launch_reduce_kernel(bool dependent, unsigned blocks, cudaStream_t s, K kernel, Args... args) {
-  return pdl::launch(dependent, 1, dim3(blocks), dim3(kThreads), 0, s, kernel, args...);
+cudaError_t launch_reduce_kernel(bool dependent, dim3 blocks, cudaStream_t s, K kernel, Args... args) {
+  return pdl::launch(dependent, 1, blocks, dim3(kThreads), 0, s, kernel, args...);
 }
 
 // One launch; with p.gemv_cluster the splits of each tile range form one cluster (1 x splits x 1) and are
@@ -875,7 +893,8 @@ int launch_sk(const PackedView& w, const Plan& p, const T* x, bool x_vec, T* y, 
   if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
   // Every range whole in one share (units / blocks a multiple of the chunks): nothing to add.
   if (units % p.gemv_sk_blocks == 0 && units / p.gemv_sk_blocks % w.chunks == 0) return kOk;
-  const unsigned blocks = static_cast<unsigned>(units / w.chunks);  // one per tile range
+  const dim3 blocks(static_cast<unsigned>(units / w.chunks),  // tile ranges x 4 kThreads of their outputs
+                    static_cast<unsigned>((M * rows + 4 * kThreads - 1) / (4 * kThreads)));
   return launch_reduce_kernel(p.gemv_pdl, blocks, s, gemv_sk_reduce_kernel<T>, w,
                               static_cast<const float*>(partial), y, m, p.gemv_sk_blocks, bw,
                               rows) == cudaSuccess
