@@ -5,6 +5,7 @@
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
 //   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
+//                  [--sweep-gemv-pairs]
 //                  [--sweep-gemv-sk]
 //                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
 //                  [--once K N M auto|mma|gemv|wgmma] [--bits
@@ -406,9 +407,12 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // --sweep-gemv-sk (sk: the SM count): instead of the previous fit and the two-block kernel, kAuto against
 // the previous kAuto (split-K, reduce launched plainly), one block per SM, and stream-K forced to one or two
 // blocks per SM, all in one process (tags below).
+// --sweep-gemv-pairs (pairs): kAuto, then kAuto with two splits summed by the reduce launch instead of a
+// cluster of the two blocks (set_gemv_cluster_pairs(-1): no_pairs), then kAuto again (auto_again).
 // --sweep-gemv-pdl (pdl): kAuto against kAuto with the decode kernel launched as a dependent launch or
 // plainly, each with and without the one-block-per-SM padding (tags below).
-int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0, bool pdl = false) {
+int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0, bool pdl = false,
+                    bool pairs = false) {
   std::printf("sweep,K,N,M,kernel,us,frac_copy_bw\n");
   const std::vector<std::vector<int64_t>> shapes = {{8192, 28672}, {28672, 8192}, {4096, 4096},
                                                     {4096, 11008}, {11008, 4096}, {8192, 8192}};
@@ -439,6 +443,13 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
         std::fflush(stdout);
       };
       timed("auto");
+      if (pairs) {
+        cuda::set_gemv_cluster_pairs(-1);
+        timed("no_pairs");
+        cuda::set_gemv_cluster_pairs(0);
+        timed("auto_again");
+        continue;
+      }
       if (pdl) {
         // pdl_in / plain: the decode kernel launched as a dependent or plainly; _pad: grids of at most one
         // block per SM padded so that no SM takes two (set_gemv_one_per_sm), _nopad: not padded.
@@ -687,6 +698,7 @@ int main(int argc, char** argv) {
   bool small_shapes = false;  // --sweep-wgmma --small
   bool sweep_sk = false;      // --sweep-gemv-sk
   bool sweep_pdl = false;     // --sweep-gemv-pdl
+  bool sweep_pairs = false;   // --sweep-gemv-pairs
   bool sweep_wsk = false;     // --sweep-wgmma-sk
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
@@ -709,6 +721,8 @@ int main(int argc, char** argv) {
       sweep_ga = sweep_sk = true;
     else if (!std::strcmp(argv[i], "--sweep-gemv-pdl"))
       sweep_ga = sweep_pdl = true;
+    else if (!std::strcmp(argv[i], "--sweep-gemv-pairs"))
+      sweep_ga = sweep_pairs = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
       sweep_wsk = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
@@ -744,7 +758,8 @@ int main(int argc, char** argv) {
   if (sweep) return sweep_splits(s, bits, group, bw);
   if (sweep_g) return sweep_gemv(s, bits, group, bw, quick);
   if (sweep_ga)
-    return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0, sweep_pdl);
+    return sweep_gemv_auto(s, bits, group, bw, sweep_sk ? prop.multiProcessorCount : 0, sweep_pdl,
+                           sweep_pairs);
   if (sweep_w) return sweep_wgmma(s, bits, group, quick, small_shapes);
   if (sweep_wsk) return sweep_wgmma_sk(s, bits, group, prop.multiProcessorCount);
   std::printf(

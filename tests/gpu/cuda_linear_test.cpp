@@ -960,6 +960,46 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
   EXPECT_GT(sm80.partial_bytes, 0u);
 }
 
+// Plans of exactly two splits sum them in a cluster of the two blocks on sm_90 (set_gemv_cluster_pairs,
+// kGemvAutoClusterPairs; host-only, an H100's figures): no partials, no workspace, the model's shape unchanged
+// (the same block shape and split factor with the override off); three or more splits, the stream-K and
+// two-block plans and an sm_80 device keep the reduce launch. On the six shapes that is 8192x28672 at M =
+// 9..16 (t8 s2); CudaLinear.GemvClusterReduceMatchesReduceLaunch checks the cluster's sums on the GPU.
+TEST(CudaPlan, GemvTwoSplitsSumInACluster) {
+  struct Restore {
+    ~Restore() { cuda::set_gemv_cluster_pairs(0); }
+  } restore;
+  cuda::DeviceInfo dev = hopper_device(true);
+  int pairs = 0;
+  for (const auto& sh : kBenchShapes)
+    for (int64_t M : {1, 4, 8, 9, 12, 16, 17, 24, 32}) {
+      const cuda::PackedView v = planner_view(sh[0], sh[1]);
+      const std::string what =
+          std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
+      cuda::set_gemv_cluster_pairs(0);
+      const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      const bool want = cuda::kGemvAutoClusterPairs && p.splits == 2 && !p.gemv_stream_k && !p.gemv_two_wide;
+      EXPECT_EQ(p.gemv_cluster, want) << what;
+      EXPECT_EQ(p.workspace_bytes, p.splits > 1 && !p.gemv_cluster ? p.partial_bytes : 0u) << what;
+      pairs += p.gemv_cluster;
+      cuda::set_gemv_cluster_pairs(-1);
+      const cuda::Plan off = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
+      EXPECT_FALSE(off.gemv_cluster) << what;
+      EXPECT_EQ(off.block_tiles, p.block_tiles) << what;
+      EXPECT_EQ(off.splits, p.splits) << what;
+      EXPECT_EQ(off.workspace_bytes, off.splits > 1 ? off.partial_bytes : 0u) << what;
+    }
+  EXPECT_EQ(pairs > 0, cuda::kGemvAutoClusterPairs) << "8192x28672 at M = 9..16 splits K in two";
+  const cuda::PackedView v = planner_view(8192, 8192);
+  cuda::set_gemv_cluster_pairs(1);
+  EXPECT_TRUE(cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 2, 8).gemv_cluster) << "forced two splits";
+  EXPECT_FALSE(cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 3, 8).gemv_cluster) << "three splits";
+  dev.wgmma = false;  // sm_80: no clusters
+  const cuda::Plan sm80 = cuda::make_plan(v, 16, cuda::Family::kGemv, dev, 2, 8);
+  EXPECT_FALSE(sm80.gemv_cluster);
+  EXPECT_GT(sm80.partial_bytes, 0u);
+}
+
 // The 4 x 2 x-ring blocks are off in the planner by default (set_gemv_ring_4x2): no plan above 8 rows has 4
 // warps along N, while a forced shape still runs them (the ring's shared memory); allowed, the planner may
 // weigh them and every plan still fits.
@@ -1241,12 +1281,12 @@ void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), con
 }
 
 // The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in; sm_90, elsewhere the plan keeps
-// the plain launch): check_dependent_chain with and without split-K's reduce between the links, in every
-// row-group kernel.
+// the plain launch): check_dependent_chain with and without split-K's reduce between the links, with two
+// splits summed in a cluster, in every row-group kernel.
 TEST(CudaLinear, GemvPdlInChainReadsThePreviousOutput) {
   REQUIRE_GPU();
   TestLayer t(1536, 1536, 17300);
-  for (int splits : {0, 3})
+  for (int splits : {0, 2, 3})  // 2: summed by a cluster of two blocks on sm_90 (set_gemv_cluster_pairs)
     for (int64_t M : {1, 12, 32}) {
       t.layer.set_mma_splits(splits);
       check_dependent_chain(t, M, cuda::set_gemv_pdl_in, t.layer.kernel_name(M) + " M=" + std::to_string(M));

@@ -333,7 +333,7 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       if (p.gemv_stream_k)
         o << "_sk" << p.gemv_sk_blocks;  // the stream-K schedule over that many blocks
       else
-        o << "_splitk" << p.splits;
+        o << "_splitk" << p.splits << (p.gemv_cluster ? "_cluster" : "");  // summed in a thread-block cluster
       break;
     case cuda::Family::kWgmma:
       o << "wgmma_w" << bits << "_n"

@@ -176,6 +176,7 @@ std::atomic<int> g_gemv_sk_grid{0};              // set_gemv_sk_grid: likewise (
 std::atomic<int> g_gemv_pdl{0};                  // set_gemv_pdl: likewise (0: the planner's)
 std::atomic<int> g_gemv_pdl_in{0};               // set_gemv_pdl_in: likewise (0: the planner's)
 std::atomic<int> g_gemv_one_per_sm{0};           // set_gemv_one_per_sm: likewise (0: the planner's)
+std::atomic<int> g_gemv_cluster_pairs{0};        // set_gemv_cluster_pairs: likewise (0: the planner's)
 
 // The wgmma planner's model of one launch (rough H100 figures; only the ranking of split factors matters): a
 // block's 128-k chunk takes the longer of its tensor-core time (2 warpgroups x 64 x rows x 128 MACs at ~1
@@ -314,6 +315,12 @@ void set_gemv_stream_k(int mode) {
 }
 int gemv_stream_k_mode() {
   return g_gemv_stream_k.load(std::memory_order_relaxed);
+}
+void set_gemv_cluster_pairs(int mode) {
+  g_gemv_cluster_pairs.store(mode, std::memory_order_relaxed);
+}
+int gemv_cluster_pairs_mode() {
+  return g_gemv_cluster_pairs.load(std::memory_order_relaxed);
 }
 void set_gemv_one_per_sm(int mode) {
   g_gemv_one_per_sm.store(mode, std::memory_order_relaxed);
@@ -521,6 +528,11 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
         p.splits = 1;
       }
     }
+    // Two splits: summed by a cluster of the two blocks (sm_90) instead of partials and a reduce launch.
+    const int pairs = gemv_cluster_pairs_mode();
+    if (dev.wgmma && p.splits == 2 && !p.gemv_stream_k && !p.gemv_cluster && !p.gemv_two_wide &&
+        (pairs > 0 || (pairs == 0 && kGemvAutoClusterPairs)))
+      p.gemv_cluster = true;
     // The 8 x 1 x ring's lookahead: at most its slots - 1 (each fill waits for the slot's previous chunk to
     // be released by every warp; launch_gemv checks the range).
     const int x_slots = p.gemv_two_wide ? kGemvTwoWideXStages : kGemvXStages;

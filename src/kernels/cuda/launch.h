@@ -335,6 +335,14 @@ int gemv_pdl_in_mode();
 inline constexpr bool kGemvAutoOnePerSm = true;
 void set_gemv_one_per_sm(int mode);
 int gemv_one_per_sm_mode();
+// set_gemv_cluster_pairs(mode): 1 sums a gemv plan of exactly two splits inside the kernel by a cluster of
+// two blocks (Plan::gemv_cluster, sm_90 only; the shape the model chose is kept), -1 never (the reduce
+// launch), 0 as kGemvAutoClusterPairs says. On an H100 with the dependent launches, 8192x28672 at M = 16 (t8
+// s2) ran 58.6 against 62.3 us (1.06x, three runs); at 4 and 8 splits the cluster was 0.43-0.76x, which is
+// why set_gemv_cluster_reduce (the model weighing clusters of 2..8) stays off (docs/CUDA.md, v10).
+inline constexpr bool kGemvAutoClusterPairs = true;
+void set_gemv_cluster_pairs(int mode);
+int gemv_cluster_pairs_mode();
 void set_gemv_stream_k(int mode);
 int gemv_stream_k_mode();
 void set_gemv_sk_grid(int blocks);
