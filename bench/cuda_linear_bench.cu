@@ -408,7 +408,8 @@ int sweep_gemv(cudaStream_t s, int bits, int64_t group, double bw, bool quick) {
 // the previous kAuto (split-K, reduce launched plainly), one block per SM, and stream-K forced to one or two
 // blocks per SM, all in one process (tags below).
 // --sweep-gemv-pairs (pairs): kAuto, then kAuto with two splits summed by the reduce launch instead of a
-// cluster of the two blocks (set_gemv_cluster_pairs(-1): no_pairs), then kAuto again (auto_again).
+// cluster of the two blocks (set_gemv_cluster_pairs(-1): no_pairs), then kAuto again (auto_again); above 16
+// rows also the two-block kernel at t8 s2 with the pair and with the reduce launch.
 // --sweep-gemv-pdl (pdl): kAuto against kAuto with the decode kernel launched as a dependent launch or
 // plainly, each with and without the one-block-per-SM padding (tags below).
 int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk = 0, bool pdl = false,
@@ -448,6 +449,16 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
         timed("no_pairs");
         cuda::set_gemv_cluster_pairs(0);
         timed("auto_again");
+        if (M > 16) {  // the two-block 17..32-row kernel at 8 warps along N and two splits: pair or reduce
+          cuda::set_gemv_two_wide(1);
+          for (auto& l : gemv) l->set_gemv_block_tiles(8), l->set_mma_splits(2);
+          timed("2wide_s2_pair");
+          cuda::set_gemv_cluster_pairs(-1);
+          timed("2wide_s2_reduce");
+          cuda::set_gemv_cluster_pairs(0);
+          for (auto& l : gemv) l->set_gemv_block_tiles(0), l->set_mma_splits(0);
+          cuda::set_gemv_two_wide(0);
+        }
         continue;
       }
       if (pdl) {

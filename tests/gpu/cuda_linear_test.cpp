@@ -962,8 +962,8 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
 
 // Plans of exactly two splits sum them in a cluster of the two blocks on sm_90 (set_gemv_cluster_pairs,
 // kGemvAutoClusterPairs; host-only, an H100's figures): no partials, no workspace, the model's shape unchanged
-// (the same block shape and split factor with the override off); three or more splits, the stream-K and
-// two-block plans and an sm_80 device keep the reduce launch. On the six shapes that is 8192x28672 at M =
+// (the same block shape and split factor with the override off); three or more splits, the stream-K plans
+// and an sm_80 device keep the reduce launch. On the six shapes that is 8192x28672 at M =
 // 9..16 (t8 s2); CudaLinear.GemvClusterReduceMatchesReduceLaunch checks the cluster's sums on the GPU.
 TEST(CudaPlan, GemvTwoSplitsSumInACluster) {
   struct Restore {
@@ -978,7 +978,7 @@ TEST(CudaPlan, GemvTwoSplitsSumInACluster) {
           std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + " M=" + std::to_string(M);
       cuda::set_gemv_cluster_pairs(0);
       const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kGemv, dev);
-      const bool want = cuda::kGemvAutoClusterPairs && p.splits == 2 && !p.gemv_stream_k && !p.gemv_two_wide;
+      const bool want = cuda::kGemvAutoClusterPairs && p.splits == 2 && !p.gemv_stream_k;
       EXPECT_EQ(p.gemv_cluster, want) << what;
       EXPECT_EQ(p.workspace_bytes, p.splits > 1 && !p.gemv_cluster ? p.partial_bytes : 0u) << what;
       pairs += p.gemv_cluster;

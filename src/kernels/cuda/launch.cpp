@@ -530,7 +530,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     // Two splits: summed by a cluster of the two blocks (sm_90) instead of partials and a reduce launch.
     const int pairs = gemv_cluster_pairs_mode();
-    if (dev.wgmma && p.splits == 2 && !p.gemv_stream_k && !p.gemv_cluster && !p.gemv_two_wide &&
+    if (dev.wgmma && p.splits == 2 && !p.gemv_stream_k && !p.gemv_cluster &&
         (pairs > 0 || (pairs == 0 && kGemvAutoClusterPairs)))
       p.gemv_cluster = true;
     // The 8 x 1 x ring's lookahead: at most its slots - 1 (each fill waits for the slot's previous chunk to
