@@ -6,6 +6,7 @@ without --model runs it, and ark's numbers on it match the independent float64 N
 - `ark generate` with no --model: greedy text equals the prompt followed by the reference's greedy tokens decoded
   by the `tokenizers` library; sampling with a seed replays exactly and another seed gives other text;
 - ARK_DEFAULT_MODEL points it elsewhere, and a missing default is a clear error;
+- a bad sampling flag (or generation_config value) is refused by name before any weight loads or text prints;
 - `ark perplexity` over a few windows of the held-out text: each window's summed negative log-likelihood equals
   the reference's, and the perplexity is that of a trained model (far below the vocabulary's 4096).
 """
@@ -120,3 +121,26 @@ def test_perplexity_on_heldout_matches_float64_reference(ark_bin, reference, tok
         nll, scored = nll + want, scored + n
     assert abs(got["perplexity"] / np.exp(nll / scored) - 1) <= 1e-5
     assert 20 < got["perplexity"] < 300, got["perplexity"]  # trained: a random model of 4096 tokens is in the 1000s
+
+
+def test_bad_sampling_flags_are_refused_before_any_work(ark_bin, tmp_path):
+    # Values a user can type that the "flag left out" defaults once swallowed (a negative or NaN temperature, a
+    # negative top-k, a seed that wrapped around), and ones refused only after the prompt was echoed.
+    for flags, named in [(["--temperature", -1], "--temperature -1"), (["--temperature", "nan"], "--temperature nan"),
+                         (["--top-k", -2], "--top-k -2"), (["--top-p", 2], "--top-p 2"), (["--top-p", 0], "--top-p 0"),
+                         (["--max-tokens", 0], "--max-tokens 0"), (["--seed", -1], "--seed")]:
+        r = run(ark_bin, "generate", "--prompt", PROMPT, *flags, ok=False)
+        assert r.returncode != 0 and r.stdout == "", (flags, r.stdout)
+        assert named in r.stderr and "loaded in" not in r.stderr, (flags, r.stderr)
+    # generation_config.json's own sampling values: refused as its, and a flag overrides them.
+    tiny = tmp_path / "tiny"
+    run(ark_bin, "make-model", "--out", tiny, "--arch", "qwen2", "--hidden", 64, "--intermediate", 128, "--layers",
+        2, "--heads", 2, "--kv-heads", 1, "--vocab", 4096, "--tied", "--tokenizer", MODEL, "--seed", 3)
+    gen = json.loads((tiny / "generation_config.json").read_text())
+    gen.update(do_sample=True, temperature=0.7, top_p=0.0)
+    (tiny / "generation_config.json").write_text(json.dumps(gen))
+    r = run(ark_bin, "generate", "--model", tiny, "--prompt", PROMPT, "--max-tokens", 3, ok=False)
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert "generation_config.json" in r.stderr and "--top-p 0" in r.stderr, r.stderr
+    r = run(ark_bin, "generate", "--model", tiny, "--prompt", PROMPT, "--max-tokens", 3, "--top-p", 0.5)
+    assert r.stdout.startswith(PROMPT), r.stdout

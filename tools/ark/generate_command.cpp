@@ -22,6 +22,7 @@
 #include "ark/error.h"
 #include "ark/generator.h"
 #include "ark/model.h"
+#include "ark/sampler.h"
 #include "ark/thread_pool.h"
 #include "ark/tokenizer.h"
 #include "commands.h"
@@ -38,6 +39,9 @@ struct GenerateArgs {
   double temperature = -1, top_p = -1;
   uint64_t seed = 0;
   int threads = 0;
+  // The sampling flags as given: a flag left out takes generation_config's value (run below), so "given"
+  // comes from the parser, not from a sentinel value that a user could also type.
+  CLI::Option *temperature_flag = nullptr, *top_k_flag = nullptr, *top_p_flag = nullptr;
 };
 
 std::vector<ChatMessage> read_messages(const std::string& path) {
@@ -142,6 +146,19 @@ void run(GenerateArgs a) {
             "--logits-out and --ids-out need --prompt-ids");
   ARK_CHECK(a.messages.empty() || a.chat, "--messages needs --chat");
   ARK_CHECK(a.threads >= 0, "--threads ", a.threads, " must be >= 0 (0: all)");
+  ARK_CHECK(a.max_tokens >= 1, "--max-tokens ", a.max_tokens, " must be at least 1");
+  // The sampling flags that were given, checked by the sampler's own rules before anything is loaded or
+  // printed (generate() would refuse them only after the prompt was echoed).
+  const bool temperature_given = a.temperature_flag && a.temperature_flag->count() > 0;
+  const bool top_k_given = a.top_k_flag && a.top_k_flag->count() > 0;
+  const bool top_p_given = a.top_p_flag && a.top_p_flag->count() > 0;
+  {
+    SamplingParams given;
+    if (temperature_given) given.temperature = a.temperature;
+    if (top_k_given) given.top_k = a.top_k;
+    if (top_p_given) given.top_p = a.top_p;
+    const Sampler check(given);
+  }
   std::optional<Tokenizer> tokenizer_holder;
   if (!by_ids) tokenizer_holder = Tokenizer::load(a.model);
   std::optional<ChatTemplate> tmpl;
@@ -179,10 +196,16 @@ void run(GenerateArgs a) {
   go.max_tokens = a.max_tokens;
   // Flags win; otherwise generation_config's sampling when it asks for sampling, else greedy.
   const GenerationDefaults& d = c.generation;
-  go.sampling.temperature = a.temperature >= 0 ? a.temperature : (d.do_sample ? d.temperature : 0.0);
-  go.sampling.top_k = a.top_k >= 0 ? a.top_k : (d.do_sample ? d.top_k : 0);
-  go.sampling.top_p = a.top_p >= 0 ? a.top_p : (d.do_sample ? d.top_p : 1.0);
+  go.sampling.temperature = temperature_given ? a.temperature : (d.do_sample ? d.temperature : 0.0);
+  go.sampling.top_k = top_k_given ? a.top_k : (d.do_sample ? d.top_k : 0);
+  go.sampling.top_p = top_p_given ? a.top_p : (d.do_sample ? d.top_p : 1.0);
   go.sampling.seed = a.seed;
+  try {  // the flags passed above, so what the sampler refuses here came from generation_config.json
+    const Sampler check(go.sampling);
+  } catch (const Error& e) {
+    throw_error(a.model, "/generation_config.json: its sampling values are not usable (", e.what(),
+                "); give the flag to override it");
+  }
   if (!a.ignore_eos) {
     go.stop_ids = c.eos_token_ids;
     if (tokenizer_holder)
@@ -263,10 +286,15 @@ void add_generate_command(CLI::App& app) {
                 "JSON file with a conversation [{role, content}, ...] (with --chat)");
   c->add_flag("--no-think", a->no_think, "Qwen3 templates: enable_thinking=false");
   c->add_option("--max-tokens", a->max_tokens, "most tokens to generate")->capture_default_str();
-  c->add_option("--temperature", a->temperature, "0: greedy (default: generation_config's, else greedy)");
-  c->add_option("--top-k", a->top_k, "keep the k most likely tokens (0: off)");
-  c->add_option("--top-p", a->top_p, "nucleus sampling mass (1: off)");
-  c->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  a->temperature_flag =
+      c->add_option("--temperature", a->temperature, "0: greedy (default: generation_config's, else greedy)");
+  a->top_k_flag = c->add_option("--top-k", a->top_k, "keep the k most likely tokens (0: off)");
+  a->top_p_flag = c->add_option("--top-p", a->top_p, "nucleus sampling mass (1: off)");
+  c->add_option("--seed", a->seed, "sampling seed")
+      ->capture_default_str()
+      ->check([](const std::string& v) {  // the parser would wrap "-1" around to 2^64 - 1
+        return v.find('-') == std::string::npos ? std::string() : "must be an integer >= 0 (got " + v + ")";
+      });
   c->add_option("--threads", a->threads, "threads (0: all)")->capture_default_str();
   c->add_option("--max-model-len", a->max_model_len,
                 "longest sequence (0: max_position_embeddings, capped by memory)")
