@@ -961,10 +961,10 @@ TEST(CudaPlan, GemvClusterSplitsNeedNoWorkspace) {
 }
 
 // Plans of exactly two splits sum them in a cluster of the two blocks on sm_90 (set_gemv_cluster_pairs,
-// kGemvAutoClusterPairs; host-only, an H100's figures): no partials, no workspace, the model's shape unchanged
-// (the same block shape and split factor with the override off); three or more splits, the stream-K plans
-// and an sm_80 device keep the reduce launch. On the six shapes that is 8192x28672 at M =
-// 9..16 (t8 s2); CudaLinear.GemvClusterReduceMatchesReduceLaunch checks the cluster's sums on the GPU.
+// kGemvAutoClusterPairs; host-only, an H100's figures): no partials, no workspace, the model's shape
+// unchanged (the same block shape and split factor with the override off); three or more splits, the stream-K
+// plans and an sm_80 device keep the reduce launch. On the six shapes that is 8192x28672 at M = 9..16 (t8
+// s2); CudaLinear.GemvClusterReduceMatchesReduceLaunch checks the cluster's sums on the GPU.
 TEST(CudaPlan, GemvTwoSplitsSumInACluster) {
   struct Restore {
     ~Restore() { cuda::set_gemv_cluster_pairs(0); }
@@ -1280,9 +1280,9 @@ void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), con
   set_pdl_in(0);
 }
 
-// The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in; sm_90, elsewhere the plan keeps
-// the plain launch): check_dependent_chain with and without split-K's reduce between the links, with two
-// splits summed in a cluster, in every row-group kernel.
+// The decode kernel as a programmatic dependent launch (cuda::set_gemv_pdl_in; sm_90, elsewhere the plan
+// keeps the plain launch): check_dependent_chain with and without split-K's reduce between the links, with
+// two splits summed in a cluster, in every row-group kernel.
 TEST(CudaLinear, GemvPdlInChainReadsThePreviousOutput) {
   REQUIRE_GPU();
   TestLayer t(1536, 1536, 17300);
