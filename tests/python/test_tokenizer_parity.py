@@ -210,3 +210,22 @@ def test_round_trip(ark, name, seed, corpus_sentences, tmp_path):
     want = [unicodedata.normalize("NFC", t) if nfc else t for t in texts]
     count, examples = first_mismatches(texts, decoded, want)
     assert count == 0, f"seed {seed}: {count} of {len(texts)} do not round-trip:\n" + "\n".join(examples)
+
+
+def test_ids_outside_the_vocabulary_are_clear_errors(ark, tmp_path):
+    # The library skips an id it does not have, as Hugging Face's decode does (a model's vocabulary may be
+    # padded past the tokenizer's); ids a user gives `ark tokenize` to decode are checked instead.
+    name = "qwen3"
+    vocab = tokenizers.Tokenizer.from_file(str(tokenizer_dir(name) / "tokenizer.json")).get_vocab_size(True)
+    base = [ark, "tokenize", "--tokenizer", str(tokenizer_dir(name))]
+    ok = subprocess.run([*base, "--decode", f"0,{vocab - 1}"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    for bad in (str(vocab), "-3", "12,x"):
+        r = subprocess.run([*base, "--decode", bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and r.stdout == "" and "--decode" in r.stderr, (bad, r.stderr)
+    assert f"id {vocab} is not in the tokenizer's vocabulary (ids 0..{vocab - 1})" in subprocess.run(
+        [*base, "--decode", str(vocab)], capture_output=True, text=True, timeout=60).stderr
+    path = tmp_path / "ids.jsonl"
+    path.write_text("[1, 2]\n[3, %d]\n" % (vocab + 5))
+    r = subprocess.run([*base, "--file", str(path), "--jsonl"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "" and "line 2" in r.stderr and f"id {vocab + 5}" in r.stderr, r.stderr

@@ -45,8 +45,8 @@ std::string read_text_file(const std::string& path) {
   return buffer.str();
 }
 
-std::vector<int32_t> parse_ids(const std::string& list) {
-  std::vector<int32_t> ids;
+std::vector<int64_t> parse_ids(const std::string& list) {
+  std::vector<int64_t> ids;
   std::string cleaned = list;
   for (char& c : cleaned) {
     if (c == ',' || c == '[' || c == ']') c = ' ';
@@ -61,9 +61,9 @@ std::vector<int32_t> parse_ids(const std::string& list) {
     } catch (const std::exception&) {
       used = 0;
     }
-    ARK_CHECK(used == word.size() && value >= 0 && value < (1ll << 31), "--decode: '", word,
+    ARK_CHECK(used == word.size() && value >= 0, "--decode: '", word,
               "' is not a token id (expected non-negative integers separated by commas or spaces)");
-    ids.push_back(static_cast<int32_t>(value));
+    ids.push_back(value);
   }
   return ids;
 }
@@ -74,12 +74,22 @@ std::string json_string(const std::string& s) {
   return nlohmann::json(s).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
-std::string decode_ids(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
-                       const TokenizeOptions& o) {
-  if (!o.stream) return tokenizer.decode(ids, o.skip_special);
+// `where` names the input in the error for an id the tokenizer does not have (the library's decode skips such
+// ids, as the Hugging Face one does, since a model's vocabulary may be padded past the tokenizer's; here they
+// are a mistake in what the user typed).
+std::string decode_ids(const Tokenizer& tokenizer, const std::vector<int64_t>& ids, const TokenizeOptions& o,
+                       const std::string& where) {
+  std::vector<int32_t> valid;
+  valid.reserve(ids.size());
+  for (int64_t id : ids) {
+    ARK_CHECK(id >= 0 && id < tokenizer.vocab_size(), where, ": id ", id,
+              " is not in the tokenizer's vocabulary (ids 0..", tokenizer.vocab_size() - 1, ")");
+    valid.push_back(static_cast<int32_t>(id));
+  }
+  if (!o.stream) return tokenizer.decode(valid, o.skip_special);
   StreamDecoder stream(tokenizer, o.skip_special);
   std::string text;
-  for (int32_t id : ids) text += stream.put(id);
+  for (int32_t id : valid) text += stream.put(id);
   return text + stream.flush();
 }
 
@@ -124,13 +134,14 @@ void run_jsonl(const Tokenizer& tokenizer, const TokenizeOptions& o) {
       tokens += ids.size();
       out += nlohmann::json(ids).dump();
     } else if (value.is_array()) {
-      std::vector<int32_t> ids;
+      std::vector<int64_t> ids;
       for (const auto& v : value) {
         ARK_CHECK(v.is_number_integer(), "--file '", o.file, "' line ", line_no,
                   ": expected an array of ids");
-        ids.push_back(v.get<int32_t>());
+        ids.push_back(v.get<int64_t>());
       }
-      out += json_string(decode_ids(tokenizer, ids, o));
+      out += json_string(
+          decode_ids(tokenizer, ids, o, "--file '" + o.file + "' line " + std::to_string(line_no)));
     } else {
       throw_error("--file '", o.file, "' line ", line_no, ": expected a JSON string or an array of ids");
     }
@@ -143,7 +154,7 @@ void run_jsonl(const Tokenizer& tokenizer, const TokenizeOptions& o) {
 void run_tokenize(const TokenizeOptions& o) {
   const Tokenizer tokenizer = Tokenizer::load(o.tokenizer);
   if (!o.decode.empty()) {
-    std::cout << decode_ids(tokenizer, parse_ids(o.decode), o) << "\n";
+    std::cout << decode_ids(tokenizer, parse_ids(o.decode), o, "--decode") << "\n";
     return;
   }
   ARK_CHECK(!o.file.empty() || !o.text.empty() || o.jsonl, "tokenize: give --text, --file or --decode");
