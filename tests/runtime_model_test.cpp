@@ -139,6 +139,14 @@ TEST(RuntimeModel, LimitsAndBadTokensAreClearErrors) {
   go.max_tokens = 8;
   const std::vector<int32_t> prompt(5, 1);
   EXPECT_NE(error_of([&] { generate(m, c, prompt, go); }).find("--max-model-len 10"), std::string::npos);
+  // check_generate: the same refusals, without a forward (a caller checks before it prints anything).
+  EXPECT_NE(error_of([&] { check_generate(c, 5, go); }).find("--max-model-len 10"), std::string::npos);
+  EXPECT_NO_THROW(check_generate(c, 3, go));  // 3 + 8 - 1 = 10 positions fit
+  EXPECT_NE(error_of([&] { check_generate(c, 0, go); }).find("prompt is empty"), std::string::npos);
+  GenerateOptions bad_top_p = go;
+  bad_top_p.sampling.top_p = 0;
+  EXPECT_NE(error_of([&] { check_generate(c, 3, bad_top_p); }).find("--top-p 0"), std::string::npos);
+  EXPECT_EQ(c.size(), 0);
   LoadOptions too_long = exact();
   too_long.max_model_len = 1 << 20;
   EXPECT_NE(error_of([&] { Model::load(dir.path(), too_long); }).find("max_position_embeddings"),

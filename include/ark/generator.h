@@ -32,9 +32,14 @@ struct GenerateResult {
   }
 };
 
+// The checks generate() makes before any work, for a caller that wants them before it prints anything:
+// throws ark::Error for an empty prompt, max_tokens < 1, sampling parameters the sampler refuses, or a
+// prompt of prompt_tokens that with max_tokens would pass the cache's max_len.
+void check_generate(const KvCache& cache, int64_t prompt_tokens, const GenerateOptions& options);
+
 // Appends `prompt` to `cache` (which may already hold a conversation) and generates. on_token is called
 // with each generated id as soon as it is chosen (the stop id is not passed); returning false stops early.
-// Throws ark::Error before any work when the prompt plus max_tokens would pass the cache's max_len.
+// Throws ark::Error before any work where check_generate would.
 GenerateResult generate(const Model& model, KvCache& cache, std::span<const int32_t> prompt,
                         const GenerateOptions& options, const std::function<bool(int32_t)>& on_token = {});
 

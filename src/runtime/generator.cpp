@@ -8,15 +8,20 @@
 
 namespace ark {
 
-GenerateResult generate(const Model& model, KvCache& cache, std::span<const int32_t> prompt,
-                        const GenerateOptions& o, const std::function<bool(int32_t)>& on_token) {
-  ARK_CHECK(!prompt.empty(), "generate: the prompt is empty (no tokens)");
+void check_generate(const KvCache& cache, int64_t prompt_tokens, const GenerateOptions& o) {
+  ARK_CHECK(prompt_tokens > 0, "generate: the prompt is empty (no tokens)");
   ARK_CHECK(o.max_tokens >= 1, "--max-tokens ", o.max_tokens, " must be at least 1");
-  const int64_t need = cache.size() + static_cast<int64_t>(prompt.size()) + o.max_tokens - 1;
-  ARK_CHECK(need <= cache.max_len(), "the prompt (", prompt.size(), " tokens", cache.size() ? " after " : "",
+  const Sampler sampler(o.sampling);  // throws for parameters it refuses
+  const int64_t need = cache.size() + prompt_tokens + o.max_tokens - 1;
+  ARK_CHECK(need <= cache.max_len(), "the prompt (", prompt_tokens, " tokens", cache.size() ? " after " : "",
             cache.size() ? std::to_string(cache.size()) + " in the conversation" : std::string(),
             ") plus --max-tokens ", o.max_tokens, " needs ", need, " positions, more than --max-model-len ",
             cache.max_len());
+}
+
+GenerateResult generate(const Model& model, KvCache& cache, std::span<const int32_t> prompt,
+                        const GenerateOptions& o, const std::function<bool(int32_t)>& on_token) {
+  check_generate(cache, static_cast<int64_t>(prompt.size()), o);
   Sampler sampler(o.sampling);
   const int64_t vocab = model.config().vocab_size;
   std::vector<float> logits(vocab);

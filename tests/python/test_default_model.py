@@ -6,7 +6,8 @@ without --model runs it, and ark's numbers on it match the independent float64 N
 - `ark generate` with no --model: greedy text equals the prompt followed by the reference's greedy tokens decoded
   by the `tokenizers` library; sampling with a seed replays exactly and another seed gives other text;
 - ARK_DEFAULT_MODEL points it elsewhere, and a missing default is a clear error;
-- a bad sampling flag (or generation_config value) is refused by name before any weight loads or text prints;
+- a bad sampling flag (or generation_config value), a chat-only flag without --chat, or a prompt too long for
+  --max-model-len is refused by name before any text prints;
 - `ark perplexity` over a few windows of the held-out text: each window's summed negative log-likelihood equals
   the reference's, and the perplexity is that of a trained model (far below the vocabulary's 4096).
 """
@@ -128,10 +129,15 @@ def test_bad_sampling_flags_are_refused_before_any_work(ark_bin, tmp_path):
     # negative top-k, a seed that wrapped around), and ones refused only after the prompt was echoed.
     for flags, named in [(["--temperature", -1], "--temperature -1"), (["--temperature", "nan"], "--temperature nan"),
                          (["--top-k", -2], "--top-k -2"), (["--top-p", 2], "--top-p 2"), (["--top-p", 0], "--top-p 0"),
-                         (["--max-tokens", 0], "--max-tokens 0"), (["--seed", -1], "--seed")]:
+                         (["--max-tokens", 0], "--max-tokens 0"), (["--seed", -1], "--seed"),
+                         (["--system", "be brief"], "--system needs --chat"),
+                         (["--no-think"], "--no-think needs --chat")]:
         r = run(ark_bin, "generate", "--prompt", PROMPT, *flags, ok=False)
         assert r.returncode != 0 and r.stdout == "", (flags, r.stdout)
         assert named in r.stderr and "loaded in" not in r.stderr, (flags, r.stderr)
+    # A prompt that with --max-tokens does not fit --max-model-len: refused before the prompt is echoed.
+    r = run(ark_bin, "generate", "--prompt", PROMPT, "--max-model-len", 4, "--max-tokens", 10, ok=False)
+    assert r.returncode == 1 and r.stdout == "" and "more than --max-model-len 4" in r.stderr, (r.stdout, r.stderr)
     # generation_config.json's own sampling values: refused as its, and a flag overrides them.
     tiny = tmp_path / "tiny"
     run(ark_bin, "make-model", "--out", tiny, "--arch", "qwen2", "--hidden", 64, "--intermediate", 128, "--layers",

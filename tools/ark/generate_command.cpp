@@ -145,6 +145,9 @@ void run(GenerateArgs a) {
   ARK_CHECK(by_ids || (a.logits_out.empty() && a.ids_out.empty()),
             "--logits-out and --ids-out need --prompt-ids");
   ARK_CHECK(a.messages.empty() || a.chat, "--messages needs --chat");
+  ARK_CHECK(a.system.empty() || a.chat,
+            "--system needs --chat (the chat template places the system message)");
+  ARK_CHECK(!a.no_think || a.chat, "--no-think needs --chat (it is a chat template variable)");
   ARK_CHECK(a.threads >= 0, "--threads ", a.threads, " must be >= 0 (0: all)");
   ARK_CHECK(a.max_tokens >= 1, "--max-tokens ", a.max_tokens, " must be at least 1");
   // The sampling flags that were given, checked by the sampler's own rules before anything is loaded or
@@ -250,8 +253,10 @@ void run(GenerateArgs a) {
   };
 
   if (!a.chat) {
+    const std::vector<int32_t> ids = tokenizer.encode(a.prompt, true);
+    check_generate(cache, static_cast<int64_t>(ids.size()), go);  // refused before the prompt is echoed
     std::cout << a.prompt << std::flush;
-    turn(tokenizer.encode(a.prompt, true));
+    turn(ids);
     return;
   }
   if (!a.prompt.empty() || !a.messages.empty()) {
