@@ -140,9 +140,14 @@ MakeModelOptions make_model_preset(const std::string& name) {
 }
 
 void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
-  ARK_CHECK(o.hidden_size > 0 && o.intermediate_size > 0 && o.num_layers > 0 && o.num_heads > 0 &&
-                o.num_kv_heads > 0 && o.vocab_size > 0 && o.max_position_embeddings > 0,
-            "make-model: every size must be positive");
+  for (const auto& [name, size] : {std::pair<const char*, int64_t>{"hidden", o.hidden_size},
+                                   {"intermediate", o.intermediate_size},
+                                   {"layers", o.num_layers},
+                                   {"heads", o.num_heads},
+                                   {"kv heads", o.num_kv_heads},
+                                   {"vocab", o.vocab_size},
+                                   {"max_position_embeddings", o.max_position_embeddings}})
+    ARK_CHECK(size > 0, "make-model: ", name, " ", size, " must be positive");
   ARK_CHECK(o.num_heads % o.num_kv_heads == 0, "make-model: heads ", o.num_heads,
             " must be a multiple of kv heads ", o.num_kv_heads);
   ARK_CHECK(o.head_dim > 0 || o.hidden_size % o.num_heads == 0, "make-model: hidden ", o.hidden_size,
@@ -222,7 +227,6 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
     eos.push_back(static_cast<int32_t>(o.vocab_size - 1));
   }
 
-  std::filesystem::create_directories(dir);
   Rng rng(o.seed);
   std::map<std::string, Tensor> tensors;
   ordered_json extra = ordered_json::object();
@@ -308,6 +312,9 @@ void make_model(const std::filesystem::path& dir, const MakeModelOptions& o) {
       extra["lm_head"] = {{"bits", o.bits}, {"group_size", o.group_size}, {"sym", o.sym}};
   }
 
+  // Every tensor is made (and every layer quantized) before the directory is created, so a refusal leaves
+  // nothing behind.
+  std::filesystem::create_directories(dir);
   // Shards: tensors spread in name order, with an index as transformers writes it.
   const std::string arch_name(architecture_name(o.arch));
   if (o.num_shards == 1) {

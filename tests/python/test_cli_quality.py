@@ -8,7 +8,7 @@ byte-level BPE tokenizer trained here by tools/train_default_model.py's own toke
   quantization_config, tokenizer files are copied; ark's logits on the result equal the NumPy forward pass of
   the result (exact mode, <= 1e-4 of the largest logit).
 - perplexity: each window's summed negative log-likelihood equals the NumPy forward pass's, float and int4.
-- bad input is refused with a message.
+- bad input to quantize, perplexity and make-model is refused with a message.
 """
 
 import json
@@ -189,6 +189,13 @@ def test_refusals(ark_bin, float_model, tmp_path):
         (["perplexity", "--model", float_model, "--file", HELDOUT, "--ctx", 512, "--max-windows", 1],
          "max_model_len"),
         (["perplexity", "--model", float_model, "--file", tmp_path / "nope.txt"], "cannot open"),
+    ]
+    # make-model: a size flag given as 0 is refused by name (it once meant "the preset's value").
+    cases += [
+        (["make-model", "--out", tmp_path / "x", "--arch", "qwen2", "--layers", 0], "layers 0 must be positive"),
+        (["make-model", "--out", tmp_path / "x", "--arch", "qwen2", "--vocab", 0], "vocab 0 must be positive"),
+        (["make-model", "--out", tmp_path / "x", "--arch", "qwen2", "--shards", 0], "shards must be >= 1"),
+        (["make-model", "--out", tmp_path / "x", "--arch", "qwen2", "--bits", 0], "bits 0"),
     ]
     for args, needle in cases:
         r = run(ark_bin, *args, ok=False)

@@ -34,6 +34,10 @@ struct MakeModelArgs {
   std::vector<int64_t> mlp_only_layers;
   bool router_ties = false;
   std::string moe_names;
+  // The parser: a size flag that was given replaces the preset's value, whatever it is (0 included, which the
+  // model maker then refuses), so "given" is the flag's count, not a value a user could also type.
+  const CLI::App* app = nullptr;
+  bool given(const char* flag) const { return app && app->get_option(flag)->count() > 0; }
 };
 
 DType parse_float_dtype(const std::string& s, const char* flag) {
@@ -62,11 +66,11 @@ void run(const MakeModelArgs& a) {
       throw_error("--arch '", a.arch, "' is not one of qwen2, llama, qwen3, qwen2-moe, qwen3-moe, mixtral");
     }
   }
-  if (a.experts) o.num_experts = a.experts;
-  if (a.experts_per_tok) o.num_experts_per_tok = a.experts_per_tok;
-  if (a.moe_intermediate) o.moe_intermediate_size = a.moe_intermediate;
-  if (a.shared_intermediate) o.shared_expert_intermediate_size = a.shared_intermediate;
-  if (a.sparse_step) o.decoder_sparse_step = a.sparse_step;
+  if (a.given("--experts")) o.num_experts = a.experts;
+  if (a.given("--experts-per-tok")) o.num_experts_per_tok = a.experts_per_tok;
+  if (a.given("--moe-intermediate")) o.moe_intermediate_size = a.moe_intermediate;
+  if (a.given("--shared-intermediate")) o.shared_expert_intermediate_size = a.shared_intermediate;
+  if (a.given("--decoder-sparse-step")) o.decoder_sparse_step = a.sparse_step;
   if (!a.norm_topk_prob.empty()) {
     ARK_CHECK(a.norm_topk_prob == "true" || a.norm_topk_prob == "false", "--norm-topk-prob '",
               a.norm_topk_prob, "' is not true or false");
@@ -83,18 +87,18 @@ void run(const MakeModelArgs& a) {
   } else if (!a.moe_names.empty()) {
     throw_error("--moe-names '", a.moe_names, "' is not one of mlp, block_sparse_moe, w123");
   }
-  if (a.hidden) o.hidden_size = a.hidden;
-  if (a.intermediate) o.intermediate_size = a.intermediate;
-  if (a.layers) o.num_layers = a.layers;
-  if (a.heads) o.num_heads = a.heads;
-  if (a.kv_heads) o.num_kv_heads = a.kv_heads;
+  if (a.given("--hidden")) o.hidden_size = a.hidden;
+  if (a.given("--intermediate")) o.intermediate_size = a.intermediate;
+  if (a.given("--layers")) o.num_layers = a.layers;
+  if (a.given("--heads")) o.num_heads = a.heads;
+  if (a.given("--kv-heads")) o.num_kv_heads = a.kv_heads;
   if (a.head_dim >= 0) o.head_dim = a.head_dim;
-  if (a.vocab) o.vocab_size = a.vocab;
-  if (a.max_pos) o.max_position_embeddings = a.max_pos;
-  if (a.theta) o.rope_theta = a.theta;
+  if (a.given("--vocab")) o.vocab_size = a.vocab;
+  if (a.given("--max-position-embeddings")) o.max_position_embeddings = a.max_pos;
+  if (a.given("--rope-theta")) o.rope_theta = a.theta;
   if (!a.format.empty()) o.packing_format = a.format;
-  if (a.bits) o.bits = a.bits;
-  if (a.group_size) o.group_size = a.group_size;
+  if (a.given("--bits")) o.bits = a.bits;
+  if (a.given("--group-size")) o.group_size = a.group_size;
   if (a.asym) o.sym = false;
   if (a.tied) o.tie_word_embeddings = true;
   if (a.untied) o.tie_word_embeddings = false;
@@ -106,7 +110,7 @@ void run(const MakeModelArgs& a) {
   if (!a.dtype.empty()) o.dtype = parse_float_dtype(a.dtype, "--dtype");
   if (!a.scale_dtype.empty()) o.scale_dtype = parse_float_dtype(a.scale_dtype, "--scale-dtype");
   if (!a.tokenizer.empty()) o.tokenizer_dir = a.tokenizer;
-  if (a.shards) o.num_shards = a.shards;
+  if (a.given("--shards")) o.num_shards = a.shards;
   o.seed = a.seed;
   make_model(a.out, o);
   const bool moe = o.arch == Architecture::kQwen2Moe || o.arch == Architecture::kQwen3Moe ||
@@ -172,6 +176,7 @@ void add_make_model_command(CLI::App& app) {
   c->add_option("--tokenizer", a->tokenizer, "directory with tokenizer.json (and tokenizer_config.json)");
   c->add_option("--shards", a->shards, "number of safetensors shards");
   c->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
+  a->app = c;
   c->callback([a] { run(*a); });
 }
 
