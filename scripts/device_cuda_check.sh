@@ -7,7 +7,7 @@
 # installed there), with fallback binaries for a host whose compiler fails.
 #
 #   here:   bash scripts/device_cuda_check.sh --prepare
-#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|build]
+#   there:  bash scripts/device_cuda_check.sh [all|test|python|bench|quick|sweep|gemv|gemvtest|gemvquick|profile|stalls|build]
 #           [output folder]
 #           (gemv: the streaming decode kernel against mma at M = 1..32, every block shape and split, and the
 #           planner's choice also with the 4 x 2 x-ring blocks and with the cluster split-K reduction;
