@@ -190,6 +190,18 @@ BIN=${BIN_DIR:-/tmp/cuda_build}
 SUMMARY="$OUT_DIR/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
+# memcheck SECONDS LOG LABEL FILTER [VAR=VALUE ...]: a compute-sanitizer memcheck of the GPU tests that FILTER
+# names (with those environment variables), its output in $OUT_DIR/LOG and its error summary in the notes
+# under LABEL; returns 1 without running where this host has no compute-sanitizer.
+memcheck() {
+  local seconds=$1 log=$2 label=$3 filter=$4 san
+  shift 4
+  san=$(tool compute-sanitizer)
+  [ -n "$san" ] || return 1
+  env "$@" timeout "$seconds" "$san" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
+    --gtest_filter="$filter" >"$OUT_DIR/$log" 2>&1
+  note "$label: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/$log" | tail -1))"
+}
 
 {
   echo "== host"
@@ -358,13 +370,8 @@ if [ "$WHAT" = gemvtest ]; then  # the GPU tests that run the gemv family, and t
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv.log" | head -60
   note "gemv tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
   # The cluster split-K reduction (distributed shared memory) and the 4 x 2 x-ring blocks under memcheck.
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ]; then
-    timeout 120 "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
-      --gtest_filter='CudaLinear.GemvClusterReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset' \
-      >"$OUT_DIR/memcheck_gemv.log" 2>&1
-    note "gemv memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
-  fi
+  memcheck 120 memcheck_gemv.log "gemv memcheck" \
+    'CudaLinear.GemvClusterReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset'
 fi
 
 if [ "$WHAT" = gemv5 ]; then  # issue 6 occupancy work: the gemv variants' tests, ptxas, then the sweep (~4.5 min)
@@ -405,12 +412,7 @@ if [ "$WHAT" = gemv7 ]; then  # the gemv planner's choices old and new, then the
   echo "exit code $?" >>"$OUT_DIR/tests_gemv.log"
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_gemv.log" | head -60
   note "gemv tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv.log" | tr '\n' ' ')"
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ]; then
-    timeout ${GEMV7_MEMCHECK_S:-45} "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
-      --gtest_filter='CudaLinear.MemcheckSubset' >"$OUT_DIR/memcheck_gemv.log" 2>&1
-    note "gemv memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
-  fi
+  memcheck "${GEMV7_MEMCHECK_S:-45}" memcheck_gemv.log "gemv memcheck" 'CudaLinear.MemcheckSubset'
 fi
 
 if [ "$WHAT" = gemv8 ]; then  # issue 6 stream-K: tests (kAuto, then stream-K and one block per SM forced), memcheck, sweep
@@ -428,13 +430,10 @@ if [ "$WHAT" = gemv8 ]; then  # issue 6 stream-K: tests (kAuto, then stream-K an
     grep -E "^\[ +(FAILED|PASSED|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_gemv_$v.log" | head -20
     note "gemv tests ($v forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_gemv_$v.log" | tr '\n' ' ')"
   done
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((GEMV8_END_S - 40)) ]; then
-    ARK_TEST_GEMV_STREAM_K=1 timeout $((GEMV8_END_S - 25 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.GemvStreamKMemcheck:CudaLinear.GemvPdlReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset' \
-      >"$OUT_DIR/memcheck_gemv.log" 2>&1
-    note "gemv memcheck (stream-K forced): exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
-  else
+  if ! { [ $SECONDS -lt $((GEMV8_END_S - 40)) ] &&
+    memcheck $((GEMV8_END_S - 25 - SECONDS)) memcheck_gemv.log "gemv memcheck (stream-K forced)" \
+      'CudaLinear.GemvStreamKMemcheck:CudaLinear.GemvPdlReduceMatchesReduceLaunch:CudaLinear.MemcheckSubset' \
+      ARK_TEST_GEMV_STREAM_K=1; }; then
     note "gemv memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
   fi
   echo "== gemv sweep: kAuto against the previous kAuto, one block per SM, stream-K; cuBLAS bf16 (at ${SECONDS} s)"
@@ -453,13 +452,8 @@ if [ "$WHAT" = gemv9 ]; then  # issue 6: the decode kernel as a dependent launch
     >>"$OUT_DIR/tests_pad.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_pad.log"
   note "gemv tests (one block per SM): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_pad.log" | tr '\n' ' ')"
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ]; then
-    timeout 120 "$SANITIZER" --tool memcheck --error-exitcode 9 $BIN/ark_gpu_tests \
-      --gtest_filter='CudaLinear.GemvPdlInChainReadsThePreviousOutput:CudaLinear.MemcheckSubset' \
-      >"$OUT_DIR/memcheck_gemv.log" 2>&1
-    note "memcheck (dependent chain, subset): exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_gemv.log" | tail -1))"
-  fi
+  memcheck 120 memcheck_gemv.log "memcheck (dependent chain, subset)" \
+    'CudaLinear.GemvPdlInChainReadsThePreviousOutput:CudaLinear.MemcheckSubset'
   echo "== gemv sweep: kAuto against the dependent or plain launch, with and without one block per SM; cuBLAS bf16 (at ${SECONDS} s)"
   for sw in ${GEMV9_SWEEPS:---sweep-gemv-pdl}; do
     timeout 240 $BIN/ark_cuda_bench $sw 2>&1 | tee "$OUT_DIR/sweep_${sw#--sweep-}.csv"
@@ -522,12 +516,8 @@ if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS
   else
     note "wgmma quick sweep: skipped, out of time at ${SECONDS} s"
   fi
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ] && [ $SECONDS -lt 320 ]; then
-    timeout $((352 - SECONDS)) "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
-    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
-  else
+  if ! { [ $SECONDS -lt 320 ] &&
+    memcheck $((352 - SECONDS)) memcheck_wgmma.log "wgmma memcheck" 'CudaLinear.WgmmaMemcheckSubset'; }; then
     note "wgmma memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
   fi
 fi
@@ -566,12 +556,8 @@ if [ "$WHAT" = wgmma5 ]; then
       'CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination:CudaLinear.WgmmaGraphCapture*' \
       $(( $(left) > 50 ? 40 : $(left) )) ARK_TEST_WGMMA_VARIANT=3 ARK_TEST_WGMMA_SCHEDULE=2
   fi
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ] && [ $SECONDS -lt $((END - 12)) ]; then
-    timeout $(left) "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
-    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
-  else
+  if ! { [ $SECONDS -lt $((END - 12)) ] &&
+    memcheck "$(left)" memcheck_wgmma.log "wgmma memcheck" 'CudaLinear.WgmmaMemcheckSubset'; }; then
     note "wgmma memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
   fi
 fi
@@ -583,12 +569,7 @@ if [ "$WHAT" = wgmma ] || [ "$WHAT" = wgmmaquick ]; then  # the Hopper GEMM: SAS
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |seed|Failure|expected|exit code" "$OUT_DIR/tests_wgmma.log" | head -60
   note "wgmma tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ')"
-  SANITIZER=$(tool compute-sanitizer)
-  if [ -n "$SANITIZER" ]; then
-    timeout 90 "$SANITIZER" --tool memcheck --error-exitcode 9 \
-      $BIN/ark_gpu_tests --gtest_filter='CudaLinear.WgmmaMemcheckSubset' >"$OUT_DIR/memcheck_wgmma.log" 2>&1
-    note "wgmma memcheck: exit $? ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$OUT_DIR/memcheck_wgmma.log" | tail -1))"
-  fi
+  memcheck 90 memcheck_wgmma.log "wgmma memcheck" 'CudaLinear.WgmmaMemcheckSubset'
   echo "== wgmma sweep"
   q=""
   [ "$WHAT" = wgmmaquick ] && q=--quick
