@@ -589,7 +589,8 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
           {cuda::WgmmaVariant::kAllThreads, "wgmma_allthreads"},
           {cuda::WgmmaVariant::kWarpSpecialized, "wgmma_ws"},
           {cuda::WgmmaVariant::kWide, "wgmma_wide"},
-          {cuda::WgmmaVariant::kWidePingPong, "wgmma_widepp"}};
+          {cuda::WgmmaVariant::kWidePingPong, "wgmma_widepp"},
+          {cuda::WgmmaVariant::kTall, "wgmma_tall"}};
       for (const auto& [variant, tag] : variants) {
         cuda::set_wgmma_variant(variant);
         time_layers(wg, copies, tag);

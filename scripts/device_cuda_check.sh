@@ -32,8 +32,8 @@
 #           and cuBLAS at M = 32..1024 on the six shapes, both wgmma kernels (warp-specialized and the
 #           all-threads one), ~4 minutes; wgmmaquick: tests, the 70B shapes and 8192x8192, ncu at M = 64
 #           and 1024, ~4 minutes; wgmmafast: SASS, the wgmma tests (also the kAuto ones with each wide kernel
-#           forced), the sweep of the 7B shapes, then while the call's 6 minutes last the quick sweep and the
-#           memcheck subset; wgmma5: the wide kernel's stream-K schedule: its tests, the schedule sweep
+#           forced), the sweep of the 7B shapes (WGMMAFAST_SMALL=0: none), then while the call's 6 minutes
+#           last the quick sweep and the memcheck subset; wgmma5: the wide kernel's stream-K schedule: its tests, the schedule sweep
 #           (--sweep-wgmma-sk), the kAuto wgmma tests with stream-K forced (WGMMA5_FINAL=1: every wgmma test
 #           as planned but the stream-K oracle test), memcheck, within WGMMA5_END_S (default 290) s of the
 #           start, the build included)
@@ -495,12 +495,12 @@ EOF
 
 if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweeps, memcheck
   wgmma_sass_summary
-  echo "== GPU tests: wgmma family (kAuto; the variant loops run all four kernels)" | tee "$OUT_DIR/tests_wgmma.log"
-  timeout 100 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
+  echo "== GPU tests: wgmma family (kAuto; the variant loops run all five kernels)" | tee "$OUT_DIR/tests_wgmma.log"
+  timeout 150 $BIN/ark_gpu_tests --gtest_filter='CudaLinear.Wgmma*:CudaPlan.*' >>"$OUT_DIR/tests_wgmma.log" 2>&1
   echo "exit code $?" >>"$OUT_DIR/tests_wgmma.log"
   grep -E "^\[ +(FAILED|PASSED|OK|SKIPPED) |Failure|exit code" "$OUT_DIR/tests_wgmma.log" | head -40
   note "wgmma tests (auto): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma.log" | tr '\n' ' ')"
-  for v in 3 4; do  # the tests that run kAuto, with the wide kernel (3) and its ping-pong form (4) forced
+  for v in 3 4 5; do  # the tests that run kAuto, with the wide kernel (3), its ping-pong (4) and tall (5) forms forced
     ARK_TEST_WGMMA_VARIANT=$v timeout 40 $BIN/ark_gpu_tests \
       --gtest_filter='CudaLinear.WgmmaInt4EveryM:CudaLinear.WgmmaEveryCombination' >"$OUT_DIR/tests_wgmma_v$v.log" 2>&1
     echo "exit code $?" >>"$OUT_DIR/tests_wgmma_v$v.log"
@@ -508,8 +508,10 @@ if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS
     note "wgmma tests (variant $v forced): $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]+ test' "$OUT_DIR/tests_wgmma_v$v.log" | tr '\n' ' ')"
   done
   # What is left of the call's 6 minutes (SECONDS counts from the script's start, the build included).
-  echo "== wgmma sweep (the 7B shapes)"
-  timeout 90 $BIN/ark_cuda_bench --sweep-wgmma --small 2>&1 | tee "$OUT_DIR/sweep_wgmma_small.csv"
+  if [ "${WGMMAFAST_SMALL:-1}" = 1 ]; then  # WGMMAFAST_SMALL=0: straight to the quick sweep
+    echo "== wgmma sweep (the 7B shapes)"
+    timeout 90 $BIN/ark_cuda_bench --sweep-wgmma --small 2>&1 | tee "$OUT_DIR/sweep_wgmma_small.csv"
+  fi
   if [ $SECONDS -lt 280 ]; then
     echo "== wgmma sweep (quick: the 70B shapes and 8192x8192)"
     timeout $((350 - SECONDS)) $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"

@@ -1566,7 +1566,7 @@ struct WgmmaScheduleScope {
 };
 
 constexpr cuda::WgmmaVariant kWgmmaKernels[] = {cuda::WgmmaVariant::kWide, cuda::WgmmaVariant::kWidePingPong,
-                                                cuda::WgmmaVariant::kAllThreads,
+                                                cuda::WgmmaVariant::kTall, cuda::WgmmaVariant::kAllThreads,
                                                 cuda::WgmmaVariant::kWarpSpecialized};
 const char* wgmma_kernel_tag(cuda::WgmmaVariant v) {
   switch (v) {
@@ -1578,6 +1578,8 @@ const char* wgmma_kernel_tag(cuda::WgmmaVariant v) {
       return "wide warp-specialized kernel";
     case cuda::WgmmaVariant::kWidePingPong:
       return "wide ping-pong kernel";
+    case cuda::WgmmaVariant::kTall:
+      return "tall kernel (256 rows of x above 128)";
     default:
       return "planner's kernel";
   }
@@ -1955,7 +1957,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                                                 : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
         EXPECT_EQ(p.smem_bytes, p.wgmma_wide
-                                    ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows, cuda::kWgmmaWideTiles)
+                                    ? cuda::wgmma_wide_smem_bytes(bits, p.wgmma_rows)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                              : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
@@ -2078,15 +2080,44 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         EXPECT_FALSE(p.wgmma_ws);
         EXPECT_EQ(p.wgmma_pingpong, wide == cuda::WgmmaVariant::kWidePingPong);
         EXPECT_EQ(p.wgmma_rows, rows_m);
-        EXPECT_EQ(p.smem_bytes, cuda::wgmma_ws_smem_bytes(4, rows_m, cuda::kWgmmaWideTiles));
+        EXPECT_EQ(p.smem_bytes, cuda::wgmma_wide_smem_bytes(4, rows_m));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         for (int bits : {2, 3, 4, 8})
-          EXPECT_GE(cuda::wgmma_ws_stages(bits, rows_m, cuda::kWgmmaWideTiles), 3);
+          EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_m), 3);
+        for (int bits : {2, 3, 4, 8})  // the split ring keeps the stage counts of whole 1024-byte stages here
+          EXPECT_EQ(cuda::wgmma_wide_stages(bits, rows_m), cuda::wgmma_ws_stages(bits, rows_m, cuda::kWgmmaWideTiles));
         cuda::DeviceInfo small = dev;
         small.smem_per_block = static_cast<int>(p.smem_bytes) - 1;
         const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, small);
         EXPECT_FALSE(q.wgmma_wide);
         EXPECT_FALSE(q.wgmma_pingpong);
+        EXPECT_EQ(q.wgmma_rows, rows_m);
+      }
+      {
+        // the tall form: 256 rows of x and 128 weight rows per block above 128 rows, the wide kernel's shape
+        // below; the split-K grid only; too little shared memory falls back to the all-threads kernel at 128
+        WgmmaVariantScope scope(cuda::WgmmaVariant::kTall);
+        const int rows_t = M <= 128 ? rows_m : 256;
+        const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+        EXPECT_TRUE(p.wgmma_wide);
+        EXPECT_FALSE(p.wgmma_pingpong);
+        EXPECT_EQ(p.wgmma_rows, rows_t);
+        if (rows_t > 128) {
+          EXPECT_EQ(p.wgmma_sk.blocks, 0);
+        }
+        EXPECT_EQ(p.smem_bytes, cuda::wgmma_wide_smem_bytes(4, rows_t));
+        EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
+        for (int bits : {2, 3, 4, 8})
+          EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_t), 2);
+        if (rows_t > 128) {
+          // the split ring (launch.h: wgmma_wide_stage_bytes) fits a third stage; whole 1024-byte stages would not
+          EXPECT_EQ(cuda::wgmma_wide_stages(4, 256), 3);
+          EXPECT_EQ(cuda::wgmma_ws_stages(4, 256, cuda::kWgmmaTallTiles), 2);
+        }
+        cuda::DeviceInfo small = dev;
+        small.smem_per_block = static_cast<int>(p.smem_bytes) - 1;
+        const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, small);
+        EXPECT_FALSE(q.wgmma_wide);
         EXPECT_EQ(q.wgmma_rows, rows_m);
       }
       WgmmaVariantScope scope(cuda::WgmmaVariant::kWarpSpecialized);

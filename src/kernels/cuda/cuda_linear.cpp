@@ -337,7 +337,7 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
       break;
     case cuda::Family::kWgmma:
       o << "wgmma_w" << bits << "_n"
-        << (p.wgmma_wide ? cuda::kWgmmaWideTiles : cuda::kWgmmaBlockTiles) * cuda::kTileRows
+        << (p.wgmma_wide ? cuda::wgmma_wide_tiles(p.wgmma_rows) : cuda::kWgmmaBlockTiles) * cuda::kTileRows
         << (p.wgmma_pingpong ? "pp" : "") << "_m" << p.wgmma_rows;
       if (p.wgmma_sk.blocks > 0)
         o << "_sk" << p.wgmma_sk.blocks;  // the stream-K schedule over that many blocks

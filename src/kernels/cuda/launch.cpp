@@ -569,15 +569,17 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     // idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
     const WgmmaVariant forced = wgmma_variant();
     const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M) : forced;
-    p.wgmma_rows = M <= 64 ? 64 : 128;
+    p.wgmma_rows = M <= 64 ? 64 : M <= 128 || v != WgmmaVariant::kTall ? 128 : 256;
     auto fits = [&](size_t bytes) {
       return dev.smem_per_block <= 0 || bytes <= static_cast<size_t>(dev.smem_per_block);
     };
-    p.wgmma_wide = (v == WgmmaVariant::kWide || v == WgmmaVariant::kWidePingPong) &&
-                   fits(wgmma_ws_smem_bytes(w.bits, p.wgmma_rows, kWgmmaWideTiles));
+    p.wgmma_wide =
+        (v == WgmmaVariant::kWide || v == WgmmaVariant::kWidePingPong || v == WgmmaVariant::kTall) &&
+        fits(wgmma_wide_smem_bytes(w.bits, p.wgmma_rows));
+    if (!p.wgmma_wide && p.wgmma_rows > 128) p.wgmma_rows = 128;  // the other kernels stop at 128 rows
     p.wgmma_pingpong = p.wgmma_wide && v == WgmmaVariant::kWidePingPong;
     p.wgmma_ws = v == WgmmaVariant::kWarpSpecialized && fits(wgmma_ws_smem_bytes(w.bits, p.wgmma_rows));
-    const int tiles = p.wgmma_wide ? kWgmmaWideTiles : kWgmmaBlockTiles;
+    const int tiles = p.wgmma_wide ? wgmma_wide_tiles(p.wgmma_rows) : kWgmmaBlockTiles;
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
     const int64_t forced_cps =
         forced_splits > 0 ? ceil_div(w.chunks, std::min<int64_t>(forced_splits, w.chunks)) : 0;
@@ -599,7 +601,8 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     // Stream-K (the free-running wide kernel, no forced split factor): the schedule set_wgmma_schedule
     // forces, or kAuto's; the pieces' slots instead of split-K planes in the workspace.
-    if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
+    // Not at 256 rows of x: the fix-up and the pieces' slots are laid out for two weight sets per consumer.
+    if (p.wgmma_wide && !p.wgmma_pingpong && p.wgmma_rows <= 128 && forced_cps == 0) {
       const WgmmaSchedule forced_sched = wgmma_schedule();
       const WgmmaSchedule sched = forced_sched == WgmmaSchedule::kAuto
                                       ? wgmma_auto_schedule(w, M, std::max(dev.sm_count, 1), p.splits)
@@ -613,7 +616,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
         }
       }
     }
-    p.smem_bytes = p.wgmma_wide ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows, kWgmmaWideTiles)
+    p.smem_bytes = p.wgmma_wide ? wgmma_wide_smem_bytes(w.bits, p.wgmma_rows)
                    : p.wgmma_ws ? wgmma_ws_smem_bytes(w.bits, p.wgmma_rows)
                                 : wgmma_smem_bytes(w.bits, p.wgmma_rows);
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;

@@ -410,6 +410,37 @@ ARK_HD constexpr size_t wgmma_ws_smem_bytes(int bits, int rows, int tiles = kWgm
 // a block fills 54 KB per 4 M MACs at 128 rows of x (33 KB per 2 M MACs at 64), and at M <= 64 a 70B
 // layer's 8192x28672 is one wave of 112 blocks instead of 224 blocks on 132 SMs.
 inline constexpr int kWgmmaWideTiles = 32;
+// The tall form of the same kernel (WgmmaVariant::kTall, Plan::wgmma_rows = 256): 256 rows of x
+// (m64n256k16, 128 fp32 accumulators per consumer thread, as many as the wide kernel's two sets at 128 rows)
+// times kWgmmaTallTiles n8 tiles (128 weight rows, one 64-row set per consumer warpgroup). Per 128-k chunk a
+// block does the wide kernel's 4 M MACs at 128 rows of x with half the dequantization (the consumers'
+// dequantization chain is what bounds the wide kernel at M >= 256: docs/CUDA.md, wgmma "what the profiler
+// shows"), for 1.5x its shared-memory fills (x 64 KB + codes 8 KB per chunk: 3 stages at int4).
+inline constexpr int kWgmmaTallTiles = 16;
+ARK_HD constexpr int wgmma_wide_tiles(int rows) {
+  return rows > 128 ? kWgmmaTallTiles : kWgmmaWideTiles;
+}
+// The wide kernel's ring (both forms): the x tiles of all stages first (rows x 256 bytes each, a multiple of
+// 1024, so every tile keeps the swizzle's 1024-byte alignment), then each stage's codes, group records and
+// block groups (wgmma_wide_meta_bytes, 16-byte aligned), then the mbarriers. No stage is padded to 1024 bytes
+// as in wgmma_stage_bytes' layout: at 256 rows of x and int4 that padding (1008 bytes a stage) left room for
+// 2 stages instead of 3. At 64 and 128 rows the stage counts are those of that layout (5 and 4 at int4).
+ARK_HD constexpr size_t wgmma_wide_meta_bytes(int bits, int rows) {
+  return (static_cast<size_t>(wgmma_wide_tiles(rows)) * (kChunkK * bits + 4 * 48) + 16 + 15) / 16 * 16;
+}
+ARK_HD constexpr size_t wgmma_wide_stage_bytes(int bits, int rows) {
+  return static_cast<size_t>(rows) * kChunkK * 2 + wgmma_wide_meta_bytes(bits, rows);
+}
+ARK_HD constexpr int wgmma_wide_stages(int bits, int rows) {
+  return (kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) / wgmma_wide_stage_bytes(bits, rows) <
+                 static_cast<size_t>(kWgmmaWsMaxStages)
+             ? static_cast<int>((kWgmmaWsSmemBudget - 1024 - 16 * kWgmmaWsMaxStages) /
+                                wgmma_wide_stage_bytes(bits, rows))
+             : kWgmmaWsMaxStages;
+}
+ARK_HD constexpr size_t wgmma_wide_smem_bytes(int bits, int rows) {
+  return wgmma_wide_stages(bits, rows) * wgmma_wide_stage_bytes(bits, rows) + 16 * kWgmmaWsMaxStages + 1024;
+}
 // Which kernel kAuto runs, by layer size in (n8 tile, chunk) pairs and M, from the H200 sweeps of 2026-11-28
 // 01:15 and 01:31 UTC (ark_cuda_bench --sweep-wgmma --quick / --small: int4 g128 bf16, every kernel timed in
 // one process on the six shapes at M = 64..1024; docs/CUDA.md). The warp-specialized kernel was at least as
@@ -428,13 +459,15 @@ inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17,
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
 // kWide: wgmma_wide_kernel; kWidePingPong: the same with the two consumer warpgroups issuing their wgmmas in
-// strict turns (named barriers), so one dequantizes while the other's run.
+// strict turns (named barriers), so one dequantizes while the other's run; kTall: wgmma_wide_kernel with 256
+// rows of x and 128 weight rows per block where M > 128 (the wide kernel's 64 or 128 rows below).
 enum class WgmmaVariant : int {
   kAuto = 0,
   kAllThreads = 1,
   kWarpSpecialized = 2,
   kWide = 3,
-  kWidePingPong = 4
+  kWidePingPong = 4,
+  kTall = 5
 };
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();

@@ -1,7 +1,8 @@
 // The wide warp-specialized wgmma kernel (launch.h: kWgmmaWideTiles): 256 weight rows per block, the producer
 // warpgroup of wgmma_producer.cuh, two consumer warpgroups each owning two 64-row weight sets; on the grid
 // of whole tiles times split-K, or on the stream-K schedule (launch.h: WgmmaStreamK) with its fix-up
-// launch. Its own translation unit so that nvcc builds it beside linear_wgmma.cu's two kernels (16
+// launch. Its tall form (launch.h: kWgmmaTallTiles) takes 256 rows of x and 128 weight rows, one set per
+// consumer warpgroup, on the split-K grid. Its own translation unit so that nvcc builds it beside linear_wgmma.cu's two kernels (16
 // instances each).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -115,10 +116,11 @@ struct Piece {
 template <int kRows>
 __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedView& w, int cps, int j,
                                          Piece& pc) {
+  constexpr int kTiles = wgmma_wide_tiles(kRows);
   if (sk.blocks == 0) {
     if (j > 0) return false;
     pc.m0 = blockIdx.x * kRows;
-    pc.tile0 = blockIdx.y * kWgmmaWideTiles;
+    pc.tile0 = blockIdx.y * kTiles;
     pc.c0 = blockIdx.z * cps;
     pc.n = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - pc.c0));
     pc.out = -1;
@@ -127,7 +129,7 @@ __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedVie
   WgmmaPiece p;
   if (!wgmma_sk_piece(sk, blockIdx.x, j, p)) return false;
   pc.m0 = (p.tile % sk.m_tiles) * kRows;
-  pc.tile0 = (p.tile / sk.m_tiles) * kWgmmaWideTiles;
+  pc.tile0 = (p.tile / sk.m_tiles) * kTiles;
   pc.c0 = p.c0;
   pc.n = p.n;
   pc.out = p.out;
@@ -156,6 +158,9 @@ __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedVie
 // 0), several in a row (piece_of); the ring carries over, so the producer copies the next piece's first
 // chunks while the consumers finish the current one.
 //
+// At 256 rows of x (the tall form) a consumer warpgroup owns one set (tiles 8c + 2 warp and + 1), so a chunk
+// is 2 units, (i, 0, 0) and (i, 0, 1), and the registers hold 128 accumulators + 32 A, as at 128 rows.
+//
 // pingpong: the consumers issue their units in strict turns (warpgroup 1's unit 0, warpgroup 2's unit 0,
 // warpgroup 1's unit 1, ...): a consumer syncs on its barrier before it issues and arrives on the other's
 // after. Warpgroup 1 syncs 4n - 1 times on barrier 1 (not before its first unit) and warpgroup 2 arrives
@@ -167,22 +172,25 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
                       T* __restrict__ y, float* __restrict__ partial, int M, int cps, bool pingpong,
                       WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int kTiles = kWgmmaWideTiles;
-  constexpr int kS = wgmma_ws_stages(kBits, kRows, kTiles);
+  constexpr int kTiles = wgmma_wide_tiles(kRows);
+  constexpr int kSets = kTiles / 16;  // 64-row weight sets per consumer warpgroup
+  constexpr int kS = wgmma_wide_stages(kBits, kRows);
   static_assert(kS >= 2, "the ring needs two stages");
   constexpr int kXBytes = kRows * kChunkK * 2;
-  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows, kTiles));
+  constexpr int kMetaStage = static_cast<int>(wgmma_wide_meta_bytes(kBits, kRows));
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   constexpr int kProducerThreads = 128, kConsumerWarps = 8;
-  // 80 / 208: 63488 of the block's 64512. The consumers use up to 205 at 128 rows of x (ptxas); the
-  // producer's copies of 32 tiles spilled 4-36 bytes at 72 (128 rows of x).
-  constexpr int kProducerRegs = 88, kConsumerRegs = 208;
+  // 88 / 208 up to 128 rows of x: 64512 of the block's 64512. The consumers use up to 205 at 128 rows
+  // (ptxas); the producer's copies of 32 tiles spilled 4-36 bytes at 72. At 256 rows the producer's 32 x
+  // copies per chunk spilled 12-36 bytes at 88, so 104 / 200 there (no spills in any instance).
+  constexpr int kProducerRegs = kRows > 128 ? 104 : 88, kConsumerRegs = kRows > 128 ? 200 : 208;
   static_assert(kProducerThreads * kProducerRegs + 2 * kProducerThreads * kConsumerRegs <=
                     kWgmmaWsThreads * (65536 / kWgmmaWsThreads / 8 * 8),
                 "setmaxnreg: the consumers would wait forever for registers the block does not hold");
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t full0 = base + kS * kStage, empty0 = full0 + 8 * kS;
+  // The ring (launch.h: wgmma_wide_stage_bytes): x tiles, then the stages' codes and records, then mbarriers.
+  const uint32_t meta0 = base + kS * kXBytes, full0 = meta0 + kS * kMetaStage, empty0 = full0 + 8 * kS;
 
   const int tid = threadIdx.x;
   const int split = sk.blocks > 0 ? 0 : blockIdx.z;
@@ -203,17 +211,17 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     // opaque(tid): the thread's copy offsets are worked out per piece, not hoisted out of the piece loop
     // (at 88 registers that spilled them, ptxas: 24-48 bytes at 128 rows of x).
     for (int j = 0; piece_of<kRows>(sk, w, cps, j, pc); ++j)
-      ws_produce<T, kBits, kRows, kTiles, kS>(w, x, x_stride, x_direct, M, pc.m0, pc.tile0, pc.c0, pc.n, base,
-                                              full0, empty0, opaque(tid), ring);
+      ws_produce<T, kBits, kRows, kTiles, kS, true>(w, x, x_stride, x_direct, M, pc.m0, pc.tile0, pc.c0, pc.n,
+                                                    base, full0, empty0, opaque(tid), ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
 
   wgp::regs_inc<kConsumerRegs>();
   const int cw = tid / 128 - 1, warp = (tid / 32) % 4, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int ta0 = cw * 16 + 2 * warp, ta1 = ta0 + 8;  // this lane's tiles of set 0 and set 1
+  const int ta0 = cw * 8 * kSets + 2 * warp, ta1 = ta0 + 8;  // this lane's tiles of set 0 and set 1
   const int bar_mine = cw == 0 ? 1 : 2, bar_other = cw == 0 ? 2 : 1;
-  float acc0[kRows / 2], acc1[kRows / 2];
+  float acc0[kRows / 2], acc1[kSets == 2 ? kRows / 2 : 1];
   uint32_t a0[2][8], a1[2][8];  // A buffers of half 0 and half 1
   SetChunk<T, kBits> sc;
 
@@ -226,7 +234,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       if (!piece_of<kRows>(sk, w, cps, j, pc)) break;
       n_chunks = pc.n;
     }
-    const int n_units = 4 * n_chunks;
+    const int n_units = 2 * kSets * n_chunks;
     auto turn_begin = [&](int u) {
       if (pingpong && (cw == 1 || u > 0)) named_bar_sync(bar_mine);
     };
@@ -234,58 +242,65 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       if (pingpong && (cw == 0 || u + 1 < n_units)) named_bar_arrive(bar_other);
     };
 #pragma unroll
-    for (int i = 0; i < kRows / 2; ++i) acc0[i] = 0.0f, acc1[i] = 0.0f;
+    for (int i = 0; i < kRows / 2; ++i) acc0[i] = 0.0f;
+    if constexpr (kSets == 2) {
+#pragma unroll
+      for (int i = 0; i < kRows / 2; ++i) acc1[i] = 0.0f;
+    }
     if (n_chunks > 0) {
-      const uint32_t codes0 = base + slot * kStage + kXBytes;
+      const uint32_t codes0 = meta0 + slot * kMetaStage;
       wgp::mbar_wait(full0 + 8 * slot, phase);
       wgp::fence_proxy_async();
       load_set<T, kBits, kTiles>(codes0, ta0, lane, sc);
       dequant_half<T, kBits, kTiles, 0>(codes0, ta0, lane, sc, a0);
     }
     for (int i = 0; i < n_chunks; ++i) {
-      const uint32_t slot_addr = base + slot * kStage, codes_s = slot_addr + kXBytes;
+      const uint32_t slot_addr = base + slot * kXBytes, codes_s = meta0 + slot * kMetaStage;
       const uint64_t desc0 = wg::desc_sw128(slot_addr);
+      constexpr int kUnits = 2 * kSets;  // units per chunk
       // unit (i, 0, 0)
-      turn_begin(4 * i);
+      turn_begin(kUnits * i);
       wg::fence();
       wg::fence_operands(acc0);
       issue_half<kBf16, kRows, 0>(acc0, a0, desc0);
       wg::commit();
-      turn_end(4 * i);
-      wg::wait<1>();  // unit (i - 1, 1, 1) retired: buffer 1 is free and chunk i - 1's stage is read
+      turn_end(kUnits * i);
+      wg::wait<1>();  // the chunk's previous unit retired: buffer 1 is free and chunk i - 1's stage is read
       if (i > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
       dequant_half<T, kBits, kTiles, 1>(codes_s, ta0, lane, sc, a1);
       // unit (i, 0, 1)
-      turn_begin(4 * i + 1);
+      turn_begin(kUnits * i + 1);
       wg::fence();
       wg::fence_operands(acc0);
       issue_half<kBf16, kRows, 1>(acc0, a1, desc0);
       wg::commit();
-      turn_end(4 * i + 1);
+      turn_end(kUnits * i + 1);
       wg::wait<1>();  // unit (i, 0, 0) retired: buffer 0 is free
-      load_set<T, kBits, kTiles>(codes_s, ta1, lane, sc);
-      dequant_half<T, kBits, kTiles, 0>(codes_s, ta1, lane, sc, a0);
-      // unit (i, 1, 0)
-      turn_begin(4 * i + 2);
-      wg::fence();
-      wg::fence_operands(acc1);
-      issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
-      wg::commit();
-      turn_end(4 * i + 2);
-      wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 is free, set 0's accumulators are final for chunk i
-      wg::fence_operands(acc0);
-      dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
-      // unit (i, 1, 1)
-      turn_begin(4 * i + 3);
-      wg::fence();
-      wg::fence_operands(acc1);
-      issue_half<kBf16, kRows, 1>(acc1, a1, desc0);
-      wg::commit();
-      turn_end(4 * i + 3);
-      wg::wait<1>();  // unit (i, 1, 0) retired: buffer 0 is free
+      if constexpr (kSets == 2) {
+        load_set<T, kBits, kTiles>(codes_s, ta1, lane, sc);
+        dequant_half<T, kBits, kTiles, 0>(codes_s, ta1, lane, sc, a0);
+        // unit (i, 1, 0)
+        turn_begin(kUnits * i + 2);
+        wg::fence();
+        wg::fence_operands(acc1);
+        issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
+        wg::commit();
+        turn_end(kUnits * i + 2);
+        wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 is free, set 0's accumulators are final for chunk i
+        wg::fence_operands(acc0);
+        dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
+        // unit (i, 1, 1)
+        turn_begin(kUnits * i + 3);
+        wg::fence();
+        wg::fence_operands(acc1);
+        issue_half<kBf16, kRows, 1>(acc1, a1, desc0);
+        wg::commit();
+        turn_end(kUnits * i + 3);
+        wg::wait<1>();  // unit (i, 1, 0) retired: buffer 0 is free
+      }
       if (++slot == kS) slot = 0, phase ^= 1u;
       if (i + 1 < n_chunks) {
-        const uint32_t next_codes = base + slot * kStage + kXBytes;
+        const uint32_t next_codes = meta0 + slot * kMetaStage;
         wgp::mbar_wait(full0 + 8 * slot, phase);
         wgp::fence_proxy_async();
         load_set<T, kBits, kTiles>(next_codes, ta0, lane, sc);
@@ -294,34 +309,36 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     }
     wg::wait<0>();
     wg::fence_operands(acc0);
-    wg::fence_operands(acc1);
+    if constexpr (kSets == 2) wg::fence_operands(acc1);
     // The piece's last stage back to the producer (it may hold the next piece's chunks).
     if (n_chunks > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
     Piece pc;
     piece_of<kRows>(sk, w, cps, opaque(j), pc);
 
-    if (pc.out >= 0) {
-      // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
-      // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
-      float4* dst =
-          reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
-                                                  static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
-      const int ct = tid - kProducerThreads;
-#pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        const float* acc = s == 0 ? acc0 : acc1;
-#pragma unroll
-        for (int i = 0; i < kRows / 8; ++i)
-          dst[(s * (kRows / 8) + i) * 256 + ct] =
-              make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+    if constexpr (kSets == 2) {  // stream-K runs the two-set form only (launch_rows)
+      if (pc.out >= 0) {
+        // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
+        // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
+        float4* dst =
+            reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
+                                                    static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
+        const int ct = tid - kProducerThreads;
+  #pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          const float* acc = s == 0 ? acc0 : acc1;
+  #pragma unroll
+          for (int i = 0; i < kRows / 8; ++i)
+            dst[(s * (kRows / 8) + i) * 256 + ct] =
+                make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+        }
+        continue;
       }
-      continue;
     }
     // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
 #pragma unroll
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < kSets; ++s) {
       const float* acc = s == 0 ? acc0 : acc1;
-      const int64_t n_base = static_cast<int64_t>(pc.tile0 + cw * 16 + 8 * s) * kTileRows + 16 * warp + g;
+      const int64_t n_base = static_cast<int64_t>(pc.tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
 #pragma unroll
       for (int i = 0; i < kRows / 8; ++i)
 #pragma unroll
@@ -377,26 +394,28 @@ __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const
 template <typename T, int kBits, int kRows>
 int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
                 int64_t M, float* partial, cudaStream_t s) {
+  constexpr int kTiles = wgmma_wide_tiles(kRows);
   const WgmmaStreamK& sk = p.wgmma_sk;
   if (sk.blocks > 0) {  // stream-K: a persistent grid, then the fix-up of the tiles cut between blocks
-    if (p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) || sk.m_tiles != (M + kRows - 1) / kRows ||
-        sk.chunks != w.chunks)
+    if (kTiles != kWgmmaWideTiles || p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) ||
+        sk.m_tiles != (M + kRows - 1) / kRows || sk.chunks != w.chunks)
       return kBadArgument;
     wgmma_wide_kernel<T, kBits, kRows>
-        <<<sk.blocks, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
+        <<<sk.blocks, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
             w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial, static_cast<int>(M),
             p.chunks_per_split, false, sk);
     if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
-    if (sk.sk_tiles > 0)
-      wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, 2 * (kRows / 8)), 256, 0, s>>>(
+    if constexpr (kTiles == kWgmmaWideTiles)
+      if (sk.sk_tiles > 0)
+        wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, 2 * (kRows / 8)), 256, 0, s>>>(
           w, partial, static_cast<T*>(y), static_cast<int>(M), sk);
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
-                  static_cast<unsigned>((w.n8_tiles + kWgmmaWideTiles - 1) / kWgmmaWideTiles),
+                  static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles),
                   static_cast<unsigned>(p.splits));
   wgmma_wide_kernel<T, kBits, kRows>
-      <<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows, kWgmmaWideTiles), s>>>(
+      <<<grid, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
           w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
           p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong,
           WgmmaStreamK{});
@@ -411,6 +430,8 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_str
       return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, y, M, partial, s);
     case 128:
       return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, y, M, partial, s);
+    case 256:
+      return launch_rows<T, kBits, 256>(w, p, x, x_stride, x_direct, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -433,14 +454,17 @@ int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   }
 }
 
+template <typename T, int kBits, int kRows>
+cudaError_t allow_rows() {
+  return cudaFuncSetAttribute(wgmma_wide_kernel<T, kBits, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(wgmma_wide_smem_bytes(kBits, kRows)));
+}
 template <typename T, int kBits>
 cudaError_t allow_bits() {
-  const cudaError_t e =
-      cudaFuncSetAttribute(wgmma_wide_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(wgmma_ws_smem_bytes(kBits, 64, kWgmmaWideTiles)));
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(wgmma_wide_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(wgmma_ws_smem_bytes(kBits, 128, kWgmmaWideTiles)));
+  cudaError_t e;
+  if ((e = allow_rows<T, kBits, 64>()) != cudaSuccess) return e;
+  if ((e = allow_rows<T, kBits, 128>()) != cudaSuccess) return e;
+  return allow_rows<T, kBits, 256>();
 }
 
 template <typename T>

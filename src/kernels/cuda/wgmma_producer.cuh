@@ -64,8 +64,10 @@ struct RingCursor {
 // The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into the ring's next
 // slots of a block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's
 // `full` mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
-// The caller waits for its last copies (cp_async_wait_all) before it exits.
-template <typename T, int kBits, int kRows, int kTiles, int kS>
+// The caller waits for its last copies (cp_async_wait_all) before it exits. Ring layout: kSplit false, each
+// stage whole in wgmma_stage_bytes (x tile, then the rest); true, the wide kernel's (launch.h:
+// wgmma_wide_stage_bytes): all x tiles, then all stages' codes and records.
+template <typename T, int kBits, int kRows, int kTiles, int kS, bool kSplit = false>
 __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restrict__ x, int64_t x_stride,
                                            bool x_direct, int M, int64_t m0, int64_t tile0, int64_t c0,
                                            int n_chunks, uint32_t base, uint32_t full0, uint32_t empty0,
@@ -74,7 +76,10 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kTiles * kTileCodeBytes;
   constexpr int kMetaBytes = 4 * kTiles * 48;
-  constexpr int kStage = static_cast<int>(wgmma_stage_bytes(kBits, kRows, kTiles));
+  static_assert(!kSplit || kTiles == wgmma_wide_tiles(kRows), "the split ring is the wide kernel's");
+  constexpr int kXStride = kSplit ? kXBytes : static_cast<int>(wgmma_stage_bytes(kBits, kRows, kTiles));
+  constexpr int kMetaStride = kSplit ? static_cast<int>(wgmma_wide_meta_bytes(kBits, kRows)) : kXStride;
+  const uint32_t meta0 = kSplit ? base + kS * kXBytes : base + kXBytes;  // slot 0's codes
   constexpr int kProducerThreads = 128;
   // Addresses worked out once, outside the loop.
   //   x: piece (h, c) = ((pt / 8) % 2, pt % 8) of rows pt / 16 + 8 i (so row % 8 = pt / 16: one swizzle).
@@ -118,7 +123,7 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
                       : reinterpret_cast<const unsigned char*>(w.zeros + (t * w.groups) * kTileRows);
     m_stride[r] = mp < 2 ? kTileRows * 4 : kTileRows * 2;
     m_block[r] = mb;
-    m_dst[r] = kXBytes + kCodeBytes + (mb * kTiles + mt) * 48 + mp * 16;
+    m_dst[r] = kCodeBytes + (mb * kTiles + mt) * 48 + mp * 16;  // from the slot's codes
   }
   // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
   // copy issue).
@@ -132,7 +137,7 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
     // barrier. For u = 0 that is parity 1, the phase before the barrier's first, which counts as complete:
     // the wait returns at once (no count of the chunks copied so far has to be kept).
     wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
-    const uint32_t dst = base + slot * kStage;
+    const uint32_t dst = base + slot * kXStride, meta = meta0 + slot * kMetaStride;
     const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
     const T* xs = x_src + j * kChunkK;
 #pragma unroll
@@ -145,7 +150,7 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
       const uint32_t* cp = c_base + j * chunk_words;
 #pragma unroll
       for (int i = 0; i < kCodeCopies; ++i) {
-        if ((c_ok >> i) & 1u) cp16(dst + kXBytes + (pt + i * kProducerThreads) * 16, cp);
+        if ((c_ok >> i) & 1u) cp16(meta + (pt + i * kProducerThreads) * 16, cp);
         cp += c_step;
       }
     } else {
@@ -154,7 +159,7 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
       for (int i = 0; i < kCodeCopies; ++i) {
         const int p = pt + i * kProducerThreads;
         if ((c_ok >> i) & 1u)
-          cp16(dst + kXBytes + p * 16,
+          cp16(meta + p * 16,
                cj + (tile0 + p / kPiecesPerTile) * w.chunks * chunk_words + (p % kPiecesPerTile) * 4);
       }
     }
@@ -165,10 +170,10 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
       const int gcur = mb == 0 ? g4[0] : mb == 1 ? g4[1] : mb == 2 ? g4[2] : g4[3];
       const int gprev = mb == 0 ? -1 : mb == 1 ? g4[0] : mb == 2 ? g4[1] : g4[2];
       if (((m_ok >> r) & 1u) && gcur != gprev)
-        cp16(dst + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
+        cp16(meta + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
     }
     if (pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces copies the block groups
-      cp16(dst + kXBytes + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
+      cp16(meta + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
     wgp::mbar_arrive_cp_async(full0 + 8 * slot);
     bg = bg_next;
     if (++slot == kS) slot = 0, phase ^= 1u;
