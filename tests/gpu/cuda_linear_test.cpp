@@ -1711,6 +1711,8 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
   c.bf16 = true;
   c.bias = true;
   check_case(c, {70, 129}, 24002, {CudaKernel::kWgmma});
+  WgmmaVariantScope tall(cuda::WgmmaVariant::kTall);  // its 256-row tiles, 3 weight ranges of 128 rows
+  check_case(c, {300}, 24003, {CudaKernel::kWgmma});
 }
 
 // The planner runs the warp-specialized wgmma kernel from 65 rows of x on 70B-sized layers and the
@@ -1810,6 +1812,29 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
     EXPECT_EQ(run_graph(layer, x, 300, c.w.n, c.bf16), run(layer, x, 300, c.w.n, c.bf16))
         << "stream-K: graph replay differs from eager";
   }
+  // The tall form (256 rows of x, 128 weight rows per tile, one set per consumer): N = 264 is 3 weight ranges
+  // (the last with 1 of its 16 tiles), M = 300 two x-row tiles, 64 chunks on 1, 3 and 7 blocks; and the K
+  // and N tails with act-order.
+  WgmmaVariantScope tall(cuda::WgmmaVariant::kTall);
+  for (int blocks : {1, 3, 7}) {
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, blocks);
+    for (int64_t M : {129, 300}) {
+      const std::string what = layer.kernel_name(M) + " blocks " + std::to_string(blocks);
+      EXPECT_NE(what.find("_m256_sk"), std::string::npos) << what;
+      const Activations x = make_x(M, c.w.k, c.bf16, rng);
+      const auto y = run(layer, x, M, c.w.n, c.bf16);
+      EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, what, true), 0);
+      EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << what << ": a rerun differs";
+      if (HasFailure()) return;
+    }
+  }
+  WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
+  Case t;
+  t.w.n = 520;
+  t.w.k = 1000;
+  t.w.act_order = true;
+  t.bias = true;
+  check_case(t, {200, 300}, 26700, {CudaKernel::kWgmma});
 }
 
 // The stream-K schedule on the host: for tile counts around whole waves, chunk counts from 1 and block counts
@@ -1979,8 +2004,9 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
           WgmmaScheduleScope split(cuda::WgmmaSchedule::kSplitK, 0);
           const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
           EXPECT_EQ(q.wgmma_sk.blocks, 0);
-          const bool sk = p.wgmma_wide && cuda::wgmma_auto_schedule(v, M, dev.sm_count, q.splits) ==
-                                              cuda::WgmmaSchedule::kStreamK;
+          const bool sk =
+              p.wgmma_wide && cuda::wgmma_auto_schedule(v, M, p.wgmma_rows, dev.sm_count, q.splits) ==
+                                  cuda::WgmmaSchedule::kStreamK;
           EXPECT_EQ(p.wgmma_sk.blocks, sk ? dev.sm_count : 0);
           if (sk) {
             EXPECT_EQ(p.splits, 1);
@@ -2102,9 +2128,6 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         EXPECT_TRUE(p.wgmma_wide);
         EXPECT_FALSE(p.wgmma_pingpong);
         EXPECT_EQ(p.wgmma_rows, rows_t);
-        if (rows_t > 128) {
-          EXPECT_EQ(p.wgmma_sk.blocks, 0);
-        }
         EXPECT_EQ(p.smem_bytes, cuda::wgmma_wide_smem_bytes(4, rows_t));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
         for (int bits : {2, 3, 4, 8})

@@ -230,9 +230,8 @@ int wgmma_schedule_blocks() {
   return g_wgmma_schedule_blocks.load(std::memory_order_relaxed);
 }
 
-WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits) {
-  const int64_t blocks = ceil_div(M, M <= 64 ? 64 : 128) * ceil_div(w.n8_tiles, kWgmmaWideTiles) *
-                         std::max(splits, 1),
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits) {
+  const int64_t blocks = ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1),
                 slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
   return static_cast<double>(blocks) < kWgmmaSkMaxFill * static_cast<double>(slots) ? WgmmaSchedule::kStreamK
                                                                                     : WgmmaSchedule::kSplitK;
@@ -242,7 +241,7 @@ WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks
   WgmmaStreamK s;
   s.m_tiles = static_cast<int>(ceil_div(M, rows));
   s.chunks = static_cast<int>(std::max<int64_t>(w.chunks, 1));
-  const int64_t tiles = s.m_tiles * ceil_div(w.n8_tiles, kWgmmaWideTiles);
+  const int64_t tiles = s.m_tiles * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows));
   blocks = std::max(blocks, 1);
   if (tiles <= blocks) {  // less than one wave: every tile shared out, no block without a chunk
     s.blocks = static_cast<int>(std::min<int64_t>(blocks, tiles * s.chunks));
@@ -601,11 +600,10 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     }
     // Stream-K (the free-running wide kernel, no forced split factor): the schedule set_wgmma_schedule
     // forces, or kAuto's; the pieces' slots instead of split-K planes in the workspace.
-    // Not at 256 rows of x: the fix-up and the pieces' slots are laid out for two weight sets per consumer.
-    if (p.wgmma_wide && !p.wgmma_pingpong && p.wgmma_rows <= 128 && forced_cps == 0) {
+    if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
       const WgmmaSchedule forced_sched = wgmma_schedule();
       const WgmmaSchedule sched = forced_sched == WgmmaSchedule::kAuto
-                                      ? wgmma_auto_schedule(w, M, std::max(dev.sm_count, 1), p.splits)
+                                      ? wgmma_auto_schedule(w, M, p.wgmma_rows, std::max(dev.sm_count, 1), p.splits)
                                       : forced_sched;
       if (sched == WgmmaSchedule::kStreamK || sched == WgmmaSchedule::kStreamK2) {
         const int blocks = wgmma_schedule_blocks() > 0 ? wgmma_schedule_blocks() : std::max(dev.sm_count, 1);

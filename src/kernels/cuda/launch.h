@@ -91,10 +91,6 @@ ARK_HD int wgmma_sk_slot_of(const WgmmaStreamK& sk, int t, int b) {
   if (begin == wgmma_sk_begin(sk, b + 1)) return -1;
   return begin >= t * sk.chunks ? 0 : 1;  // the piece starts b's share, or ends it
 }
-// fp32 slots of the stream-K pieces: 2 per block, `rows` x 256 weight rows each.
-ARK_HD size_t wgmma_sk_slot_floats(int rows) {
-  return static_cast<size_t>(rows) * 256;
-}
 
 // How one forward of M rows runs: resolved on the host from the layer's sizes and the device's SM count.
 struct Plan {
@@ -420,6 +416,10 @@ inline constexpr int kWgmmaTallTiles = 16;
 ARK_HD constexpr int wgmma_wide_tiles(int rows) {
   return rows > 128 ? kWgmmaTallTiles : kWgmmaWideTiles;
 }
+// fp32 slots of the stream-K pieces: 2 per block, `rows` rows of x x the block's weight rows each.
+ARK_HD constexpr size_t wgmma_sk_slot_floats(int rows) {
+  return static_cast<size_t>(rows) * wgmma_wide_tiles(rows) * kTileRows;
+}
 // The wide kernel's ring (both forms): the x tiles of all stages first (rows x 256 bytes each, a multiple of
 // 1024, so every tile keeps the swizzle's 1024-byte alignment), then each stage's codes, group records and
 // block groups (wgmma_wide_meta_bytes, 16-byte aligned), then the mbarriers. No stage is padded to 1024 bytes
@@ -495,7 +495,7 @@ int wgmma_schedule_blocks();
 //     380.6 us; 8192x8192 M = 512: 126.3 against 115.1).
 // The wider region (kStreamK2) was slower than kStreamK at every point timed: forced only.
 inline constexpr double kWgmmaSkMaxFill = 0.95;
-WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int sm_count, int splits);
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits);
 // The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
 // two_waves: kStreamK2's wider region.
 WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);

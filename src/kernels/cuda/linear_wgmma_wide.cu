@@ -315,24 +315,22 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     Piece pc;
     piece_of<kRows>(sk, w, cps, opaque(j), pc);
 
-    if constexpr (kSets == 2) {  // stream-K runs the two-set form only (launch_rows)
-      if (pc.out >= 0) {
-        // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
-        // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
-        float4* dst =
-            reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
-                                                    static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
-        const int ct = tid - kProducerThreads;
-  #pragma unroll
-        for (int s = 0; s < 2; ++s) {
-          const float* acc = s == 0 ? acc0 : acc1;
-  #pragma unroll
-          for (int i = 0; i < kRows / 8; ++i)
-            dst[(s * (kRows / 8) + i) * 256 + ct] =
-                make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
-        }
-        continue;
+    if (pc.out >= 0) {
+      // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
+      // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
+      float4* dst =
+          reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
+                                                  static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
+      const int ct = tid - kProducerThreads;
+#pragma unroll
+      for (int s = 0; s < kSets; ++s) {
+        const float* acc = s == 0 ? acc0 : acc1;
+#pragma unroll
+        for (int i = 0; i < kRows / 8; ++i)
+          dst[(s * (kRows / 8) + i) * 256 + ct] =
+              make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
       }
+      continue;
     }
     // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
 #pragma unroll
@@ -359,7 +357,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 
 // The stream-K fix-up: per stream-K tile cut between blocks, the pieces' fp32 sums added in block order
 // (the first block's piece first), the bias added, one rounding to T, written to y with the main kernel's
-// mapping of threads to outputs. Block (tile, set and x-row group): 256 threads, one float4 per piece.
+// mapping of threads to outputs. Block (tile, set and x-row group): 256 threads, one float4 per piece; kSets
+// x kRows / 8 blocks per tile.
 // Tiles one block covered were written by the main kernel; their fix-up blocks return at once.
 template <typename T, int kRows>
 __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const float* __restrict__ partial,
@@ -367,6 +366,7 @@ __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const
   const int t = blockIdx.x, chunks = sk.chunks;
   const int b0 = wgmma_sk_block_of(sk, t * chunks), b1 = wgmma_sk_block_of(sk, (t + 1) * chunks - 1);
   if (b0 == b1) return;
+  constexpr int kTiles = wgmma_wide_tiles(kRows), kSets = kTiles / 16;
   const int pair = blockIdx.y, s = pair / (kRows / 8), i = pair % (kRows / 8);
   const int ct = threadIdx.x;
   float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -379,9 +379,9 @@ __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const
     sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
   }
   const int tile = sk.dp_waves * sk.blocks + t;
-  const int64_t m0 = (tile % sk.m_tiles) * kRows, tile0 = (tile / sk.m_tiles) * kWgmmaWideTiles;
+  const int64_t m0 = (tile % sk.m_tiles) * kRows, tile0 = (tile / sk.m_tiles) * kTiles;
   const int cw = ct / 128, warp = (ct / 32) % 4, lane = ct % 32, g = lane / 4, tq = lane % 4;
-  const int64_t n_base = (tile0 + cw * 16 + 8 * s) * kTileRows + 16 * warp + g;
+  const int64_t n_base = (tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
   const float v4[4] = {sum.x, sum.y, sum.z, sum.w};
 #pragma unroll
   for (int e = 0; e < 4; ++e) {
@@ -397,17 +397,16 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   constexpr int kTiles = wgmma_wide_tiles(kRows);
   const WgmmaStreamK& sk = p.wgmma_sk;
   if (sk.blocks > 0) {  // stream-K: a persistent grid, then the fix-up of the tiles cut between blocks
-    if (kTiles != kWgmmaWideTiles || p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) ||
-        sk.m_tiles != (M + kRows - 1) / kRows || sk.chunks != w.chunks)
+    if (p.wgmma_pingpong || (sk.sk_tiles > 0 && !partial) || sk.m_tiles != (M + kRows - 1) / kRows ||
+        sk.chunks != w.chunks)
       return kBadArgument;
     wgmma_wide_kernel<T, kBits, kRows>
         <<<sk.blocks, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
             w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial, static_cast<int>(M),
             p.chunks_per_split, false, sk);
     if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
-    if constexpr (kTiles == kWgmmaWideTiles)
-      if (sk.sk_tiles > 0)
-        wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, 2 * (kRows / 8)), 256, 0, s>>>(
+    if (sk.sk_tiles > 0)
+      wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, kTiles / 16 * (kRows / 8)), 256, 0, s>>>(
           w, partial, static_cast<T*>(y), static_cast<int>(M), sk);
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
