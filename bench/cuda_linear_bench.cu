@@ -526,9 +526,9 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
 // split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
 // place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
 // "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
-// ping-pong consumers) force each kernel.
+// ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each kernel.
 // --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024; --small: the three 7B shapes
-// at M = 64..512.
+// at the same M.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
@@ -540,7 +540,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
   }
   if (small) {
     shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
-    ms = {64, 128, 256, 512};
+    ms = {64, 128, 256, 512, 1024};
   }
   CublasBf16 cublas;
   for (const auto& sh : shapes) {

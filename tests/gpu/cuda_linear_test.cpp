@@ -1969,18 +1969,21 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // The wide kernel on the 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and
-        // 11008x4096 above 64 rows; the warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC;
-        // both rings fit an H100's 227 KB at every width). The all-threads kernel only when forced.
+        // The tall form from 256 rows on every shape (H200 sweep of 09:11 UTC); below, the wide kernel on the
+        // 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and 11008x4096 above 64 rows; the
+        // warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC; the rings fit an H100's 227 KB
+        // at every width). The all-threads kernel only when forced.
         const bool big = sh[1] == 28672 || sh[0] == 28672, small = sh[0] == 4096 && sh[1] == 4096;
-        EXPECT_EQ(p.wgmma_wide, big || (M <= 64 ? sh[1] == 11008 : !small));
+        const bool tall = M >= cuda::kWgmmaTallMinM;
+        EXPECT_EQ(p.wgmma_wide, tall || big || (M <= 64 ? sh[1] == 11008 : !small));
         EXPECT_EQ(p.wgmma_ws, !p.wgmma_wide);
         EXPECT_FALSE(p.wgmma_pingpong);
         EXPECT_EQ(static_cast<int>(cuda::wgmma_auto_variant(v, M)),
-                  static_cast<int>(p.wgmma_wide ? cuda::WgmmaVariant::kWide
-                                   : p.wgmma_ws ? cuda::WgmmaVariant::kWarpSpecialized
-                                                : cuda::WgmmaVariant::kAllThreads));
-        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : 128);
+                  static_cast<int>(tall          ? cuda::WgmmaVariant::kTall
+                                   : p.wgmma_wide ? cuda::WgmmaVariant::kWide
+                                   : p.wgmma_ws   ? cuda::WgmmaVariant::kWarpSpecialized
+                                                  : cuda::WgmmaVariant::kAllThreads));
+        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : tall ? 256 : 128);
         EXPECT_EQ(p.smem_bytes, p.wgmma_wide
                                     ? cuda::wgmma_wide_smem_bytes(bits, p.wgmma_rows)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
@@ -2021,21 +2024,21 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         }
       }
     }
-  // kAuto on an sm_90a device, int4 g128 8192x28672: wgmma from 33 to 512 rows, dequant_gemm above, never at
-  // decode sizes; int8 stays on the older families.
+  // kAuto on an sm_90a device, int4 g128 8192x28672: wgmma from 33 to 1024 rows (the tall form from 256),
+  // dequant_gemm above, never at decode sizes; int8 stays on the older families.
   {
     cuda::PackedView v = planner_view(8192, 28672);
     dev.wgmma = true;
     for (int64_t M : {1, 16, 32})
       EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
-    for (int64_t M : {33, 64, 128, 256, 300, 512})
+    for (int64_t M : {33, 64, 128, 256, 300, 512, 1024})
       EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)),
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1025, 256, dev)),
               static_cast<int>(cuda::Family::kDequantGemm));
-    // 28672x8192 keeps wgmma (the wide kernel) to 1024 rows (737.5 against dequant_gemm's 805.3 us on the
-    // H200), dequant_gemm above; 8192x8192 (not the wide kernel's size class at every M) stops at 512.
+    // 28672x8192 and 8192x8192 (K >= 8192) keep wgmma to 1024 rows too (the tall form against dequant_gemm
+    // on the H200: 655.7 / 196.8 against 800.5 / 203.7 us), dequant_gemm above.
     {
       cuda::PackedView t = v;
       t.k = 28672;
@@ -2050,20 +2053,25 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
       EXPECT_TRUE(cuda::make_plan(t, 1024, cuda::Family::kWgmma, dev).wgmma_wide);
       t.k = t.n = 8192;
       t.chunks = t.groups = 64;
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 512, 256, dev)),
-                static_cast<int>(cuda::Family::kWgmma));
       EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1024, 256, dev)),
+                static_cast<int>(cuda::Family::kWgmma));
+      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1025, 256, dev)),
                 static_cast<int>(cuda::Family::kDequantGemm));
     }
     v.bits = 8;
     EXPECT_NE(static_cast<int>(cuda::auto_family(v, 128, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
-    // K = 4096 (4096x11008): wgmma to 256 rows, dequant_gemm at 512 (0.87x there in the H100 sweep); K =
-    // 11008 keeps wgmma at 512 (1.32x).
+    // K = 4096: 4096x11008 runs wgmma to 512 rows (the tall form 81.1 against dequant_gemm's 92.0 us on the
+    // H200), dequant_gemm above; 4096x4096 to 256 (37.6 against 35.3 at 512); K = 11008 keeps wgmma at 512.
     v.bits = 4;
     v.k = 4096;
     v.n = 11008;
     v.chunks = v.groups = 32;
     v.n8_tiles = 1376;
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)),
+              static_cast<int>(cuda::Family::kDequantGemm));
+    v.n = 4096;
+    v.n8_tiles = 512;
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 256, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)),
               static_cast<int>(cuda::Family::kDequantGemm));

@@ -265,6 +265,7 @@ WgmmaVariant wgmma_variant() {
 }
 
 WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
+  if (M >= kWgmmaTallMinM) return WgmmaVariant::kTall;
   const int64_t tile_chunks = w.n8_tiles * w.chunks;
   if (tile_chunks >= kWgmmaWideMinTileChunks) return WgmmaVariant::kWide;
   const bool wide = M <= 64 ? w.n > kWgmmaWideMinN : tile_chunks >= kWgmmaWideMidTileChunks;
@@ -274,8 +275,9 @@ WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
   const bool m_fits =
       M >= kWgmmaAutoMinM &&
-      (M <= kWgmmaAutoMaxShortKM || (M <= kWgmmaAutoMaxM && w.k > 4096) ||
-       (M <= kWgmmaAutoMaxLongKM && w.k >= kWgmmaLongK && wgmma_auto_variant(w, M) == WgmmaVariant::kWide));
+      (M <= kWgmmaAutoMaxShortKM ||
+       (M <= kWgmmaAutoMaxM && (w.k > 4096 || w.n8_tiles * w.chunks >= kWgmmaWideMidTileChunks)) ||
+       (M <= kWgmmaAutoMaxLongKM && w.k >= kWgmmaLongK));
   return dev.wgmma && w.bits == 4 && m_fits;
 }
 

@@ -451,10 +451,17 @@ ARK_HD constexpr size_t wgmma_wide_smem_bytes(int bits, int rows) {
 //     the warp-specialized one (8192x8192 28.3 / wide 29.6; 11008x4096 20.6 / 22.8; 4096x4096 11.2 / 13.7);
 //   M > 64: the wide kernel from kWgmmaWideMidTileChunks (8192x8192, 4096x11008, 11008x4096: 1.02-1.32x),
 //     the warp-specialized one below (4096x4096: 16.1 us at M = 128, wide 18.7).
+//   M >= kWgmmaTallMinM: the tall form, on every shape (H200, 2026-11-28 09:11 UTC, ark_cuda_bench
+//     --sweep-wgmma --quick and --small with each kernel forced and its planned schedule, µs against the
+//     previous kAuto: 8192x28672 M = 256 / 512 187.5 / 348.9 against 205.4 / 389.6; 28672x8192 179.9 /
+//     330.0 / 655.7 at 256 / 512 / 1024 against 201.1 / 377.6 / 745.4; 8192x8192 62.9 / 101.2 against 69.3
+//     / 117.6; 11008x4096 43.7 / 77.4 against 49.6 / 87.4; 4096x11008 52.0 at 256 against 55.5;
+//     4096x4096 23.1 against 24.4 at 256).
 // The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced
 // only.
 inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17,
                          kWgmmaWideMidTileChunks = int64_t{1} << 15, kWgmmaWideMinN = 8192;
+inline constexpr int64_t kWgmmaTallMinM = 256;
 
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
@@ -509,16 +516,18 @@ bool wgmma_supported(int device);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
 // Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM, and at most
-// kWgmmaAutoMaxShortKM rows when in_features <= 4096 (4096x4096, 4096x11008 below). Measured on an H100
+// kWgmmaAutoMaxShortKM rows when in_features <= 4096 on layers of fewer than kWgmmaWideMidTileChunks
+// (4096x4096: at 512 the tall form measured 37.6 us against dequant_gemm's 35.3 on an H200, 09:11 UTC;
+// 4096x11008 runs it to 512, 81.1 against 92.0). Measured on an H100
 // (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.35-2.1x mma and
 // 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes
 // (up to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
 // 1.1-1.5x faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x
-// faster (M = 33..63 not measured). Up to kWgmmaAutoMaxLongKM rows on layers the wide kernel runs with
-// in_features >= kWgmmaLongK: on 28672x8192 at M = 1024 it measured 737.5 us against dequant_gemm's 805.3
-// (H200, 2026-11-28 01:15 UTC; on 8192x28672 dequant_gemm stays ahead there, 703.1 against 762.3).
+// faster (M = 33..63 not measured). Up to kWgmmaAutoMaxLongKM rows where in_features >= kWgmmaLongK: the
+// tall form against dequant_gemm at M = 1024 (H200, 09:11 UTC): 28672x8192 655.7 against 800.5 us,
+// 8192x28672 686.5 against 704.5, 8192x8192 196.8 against 203.7.
 inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512, kWgmmaAutoMaxShortKM = 256;
-inline constexpr int64_t kWgmmaAutoMaxLongKM = 1024, kWgmmaLongK = 16384;
+inline constexpr int64_t kWgmmaAutoMaxLongKM = 1024, kWgmmaLongK = 8192;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;
