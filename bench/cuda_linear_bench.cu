@@ -528,7 +528,7 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
 // "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
 // ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each kernel.
 // --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024; --small: the three 7B shapes
-// at the same M.
+// at the same M; ARK_SWEEP_MS=m1,m2,...: those M instead.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us\n");
   std::vector<std::vector<int64_t>> shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096},
@@ -541,6 +541,16 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
   if (small) {
     shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     ms = {64, 128, 256, 512, 1024};
+  }
+  if (const char* list = std::getenv("ARK_SWEEP_MS")) {  // e.g. "160,192,224": these rows of x instead
+    ms.clear();
+    for (const char* p = list; *p;) {
+      char* end = nullptr;
+      const long long m = std::strtoll(p, &end, 10);
+      if (end == p || m < 1) break;
+      ms.push_back(m);
+      p = *end == ',' ? end + 1 : end;
+    }
   }
   CublasBf16 cublas;
   for (const auto& sh : shapes) {

@@ -1956,7 +1956,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
   for (const auto& sh : shapes)
     for (int bits : {4, 8}) {
       const cuda::PackedView v = planner_view(sh[0], sh[1], bits);
-      for (int64_t M : {1, 16, 63, 64, 128, 256, 1024}) {
+      for (int64_t M : {1, 16, 63, 64, 128, 129, 200, 256, 1024}) {
         SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]) + " bits " +
                      std::to_string(bits) + " M=" + std::to_string(M));
         dev.wgmma = false;  // no sm_90a: never wgmma, and a forced wgmma runs mma
@@ -1969,7 +1969,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // The tall form from 256 rows on every shape (H200 sweep of 09:11 UTC); below, the wide kernel on the
+        // The tall form above 128 rows on every shape (H200 sweeps of 09:11 and 09:40 UTC); below, the wide kernel on the
         // 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and 11008x4096 above 64 rows; the
         // warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC; the rings fit an H100's 227 KB
         // at every width). The all-threads kernel only when forced.
