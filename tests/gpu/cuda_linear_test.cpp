@@ -1969,7 +1969,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // The tall form above 128 rows on every shape (H200 sweeps of 09:11 and 09:40 UTC); below, the wide kernel on the
+        // The tall form above 128 rows on every shape (H200 sweeps of 09:11 and 09:33 UTC); below, the wide kernel on the
         // 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and 11008x4096 above 64 rows; the
         // warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC; the rings fit an H100's 227 KB
         // at every width). The all-threads kernel only when forced.

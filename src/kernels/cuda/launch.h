@@ -457,7 +457,7 @@ ARK_HD constexpr size_t wgmma_wide_smem_bytes(int bits, int rows) {
 //     330.0 / 655.7 at 256 / 512 / 1024 against 201.1 / 377.6 / 745.4; 8192x8192 62.9 / 101.2 against 69.3
 //     / 117.6; 11008x4096 43.7 / 77.4 against 49.6 / 87.4; 4096x11008 52.0 at 256 against 55.5;
 //     4096x4096 23.1 against 24.4 at 256). kWgmmaTallMinM = 129: at M = 160 / 192 / 224 the tall form's one
-//     x-row tile of 256 rows beat the wide kernel's two of 128 on all six shapes, 1.07-1.21x (H200, 09:40
+//     x-row tile of 256 rows beat the wide kernel's two of 128 on all six shapes, 1.07-1.21x (H200, 09:33
 //     UTC, ARK_SWEEP_MS=160,192,224 ark_cuda_bench --sweep-wgmma --quick / --small; 8192x28672 M = 160
 //     187.1 against 206.7 us, 4096x4096 M = 160 20.7 against 25.1).
 // The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced

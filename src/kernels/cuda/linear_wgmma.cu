@@ -1,4 +1,5 @@
-// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 512, int4): y^T = W x^T on
+// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 512, to 1024 where K >= 8192,
+// int4): y^T = W x^T on
 // warpgroup MMAs (wgmma.mma_async), the weights dequantized in the main loop straight into the A operand's
 // registers, x the B operand in shared memory.
 //
@@ -14,8 +15,9 @@
 // together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
 // launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
 // warpgroup; wgmma_wide_kernel (linear_wgmma_wide.cu) the same producer with 256 weight rows per block.
-// The planner picks by layer size and M (launch.h: wgmma_auto_variant): the wide kernel on the larger layers,
-// the warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant). The
+// The planner picks by layer size and M (launch.h: wgmma_auto_variant): above 128 rows the wide kernel's tall
+// form (256 rows of x, 128 weight rows), below it the wide kernel on the larger layers and the
+// warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant). The
 // wide kernel can instead run a stream-K schedule (a persistent grid of one block per SM sharing tiles out
 // by chunks, launch.h: WgmmaStreamK), which kAuto takes where whole tiles leave SMs idle
 // (wgmma_auto_schedule).
