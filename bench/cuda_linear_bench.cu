@@ -522,9 +522,9 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
   return 0;
 }
 
-// --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to each
-// split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs: to
-// place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
+// --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to
+// each split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs:
+// to place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
 // "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
 // ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each kernel.
 // --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024; --small: the three 7B shapes

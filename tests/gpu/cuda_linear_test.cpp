@@ -1969,23 +1969,22 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                   cuda::wgmma_preferred(v, M, dev));
         const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
         ASSERT_EQ(static_cast<int>(p.family), static_cast<int>(cuda::Family::kWgmma));
-        // The tall form above 128 rows on every shape (H200 sweeps of 09:11 and 09:33 UTC); below, the wide kernel on the
-        // 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and 11008x4096 above 64 rows; the
-        // warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC; the rings fit an H100's 227 KB
-        // at every width). The all-threads kernel only when forced.
+        // The tall form above 128 rows on every shape (H200 sweeps of 09:11 and 09:33 UTC); below, the wide
+        // kernel on the 70B layers at every M, on 4096x11008 at every M and on 8192x8192 and 11008x4096 above
+        // 64 rows; the warp-specialized one elsewhere (H200 sweeps of 01:15 and 01:31 UTC; the rings fit an
+        // H100's 227 KB at every width). The all-threads kernel only when forced.
         const bool big = sh[1] == 28672 || sh[0] == 28672, small = sh[0] == 4096 && sh[1] == 4096;
         const bool tall = M >= cuda::kWgmmaTallMinM;
         EXPECT_EQ(p.wgmma_wide, tall || big || (M <= 64 ? sh[1] == 11008 : !small));
         EXPECT_EQ(p.wgmma_ws, !p.wgmma_wide);
         EXPECT_FALSE(p.wgmma_pingpong);
         EXPECT_EQ(static_cast<int>(cuda::wgmma_auto_variant(v, M)),
-                  static_cast<int>(tall          ? cuda::WgmmaVariant::kTall
+                  static_cast<int>(tall           ? cuda::WgmmaVariant::kTall
                                    : p.wgmma_wide ? cuda::WgmmaVariant::kWide
                                    : p.wgmma_ws   ? cuda::WgmmaVariant::kWarpSpecialized
                                                   : cuda::WgmmaVariant::kAllThreads));
         EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : tall ? 256 : 128);
-        EXPECT_EQ(p.smem_bytes, p.wgmma_wide
-                                    ? cuda::wgmma_wide_smem_bytes(bits, p.wgmma_rows)
+        EXPECT_EQ(p.smem_bytes, p.wgmma_wide ? cuda::wgmma_wide_smem_bytes(bits, p.wgmma_rows)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                              : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
@@ -2116,10 +2115,10 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         EXPECT_EQ(p.wgmma_rows, rows_m);
         EXPECT_EQ(p.smem_bytes, cuda::wgmma_wide_smem_bytes(4, rows_m));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
-        for (int bits : {2, 3, 4, 8})
-          EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_m), 3);
+        for (int bits : {2, 3, 4, 8}) EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_m), 3);
         for (int bits : {2, 3, 4, 8})  // the split ring keeps the stage counts of whole 1024-byte stages here
-          EXPECT_EQ(cuda::wgmma_wide_stages(bits, rows_m), cuda::wgmma_ws_stages(bits, rows_m, cuda::kWgmmaWideTiles));
+          EXPECT_EQ(cuda::wgmma_wide_stages(bits, rows_m),
+                    cuda::wgmma_ws_stages(bits, rows_m, cuda::kWgmmaWideTiles));
         cuda::DeviceInfo small = dev;
         small.smem_per_block = static_cast<int>(p.smem_bytes) - 1;
         const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, small);
@@ -2138,10 +2137,9 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         EXPECT_EQ(p.wgmma_rows, rows_t);
         EXPECT_EQ(p.smem_bytes, cuda::wgmma_wide_smem_bytes(4, rows_t));
         EXPECT_LE(p.smem_bytes, static_cast<size_t>(dev.smem_per_block));
-        for (int bits : {2, 3, 4, 8})
-          EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_t), 2);
+        for (int bits : {2, 3, 4, 8}) EXPECT_GE(cuda::wgmma_wide_stages(bits, rows_t), 2);
         if (rows_t > 128) {
-          // the split ring (launch.h: wgmma_wide_stage_bytes) fits a third stage; whole 1024-byte stages would not
+          // the split ring (launch.h: wgmma_wide_stage_bytes) fits a third stage, 1024-byte stages do not
           EXPECT_EQ(cuda::wgmma_wide_stages(4, 256), 3);
           EXPECT_EQ(cuda::wgmma_ws_stages(4, 256, cuda::kWgmmaTallTiles), 2);
         }

@@ -231,7 +231,8 @@ int wgmma_schedule_blocks() {
 }
 
 WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits) {
-  const int64_t blocks = ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1),
+  const int64_t blocks =
+                    ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1),
                 slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
   return static_cast<double>(blocks) < kWgmmaSkMaxFill * static_cast<double>(slots) ? WgmmaSchedule::kStreamK
                                                                                     : WgmmaSchedule::kSplitK;
@@ -604,9 +605,10 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     // forces, or kAuto's; the pieces' slots instead of split-K planes in the workspace.
     if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
       const WgmmaSchedule forced_sched = wgmma_schedule();
-      const WgmmaSchedule sched = forced_sched == WgmmaSchedule::kAuto
-                                      ? wgmma_auto_schedule(w, M, p.wgmma_rows, std::max(dev.sm_count, 1), p.splits)
-                                      : forced_sched;
+      const WgmmaSchedule sched =
+          forced_sched == WgmmaSchedule::kAuto
+              ? wgmma_auto_schedule(w, M, p.wgmma_rows, std::max(dev.sm_count, 1), p.splits)
+              : forced_sched;
       if (sched == WgmmaSchedule::kStreamK || sched == WgmmaSchedule::kStreamK2) {
         const int blocks = wgmma_schedule_blocks() > 0 ? wgmma_schedule_blocks() : std::max(dev.sm_count, 1);
         p.wgmma_sk = wgmma_stream_k(w, M, p.wgmma_rows, blocks, sched == WgmmaSchedule::kStreamK2);

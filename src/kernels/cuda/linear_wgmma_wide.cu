@@ -2,8 +2,8 @@
 // warpgroup of wgmma_producer.cuh, two consumer warpgroups each owning two 64-row weight sets; on the grid
 // of whole tiles times split-K, or on the stream-K schedule (launch.h: WgmmaStreamK) with its fix-up
 // launch. Its tall form (launch.h: kWgmmaTallTiles) takes 256 rows of x and 128 weight rows, one set per
-// consumer warpgroup, on the split-K grid. Its own translation unit so that nvcc builds it beside linear_wgmma.cu's two kernels (16
-// instances each).
+// consumer warpgroup, on either schedule. Its own translation unit so that nvcc builds it beside
+// linear_wgmma.cu's two kernels (16 instances each).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
         issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
         wg::commit();
         turn_end(kUnits * i + 2);
-        wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 is free, set 0's accumulators are final for chunk i
+        wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 free, set 0's sums final for chunk i
         wg::fence_operands(acc0);
         dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
         // unit (i, 1, 1)
@@ -336,7 +336,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #pragma unroll
     for (int s = 0; s < kSets; ++s) {
       const float* acc = s == 0 ? acc0 : acc1;
-      const int64_t n_base = static_cast<int64_t>(pc.tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
+      const int64_t n_base =
+          static_cast<int64_t>(pc.tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
 #pragma unroll
       for (int i = 0; i < kRows / 8; ++i)
 #pragma unroll
@@ -411,13 +412,10 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
-                  static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles),
-                  static_cast<unsigned>(p.splits));
-  wgmma_wide_kernel<T, kBits, kRows>
-      <<<grid, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
-          w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y),
-          p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong,
-          WgmmaStreamK{});
+                  static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles), static_cast<unsigned>(p.splits));
+  wgmma_wide_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
+      w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
+      static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong, WgmmaStreamK{});
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
