@@ -1181,7 +1181,9 @@ struct TestLayer {
   QuantizedWeight w;
   CudaQuantLinear layer;
   TestLayer(int64_t n, int64_t k, uint64_t id, CudaKernel kernel = CudaKernel::kGemv)
-      : c(bf16_with_bias(n, k)), rng(rng_for(id)), w(make_weight(c, id, &bias, rng)),
+      : c(bf16_with_bias(n, k)),
+        rng(rng_for(id)),
+        w(make_weight(c, id, &bias, rng)),
         layer(make_layer(c, w, bias, kernel)) {}
   static Case bf16_with_bias(int64_t n, int64_t k) {
     Case c;
@@ -1239,7 +1241,8 @@ void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), con
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   };
   auto enqueue = [&]() {
-    for (int i = 0; i < kLinks; ++i) t.layer.forward(buf[i]->p, buf[i + 1]->p, M, DType::BF16, s, ws.p, ws.bytes);
+    for (int i = 0; i < kLinks; ++i)
+      t.layer.forward(buf[i]->p, buf[i + 1]->p, M, DType::BF16, s, ws.p, ws.bytes);
   };
   auto outputs = [&]() {
     EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
@@ -1260,7 +1263,8 @@ void check_dependent_chain(TestLayer& t, int64_t M, void (*set_pdl_in)(int), con
     Activations xi;
     xi.bits = dependent[i];
     for (uint16_t b : xi.bits) xi.values.push_back(from_t(b, t.c.bf16));
-    EXPECT_EQ(check_output(t.w, t.bias, xi, M, dependent[i + 1], t.c.bf16, false, name + " link " + std::to_string(i)),
+    EXPECT_EQ(check_output(t.w, t.bias, xi, M, dependent[i + 1], t.c.bf16, false,
+                           name + " link " + std::to_string(i)),
               0);
     EXPECT_EQ(dependent[i + 1], plain[i + 1]) << name << " link " << i << ": the dependent launch differs";
   }
@@ -1785,17 +1789,18 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
   std::vector<float> bias;
   const QuantizedWeight w = make_weight(c, 26500, &bias, rng);
   CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+  auto check_and_rerun = [&](int64_t M, const std::string& what) {  // against the oracle, then bit-identical
+    const Activations x = make_x(M, c.w.k, c.bf16, rng);
+    const auto y = run(layer, x, M, c.w.n, c.bf16);
+    EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, what, true), 0);
+    EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << what << ": a rerun differs";
+  };
   for (auto s : {cuda::WgmmaSchedule::kStreamK, cuda::WgmmaSchedule::kStreamK2})
     for (int blocks : {1, 2, 3, 5, 7}) {
       WgmmaScheduleScope sched(s, blocks);
       for (int64_t M : {64, 129, 300}) {
-        const std::string what = layer.kernel_name(M) +
-                                 (s == cuda::WgmmaSchedule::kStreamK2 ? " sk2" : " sk") + " blocks " +
-                                 std::to_string(blocks) + " M=" + std::to_string(M);
-        const Activations x = make_x(M, c.w.k, c.bf16, rng);
-        const auto y = run(layer, x, M, c.w.n, c.bf16);
-        EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, what, true), 0);
-        EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << what << ": a rerun differs";
+        check_and_rerun(M, layer.kernel_name(M) + (s == cuda::WgmmaSchedule::kStreamK2 ? " sk2" : " sk") +
+                               " blocks " + std::to_string(blocks) + " M=" + std::to_string(M));
         if (HasFailure()) return;
       }
     }
@@ -1821,10 +1826,7 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
     for (int64_t M : {129, 300}) {
       const std::string what = layer.kernel_name(M) + " blocks " + std::to_string(blocks);
       EXPECT_NE(what.find("_m256_sk"), std::string::npos) << what;
-      const Activations x = make_x(M, c.w.k, c.bf16, rng);
-      const auto y = run(layer, x, M, c.w.n, c.bf16);
-      EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true, what, true), 0);
-      EXPECT_EQ(run(layer, x, M, c.w.n, c.bf16), y) << what << ": a rerun differs";
+      check_and_rerun(M, what);
       if (HasFailure()) return;
     }
   }

@@ -89,65 +89,33 @@ namespace ark::cuda::wg {
       "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
 template <int kN>
 struct Mma;
-template <>
-struct Mma<64> {
-  template <bool kBf16>
-  __device__ __forceinline__ static void run(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2,
-                                             uint32_t a3, uint64_t desc_b) {
-    if constexpr (kBf16)
-      asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" ARK_WGMMA_REGS32
-                   "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC32
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-    else
-      asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {" ARK_WGMMA_REGS32
-                   "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC32
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-  }
-};
-template <>
-struct Mma<128> {
-  template <bool kBf16>
-  __device__ __forceinline__ static void run(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2,
-                                             uint32_t a3, uint64_t desc_b) {
-    if constexpr (kBf16)
-      asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" ARK_WGMMA_REGS64
-                   "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC64
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-    else
-      asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" ARK_WGMMA_REGS64
-                   "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC64
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-  }
-};
+// Mma<kN>::run: one wgmma of kN rows of x (kN / 2 accumulators per thread) for T = bf16 or fp16. REGS numbers
+// the accumulators, ACC binds them, A_OPS names the four A registers and the B descriptor that follow.
+#define ARK_WGMMA_MMA(kN, REGS, ACC, A_OPS)                                                               \
+  template <>                                                                                             \
+  struct Mma<kN> {                                                                                        \
+    template <bool kBf16>                                                                                 \
+    __device__ __forceinline__ static void run(float (&d)[kN / 2], uint32_t a0, uint32_t a1, uint32_t a2, \
+                                               uint32_t a3, uint64_t desc_b) {                            \
+      if constexpr (kBf16)                                                                                \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n" #kN "k16.f32.bf16.bf16 {" REGS "}, " A_OPS       \
+                     ", 1, 1, 1, 0;\n"                                                                    \
+                     : ACC                                                                                \
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)                                    \
+                     : "memory");                                                                         \
+      else                                                                                                \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n" #kN "k16.f32.f16.f16 {" REGS "}, " A_OPS         \
+                     ", 1, 1, 1, 0;\n"                                                                    \
+                     : ACC                                                                                \
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)                                    \
+                     : "memory");                                                                         \
+    }                                                                                                     \
+  };
+ARK_WGMMA_MMA(64, ARK_WGMMA_REGS32, ARK_WGMMA_ACC32, "{%32, %33, %34, %35}, %36")
+ARK_WGMMA_MMA(128, ARK_WGMMA_REGS64, ARK_WGMMA_ACC64, "{%64, %65, %66, %67}, %68")
+ARK_WGMMA_MMA(256, ARK_WGMMA_REGS128, ARK_WGMMA_ACC128, "{%128, %129, %130, %131}, %132")
 
-template <>
-struct Mma<256> {
-  template <bool kBf16>
-  __device__ __forceinline__ static void run(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2,
-                                             uint32_t a3, uint64_t desc_b) {
-    if constexpr (kBf16)
-      asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" ARK_WGMMA_REGS128
-                   "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC128
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-    else
-      asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {" ARK_WGMMA_REGS128
-                   "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 0;\n"
-                   : ARK_WGMMA_ACC128
-                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)
-                   : "memory");
-  }
-};
-
+#undef ARK_WGMMA_MMA
 #undef ARK_WGMMA_REGS32
 #undef ARK_WGMMA_REGS64
 #undef ARK_WGMMA_ACC32
