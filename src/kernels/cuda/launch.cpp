@@ -232,8 +232,8 @@ int wgmma_schedule_blocks() {
 
 WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits) {
   const int64_t blocks =
-                    ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1),
-                slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
+      ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1);
+  const int64_t slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
   return static_cast<double>(blocks) < kWgmmaSkMaxFill * static_cast<double>(slots) ? WgmmaSchedule::kStreamK
                                                                                     : WgmmaSchedule::kSplitK;
 }
