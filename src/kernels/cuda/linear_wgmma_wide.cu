@@ -258,44 +258,29 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       const uint32_t slot_addr = base + slot * kXBytes, codes_s = meta0 + slot * kMetaStage;
       const uint64_t desc0 = wg::desc_sw128(slot_addr);
       constexpr int kUnits = 2 * kSets;  // units per chunk
-      // unit (i, 0, 0)
-      turn_begin(kUnits * i);
-      wg::fence();
-      wg::fence_operands(acc0);
-      issue_half<kBf16, kRows, 0>(acc0, a0, desc0);
-      wg::commit();
-      turn_end(kUnits * i);
+      // Unit u: the 4 wgmmas of one half of the chunk (half::value) on accumulators acc from A buffer a.
+      auto issue_unit = [&](int u, auto half, auto& acc, const uint32_t(&a)[2][8]) {
+        turn_begin(u);
+        wg::fence();
+        wg::fence_operands(acc);
+        issue_half<kBf16, kRows, decltype(half)::value>(acc, a, desc0);
+        wg::commit();
+        turn_end(u);
+      };
+      issue_unit(kUnits * i, std::integral_constant<int, 0>{}, acc0, a0);  // unit (i, 0, 0)
       wg::wait<1>();  // the chunk's previous unit retired: buffer 1 is free and chunk i - 1's stage is read
       if (i > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
       dequant_half<T, kBits, kTiles, 1>(codes_s, ta0, lane, sc, a1);
-      // unit (i, 0, 1)
-      turn_begin(kUnits * i + 1);
-      wg::fence();
-      wg::fence_operands(acc0);
-      issue_half<kBf16, kRows, 1>(acc0, a1, desc0);
-      wg::commit();
-      turn_end(kUnits * i + 1);
+      issue_unit(kUnits * i + 1, std::integral_constant<int, 1>{}, acc0, a1);  // unit (i, 0, 1)
       wg::wait<1>();  // unit (i, 0, 0) retired: buffer 0 is free
       if constexpr (kSets == 2) {
         load_set<T, kBits, kTiles>(codes_s, ta1, lane, sc);
         dequant_half<T, kBits, kTiles, 0>(codes_s, ta1, lane, sc, a0);
-        // unit (i, 1, 0)
-        turn_begin(kUnits * i + 2);
-        wg::fence();
-        wg::fence_operands(acc1);
-        issue_half<kBf16, kRows, 0>(acc1, a0, desc0);
-        wg::commit();
-        turn_end(kUnits * i + 2);
+        issue_unit(kUnits * i + 2, std::integral_constant<int, 0>{}, acc1, a0);  // unit (i, 1, 0)
         wg::wait<1>();  // unit (i, 0, 1) retired: buffer 1 free, set 0's sums final for chunk i
         wg::fence_operands(acc0);
         dequant_half<T, kBits, kTiles, 1>(codes_s, ta1, lane, sc, a1);
-        // unit (i, 1, 1)
-        turn_begin(kUnits * i + 3);
-        wg::fence();
-        wg::fence_operands(acc1);
-        issue_half<kBf16, kRows, 1>(acc1, a1, desc0);
-        wg::commit();
-        turn_end(kUnits * i + 3);
+        issue_unit(kUnits * i + 3, std::integral_constant<int, 1>{}, acc1, a1);  // unit (i, 1, 1)
         wg::wait<1>();  // unit (i, 1, 0) retired: buffer 0 is free
       }
       if (++slot == kS) slot = 0, phase ^= 1u;
