@@ -65,7 +65,7 @@ EOF
 
 LIB_SOURCES="src/format/awq_codec.cpp src/format/codec.cpp src/format/dequantize.cpp src/format/gptq_codec.cpp
   src/format/quantized_weight.cpp src/format/rtn_quantizer.cpp src/io/dtype.cpp src/kernels/cuda/cuda_pack.cpp
-  src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp"
+  src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp src/kernels/cuda/tensor_map.cpp"
 # ARK_CUDA_DEFINES: extra -D flags for every compile (build-time knobs such as ARK_MMA_DECODE_TILES=2, to
 # measure a variant in a second build folder: BIN_DIR=/tmp/other ARK_CUDA_DEFINES=... <script> quick).
 DEFINES=${ARK_CUDA_DEFINES:-}
@@ -123,7 +123,7 @@ build_python() {  # build_python <folder>: writes <folder>/python/ark/_C<suffix>
   local cxx=(g++ -std=c++20 -O3 -fPIC -DARK_HAVE_CUDA $DEFINES -Iinclude -Isrc -I$DEV/include -I"$CUDA_HOME/include")
   local n=0
   for s in $(find src -name '*.cpp' ! -path 'src/kernels/cuda/*') src/kernels/cuda/cuda_pack.cpp \
-           src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp; do
+           src/kernels/cuda/launch.cpp src/kernels/cuda/cuda_linear.cpp src/kernels/cuda/tensor_map.cpp; do
     local flags=()
     case $s in
       src/kernels/x86/avx2/*) flags=(-mavx2 -mfma -mf16c -mavxvnni) ;;
@@ -512,14 +512,22 @@ if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS
     echo "== wgmma sweep (the 7B shapes)"
     timeout 90 $BIN/ark_cuda_bench --sweep-wgmma --small 2>&1 | tee "$OUT_DIR/sweep_wgmma_small.csv"
   fi
-  if [ $SECONDS -lt 280 ]; then
+  # WGMMAFAST_END_S (default 350): when the sweeps and the memcheck end. WGMMAFAST_BASELINE=<ark_cuda_bench of
+  # an earlier tree>: its quick sweep first, in the same call and on the same card, with half the sweeps' time.
+  END=${WGMMAFAST_END_S:-350}
+  if [ $SECONDS -lt $((END - 70)) ]; then
+    if [ -n "${WGMMAFAST_BASELINE:-}" ]; then
+      echo "== wgmma sweep (quick) of the baseline $WGMMAFAST_BASELINE"
+      timeout $(((END - SECONDS) / 2)) "$WGMMAFAST_BASELINE" --sweep-wgmma --quick 2>&1 |
+        tee "$OUT_DIR/sweep_wgmma_baseline.csv"
+    fi
     echo "== wgmma sweep (quick: the 70B shapes and 8192x8192)"
-    timeout $((350 - SECONDS)) $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
+    timeout $((END - SECONDS)) $BIN/ark_cuda_bench --sweep-wgmma --quick 2>&1 | tee "$OUT_DIR/sweep_wgmma.csv"
   else
     note "wgmma quick sweep: skipped, out of time at ${SECONDS} s"
   fi
-  if ! { [ $SECONDS -lt 320 ] &&
-    memcheck $((352 - SECONDS)) memcheck_wgmma.log "wgmma memcheck" 'CudaLinear.WgmmaMemcheckSubset'; }; then
+  if ! { [ $SECONDS -lt $((END - 30)) ] &&
+    memcheck $((END + 2 - SECONDS)) memcheck_wgmma.log "wgmma memcheck" 'CudaLinear.WgmmaMemcheckSubset'; }; then
     note "wgmma memcheck: skipped (no compute-sanitizer or out of time at ${SECONDS} s)"
   fi
 fi

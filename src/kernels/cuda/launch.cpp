@@ -372,6 +372,8 @@ const char* status_message(int status) {
       return "kernel launch failed";
     case kCublasFailed:
       return "cuBLASLt failed";
+    case kTensorMapFailed:
+      return "the driver could not describe x for TMA (cuTensorMapEncodeTiled; needs a CUDA 12 driver)";
     default:
       return "unknown status";
   }

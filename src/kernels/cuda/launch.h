@@ -18,6 +18,7 @@ enum Status : int {
   kWorkspaceTooSmall = 2,  // the caller's workspace is below Plan::workspace_bytes
   kLaunchFailed = 3,       // a kernel launch returned an error (cudaGetLastError)
   kCublasFailed = 4,       // cuBLASLt found no algorithm or failed
+  kTensorMapFailed = 5,    // the driver could not describe x for TMA (cuTensorMapEncodeTiled)
 };
 const char* status_message(int status);
 
@@ -379,7 +380,8 @@ ARK_HD constexpr int wgmma_max_blocks_per_sm(int) {
   return 1;
 }
 // The warp-specialized variant (wgmma_ws_kernel): kWgmmaWsThreads = 3 warpgroups, the first only copying
-// (cp.async into the ring, then an mbarrier arrival that fires when its copies land), the other two the
+// (x by TMA, the rest by cp.async into the ring, then an mbarrier arrival that fires when its copies land),
+// the other two the
 // consumers above, which wait on the stage's `full` mbarrier, dequantize, issue the wgmmas and arrive on its
 // `empty` one: no block barrier in the main loop. The ring takes as many stages as fit in one block's shared
 // memory, up to kWgmmaWsMaxStages (8 at 64 rows of x, 5 at 128 for int4); per stage 16 bytes of mbarriers.

@@ -22,7 +22,8 @@
 // by chunks, launch.h: WgmmaStreamK), which kAuto takes where whole tiles leave SMs idle
 // (wgmma_auto_schedule).
 //
-// Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async: x [2 halves of 64
+// Ring: wgmma_stages(kRows) stages of one 128-k chunk each, filled by cp.async (the warp-specialized
+// kernels take x by TMA, wgmma_producer.cuh, into the same layout): x [2 halves of 64
 // k][kRows][128 bytes] in the canonical K-major layout with the 128-byte swizzle (16-byte piece c of row r at
 // c ^ (r % 8)), rows past M zero-filled; the 16 tiles' code words as they lie in the layout (128 * bits
 // contiguous bytes per tile); per k32 block whose group differs from the previous block's, each tile's
@@ -281,14 +282,15 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 // static_assert keeps that out). ptxas allocates each side within its count: at 40 or 56
 // the producer spilled (its copy addresses), at 72 nothing spills in any of the 16 instances.
 //
-// Per stage s: full[s] expects one cp.async-tracked arrival per producer thread (the phase completes when
-// all of the stage's copies have landed); empty[s] one arrival per consumer warp (lane 0, after the
-// warpgroup's wgmma.wait_group has retired the wgmmas that read the stage's x tile and its dequantizer has
-// read the codes). Use u of slot s (chunk j = u kS + s) completes phase u of full[s]: consumers wait for
-// parity u & 1; the producer refilling the slot for use u waits for phase u - 1 of empty[s].
+// Per stage s: full[s] expects one cp.async-tracked arrival per producer thread and the x tile's bytes from
+// the TMA (the phase completes when all of the stage's copies have landed); empty[s] one arrival per consumer
+// warp (lane 0, after the warpgroup's wgmma.wait_group has retired the wgmmas that read the stage's x tile
+// and its dequantizer has read the codes). Use u of slot s (chunk j = u kS + s) completes phase u of full[s]:
+// consumers wait for parity u & 1; the producer refilling the slot for use u waits for phase u - 1 of
+// empty[s].
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
-    wgmma_ws_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct, T* __restrict__ y,
+    wgmma_ws_kernel(PackedView w, const __grid_constant__ CUtensorMap x_map, T* __restrict__ y,
                     float* __restrict__ partial, int M, int cps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
@@ -327,8 +329,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   if (tid < kProducerThreads) {
     wgp::regs_dec<kProducerRegs>();
     wgk::RingCursor ring;
-    ws_produce<T, kBits, kRows, kWgmmaBlockTiles, kS>(w, x, x_stride, x_direct, M, m0, tile0, c0, n_chunks,
-                                                      base, full0, empty0, tid, ring);
+    ws_produce<kBits, kRows, kWgmmaBlockTiles, kS>(w, &x_map, m0, tile0, c0, n_chunks, base, full0, empty0,
+                                                   tid, ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
@@ -390,7 +392,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (++slot == kS) slot = 0, phase ^= 1u;
     if (i + 1 < n_chunks) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      wgp::fence_proxy_async();  // the landed x tile, seen by this thread, also for its wgmmas' reads
       dequant_chunk(base + slot * kStage, nxt);
     }
   };
@@ -398,7 +399,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   uint32_t a0[4][8], a1[4][8];
   if (n_chunks > 0) {
     wgp::mbar_wait(full0, 0);
-    wgp::fence_proxy_async();
     dequant_chunk(base, a0);
   }
   for (int i = 0; i < n_chunks; i += 2) {
@@ -425,16 +425,18 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #endif
 }
 
+// x_map: x for the warp-specialized kernel (tensor_map.h), null for the all-threads one.
 template <typename T, int kBits, int kRows>
-int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
+                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
   if (p.wgmma_ws) {
+    if (!x_map) return kBadArgument;
     wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
-        w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
-        static_cast<int>(M), p.chunks_per_split);
+        w, *x_map, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
+        p.chunks_per_split);
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
   wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
@@ -444,30 +446,30 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
 }
 
 template <typename T, int kBits>
-int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
+                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
   switch (p.wgmma_rows) {
     case 64:
-      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     case 128:
-      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     default:
       return kBadArgument;
   }
 }
 
 template <typename T>
-int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
+                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
   switch (w.bits) {
     case 2:
-      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     case 3:
-      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     case 4:
-      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     case 8:
-      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -525,9 +527,16 @@ int prepare_wgmma_kernels(int max_smem_per_block) {
 int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
                  void* y, int64_t M, bool bf16, float* partial, CUstream_st* stream) {
   if (M < 1 || M > INT32_MAX || plan.splits < 1 || plan.chunks_per_split < 1) return kBadArgument;
-  if (plan.wgmma_wide) return launch_wgmma_wide(w, plan, x, x_stride, x_direct, y, M, bf16, partial, stream);
-  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, y, M, partial, stream)
-              : launch_type<__half>(w, plan, x, x_stride, x_direct, y, M, partial, stream);
+  // The warp-specialized kernels load x by TMA: its map, boxes of the plan's rows of x.
+  CUtensorMap x_map;
+  const bool tma = plan.wgmma_wide || plan.wgmma_ws;
+  if (tma && !encode_x_map(&x_map, x, bf16, x_direct ? w.k : x_stride, M, x_stride, plan.wgmma_rows))
+    return kTensorMapFailed;
+  if (plan.wgmma_wide) return launch_wgmma_wide(w, plan, x_map, y, M, bf16, partial, stream);
+  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, tma ? &x_map : nullptr, y, M,
+                                           partial, stream)
+              : launch_type<__half>(w, plan, x, x_stride, x_direct, tma ? &x_map : nullptr, y, M, partial,
+                                    stream);
 }
 
 }  // namespace ark::cuda

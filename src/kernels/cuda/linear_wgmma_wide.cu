@@ -168,9 +168,8 @@ __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedVie
 // One piece per block only (the planner never combines it with stream-K: the turns restart per piece).
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
-    wgmma_wide_kernel(PackedView w, const T* __restrict__ x, int64_t x_stride, bool x_direct,
-                      T* __restrict__ y, float* __restrict__ partial, int M, int cps, bool pingpong,
-                      WgmmaStreamK sk) {
+    wgmma_wide_kernel(PackedView w, const __grid_constant__ CUtensorMap x_map, T* __restrict__ y,
+                      float* __restrict__ partial, int M, int cps, bool pingpong, WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kTiles = wgmma_wide_tiles(kRows);
   constexpr int kSets = kTiles / 16;  // 64-row weight sets per consumer warpgroup
@@ -180,10 +179,10 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   constexpr int kMetaStage = static_cast<int>(wgmma_wide_meta_bytes(kBits, kRows));
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
   constexpr int kProducerThreads = 128, kConsumerWarps = 8;
-  // 88 / 208 up to 128 rows of x: 64512 of the block's 64512. The consumers use up to 205 at 128 rows
-  // (ptxas); the producer's copies of 32 tiles spilled 4-36 bytes at 72. At 256 rows the producer's 32 x
-  // copies per chunk spilled 12-36 bytes at 88, so 104 / 200 there (no spills in any instance).
-  constexpr int kProducerRegs = kRows > 128 ? 104 : 88, kConsumerRegs = kRows > 128 ? 200 : 208;
+  // 88 / 208: 64512 of the block's 64512. The consumers use up to 205 at 128 rows (ptxas); the producer's
+  // copies of 32 tiles spilled 4-36 bytes at 72. (At 256 rows the producer needed 104 while it copied x by
+  // cp.async, 32 copies per chunk; with x by TMA 88 spills nothing in any instance.)
+  constexpr int kProducerRegs = 88, kConsumerRegs = 208;
   static_assert(kProducerThreads * kProducerRegs + 2 * kProducerThreads * kConsumerRegs <=
                     kWgmmaWsThreads * (65536 / kWgmmaWsThreads / 8 * 8),
                 "setmaxnreg: the consumers would wait forever for registers the block does not hold");
@@ -211,8 +210,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     // opaque(tid): the thread's copy offsets are worked out per piece, not hoisted out of the piece loop
     // (at 88 registers that spilled them, ptxas: 24-48 bytes at 128 rows of x).
     for (int j = 0; piece_of<kRows>(sk, w, cps, j, pc); ++j)
-      ws_produce<T, kBits, kRows, kTiles, kS, true>(w, x, x_stride, x_direct, M, pc.m0, pc.tile0, pc.c0, pc.n,
-                                                    base, full0, empty0, opaque(tid), ring);
+      ws_produce<kBits, kRows, kTiles, kS, true>(w, &x_map, pc.m0, pc.tile0, pc.c0, pc.n, base, full0, empty0,
+                                                 opaque(tid), ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
@@ -250,7 +249,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (n_chunks > 0) {
       const uint32_t codes0 = meta0 + slot * kMetaStage;
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      wgp::fence_proxy_async();
       load_set<T, kBits, kTiles>(codes0, ta0, lane, sc);
       dequant_half<T, kBits, kTiles, 0>(codes0, ta0, lane, sc, a0);
     }
@@ -287,7 +285,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       if (i + 1 < n_chunks) {
         const uint32_t next_codes = meta0 + slot * kMetaStage;
         wgp::mbar_wait(full0 + 8 * slot, phase);
-        wgp::fence_proxy_async();
         load_set<T, kBits, kTiles>(next_codes, ta0, lane, sc);
         dequant_half<T, kBits, kTiles, 0>(next_codes, ta0, lane, sc, a0);
       }
@@ -378,8 +375,8 @@ __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const
 }
 
 template <typename T, int kBits, int kRows>
-int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_rows(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+                float* partial, cudaStream_t s) {
   constexpr int kTiles = wgmma_wide_tiles(kRows);
   const WgmmaStreamK& sk = p.wgmma_sk;
   if (sk.blocks > 0) {  // stream-K: a persistent grid, then the fix-up of the tiles cut between blocks
@@ -388,8 +385,7 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
       return kBadArgument;
     wgmma_wide_kernel<T, kBits, kRows>
         <<<sk.blocks, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
-            w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), partial, static_cast<int>(M),
-            p.chunks_per_split, false, sk);
+            w, x_map, static_cast<T*>(y), partial, static_cast<int>(M), p.chunks_per_split, false, sk);
     if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
     if (sk.sk_tiles > 0)
       wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, kTiles / 16 * (kRows / 8)), 256, 0, s>>>(
@@ -399,38 +395,38 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles), static_cast<unsigned>(p.splits));
   wgmma_wide_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
-      w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
-      static_cast<int>(M), p.chunks_per_split, p.wgmma_pingpong, WgmmaStreamK{});
+      w, x_map, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split,
+      p.wgmma_pingpong, WgmmaStreamK{});
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
 template <typename T, int kBits>
-int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_bits(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+                float* partial, cudaStream_t s) {
   switch (p.wgmma_rows) {
     case 64:
-      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_rows<T, kBits, 64>(w, p, x_map, y, M, partial, s);
     case 128:
-      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_rows<T, kBits, 128>(w, p, x_map, y, M, partial, s);
     case 256:
-      return launch_rows<T, kBits, 256>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_rows<T, kBits, 256>(w, p, x_map, y, M, partial, s);
     default:
       return kBadArgument;
   }
 }
 
 template <typename T>
-int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct, void* y,
-                int64_t M, float* partial, cudaStream_t s) {
+int launch_type(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+                float* partial, cudaStream_t s) {
   switch (w.bits) {
     case 2:
-      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 2>(w, p, x_map, y, M, partial, s);
     case 3:
-      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 3>(w, p, x_map, y, M, partial, s);
     case 4:
-      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 4>(w, p, x_map, y, M, partial, s);
     case 8:
-      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, y, M, partial, s);
+      return launch_bits<T, 8>(w, p, x_map, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -465,10 +461,10 @@ cudaError_t prepare_wgmma_wide_kernels() {
   return e != cudaSuccess ? e : allow_type<__nv_bfloat16>();
 }
 
-int launch_wgmma_wide(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
-                      void* y, int64_t M, bool bf16, float* partial, cudaStream_t stream) {
-  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, y, M, partial, stream)
-              : launch_type<__half>(w, plan, x, x_stride, x_direct, y, M, partial, stream);
+int launch_wgmma_wide(const PackedView& w, const Plan& plan, const CUtensorMap& x_map, void* y, int64_t M,
+                      bool bf16, float* partial, cudaStream_t stream) {
+  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x_map, y, M, partial, stream)
+              : launch_type<__half>(w, plan, x_map, y, M, partial, stream);
 }
 
 }  // namespace ark::cuda

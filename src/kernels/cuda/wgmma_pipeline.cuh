@@ -26,6 +26,23 @@ __device__ __forceinline__ void mbar_arrive(uint32_t a) {
 __device__ __forceinline__ void mbar_arrive_cp_async(uint32_t a) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(a) : "memory");
 }
+// Raises the current phase's expected transaction bytes (no arrival): the phase completes only when the
+// tensor copies that signal this barrier have delivered that many bytes, besides the arrivals.
+__device__ __forceinline__ void mbar_expect_tx(uint32_t a, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(bytes) : "memory");
+}
+// A TMA copy of the box at (inner, outer) of a 2-D tensor map (`map`: the generic address of a
+// __grid_constant__ kernel parameter) to shared memory at dst, its bytes counted against mbarrier `bar`.
+// Positions outside the tensor arrive as zeros.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* map, int inner, int outer,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+      "%3}], "
+      "[%4];\n" ::"r"(dst),
+      "l"(map), "r"(inner), "r"(outer), "r"(bar)
+      : "memory");
+}
 // Waits until the phase with parity `parity` has completed (acquire). try_wait lets the hardware suspend the
 // warp for a while instead of spinning on issue slots.
 __device__ __forceinline__ void mbar_wait(uint32_t a, uint32_t parity) {
@@ -49,12 +66,6 @@ __device__ __forceinline__ void regs_dec() {
 template <int kRegs>
 __device__ __forceinline__ void regs_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-
-// Makes shared memory this thread has seen written through the generic proxy (cp.async, acquired through an
-// mbarrier) visible to the async proxy its wgmmas read their B operand through.
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
 __device__ __forceinline__ void cp_async_wait_all() {

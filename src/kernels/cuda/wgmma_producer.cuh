@@ -10,14 +10,16 @@
 
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/ptx_shared.cuh"
+#include "kernels/cuda/tensor_map.h"
 #include "kernels/cuda/wgmma_pipeline.cuh"
 
 namespace ark::cuda {
 
 // The wide kernel (linear_wgmma_wide.cu), launched by launch_wgmma when Plan::wgmma_wide; its shared-memory
 // limits raised once per device by prepare_wgmma_kernels.
-int launch_wgmma_wide(const PackedView& w, const Plan& plan, const void* x, int64_t x_stride, bool x_direct,
-                      void* y, int64_t M, bool bf16, float* partial, cudaStream_t stream);
+// x_map: x as tensor_map.h describes it, in boxes of plan.wgmma_rows rows.
+int launch_wgmma_wide(const PackedView& w, const Plan& plan, const CUtensorMap& x_map, void* y, int64_t M,
+                      bool bf16, float* partial, cudaStream_t stream);
 cudaError_t prepare_wgmma_wide_kernels();
 
 namespace wgk {
@@ -63,15 +65,20 @@ struct RingCursor {
 
 // The producer warpgroup of the warp-specialized kernels: copies of chunk c0 + j into the ring's next
 // slots of a block of kTiles n8 tiles (x tile, the tiles' codes, group records, block groups), each stage's
-// `full` mbarrier arriving when its copies have landed; a slot is refilled once its `empty` phase completed.
-// The caller waits for its last copies (cp_async_wait_all) before it exits. Ring layout: kSplit false, each
-// stage whole in wgmma_stage_bytes (x tile, then the rest); true, the wide kernel's (launch.h:
-// wgmma_wide_stage_bytes): all x tiles, then all stages' codes and records.
-template <typename T, int kBits, int kRows, int kTiles, int kS, bool kSplit = false>
-__device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restrict__ x, int64_t x_stride,
-                                           bool x_direct, int M, int64_t m0, int64_t tile0, int64_t c0,
-                                           int n_chunks, uint32_t base, uint32_t full0, uint32_t empty0,
-                                           int pt, RingCursor& ring) {
+// `full` mbarrier completing when its copies have landed; a slot is refilled once its `empty` phase
+// completed. The caller waits for its last cp.async copies (cp_async_wait_all) before it exits. Ring
+// layout: kSplit false, each stage whole in wgmma_stage_bytes (x tile, then the rest); true, the wide
+// kernel's (launch.h: wgmma_wide_stage_bytes): all x tiles, then all stages' codes and records.
+//
+// The x tile, [2 halves of 64 k][kRows][128 bytes] with the 128-byte swizzle, comes as two TMA boxes of
+// x_map (tensor_map.h; rows past M and positions past its columns arrive as zeros), issued by thread 0
+// after it raised the stage's expected bytes; the codes and records by cp.async from every thread. At 256
+// rows of x a thread's share of the x tile was 32 cp.async per chunk: issue slots and registers the
+// producer no longer spends.
+template <int kBits, int kRows, int kTiles, int kS, bool kSplit = false>
+__device__ __forceinline__ void ws_produce(const PackedView& w, const void* x_map, int64_t m0, int64_t tile0,
+                                           int64_t c0, int n_chunks, uint32_t base, uint32_t full0,
+                                           uint32_t empty0, int pt, RingCursor& ring) {
   constexpr int kXBytes = kRows * kChunkK * 2;
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kTiles * kTileCodeBytes;
@@ -82,15 +89,6 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
   const uint32_t meta0 = kSplit ? base + kS * kXBytes : base + kXBytes;  // slot 0's codes
   constexpr int kProducerThreads = 128;
   // Addresses worked out once, outside the loop.
-  //   x: piece (h, c) = ((pt / 8) % 2, pt % 8) of rows pt / 16 + 8 i (so row % 8 = pt / 16: one swizzle).
-  const int xr0 = pt / 16, xh = (pt / 8) % 2, xc = pt % 8;
-  constexpr int kXCopies = kRows / 8;
-  const uint32_t x_dst = xh * (kRows * 128) + xr0 * 128 + ((xc ^ xr0) * 16);     // + i * 1024
-  const T* x_src = x + (m0 + xr0) * x_stride + c0 * kChunkK + xh * 64 + xc * 8;  // + 8 i rows
-  uint32_t x_rows_ok = 0;
-#pragma unroll
-  for (int i = 0; i < kXCopies; ++i) x_rows_ok |= (m0 + xr0 + 8 * i < M ? 1u : 0u) << i;
-  const int64_t x_kp0 = c0 * kChunkK + xh * 64 + xc * 8;
   //   codes: piece p = pt + 128 i of the block's [kTiles tiles][8 bits pieces].
   constexpr int kPiecesPerTile = kTileCodeBytes / 16;
   constexpr int kCodeCopies = kTiles * kPiecesPerTile / kProducerThreads;  // = kTiles * bits / 16
@@ -138,13 +136,12 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const T* __restr
     // the wait returns at once (no count of the chunks copied so far has to be kept).
     wgp::mbar_wait(empty0 + 8 * slot, phase ^ 1u);
     const uint32_t dst = base + slot * kXStride, meta = meta0 + slot * kMetaStride;
-    const bool k_ok = !x_direct || x_kp0 + j * kChunkK < w.k;
-    const T* xs = x_src + j * kChunkK;
-#pragma unroll
-    for (int i = 0; i < kXCopies; ++i) {
-      const bool ok = k_ok && ((x_rows_ok >> i) & 1u);
-      cp16(dst + x_dst + i * 1024, ok ? xs : x, ok ? 16 : 0);
-      xs += 8 * x_stride;
+    if (pt == 0) {  // before its own arrival below, so the phase cannot complete without the x bytes
+      const uint32_t full = full0 + 8 * slot;
+      const int k = static_cast<int>((c0 + j) * kChunkK), m = static_cast<int>(m0);
+      wgp::mbar_expect_tx(full, kXBytes);
+      wgp::tma_load_2d(dst, x_map, k, m, full);
+      wgp::tma_load_2d(dst + kRows * 128, x_map, k + 64, m, full);
     }
     if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
       const uint32_t* cp = c_base + j * chunk_words;
