@@ -1547,7 +1547,7 @@ void apply_wgmma_variant_env() {
   if (!wgmma_device()) GTEST_SKIP() << "no sm_90a device or no sm_90a code in this build"; \
   apply_wgmma_variant_env()
 
-const std::vector<int64_t> kWgmmaM = {1, 7, 63, 64, 65, 127, 128, 200, 256, 300, 1024};
+const std::vector<int64_t> kWgmmaM = {1, 7, 63, 64, 65, 127, 128, 200, 256, 300, 1024, 2000};
 
 // Forces one wgmma kernel for a scope (the planner picks by M and layer size; small test layers get the
 // all-threads one).
@@ -2025,62 +2025,23 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         }
       }
     }
-  // kAuto on an sm_90a device, int4 g128 8192x28672: wgmma from 33 to 1024 rows (the tall form from 256),
-  // dequant_gemm above, never at decode sizes; int8 stays on the older families.
-  {
-    cuda::PackedView v = planner_view(8192, 28672);
-    dev.wgmma = true;
+  // kAuto on an sm_90a device, int4 g128, every bench shape: wgmma from 33 to 2048 rows (the tall form
+  // from 129), dequant_gemm above, never at decode sizes; int8 stays on the older families.
+  dev.wgmma = true;
+  for (const auto& sh : kBenchShapes) {
+    cuda::PackedView v = planner_view(sh[0], sh[1]);
+    SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]));
     for (int64_t M : {1, 16, 32})
       EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
-    for (int64_t M : {33, 64, 128, 256, 300, 512, 1024})
+    for (int64_t M : {33, 64, 128, 256, 300, 512, 1024, 2048})
       EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1025, 256, dev)),
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 2049, 256, dev)),
               static_cast<int>(cuda::Family::kDequantGemm));
-    // 28672x8192 and 8192x8192 (K >= 8192) keep wgmma to 1024 rows too (the tall form against dequant_gemm
-    // on the H200: 655.7 / 196.8 against 800.5 / 203.7 us), dequant_gemm above.
-    {
-      cuda::PackedView t = v;
-      t.k = 28672;
-      t.n = 8192;
-      t.chunks = t.groups = 224;
-      t.n8_tiles = 1024;
-      for (int64_t M : {513, 1024})
-        EXPECT_EQ(static_cast<int>(cuda::auto_family(t, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
-            << M;
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1025, 256, dev)),
-                static_cast<int>(cuda::Family::kDequantGemm));
-      EXPECT_TRUE(cuda::make_plan(t, 1024, cuda::Family::kWgmma, dev).wgmma_wide);
-      t.k = t.n = 8192;
-      t.chunks = t.groups = 64;
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1024, 256, dev)),
-                static_cast<int>(cuda::Family::kWgmma));
-      EXPECT_EQ(static_cast<int>(cuda::auto_family(t, 1025, 256, dev)),
-                static_cast<int>(cuda::Family::kDequantGemm));
-    }
+    EXPECT_TRUE(cuda::make_plan(v, 2048, cuda::Family::kWgmma, dev).wgmma_wide);
     v.bits = 8;
     EXPECT_NE(static_cast<int>(cuda::auto_family(v, 128, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
-    // K = 4096: 4096x11008 runs wgmma to 512 rows (the tall form 81.1 against dequant_gemm's 92.0 us on the
-    // H200), dequant_gemm above; 4096x4096 to 256 (37.6 against 35.3 at 512); K = 11008 keeps wgmma at 512.
-    v.bits = 4;
-    v.k = 4096;
-    v.n = 11008;
-    v.chunks = v.groups = 32;
-    v.n8_tiles = 1376;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 1024, 256, dev)),
-              static_cast<int>(cuda::Family::kDequantGemm));
-    v.n = 4096;
-    v.n8_tiles = 512;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 256, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)),
-              static_cast<int>(cuda::Family::kDequantGemm));
-    v.k = 11008;
-    v.n = 4096;
-    v.chunks = v.groups = 86;
-    v.n8_tiles = 512;
-    EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 512, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
   }
   {  // the variant: forced either way, or a device whose blocks cannot hold the warp-specialized ring
     cuda::PackedView v;

@@ -274,12 +274,7 @@ WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
 }
 
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
-  const bool m_fits =
-      M >= kWgmmaAutoMinM &&
-      (M <= kWgmmaAutoMaxShortKM ||
-       (M <= kWgmmaAutoMaxM && (w.k > 4096 || w.n8_tiles * w.chunks >= kWgmmaWideMidTileChunks)) ||
-       (M <= kWgmmaAutoMaxLongKM && w.k >= kWgmmaLongK));
-  return dev.wgmma && w.bits == 4 && m_fits;
+  return dev.wgmma && w.bits == 4 && M >= kWgmmaAutoMinM && M <= kWgmmaAutoMaxM;
 }
 
 void set_gemv_cluster_reduce(bool allowed) {

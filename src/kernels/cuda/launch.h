@@ -521,19 +521,14 @@ bool wgmma_supported(int device);
 // else mma; the overload with the device runs wgmma where wgmma_preferred.
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
-// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM, and at most
-// kWgmmaAutoMaxShortKM rows when in_features <= 4096 on layers of fewer than kWgmmaWideMidTileChunks
-// (4096x4096: at 512 the tall form measured 37.6 us against dequant_gemm's 35.3 on an H200, 09:11 UTC;
-// 4096x11008 runs it to 512, 81.1 against 92.0). Measured on an H100
-// (docs/CUDA.md, ark_cuda_bench --sweep-wgmma, 2026-11-27): at M = 64..256 wgmma is 1.35-2.1x mma and
-// 1.05-4.6x dequant_gemm on all six shapes; at 512 it ties or beats dequant_gemm on the four larger shapes
-// (up to 1.3x) and loses on the 4096-row ones (0.87-0.95x); at 1024 dequant_gemm (cuBLAS' full-rate GEMM) is
-// 1.1-1.5x faster. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x
-// faster (M = 33..63 not measured). Up to kWgmmaAutoMaxLongKM rows where in_features >= kWgmmaLongK: the
-// tall form against dequant_gemm at M = 1024 (H200, 09:11 UTC): 28672x8192 655.7 against 800.5 us,
-// 8192x28672 686.5 against 704.5, 8192x8192 196.8 against 203.7.
-inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 512, kWgmmaAutoMaxShortKM = 256;
-inline constexpr int64_t kWgmmaAutoMaxLongKM = 1024, kWgmmaLongK = 8192;
+// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM on every layer.
+// From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x faster (H100,
+// docs/CUDA.md, 2026-11-27). Since x comes by TMA, the tall form beats dequant + cuBLAS on all six bench
+// shapes up to 2048 rows (H200, ark_cuda_bench --sweep-wgmma --small and --quick with ARK_SWEEP_MS, 2026-11-28
+// 11:31 UTC), at 1024 by 1.11-1.41x (4096x11008 129.4 against 143.6 us, 11008x4096 107.8 against 151.8) and
+// at 2048 by 1.04-1.30x (4096x11008 238.4 against 247.8, 4096x4096 89.7 against 93.0, 28672x8192 1066.8
+// against 1390.3); larger M not measured.
+inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 2048;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;

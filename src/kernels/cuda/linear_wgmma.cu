@@ -1,5 +1,4 @@
-// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 512, to 1024 where K >= 8192,
-// int4): y^T = W x^T on
+// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 2048, int4): y^T = W x^T on
 // warpgroup MMAs (wgmma.mma_async), the weights dequantized in the main loop straight into the A operand's
 // registers, x the B operand in shared memory.
 //
