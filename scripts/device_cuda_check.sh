@@ -636,14 +636,16 @@ if [ "$WHAT" = stalls ]; then  # where the warps of the decode and wgmma kernels
       python3 - "$rep.sass.csv" "$c" <<'PYEOF' | tee "$rep.top.txt"
 # The instructions with the most warp-stall samples, and the stall reasons summed over the kernel.
 import csv, sys, collections
-rows = list(csv.DictReader(open(sys.argv[1])))
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith('"Address"')), 0)  # after the kernel-name line
+rows = list(csv.DictReader(lines[start:]))
 if not rows:
     print(sys.argv[2], ": no source rows"); raise SystemExit
-keys = [k for k in rows[0] if "Samples" in k or "stall" in k.lower()]
+keys = [k for k in rows[0] if k and ("Samples" in k or "stall" in k.lower())]
 def num(v):
     try: return float(str(v).replace(",", ""))
     except ValueError: return 0.0
-samp = next((k for k in rows[0] if k.startswith("Warp Stall Sampling (All")), None)
+samp = next((k for k in rows[0] if k and k.startswith("Warp Stall Sampling (All")), None)
 print(sys.argv[2], "columns:", ", ".join(keys[:40]))
 if samp:
     total = sum(num(r[samp]) for r in rows) or 1.0
