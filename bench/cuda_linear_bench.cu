@@ -527,6 +527,21 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
 // to place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
 // "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
 // ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each kernel.
+// The sweeps' rows of x: ARK_SWEEP_MS=m1,m2,... (e.g. "160,192,224") where it is set, else `fallback`.
+std::vector<int64_t> sweep_ms(std::vector<int64_t> fallback) {
+  const char* list = std::getenv("ARK_SWEEP_MS");
+  if (!list) return fallback;
+  std::vector<int64_t> ms;
+  for (const char* p = list; *p;) {
+    char* end = nullptr;
+    const long long m = std::strtoll(p, &end, 10);
+    if (end == p || m < 1) break;
+    ms.push_back(m);
+    p = *end == ',' ? end + 1 : end;
+  }
+  return ms.empty() ? fallback : ms;
+}
+
 // --quick: the two 70B shapes and 8192x8192 at M = 64, 128, 256, 512 and 1024; --small: the three 7B shapes
 // at the same M; ARK_SWEEP_MS=m1,m2,...: those M instead.
 int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small) {
@@ -542,16 +557,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
     shapes = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     ms = {64, 128, 256, 512, 1024};
   }
-  if (const char* list = std::getenv("ARK_SWEEP_MS")) {  // e.g. "160,192,224": these rows of x instead
-    ms.clear();
-    for (const char* p = list; *p;) {
-      char* end = nullptr;
-      const long long m = std::strtoll(p, &end, 10);
-      if (end == p || m < 1) break;
-      ms.push_back(m);
-      p = *end == ',' ? end + 1 : end;
-    }
-  }
+  ms = sweep_ms(ms);
   CublasBf16 cublas;
   for (const auto& sh : shapes) {
     const int64_t K = sh[0], N = sh[1];
@@ -568,7 +574,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
     const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
     const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
     const int bcopies = static_cast<int>(wb.size());
-    const int64_t max_m = ms.back();
+    const int64_t max_m = *std::max_element(ms.begin(), ms.end());
     const size_t ws_bytes = 512u << 20;
     const CallBuffers io(max_m, K, N, ws_bytes);
     void *x = io.x, *y = io.y, *ws = io.ws;
@@ -619,12 +625,13 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
   return 0;
 }
 
-// --sweep-wgmma-sk: the wide wgmma kernel's schedules (cuda::set_wgmma_schedule) on the six shapes at M = 64..1024,
-// the 70B shapes first: the split-K grid of whole tiles (wide_splitk: the previous planner's schedule, timed
-// twice, first and last, to show the noise), stream-K with the tiles past the last whole wave shared out
-// (wide_sk) and with the last whole wave shared too (wide_sk2, where it differs), next to the wgmma planner's
-// kernel and schedule (wgmma_auto; "# auto" names what kAuto's family choice runs), dequant_gemm from M = 512
-// and cuBLAS bf16, all in this process.
+// --sweep-wgmma-sk: the schedules (cuda::set_wgmma_schedule) of the wide wgmma kernel (M <= 128) and of its
+// tall form (M > 128, kAuto's kernel there) on the six shapes at M = 64..1024 (ARK_SWEEP_MS: those M), the
+// 70B shapes first: the split-K grid of whole tiles (<form>_splitk: timed twice, first and last, to show the
+// noise), stream-K with the tiles past the last whole wave shared out (<form>_sk) and with the last whole
+// wave shared too (<form>_sk2, where it differs), next to the wgmma planner's kernel and schedule
+// (wgmma_auto; "# auto" names what kAuto's family choice runs), dequant_gemm from M = 512 and cuBLAS bf16,
+// all in this process.
 // sk_geometry: whole waves + shared tiles of the stream-K plan on this device's SMs.
 int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
   std::printf("sweep,K,N,M,kernel,us,speedup_vs_cublas,cublas_us,sk_geometry\n");
@@ -644,7 +651,8 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
     const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
     const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
     const int bcopies = static_cast<int>(wb.size());
-    const int64_t max_m = 1024;
+    const std::vector<int64_t> ms = sweep_ms({64, 128, 256, 512, 1024});
+    const int64_t max_m = *std::max_element(ms.begin(), ms.end());
     const size_t ws_bytes = 512u << 20;
     const CallBuffers io(max_m, K, N, ws_bytes);
     void *x = io.x, *y = io.y, *ws = io.ws;
@@ -654,40 +662,43 @@ int sweep_wgmma_sk(cudaStream_t s, int bits, int64_t group, int sm_count) {
     v.bits = bits;
     v.chunks = (K + 127) / 128;
     v.n8_tiles = (N + 7) / 8;
-    for (int64_t M : {64, 128, 256, 512, 1024}) {
+    for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 8;
       bool ok = true;
       const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
         ok = cublas.run(wb[i], x, y, N, K, M, s) && ok;
       });
-      auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int n, const char* tag,
+      const bool tall = M >= cuda::kWgmmaTallMinM;
+      const int rows = M <= 64 ? 64 : tall ? 256 : 128;
+      const std::string form = tall ? "tall" : "wide";
+      auto time_layers = [&](std::vector<std::unique_ptr<CudaQuantLinear>>& ls, int n, const std::string& tag,
                              const std::string& geometry) {
         if (ls[0]->workspace_bytes(M) > ws_bytes) return;
         const double t =
             time_graph(s, n, reps, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
-        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f,%.2f,%s%s\n", tag, static_cast<long long>(K),
-                    static_cast<long long>(N), static_cast<long long>(M), ls[0]->kernel_name(M).c_str(), t * 1e6,
-                    t_blas / t, t_blas * 1e6, geometry.c_str(), ok ? "" : ",cublas_failed");
+        std::printf("%s,%lld,%lld,%lld,%s,%.2f,%.3f,%.2f,%s%s\n", tag.c_str(), static_cast<long long>(K),
+                    static_cast<long long>(N), static_cast<long long>(M), ls[0]->kernel_name(M).c_str(),
+                    t * 1e6, t_blas / t, t_blas * 1e6, geometry.c_str(), ok ? "" : ",cublas_failed");
         std::fflush(stdout);
       };
       auto geometry = [&](bool two) {
-        const cuda::WgmmaStreamK sk = cuda::wgmma_stream_k(v, M, M <= 64 ? 64 : 128, sm_count, two);
+        const cuda::WgmmaStreamK sk = cuda::wgmma_stream_k(v, M, rows, sm_count, two);
         return std::to_string(sk.dp_waves) + "w+" + std::to_string(sk.sk_tiles) + "t/" + std::to_string(sk.blocks);
       };
       std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol->kernel_name(M).c_str());
       time_layers(wg, copies, "wgmma_auto", "");  // the wgmma planner's kernel and schedule
       if (M >= 512) time_layers(deq, dcopies, "dequant", "");
-      cuda::set_wgmma_variant(cuda::WgmmaVariant::kWide);
+      cuda::set_wgmma_variant(tall ? cuda::WgmmaVariant::kTall : cuda::WgmmaVariant::kWide);
       cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kSplitK);
-      time_layers(wg, copies, "wide_splitk", "");
+      time_layers(wg, copies, form + "_splitk", "");
       cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kStreamK);
-      time_layers(wg, copies, "wide_sk", geometry(false));
+      time_layers(wg, copies, form + "_sk", geometry(false));
       if (geometry(true) != geometry(false)) {
         cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kStreamK2);
-        time_layers(wg, copies, "wide_sk2", geometry(true));
+        time_layers(wg, copies, form + "_sk2", geometry(true));
       }
       cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kSplitK);
-      time_layers(wg, copies, "wide_splitk", "");
+      time_layers(wg, copies, form + "_splitk", "");
       cuda::set_wgmma_schedule(cuda::WgmmaSchedule::kAuto);
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
     }

@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 // empty[s].
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
-    wgmma_ws_kernel(PackedView w, const __grid_constant__ CUtensorMap x_map, T* __restrict__ y,
+    wgmma_ws_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
                     float* __restrict__ partial, int M, int cps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   if (tid < kProducerThreads) {
     wgp::regs_dec<kProducerRegs>();
     wgk::RingCursor ring;
-    ws_produce<kBits, kRows, kWgmmaBlockTiles, kS>(w, &x_map, m0, tile0, c0, n_chunks, base, full0, empty0,
+    ws_produce<kBits, kRows, kWgmmaBlockTiles, kS>(w, x_maps, m0, tile0, c0, n_chunks, base, full0, empty0,
                                                    tid, ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
@@ -424,17 +424,17 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #endif
 }
 
-// x_map: x for the warp-specialized kernel (tensor_map.h), null for the all-threads one.
+// x_maps: x for the warp-specialized kernel (tensor_map.h), null for the all-threads one.
 template <typename T, int kBits, int kRows>
 int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
-                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
+                const XTileMaps* x_maps, void* y, int64_t M, float* partial, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
   if (p.wgmma_ws) {
-    if (!x_map) return kBadArgument;
+    if (!x_maps) return kBadArgument;
     wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
-        w, *x_map, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
+        w, *x_maps, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
         p.chunks_per_split);
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
@@ -446,12 +446,12 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
 
 template <typename T, int kBits>
 int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
-                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
+                const XTileMaps* x_maps, void* y, int64_t M, float* partial, cudaStream_t s) {
   switch (p.wgmma_rows) {
     case 64:
-      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 128:
-      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_rows<T, kBits, 128>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -459,16 +459,16 @@ int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_str
 
 template <typename T>
 int launch_type(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
-                const CUtensorMap* x_map, void* y, int64_t M, float* partial, cudaStream_t s) {
+                const XTileMaps* x_maps, void* y, int64_t M, float* partial, cudaStream_t s) {
   switch (w.bits) {
     case 2:
-      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_bits<T, 2>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 3:
-      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_bits<T, 3>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 4:
-      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_bits<T, 4>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 8:
-      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, x_map, y, M, partial, s);
+      return launch_bits<T, 8>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -527,14 +527,14 @@ int launch_wgmma(const PackedView& w, const Plan& plan, const void* x, int64_t x
                  void* y, int64_t M, bool bf16, float* partial, CUstream_st* stream) {
   if (M < 1 || M > INT32_MAX || plan.splits < 1 || plan.chunks_per_split < 1) return kBadArgument;
   // The warp-specialized kernels load x by TMA: its map, boxes of the plan's rows of x.
-  CUtensorMap x_map;
+  XTileMaps x_maps;
   const bool tma = plan.wgmma_wide || plan.wgmma_ws;
-  if (tma && !encode_x_map(&x_map, x, bf16, x_direct ? w.k : x_stride, M, x_stride, plan.wgmma_rows))
+  if (tma && !encode_x_maps(&x_maps, x, bf16, x_direct ? w.k : x_stride, M, x_stride, plan.wgmma_rows))
     return kTensorMapFailed;
-  if (plan.wgmma_wide) return launch_wgmma_wide(w, plan, x_map, y, M, bf16, partial, stream);
-  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, tma ? &x_map : nullptr, y, M,
+  if (plan.wgmma_wide) return launch_wgmma_wide(w, plan, x_maps, y, M, bf16, partial, stream);
+  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x, x_stride, x_direct, tma ? &x_maps : nullptr, y, M,
                                            partial, stream)
-              : launch_type<__half>(w, plan, x, x_stride, x_direct, tma ? &x_map : nullptr, y, M, partial,
+              : launch_type<__half>(w, plan, x, x_stride, x_direct, tma ? &x_maps : nullptr, y, M, partial,
                                     stream);
 }
 

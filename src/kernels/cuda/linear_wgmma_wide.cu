@@ -168,7 +168,7 @@ __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedVie
 // One piece per block only (the planner never combines it with stream-K: the turns restart per piece).
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
-    wgmma_wide_kernel(PackedView w, const __grid_constant__ CUtensorMap x_map, T* __restrict__ y,
+    wgmma_wide_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
                       float* __restrict__ partial, int M, int cps, bool pingpong, WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kTiles = wgmma_wide_tiles(kRows);
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     // opaque(tid): the thread's copy offsets are worked out per piece, not hoisted out of the piece loop
     // (at 88 registers that spilled them, ptxas: 24-48 bytes at 128 rows of x).
     for (int j = 0; piece_of<kRows>(sk, w, cps, j, pc); ++j)
-      ws_produce<kBits, kRows, kTiles, kS, true>(w, &x_map, pc.m0, pc.tile0, pc.c0, pc.n, base, full0, empty0,
+      ws_produce<kBits, kRows, kTiles, kS, true>(w, x_maps, pc.m0, pc.tile0, pc.c0, pc.n, base, full0, empty0,
                                                  opaque(tid), ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
@@ -375,7 +375,7 @@ __global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const
 }
 
 template <typename T, int kBits, int kRows>
-int launch_rows(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+int launch_rows(const PackedView& w, const Plan& p, const XTileMaps& x_maps, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
   constexpr int kTiles = wgmma_wide_tiles(kRows);
   const WgmmaStreamK& sk = p.wgmma_sk;
@@ -385,7 +385,7 @@ int launch_rows(const PackedView& w, const Plan& p, const CUtensorMap& x_map, vo
       return kBadArgument;
     wgmma_wide_kernel<T, kBits, kRows>
         <<<sk.blocks, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
-            w, x_map, static_cast<T*>(y), partial, static_cast<int>(M), p.chunks_per_split, false, sk);
+            w, x_maps, static_cast<T*>(y), partial, static_cast<int>(M), p.chunks_per_split, false, sk);
     if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
     if (sk.sk_tiles > 0)
       wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, kTiles / 16 * (kRows / 8)), 256, 0, s>>>(
@@ -395,38 +395,38 @@ int launch_rows(const PackedView& w, const Plan& p, const CUtensorMap& x_map, vo
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles), static_cast<unsigned>(p.splits));
   wgmma_wide_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
-      w, x_map, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M), p.chunks_per_split,
-      p.wgmma_pingpong, WgmmaStreamK{});
+      w, x_maps, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
+      p.chunks_per_split, p.wgmma_pingpong, WgmmaStreamK{});
   return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
 template <typename T, int kBits>
-int launch_bits(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+int launch_bits(const PackedView& w, const Plan& p, const XTileMaps& x_maps, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
   switch (p.wgmma_rows) {
     case 64:
-      return launch_rows<T, kBits, 64>(w, p, x_map, y, M, partial, s);
+      return launch_rows<T, kBits, 64>(w, p, x_maps, y, M, partial, s);
     case 128:
-      return launch_rows<T, kBits, 128>(w, p, x_map, y, M, partial, s);
+      return launch_rows<T, kBits, 128>(w, p, x_maps, y, M, partial, s);
     case 256:
-      return launch_rows<T, kBits, 256>(w, p, x_map, y, M, partial, s);
+      return launch_rows<T, kBits, 256>(w, p, x_maps, y, M, partial, s);
     default:
       return kBadArgument;
   }
 }
 
 template <typename T>
-int launch_type(const PackedView& w, const Plan& p, const CUtensorMap& x_map, void* y, int64_t M,
+int launch_type(const PackedView& w, const Plan& p, const XTileMaps& x_maps, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
   switch (w.bits) {
     case 2:
-      return launch_bits<T, 2>(w, p, x_map, y, M, partial, s);
+      return launch_bits<T, 2>(w, p, x_maps, y, M, partial, s);
     case 3:
-      return launch_bits<T, 3>(w, p, x_map, y, M, partial, s);
+      return launch_bits<T, 3>(w, p, x_maps, y, M, partial, s);
     case 4:
-      return launch_bits<T, 4>(w, p, x_map, y, M, partial, s);
+      return launch_bits<T, 4>(w, p, x_maps, y, M, partial, s);
     case 8:
-      return launch_bits<T, 8>(w, p, x_map, y, M, partial, s);
+      return launch_bits<T, 8>(w, p, x_maps, y, M, partial, s);
     default:
       return kBadArgument;
   }
@@ -461,10 +461,10 @@ cudaError_t prepare_wgmma_wide_kernels() {
   return e != cudaSuccess ? e : allow_type<__nv_bfloat16>();
 }
 
-int launch_wgmma_wide(const PackedView& w, const Plan& plan, const CUtensorMap& x_map, void* y, int64_t M,
+int launch_wgmma_wide(const PackedView& w, const Plan& plan, const XTileMaps& x_maps, void* y, int64_t M,
                       bool bf16, float* partial, cudaStream_t stream) {
-  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x_map, y, M, partial, stream)
-              : launch_type<__half>(w, plan, x_map, y, M, partial, stream);
+  return bf16 ? launch_type<__nv_bfloat16>(w, plan, x_maps, y, M, partial, stream)
+              : launch_type<__half>(w, plan, x_maps, y, M, partial, stream);
 }
 
 }  // namespace ark::cuda

@@ -4,6 +4,7 @@
 
 #include <cuda.h>  // CUtensorMap and its enums (types only: the encoder is looked up in the driver)
 
+#include <climits>
 #include <cstdint>
 
 namespace ark::cuda {
@@ -14,5 +15,20 @@ namespace ark::cuda {
 // the driver has no encoder or rejects the description (x not 16-byte aligned, stride not a multiple of 8).
 bool encode_x_map(CUtensorMap* map, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                   int box_rows);
+
+// What the kernels load x through, a __grid_constant__ parameter: `full`, boxes of a whole x-row tile; for
+// the last tile when M is not a multiple of the tile's rows (from row tail_m0 on), `tail`, boxes of its
+// tail_rows rows (the rows left, rounded up to 8). Why two: a box mostly past M was slow to arrive (the
+// tall form's 256-row box at M = 288..320 ran 1.2-1.5x slower than at M = 512, H200), and the shared rows
+// the tail box leaves stale feed only output rows past M, which are never written.
+struct XTileMaps {
+  CUtensorMap full;
+  CUtensorMap tail;
+  int64_t tail_m0 = INT64_MAX;  // no tail tile
+  int tail_rows = 0;
+};
+// x as encode_x_map describes it, in tiles of tile_rows rows.
+bool encode_x_maps(XTileMaps* maps, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
+                   int tile_rows);
 
 }  // namespace ark::cuda

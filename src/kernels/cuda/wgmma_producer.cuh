@@ -17,8 +17,8 @@ namespace ark::cuda {
 
 // The wide kernel (linear_wgmma_wide.cu), launched by launch_wgmma when Plan::wgmma_wide; its shared-memory
 // limits raised once per device by prepare_wgmma_kernels.
-// x_map: x as tensor_map.h describes it, in boxes of plan.wgmma_rows rows.
-int launch_wgmma_wide(const PackedView& w, const Plan& plan, const CUtensorMap& x_map, void* y, int64_t M,
+// x_maps: x as tensor_map.h describes it, in tiles of plan.wgmma_rows rows.
+int launch_wgmma_wide(const PackedView& w, const Plan& plan, const XTileMaps& x_maps, void* y, int64_t M,
                       bool bf16, float* partial, cudaStream_t stream);
 cudaError_t prepare_wgmma_wide_kernels();
 
@@ -70,13 +70,14 @@ struct RingCursor {
 // layout: kSplit false, each stage whole in wgmma_stage_bytes (x tile, then the rest); true, the wide
 // kernel's (launch.h: wgmma_wide_stage_bytes): all x tiles, then all stages' codes and records.
 //
-// The x tile, [2 halves of 64 k][kRows][128 bytes] with the 128-byte swizzle, comes as two TMA boxes of
-// x_map (tensor_map.h; rows past M and positions past its columns arrive as zeros), issued by thread 0
-// after it raised the stage's expected bytes; the codes and records by cp.async from every thread. At 256
-// rows of x a thread's share of the x tile was 32 cp.async per chunk: issue slots and registers the
-// producer no longer spends.
+// The x tile, [2 halves of 64 k][kRows][128 bytes] with the 128-byte swizzle, comes as two TMA boxes
+// (tensor_map.h: x.full, or x.tail for the last x-row tile when M leaves it part full; rows past M and
+// positions past K arrive as zeros, rows past the tail box stay stale), issued by thread 0 after it raised
+// the stage's expected bytes; the codes and records by cp.async from every thread. At 256 rows of x a
+// thread's share of the x tile was 32 cp.async per chunk: issue slots and registers the producer no longer
+// spends.
 template <int kBits, int kRows, int kTiles, int kS, bool kSplit = false>
-__device__ __forceinline__ void ws_produce(const PackedView& w, const void* x_map, int64_t m0, int64_t tile0,
+__device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps& x, int64_t m0, int64_t tile0,
                                            int64_t c0, int n_chunks, uint32_t base, uint32_t full0,
                                            uint32_t empty0, int pt, RingCursor& ring) {
   constexpr int kXBytes = kRows * kChunkK * 2;
@@ -139,9 +140,11 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const void* x_ma
     if (pt == 0) {  // before its own arrival below, so the phase cannot complete without the x bytes
       const uint32_t full = full0 + 8 * slot;
       const int k = static_cast<int>((c0 + j) * kChunkK), m = static_cast<int>(m0);
-      wgp::mbar_expect_tx(full, kXBytes);
-      wgp::tma_load_2d(dst, x_map, k, m, full);
-      wgp::tma_load_2d(dst + kRows * 128, x_map, k + 64, m, full);
+      const bool tail = m0 >= x.tail_m0;
+      const CUtensorMap* map = tail ? &x.tail : &x.full;
+      wgp::mbar_expect_tx(full, tail ? x.tail_rows * 256 : kXBytes);
+      wgp::tma_load_2d(dst, map, k, m, full);
+      wgp::tma_load_2d(dst + kRows * 128, map, k + 64, m, full);
     }
     if constexpr (kProducerThreads % kPiecesPerTile == 0) {  // 2, 4, 8 bits: a constant step per copy
       const uint32_t* cp = c_base + j * chunk_words;
