@@ -24,6 +24,7 @@
 #include "ark/cuda_linear.h"
 #include "ark/dtype.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_map.h"
 #include "quant_linear_test_util.h"
 
 namespace ark {
@@ -1949,6 +1950,26 @@ TEST(CudaPlan, WgmmaStreamKCoversEveryChunkOnce) {
       EXPECT_EQ(cuda::make_plan(v, M, cuda::Family::kWgmma, dev).wgmma_sk.blocks, 0);
     }
   }
+}
+
+// The last x-row tile's TMA box (tensor_map.h): only where M leaves a tile part full, its rows rounded up to
+// 8 and never past the tile.
+TEST(CudaPlan, WgmmaTailTileBox) {
+  for (int tile : {64, 128, 256})
+    for (int64_t M : {1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 300, 1000, 2000, 2048}) {
+      const cuda::XTail t = cuda::x_tail(M, tile);
+      SCOPED_TRACE("tile " + std::to_string(tile) + " M=" + std::to_string(M));
+      if (M % tile == 0) {
+        EXPECT_EQ(t.rows, 0);
+        EXPECT_EQ(t.m0, INT64_MAX);
+        continue;
+      }
+      EXPECT_EQ(t.m0, M / tile * tile);
+      EXPECT_GE(t.rows, M - t.m0);
+      EXPECT_LT(t.rows, M - t.m0 + 8);
+      EXPECT_EQ(t.rows % 8, 0);
+      EXPECT_LE(t.rows, tile);
+    }
 }
 
 // Host-side planner of the wgmma family (no GPU needed).

@@ -41,15 +41,10 @@ bool encode_x_map(CUtensorMap* map, const void* x, bool bf16, int64_t cols, int6
 bool encode_x_maps(XTileMaps* maps, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                    int tile_rows) {
   if (!encode_x_map(&maps->full, x, bf16, cols, rows, stride, tile_rows)) return false;
-  const int64_t left = tile_rows > 0 ? rows % tile_rows : 0;
-  if (left == 0) {
-    maps->tail_m0 = INT64_MAX;
-    maps->tail_rows = 0;
-    return true;
-  }
-  maps->tail_m0 = rows - left;
-  maps->tail_rows = static_cast<int>((left + 7) / 8 * 8);
-  return encode_x_map(&maps->tail, x, bf16, cols, rows, stride, maps->tail_rows);
+  const XTail tail = x_tail(rows, tile_rows);
+  maps->tail_m0 = tail.m0;
+  maps->tail_rows = tail.rows;
+  return tail.rows == 0 || encode_x_map(&maps->tail, x, bf16, cols, rows, stride, tail.rows);
 }
 
 }  // namespace ark::cuda

@@ -27,7 +27,18 @@ struct XTileMaps {
   int64_t tail_m0 = INT64_MAX;  // no tail tile
   int tail_rows = 0;
 };
-// x as encode_x_map describes it, in tiles of tile_rows rows.
+// The last x-row tile of `rows` rows in tiles of tile_rows when it is part full: its first row and its box's
+// rows (the rows left, rounded up to 8); {INT64_MAX, 0} when every tile is whole.
+struct XTail {
+  int64_t m0 = INT64_MAX;
+  int rows = 0;
+};
+inline XTail x_tail(int64_t rows, int tile_rows) {
+  const int64_t left = tile_rows > 0 ? rows % tile_rows : 0;
+  if (left == 0) return {};
+  return {rows - left, static_cast<int>((left + 7) / 8 * 8)};
+}
+// x as encode_x_map describes it, in tiles of tile_rows rows (the tail map where x_tail finds a tail).
 bool encode_x_maps(XTileMaps* maps, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                    int tile_rows);
 
