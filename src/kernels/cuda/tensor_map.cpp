@@ -41,10 +41,8 @@ bool encode_x_map(CUtensorMap* map, const void* x, bool bf16, int64_t cols, int6
 bool encode_x_maps(XTileMaps* maps, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                    int tile_rows) {
   if (!encode_x_map(&maps->full, x, bf16, cols, rows, stride, tile_rows)) return false;
-  const XTail tail = x_tail(rows, tile_rows);
-  maps->tail_m0 = tail.m0;
-  maps->tail_rows = tail.rows;
-  return tail.rows == 0 || encode_x_map(&maps->tail, x, bf16, cols, rows, stride, tail.rows);
+  maps->last = x_tail(rows, tile_rows);
+  return maps->last.rows == 0 || encode_x_map(&maps->tail, x, bf16, cols, rows, stride, maps->last.rows);
 }
 
 }  // namespace ark::cuda

@@ -16,17 +16,6 @@ namespace ark::cuda {
 bool encode_x_map(CUtensorMap* map, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                   int box_rows);
 
-// What the kernels load x through, a __grid_constant__ parameter: `full`, boxes of a whole x-row tile; for
-// the last tile when M is not a multiple of the tile's rows (from row tail_m0 on), `tail`, boxes of its
-// tail_rows rows (the rows left, rounded up to 8). Why two: a box mostly past M was slow to arrive (the
-// tall form's 256-row box at M = 288..320 ran 1.2-1.5x slower than at M = 512, H200), and the shared rows
-// the tail box leaves stale feed only output rows past M, which are never written.
-struct XTileMaps {
-  CUtensorMap full;
-  CUtensorMap tail;
-  int64_t tail_m0 = INT64_MAX;  // no tail tile
-  int tail_rows = 0;
-};
 // The last x-row tile of `rows` rows in tiles of tile_rows when it is part full: its first row and its box's
 // rows (the rows left, rounded up to 8); {INT64_MAX, 0} when every tile is whole.
 struct XTail {
@@ -38,6 +27,17 @@ inline XTail x_tail(int64_t rows, int tile_rows) {
   if (left == 0) return {};
   return {rows - left, static_cast<int>((left + 7) / 8 * 8)};
 }
+
+// What the kernels load x through, a __grid_constant__ parameter: `full`, boxes of a whole x-row tile; for
+// the last tile when M leaves it part full (from row last.m0 on), `tail`, boxes of its last.rows rows. Why
+// two: a box mostly past M was slow to arrive (the tall form's 256-row box at M = 288 ran 1.6x slower than
+// it needed to on the 70B layers, H200), and the shared rows the tail box leaves stale feed only output
+// rows past M, which are never written.
+struct XTileMaps {
+  CUtensorMap full;
+  CUtensorMap tail;
+  XTail last;
+};
 // x as encode_x_map describes it, in tiles of tile_rows rows (the tail map where x_tail finds a tail).
 bool encode_x_maps(XTileMaps* maps, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                    int tile_rows);

@@ -140,9 +140,9 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps&
     if (pt == 0) {  // before its own arrival below, so the phase cannot complete without the x bytes
       const uint32_t full = full0 + 8 * slot;
       const int k = static_cast<int>((c0 + j) * kChunkK), m = static_cast<int>(m0);
-      const bool tail = m0 >= x.tail_m0;
+      const bool tail = m0 >= x.last.m0;
       const CUtensorMap* map = tail ? &x.tail : &x.full;
-      wgp::mbar_expect_tx(full, tail ? x.tail_rows * 256 : kXBytes);
+      wgp::mbar_expect_tx(full, tail ? x.last.rows * 256 : kXBytes);
       wgp::tma_load_2d(dst, map, k, m, full);
       wgp::tma_load_2d(dst + kRows * 128, map, k + 64, m, full);
     }
