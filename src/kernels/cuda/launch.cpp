@@ -265,8 +265,13 @@ WgmmaVariant wgmma_variant() {
   return static_cast<WgmmaVariant>(g_wgmma_variant.load(std::memory_order_relaxed));
 }
 
-WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M) {
-  if (M >= kWgmmaTallMinM) return WgmmaVariant::kTall;
+WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count) {
+  if (M >= kWgmmaTallMinM) {
+    const int64_t ws_tiles = ceil_div(M, 128) * ceil_div(w.n8_tiles, kWgmmaBlockTiles);
+    const bool ws = M > 256 && M <= kWgmmaWsMaxM && w.k <= kWgmmaWsMaxK &&
+                    ws_tiles <= kWgmmaWsMaxWaves * static_cast<int64_t>(std::max(sm_count, 1));
+    return ws ? WgmmaVariant::kWarpSpecialized : WgmmaVariant::kTall;
+  }
   const int64_t tile_chunks = w.n8_tiles * w.chunks;
   if (tile_chunks >= kWgmmaWideMinTileChunks) return WgmmaVariant::kWide;
   const bool wide = M <= 64 ? w.n > kWgmmaWideMinN : tile_chunks >= kWgmmaWideMidTileChunks;
@@ -567,7 +572,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     // kernel. Rows of x per block: 64 up to M = 64, else 128. Split-K where the weight ranges alone leave SMs
     // idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
     const WgmmaVariant forced = wgmma_variant();
-    const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M) : forced;
+    const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M, dev.sm_count) : forced;
     p.wgmma_rows = M <= 64 ? 64 : M <= 128 || v != WgmmaVariant::kTall ? 128 : 256;
     auto fits = [&](size_t bytes) {
       return dev.smem_per_block <= 0 || bytes <= static_cast<size_t>(dev.smem_per_block);

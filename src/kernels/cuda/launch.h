@@ -462,11 +462,20 @@ ARK_HD constexpr size_t wgmma_wide_smem_bytes(int bits, int rows) {
 //     x-row tile of 256 rows beat the wide kernel's two of 128 on all six shapes, 1.07-1.21x (H200, 09:33
 //     UTC, ARK_SWEEP_MS=160,192,224 ark_cuda_bench --sweep-wgmma --quick / --small; 8192x28672 M = 160
 //     187.1 against 206.7 us, 4096x4096 M = 160 20.7 against 25.1).
+//   Except 256 < M <= kWgmmaWsMaxM on layers with in_features <= kWgmmaWsMaxK where the warp-specialized
+//     kernel's grid of whole 128-row tiles fills at most kWgmmaWsMaxWaves waves of the SMs: that kernel
+//     (H200, x by TMA, 11:57 and 12:01 UTC, ARK_SWEEP_MS=288,...,768 ark_cuda_bench --sweep-wgmma --small:
+//     4096x11008 at M = 288 / 320 / 384, 258 tiles, 58.1 / 58.2 / 57.7 us against the tall form's 68.3 /
+//     68.1 / 68.3; 4096x4096 at 288..512, 96-128 tiles, 29.1-29.6 against 29.7-33.7, where the tall form's
+//     64 tiles need split-K 2 and its reduce). Where the ws grid needs a third wave the tall form wins
+//     (4096x11008 at 448 / 512: 344 tiles, 86 us against 71), and on the longer-K layers (11008x4096 at
+//     288..384: tall 60.8-62.1 against 69.8; 8192x8192 at 288: 81.5 against 94.3).
 // The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced
 // only.
 inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17,
                          kWgmmaWideMidTileChunks = int64_t{1} << 15, kWgmmaWideMinN = 8192;
 inline constexpr int64_t kWgmmaTallMinM = 129;
+inline constexpr int64_t kWgmmaWsMaxM = 512, kWgmmaWsMaxK = 4096, kWgmmaWsMaxWaves = 2;
 
 // Which wgmma kernel make_plan picks: kAuto lets the planner choose; the others force one process-wide (for
 // benchmarks timing both in one process, and tests covering both). Read at plan time, not in a kernel.
@@ -512,8 +521,8 @@ WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int 
 // The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
 // two_waves: kStreamK2's wider region.
 WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);
-// The kernel kAuto runs for M rows of this layer (kAllThreads, kWarpSpecialized or kWide; above).
-WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M);
+// The kernel kAuto runs for M rows of this layer on sm_count SMs (kWarpSpecialized, kWide or kTall; above).
+WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count);
 // Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
 bool wgmma_supported(int device);
 
