@@ -569,8 +569,8 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   } else if (family == Family::kWgmma) {
     // The kernel: kAuto's by layer size and M (wgmma_auto_variant), or the one set_wgmma_variant forces; a
     // warp-specialized ring that does not fit the device's shared memory falls back to the all-threads
-    // kernel. Rows of x per block: 64 up to M = 64, else 128. Split-K where the weight ranges alone leave SMs
-    // idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    // kernel. Rows of x per block: 64 up to M = 64, else 128 (the tall form: 256). Split-K where the weight
+    // ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
     const WgmmaVariant forced = wgmma_variant();
     const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M, dev.sm_count) : forced;
     p.wgmma_rows = M <= 64 ? 64 : M <= 128 || v != WgmmaVariant::kTall ? 128 : 256;
