@@ -523,7 +523,8 @@ WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int 
 WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);
 // The kernel kAuto runs for M rows of this layer on sm_count SMs (kWarpSpecialized, kWide or kTall; above).
 WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count);
-// Whether the wgmma kernel can run on `device` (compute capability 9.x and sm_90a code in this build).
+// Whether the wgmma kernel can run on `device` (compute capability 9.x, sm_90a code in this build, and the
+// driver's tensor-map encoder for the TMA loads).
 bool wgmma_supported(int device);
 
 // The family kAuto runs for M rows: dequant_gemm at or above large_m_threshold, gemv where gemv_preferred,

@@ -511,7 +511,9 @@ bool wgmma_supported(int device) {
   // compute_80 PTX would report 80 and hold only the trap).
   cudaFuncAttributes a{};
   if (cudaFuncGetAttributes(&a, wgmma_kernel<__nv_bfloat16, 4, 64>) != cudaSuccess) return false;
-  return a.ptxVersion >= 90 && a.binaryVersion >= 90;
+  // The warp-specialized kernels, kAuto's, load x by TMA: without the driver's tensor-map encoder the planner
+  // keeps to the mma family.
+  return a.ptxVersion >= 90 && a.binaryVersion >= 90 && tensor_maps_available();
 }
 
 int prepare_wgmma_kernels(int max_smem_per_block) {

@@ -23,6 +23,10 @@ EncodeTiled encoder() {
 
 }  // namespace
 
+bool tensor_maps_available() {
+  return encoder() != nullptr;
+}
+
 bool encode_x_map(CUtensorMap* map, const void* x, bool bf16, int64_t cols, int64_t rows, int64_t stride,
                   int box_rows) {
   const EncodeTiled encode = encoder();

@@ -9,6 +9,9 @@
 
 namespace ark::cuda {
 
+// Whether the driver has the tensor-map encoder (CUDA 12.0 on): the warp-specialized wgmma kernels need it.
+bool tensor_maps_available();
+
 // Describes x, `rows` rows of `cols` 2-byte elements (bf16: bf16, else fp16) `stride` elements apart, read in
 // boxes of 64 elements (128 bytes) x box_rows rows, stored with the 128-byte swizzle the wgmma B operand
 // reads (16-byte piece c of box row r at c ^ (r % 8)); elements past cols or rows read as zero. False when
