@@ -523,10 +523,12 @@ int sweep_gemv_auto(cudaStream_t s, int bits, int64_t group, double bw, int sk =
 }
 
 // --sweep-wgmma: at M = 32..1024 on the six shapes, the wgmma kernel as its planner runs it and forced to
-// each split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs:
-// to place wgmma's range and check its split-K model. "wgmma" is what the planner runs; "wgmma_allthreads",
-// "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows, free-running or
-// ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each kernel.
+// each split factor (M <= 128), next to mma and dequant_gemm as planned and cuBLAS bf16, and what kAuto runs
+// ("auto"): to place wgmma's range and check its split-K model. "wgmma" is what the planner runs;
+// "wgmma_allthreads", "wgmma_ws" (warp-specialized), "wgmma_wide" and "wgmma_widepp" (256 weight rows,
+// free-running or ping-pong consumers) and "wgmma_tall" (its 256-rows-of-x form above 128 rows) force each
+// kernel; "wgmma_ws_noscale" (M <= 64) the warp-specialized kernel with its scale folded into A
+// (set_wgmma_scale_after(-1)).
 // The sweeps' rows of x: ARK_SWEEP_MS=m1,m2,... (e.g. "160,192,224") where it is set, else `fallback`.
 std::vector<int64_t> sweep_ms(std::vector<int64_t> fallback) {
   const char* list = std::getenv("ARK_SWEEP_MS");
@@ -564,14 +566,16 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
     const QuantizedWeight w = random_weight(N, K, bits, group, 1234 + K * 7 + N);
     const int copies = rotation_copies(static_cast<size_t>(N * K) * bits / 8);
     const int dcopies = std::min(copies, 3);
-    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, wg;
+    std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, wg, autol;
     for (int c = 0; c < copies; ++c)
-      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma}) {
+      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma, CudaKernel::kAuto}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
-        (kernel == CudaKernel::kMma ? mma : kernel == CudaKernel::kWgmma ? wg : deq)
+        (kernel == CudaKernel::kMma    ? mma
+         : kernel == CudaKernel::kWgmma ? wg
+         : kernel == CudaKernel::kAuto  ? autol
+                                        : deq)
             .push_back(make_layer(w, group, kernel));
       }
-    const auto autol = make_layer(w, group, CudaKernel::kAuto);  // only for kernel_name(M)
     const Bf16Copies wb(static_cast<size_t>(N * K) * 2);
     const int bcopies = static_cast<int>(wb.size());
     const int64_t max_m = *std::max_element(ms.begin(), ms.end());
@@ -596,7 +600,7 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
             time_graph(s, n, reps, [&](int i) { ls[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
         report(tag, ls[0]->kernel_name(M), t);
       };
-      std::printf("# auto at M=%lld: %s\n", static_cast<long long>(M), autol->kernel_name(M).c_str());
+      time_layers(autol, copies, "auto");
       time_layers(mma, copies, "mma");
       if (M >= 64) time_layers(deq, dcopies, "dequant");
       for (auto& l : wg) l->set_mma_splits(0);
@@ -610,6 +614,12 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
       for (const auto& [variant, tag] : variants) {
         cuda::set_wgmma_variant(variant);
         time_layers(wg, copies, tag);
+      }
+      if (M <= 64) {  // the warp-specialized kernel with the scale folded into A (where it scales after)
+        cuda::set_wgmma_variant(cuda::WgmmaVariant::kWarpSpecialized);
+        cuda::set_wgmma_scale_after(-1);
+        time_layers(wg, copies, "wgmma_ws_noscale");
+        cuda::set_wgmma_scale_after(0);
       }
       cuda::set_wgmma_variant(cuda::WgmmaVariant::kAuto);
       if (M <= 128) {  // the split factors of the planner's kernel (quick too: no new layers)

@@ -110,6 +110,47 @@ TEST(CudaPack, ChunkGroupStepFollowsTheTable) {
   }
 }
 
+// PackedView::chunk_one_group: true where every chunk's k32 blocks lie in one group (one group, g = 128
+// with a K tail whose last chunk ends in padding, g = 256, act-order with g = 128 on K = 512: each group
+// exactly one chunk), false where a chunk holds several (g = 64, 32, 96, 48; g = 32 on one chunk); checked
+// against the table, padding blocks aside.
+TEST(CudaPack, ChunkOneGroupFollowsTheTable) {
+  struct Expect {
+    int64_t k, group;
+    bool act_order, one;
+  };
+  uint64_t id = 95;
+  for (const Expect& e :
+       {Expect{512, -1, false, true}, Expect{512, 128, false, true}, Expect{200, 128, false, true},
+        Expect{1024, 256, false, true}, Expect{512, 128, true, true}, Expect{512, 64, false, false},
+        Expect{512, 32, false, false}, Expect{100, 32, false, false}, Expect{768, 96, false, false},
+        Expect{512, 48, false, false}}) {
+    ql_test::WeightConfig c;
+    c.n = 16;
+    c.k = e.k;
+    c.bits = 4;
+    c.group_size = e.group;
+    c.act_order = e.act_order;
+    auto rng = ql_test::rng_for(id++);
+    const QuantizedWeight w = ql_test::random_weight(c, rng);
+    const cuda::HostPacked p = cuda::pack_for_cuda(w);
+    const std::string what =
+        "K=" + std::to_string(e.k) + " g" + std::to_string(e.group) + (e.act_order ? " act-order" : "");
+    EXPECT_EQ(p.chunk_one_group, e.one) << what;
+    EXPECT_EQ(p.view().chunk_one_group, p.chunk_one_group) << what;
+    // The table: the blocks holding real channels (their packed positions' sources) agree with their
+    // chunk's first block wherever the flag is set.
+    if (!p.chunk_one_group) continue;
+    for (int64_t kp = 0; kp < p.chunks * cuda::kChunkK; ++kp) {
+      if (cuda::source_k(p.view(), kp) < 0) continue;
+      const int64_t chunk_first = kp / cuda::kChunkK * 4;
+      EXPECT_EQ(p.block_group[static_cast<size_t>(kp / cuda::kBlockK)],
+                p.block_group[static_cast<size_t>(chunk_first)])
+          << what << " kp " << kp;
+    }
+  }
+}
+
 TEST(CudaPack, InvalidWeightThrows) {
   QuantizedWeight w = counting_weight(8, 128);
   w.codes[3] = 16;  // out of range for 4 bits

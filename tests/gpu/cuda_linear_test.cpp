@@ -546,6 +546,7 @@ cuda::PackedView planner_view(int64_t k, int64_t n, int bits = 4, int64_t group 
   v.chunks = (k + 127) / 128;
   v.groups = v.chunks * (128 / group);
   v.n8_tiles = (n + 7) / 8;
+  v.chunk_one_group = group >= 128;  // as pack_for_cuda sets it without act-order
   return v;
 }
 
@@ -1707,6 +1708,15 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
                            layer.kernel_name(70), true),
               0);
   }
+  {  // the warp-specialized kernel scaling after its wgmmas (g128, a K tail): 32 rows of x at 17, 64 at 33
+    WgmmaVariantScope ws(cuda::WgmmaVariant::kWarpSpecialized);
+    Case c;
+    c.w.n = 203;
+    c.w.k = 1000;
+    c.w.group_size = 128;
+    c.bias = true;
+    check_case(c, {17, 33}, 24004, {CudaKernel::kWgmma});
+  }
   // The wide kernel's stream-K schedule on 5 blocks: N = 264 (2 ranges), K = 2048 (16 chunks), the fix-up.
   WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
   WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
@@ -1722,11 +1732,13 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
 
 // The planner runs the warp-specialized wgmma kernel from 65 rows of x on 70B-sized layers and the
 // all-threads one elsewhere; each kernel can be forced through cuda::set_wgmma_variant. Each over every
-// combination at M = 33, 65 and 130 (64- and 128-row blocks, two x tiles at 130; for the wide kernels the
-// N = 203 layer is one 256-row block with 6 of its 32 tiles missing) and split-K, and each on a K
-// long enough for the ring to wrap many times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5
-// at 128 and of the wide kernel's 5), so every mbarrier parity flips repeatedly; N = 264 gives the wide
-// kernel a second block with 1 of its 32 tiles (and one of its four 64-row sets, partly).
+// combination at M = 17, 33, 65 and 130 (the warp-specialized kernel's 32-row form at 17; 64- and 128-row
+// blocks, two x tiles at 130; for the wide kernels the N = 203 layer is one 256-row block with 6 of its 32
+// tiles missing; g128 and one group scale after the wgmmas at 17 and 33 in the warp-specialized kernel, the
+// smaller groups fold the scale into A) and split-K, and each on a K long enough for the ring to wrap many
+// times (64 chunks: 8 uses of each of 8 stages at 64 rows, 12-13 of 5 at 128 and of the wide kernel's 5),
+// so every mbarrier parity flips repeatedly, in g32 and g128; N = 264 gives the wide kernel a second block
+// with 1 of its 32 tiles (and one of its four 64-row sets, partly).
 TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
   REQUIRE_WGMMA();
   for (auto v : kWgmmaKernels) {
@@ -1736,27 +1748,30 @@ TEST(CudaLinear, WgmmaBothVariantsMatchOracle) {
     for (Case c : every_combination(203, 320)) {
       c.bias = !c.w.sym;
       SCOPED_TRACE(c.name());
-      check_case(c, {33, 65, 130}, id++, {CudaKernel::kWgmma});
+      check_case(c, {17, 33, 65, 130}, id++, {CudaKernel::kWgmma});
       if (HasFailure()) return;
     }
-    Case c;
-    c.w.n = 264;
-    c.w.k = 8192;  // 64 chunks
-    c.bf16 = true;
-    c.bias = true;
-    auto rng = rng_for(25500);
-    std::vector<float> bias;
-    const QuantizedWeight w = make_weight(c, 25500, &bias, rng);
-    CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
-    for (int splits : {1, 3})
-      for (int64_t M : {64, 129}) {
-        layer.set_mma_splits(splits);
-        const Activations x = make_x(M, c.w.k, c.bf16, rng);
-        const auto y = run(layer, x, M, c.w.n, c.bf16);
-        EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true,
-                               layer.kernel_name(M) + " M=" + std::to_string(M), true),
-                  0);
-      }
+    for (int64_t group : {32, 128}) {
+      Case c;
+      c.w.n = 264;
+      c.w.k = 8192;  // 64 chunks
+      c.w.group_size = group;
+      c.bf16 = true;
+      c.bias = true;
+      auto rng = rng_for(25500 + group);
+      std::vector<float> bias;
+      const QuantizedWeight w = make_weight(c, 25500 + group, &bias, rng);
+      CudaQuantLinear layer = make_layer(c, w, bias, CudaKernel::kWgmma);
+      for (int splits : {1, 3})
+        for (int64_t M : {32, 64, 129}) {
+          layer.set_mma_splits(splits);
+          const Activations x = make_x(M, c.w.k, c.bf16, rng);
+          const auto y = run(layer, x, M, c.w.n, c.bf16);
+          EXPECT_EQ(check_output(w, bias, x, M, y, c.bf16, true,
+                                 layer.kernel_name(M) + " M=" + std::to_string(M), true),
+                    0);
+        }
+    }
   }
 }
 
@@ -1973,6 +1988,35 @@ TEST(CudaPlan, WgmmaTailTileBox) {
 }
 
 // Host-side planner of the wgmma family (no GPU needed).
+// Plan::wgmma_scale_after: the warp-specialized kernel at <= 64 rows of x on a layer whose chunks each lie
+// in one group (g = 128 or one group), unless set_wgmma_scale_after(-1); never at 128 rows (no registers for
+// the extra accumulator sets), never where a chunk holds several groups (g = 32, 64), never in the other
+// wgmma kernels.
+TEST(CudaPlan, WgmmaScaleAfterPlans) {
+  const cuda::DeviceInfo dev = hopper_device(true);
+  struct ModeScope {
+    ~ModeScope() { cuda::set_wgmma_scale_after(0); }
+  } restore;
+  for (int64_t group : {32, 64, 128})
+    for (int mode : {0, 1, -1})
+      for (auto variant : {cuda::WgmmaVariant::kWarpSpecialized, cuda::WgmmaVariant::kWide,
+                           cuda::WgmmaVariant::kAllThreads})
+        for (int64_t M : {1, 17, 32, 33, 64, 65, 128}) {
+          WgmmaVariantScope scope(variant);
+          cuda::set_wgmma_scale_after(mode);
+          const cuda::PackedView v = planner_view(4096, 4096, 4, group);
+          const cuda::Plan p = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
+          char what[128];
+          std::snprintf(what, sizeof what, "g%lld mode %d %s M=%lld", static_cast<long long>(group), mode,
+                        wgmma_kernel_tag(variant), static_cast<long long>(M));
+          SCOPED_TRACE(what);
+          const bool ws = variant == cuda::WgmmaVariant::kWarpSpecialized;
+          EXPECT_EQ(p.wgmma_ws, ws);
+          EXPECT_EQ(p.wgmma_rows, ws && M <= 32 ? 32 : M <= 64 ? 64 : 128);
+          EXPECT_EQ(p.wgmma_scale_after, ws && M <= 64 && group == 128 && mode >= 0);
+        }
+}
+
 TEST(CudaPlan, WgmmaFamilyAndPlans) {
   cuda::DeviceInfo dev = hopper_device(false);
   const auto& shapes = kBenchShapes;
@@ -2002,7 +2046,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
         const bool big = sh[1] == 28672 || sh[0] == 28672, small = sh[0] == 4096 && sh[1] == 4096;
         const bool ws_mid = M > 256 && M <= 512 && sh[0] == 4096 && (small || M <= 384);
         const bool tall = M >= cuda::kWgmmaTallMinM && !ws_mid;
-        EXPECT_EQ(p.wgmma_wide, tall || (!ws_mid && (big || (M <= 64 ? sh[1] == 11008 : !small))));
+        // At <= 64 rows every g128 layer runs the warp-specialized kernel, scaling after its wgmmas.
+        EXPECT_EQ(p.wgmma_wide, tall || (!ws_mid && M > 64 && (big || !small)));
         EXPECT_EQ(p.wgmma_ws, !p.wgmma_wide);
         EXPECT_FALSE(p.wgmma_pingpong);
         EXPECT_EQ(static_cast<int>(cuda::wgmma_auto_variant(v, M, dev.sm_count)),
@@ -2010,7 +2055,9 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
                                    : p.wgmma_wide ? cuda::WgmmaVariant::kWide
                                    : p.wgmma_ws   ? cuda::WgmmaVariant::kWarpSpecialized
                                                   : cuda::WgmmaVariant::kAllThreads));
-        EXPECT_EQ(p.wgmma_rows, M <= 64 ? 64 : tall ? 256 : 128);
+        EXPECT_EQ(p.wgmma_rows, M <= 32 && p.wgmma_ws ? 32 : M <= 64 ? 64 : tall ? 256 : 128);
+        // Every chunk in one group (g128): the warp-specialized kernel scales after the wgmmas up to 64 rows.
+        EXPECT_EQ(p.wgmma_scale_after, p.wgmma_ws && M <= 64);
         EXPECT_EQ(p.smem_bytes, p.wgmma_wide ? cuda::wgmma_wide_smem_bytes(bits, p.wgmma_rows)
                                 : p.wgmma_ws ? cuda::wgmma_ws_smem_bytes(bits, p.wgmma_rows)
                                              : cuda::wgmma_smem_bytes(bits, p.wgmma_rows));
@@ -2025,7 +2072,7 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
           EXPECT_GE(p.partial_bytes, static_cast<size_t>(p.splits * M * v.n) * sizeof(float));
         }
         // The wide kernel's schedule: stream-K where the split-K grid the model picks leaves more than 5% of
-        // its waves' SMs idle (wgmma_auto_schedule), one block per SM. Int4: 8192x28672 up to 512 rows (112
+        // its waves' SMs idle (wgmma_auto_schedule), one block per SM. Int4: 8192x28672 at 65..512 rows (112
         // tiles per x-row tile: 85% of a wave) and 4096x11008 from 129 rows (43 per x-row tile), where the
         // H200 sweep of 03:55 UTC measured it 1.01-1.15x the split-K grid; not 28672x8192, 8192x8192 or
         // 11008x4096 (128 blocks of 132), where it measured 0.96-1.02x.
@@ -2043,25 +2090,29 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
             EXPECT_EQ(p.splits, q.splits);
           }
           if (bits == 4) {
-            const bool pin = (sh[0] == 8192 && sh[1] == 28672 && M <= 512) ||
+            const bool pin = (sh[0] == 8192 && sh[1] == 28672 && M > 64 && M <= 512) ||
                              (sh[0] == 4096 && sh[1] == 11008 && M > 128 && !ws_mid);
             EXPECT_EQ(sk, pin);
           }
         }
       }
     }
-  // kAuto on an sm_90a device, int4 g128, every bench shape: wgmma from 33 to 2048 rows (the tall form
-  // from 129), dequant_gemm above, never at decode sizes; int8 stays on the older families.
+  // kAuto on an sm_90a device, int4 g128, every bench shape: wgmma from 17 to 2048 rows (32 rows of x up
+  // to 32, the tall form from 129), dequant_gemm above, never at decode sizes; from 33 where a chunk holds
+  // several groups (g32); int8 stays on the older families.
   dev.wgmma = true;
   for (const auto& sh : kBenchShapes) {
     cuda::PackedView v = planner_view(sh[0], sh[1]);
     SCOPED_TRACE("K=" + std::to_string(sh[0]) + " N=" + std::to_string(sh[1]));
-    for (int64_t M : {1, 16, 32})
+    for (int64_t M : {1, 8, 16})
       EXPECT_NE(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
-    for (int64_t M : {33, 64, 128, 256, 300, 512, 1024, 2048})
+    for (int64_t M : {17, 32, 33, 64, 128, 256, 300, 512, 1024, 2048})
       EXPECT_EQ(static_cast<int>(cuda::auto_family(v, M, 256, dev)), static_cast<int>(cuda::Family::kWgmma))
           << M;
+    const cuda::PackedView g32 = planner_view(sh[0], sh[1], 4, 32);
+    EXPECT_NE(static_cast<int>(cuda::auto_family(g32, 32, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
+    EXPECT_EQ(static_cast<int>(cuda::auto_family(g32, 33, 256, dev)), static_cast<int>(cuda::Family::kWgmma));
     EXPECT_EQ(static_cast<int>(cuda::auto_family(v, 2049, 256, dev)),
               static_cast<int>(cuda::Family::kDequantGemm));
     EXPECT_TRUE(cuda::make_plan(v, 2048, cuda::Family::kWgmma, dev).wgmma_wide);

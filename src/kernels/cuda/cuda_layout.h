@@ -57,6 +57,11 @@ struct PackedView {
   // groups never padded), else -1. Where it holds, a kernel knows each chunk's first group without reading
   // the table, so the gemv prologue copies the first scales beside the first codes (linear_gemv.cu).
   int32_t chunk_group_step = -1;
+  // Every chunk's k32 blocks lie in one group (g a multiple of 128, or one group; with act-order where
+  // each group fills whole chunks), padding past the last real block aside (x reads 0 there, so any group's
+  // scale and zero point give 0). Where it holds, the wgmma kernels at <= 64 rows of x scale each chunk's
+  // sums once instead of each weight (linear_wgmma.cu, Plan::wgmma_scale_after).
+  bool chunk_one_group = false;
 
   ARK_HD int64_t k_packed() const { return chunks * kChunkK; }
 };

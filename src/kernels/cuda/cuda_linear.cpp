@@ -255,6 +255,7 @@ void CudaQuantLinear::post_init() {
   v.n8_tiles = hp.n8_tiles;
   v.chunks = hp.chunks;
   v.chunk_group_step = hp.chunk_group_step;
+  v.chunk_one_group = hp.chunk_one_group;
   v.bits = hp.bits;
   m.view = v;
 
@@ -338,7 +339,8 @@ std::string CudaQuantLinear::kernel_name(int64_t M) const {
     case cuda::Family::kWgmma:
       o << "wgmma_w" << bits << "_n"
         << (p.wgmma_wide ? cuda::wgmma_wide_tiles(p.wgmma_rows) : cuda::kWgmmaBlockTiles) * cuda::kTileRows
-        << (p.wgmma_pingpong ? "pp" : "") << "_m" << p.wgmma_rows;
+        << (p.wgmma_pingpong ? "pp" : "") << "_m" << p.wgmma_rows
+        << (p.wgmma_scale_after ? "_sa" : "");  // each chunk's sums scaled after its wgmmas
       if (p.wgmma_sk.blocks > 0)
         o << "_sk" << p.wgmma_sk.blocks;  // the stream-K schedule over that many blocks
       else

@@ -22,6 +22,7 @@ PackedView HostPacked::view() const {
   v.chunks = chunks;
   v.bits = bits;
   v.chunk_group_step = chunk_group_step;
+  v.chunk_one_group = chunk_one_group;
   return v;
 }
 
@@ -37,6 +38,14 @@ int32_t chunk_group_step_of(const std::vector<int32_t>& block_group, int64_t chu
     if (holds) return a;
   }
   return -1;
+}
+
+// PackedView::chunk_one_group: every chunk's k32 blocks lie in one group, the blocks from `real_blocks` on
+// (the padding that rounds packed K up to whole chunks, whose x reads 0) aside.
+bool chunk_one_group_of(const std::vector<int32_t>& block_group, size_t real_blocks) {
+  for (size_t b = 0; b < real_blocks; ++b)
+    if (b % 4 != 0 && block_group[b] != block_group[b - b % 4]) return false;
+  return true;
 }
 
 }  // namespace
@@ -68,6 +77,7 @@ HostPacked pack_for_cuda(const QuantizedWeight& w) {
     while (source.size() % kBlockK) source.push_back(-1);
     for (size_t b = begin / kBlockK; b < source.size() / kBlockK; ++b) block_group.push_back(static_cast<int32_t>(g));
   }
+  const size_t real_blocks = block_group.size();
   while (source.size() % kChunkK) {
     source.push_back(-1);
     if (source.size() % kBlockK == 0) block_group.push_back(0);  // padding blocks: x reads 0 there
@@ -75,6 +85,7 @@ HostPacked pack_for_cuda(const QuantizedWeight& w) {
   p.chunks = static_cast<int64_t>(source.size()) / kChunkK;
   p.block_group = std::move(block_group);
   p.chunk_group_step = chunk_group_step_of(p.block_group, p.chunks);
+  p.chunk_one_group = chunk_one_group_of(p.block_group, real_blocks);
   bool identity = true;
   for (size_t kp = 0; kp < source.size(); ++kp)
     if (source[kp] != (static_cast<int64_t>(kp) < p.k ? static_cast<int32_t>(kp) : -1)) identity = false;

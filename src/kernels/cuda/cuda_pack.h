@@ -20,6 +20,7 @@ struct HostPacked {
   std::vector<int32_t> block_group;  // [chunks * 4]
   std::vector<int32_t> k_source;     // [chunks * 128], empty when the reorder is the identity
   int32_t chunk_group_step = -1;     // PackedView::chunk_group_step
+  bool chunk_one_group = false;      // PackedView::chunk_one_group
 
   // A view over these host arrays (bias left null): host tests read the layout through it.
   PackedView view() const;

@@ -217,7 +217,15 @@ namespace {
 std::atomic<int> g_wgmma_variant{0};          // WgmmaVariant; a benchmark/test override, read at plan time
 std::atomic<int> g_wgmma_schedule{0};         // WgmmaSchedule; likewise
 std::atomic<int> g_wgmma_schedule_blocks{0};  // its block count (0: the SM count); likewise
+std::atomic<int> g_wgmma_scale_after{0};      // set_wgmma_scale_after's mode; likewise
 }  // namespace
+
+void set_wgmma_scale_after(int mode) {
+  g_wgmma_scale_after.store(mode, std::memory_order_relaxed);
+}
+int wgmma_scale_after_mode() {
+  return g_wgmma_scale_after.load(std::memory_order_relaxed);
+}
 
 void set_wgmma_schedule(WgmmaSchedule s, int blocks) {
   g_wgmma_schedule.store(static_cast<int>(s), std::memory_order_relaxed);
@@ -272,6 +280,7 @@ WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count) {
                     ws_tiles <= kWgmmaWsMaxWaves * static_cast<int64_t>(std::max(sm_count, 1));
     return ws ? WgmmaVariant::kWarpSpecialized : WgmmaVariant::kTall;
   }
+  if (M <= 64 && w.chunk_one_group) return WgmmaVariant::kWarpSpecialized;  // it scales after its wgmmas
   const int64_t tile_chunks = w.n8_tiles * w.chunks;
   if (tile_chunks >= kWgmmaWideMinTileChunks) return WgmmaVariant::kWide;
   const bool wide = M <= 64 ? w.n > kWgmmaWideMinN : tile_chunks >= kWgmmaWideMidTileChunks;
@@ -279,7 +288,8 @@ WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count) {
 }
 
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev) {
-  return dev.wgmma && w.bits == 4 && M >= kWgmmaAutoMinM && M <= kWgmmaAutoMaxM;
+  return dev.wgmma && w.bits == 4 && M >= (w.chunk_one_group ? kWgmmaScaledMinM : kWgmmaAutoMinM) &&
+         M <= kWgmmaAutoMaxM;
 }
 
 void set_gemv_cluster_reduce(bool allowed) {
@@ -569,8 +579,9 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
   } else if (family == Family::kWgmma) {
     // The kernel: kAuto's by layer size and M (wgmma_auto_variant), or the one set_wgmma_variant forces; a
     // warp-specialized ring that does not fit the device's shared memory falls back to the all-threads
-    // kernel. Rows of x per block: 64 up to M = 64, else 128 (the tall form: 256). Split-K where the weight
-    // ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges of 128 rows for 132 SMs).
+    // kernel. Rows of x per block: 64 up to M = 64 (the warp-specialized kernel: 32 up to 32), else 128 (the
+    // tall form: 256). Split-K where the weight ranges alone leave SMs idle (e.g. 28672x8192: 64 ranges of
+    // 128 rows for 132 SMs).
     const WgmmaVariant forced = wgmma_variant();
     const WgmmaVariant v = forced == WgmmaVariant::kAuto ? wgmma_auto_variant(w, M, dev.sm_count) : forced;
     p.wgmma_rows = M <= 64 ? 64 : M <= 128 || v != WgmmaVariant::kTall ? 128 : 256;
@@ -583,6 +594,10 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     if (!p.wgmma_wide && p.wgmma_rows > 128) p.wgmma_rows = 128;  // the other kernels stop at 128 rows
     p.wgmma_pingpong = p.wgmma_wide && v == WgmmaVariant::kWidePingPong;
     p.wgmma_ws = v == WgmmaVariant::kWarpSpecialized && fits(wgmma_ws_smem_bytes(w.bits, p.wgmma_rows));
+    if (p.wgmma_ws && M <= 32) p.wgmma_rows = 32;  // its m64n32 form: half the x tile of 64 rows
+    const int scale_after = wgmma_scale_after_mode();
+    p.wgmma_scale_after = p.wgmma_ws && p.wgmma_rows <= 64 && w.chunk_one_group &&
+                          (scale_after > 0 || (scale_after == 0 && kWgmmaAutoScaleAfter));
     const int tiles = p.wgmma_wide ? wgmma_wide_tiles(p.wgmma_rows) : kWgmmaBlockTiles;
     const int64_t per_sm = wgmma_max_blocks_per_sm(p.wgmma_rows);
     const int64_t forced_cps =

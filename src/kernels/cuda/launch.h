@@ -127,6 +127,9 @@ struct Plan {
   // warpgroup); with wgmma_pingpong its consumers take turns on the tensor core
   bool wgmma_wide = false;
   bool wgmma_pingpong = false;
+  // wgmma, warp-specialized kernel at <= 64 rows of x on a layer with PackedView::chunk_one_group: the
+  // weights enter the wgmmas as q - z (exact), each chunk's sums are scaled once in fp32 (set_wgmma_scale_after)
+  bool wgmma_scale_after = false;
   WgmmaStreamK wgmma_sk;  // wgmma, wide kernel: the stream-K schedule (blocks == 0: whole tiles x split-K)
 };
 
@@ -470,6 +473,11 @@ ARK_HD constexpr size_t wgmma_wide_smem_bytes(int bits, int rows) {
 //     64 tiles need split-K 2 and its reduce). Where the ws grid needs a third wave the tall form wins
 //     (4096x11008 at 448 / 512: 344 tiles, 86 us against 71), and on the longer-K layers (11008x4096 at
 //     288..384: tall 60.8-62.1 against 69.8; 8192x8192 at 288: 81.5 against 94.3).
+//   M <= 64 on layers whose chunks each lie in one group (PackedView::chunk_one_group): the warp-specialized
+//     kernel, which scales after its wgmmas there (Plan::wgmma_scale_after), on every shape (H200, 2026-11-28
+//     13:12 UTC, ARK_SWEEP_MS=16,32,48,64 ark_cuda_bench --sweep-wgmma --quick / --small: against the wide
+//     kernel 1.07-1.14x on the 70B layers, 8192x28672 M = 64 79.3 against 84.6 us, 28672x8192 71.3 / 81.0;
+//     4096x11008 21.8 / 24.7; the kernel with the scale folded into A took 89.8 / 80.1 / 24.7 there).
 // The ping-pong form of the wide kernel measured 1-5% slower than the free-running one everywhere: forced
 // only.
 inline constexpr int64_t kWgmmaWideMinTileChunks = int64_t{1} << 17,
@@ -493,6 +501,15 @@ enum class WgmmaVariant : int {
 };
 void set_wgmma_variant(WgmmaVariant v);
 WgmmaVariant wgmma_variant();
+// Where the warp-specialized kernel runs at <= 64 rows of x on a layer whose chunks each lie in one group
+// (PackedView::chunk_one_group), its consumers can dequantize to q - z alone (exact in T: 2 instructions per
+// A register instead of the 5 that fold the scale in with one rounding) and scale each chunk's fp32 sums
+// by the rows' scales once the chunk's wgmmas are done (Plan::wgmma_scale_after; one FMA per accumulator
+// and chunk, a second accumulator set per chunk in flight). mode 0: kAuto's choice (kWgmmaAutoScaleAfter),
+// 1 wherever it applies, -1 never. Process-wide, read at plan time.
+void set_wgmma_scale_after(int mode);
+int wgmma_scale_after_mode();
+inline constexpr bool kWgmmaAutoScaleAfter = true;
 // How the wide kernel's work is laid on the SMs: kAuto as the planner decides (wgmma_auto_schedule); kSplitK
 // the grid of whole tiles times the split-K factor of the cost model; kStreamK the stream-K schedule with the
 // tiles past the last whole wave shared out (all tiles where there is less than one wave); kStreamK2 the
@@ -531,14 +548,20 @@ bool wgmma_supported(int device);
 // else mma; the overload with the device runs wgmma where wgmma_preferred.
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold);
 Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, const DeviceInfo& dev);
-// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM on every layer.
-// From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured 1.35-1.55x faster (H100,
-// docs/CUDA.md, 2026-11-27). Since x comes by TMA, the tall form beats dequant + cuBLAS on all six bench
+// Where kAuto runs wgmma: an sm_90a device, int4, kWgmmaAutoMinM <= M <= kWgmmaAutoMaxM on every layer, and
+// from kWgmmaScaledMinM on layers whose chunks each lie in one group (PackedView::chunk_one_group: g128,
+// one group), where the warp-specialized kernel scales after its wgmmas (Plan::wgmma_scale_after) and runs
+// 32 rows of x up to M = 32. From 33 rows mma runs 64-row blocks, as slow as at M = 64, where wgmma measured
+// 1.35-1.55x faster (H100, docs/CUDA.md, 2026-11-27). At 17..32 rows the scaled-after 32-row kernel beat the
+// gemv family on all six bench shapes, 1.02-1.24x (H200, 2026-11-28 13:12 and 13:16 UTC, ARK_SWEEP_MS=17,
+// 20,24,28,32 ark_cuda_bench --sweep-wgmma --quick / --small: 8192x28672 M = 17 71.1 against gemv's 79.7
+// us, M = 32 71.4 / 81.1; 11008x4096 M = 32 16.3 / 20.2; 4096x11008 M = 17 19.4 / 19.7); at 16 gemv's
+// 9..16-row kernel is ahead (8192x28672 53.7 against 70.4, 4096x4096 7.8 / 8.7). Since x comes by TMA, the tall form beats dequant + cuBLAS on all six bench
 // shapes up to 2048 rows (H200, ark_cuda_bench --sweep-wgmma --small and --quick with ARK_SWEEP_MS, 2026-11-28
 // 11:31 UTC), at 1024 by 1.11-1.41x (4096x11008 129.4 against 143.6 us, 11008x4096 107.8 against 151.8) and
 // at 2048 by 1.04-1.30x (4096x11008 238.4 against 247.8, 4096x4096 89.7 against 93.0, 28672x8192 1066.8
 // against 1390.3); larger M not measured.
-inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaAutoMaxM = 2048;
+inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaScaledMinM = 17, kWgmmaAutoMaxM = 2048;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 
 // forced_splits > 0: the mma / gemv split-K factor nearest it that divides the chunks evenly, when it fits;

@@ -1,4 +1,5 @@
-// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 2048, int4): y^T = W x^T on
+// The Hopper GEMM for prefill-sized M (sm_90a; kAuto runs it at 33 <= M <= 2048 on int4 layers, from 17 on
+// those whose chunks each lie in one group): y^T = W x^T on
 // warpgroup MMAs (wgmma.mma_async), the weights dequantized in the main loop straight into the A operand's
 // registers, x the B operand in shared memory.
 //
@@ -10,12 +11,14 @@
 // of n8 tiles 2w and 2w + 1 (cuda_layout.h; linear_gemv.cu's swapped product, a warpgroup wide).
 //
 // Block: 2 consumer warpgroups (256 threads), each owning 64 weight rows (8 n8 tiles), times `kRows` rows of
-// x (64 or 128: the wgmma N). Grid: x = tiles of x rows (fastest, so the blocks that share a weight range run
+// x (64 or 128: the wgmma N; the warp-specialized kernel also 32). Grid: x = tiles of x rows (fastest, so the
+// blocks that share a weight range run
 // together and read it from DRAM once), y = 128-row weight ranges, z = split-K (fp32 partials summed by
 // launch_reduce in split order). In wgmma_kernel all threads copy; wgmma_ws_kernel (below) has a producer
 // warpgroup; wgmma_wide_kernel (linear_wgmma_wide.cu) the same producer with 256 weight rows per block.
 // The planner picks by layer size and M (launch.h: wgmma_auto_variant): above 128 rows the wide kernel's tall
-// form (256 rows of x, 128 weight rows), below it the wide kernel on the larger layers and the
+// form (256 rows of x, 128 weight rows); up to 64 the warp-specialized one, scaling each chunk's sums after
+// its wgmmas, where every chunk lies in one group; else the wide kernel on the larger layers and the
 // warp-specialized one on the smaller ones; wgmma_kernel only when forced (cuda::set_wgmma_variant). The
 // wide kernel can instead run a stream-K schedule (a persistent grid of one block per SM sharing tiles out
 // by chunks, launch.h: WgmmaStreamK), which kAuto takes where whole tiles leave SMs idle
@@ -287,13 +290,21 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 // and its dequantizer has read the codes). Use u of slot s (chunk j = u kS + s) completes phase u of full[s]:
 // consumers wait for parity u & 1; the producer refilling the slot for use u waits for phase u - 1 of
 // empty[s].
-template <typename T, int kBits, int kRows>
+//
+// kScaleAfter (Plan::wgmma_scale_after: <= 64 rows of x, every chunk in one group): the consumers write A =
+// q - z (exact in T, frag::dequant_block: 2 instructions per register where the scale-folding dequantizer
+// needs 5) and chunk i's wgmmas sum into a fresh accumulator set part[i % 2] (scale-d 0 on its first k16
+// step); once they are done (the next step's wait_group 1) acc += s * part, in fp32, with the two rows'
+// scales of the chunk's group. One FMA per accumulator and chunk: 32 at 64 rows against the 64 instructions
+// the 32 A registers save, and the scale is applied in fp32 instead of rounded into A.
+template <typename T, int kBits, int kRows, bool kScaleAfter>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_ws_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
                     float* __restrict__ partial, int M, int cps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
   static_assert(kS >= 2, "the ring needs two stages");
+  static_assert(!kScaleAfter || kRows <= 64, "two more accumulator sets fit the registers at <= 64 rows");
   constexpr int kXBytes = kRows * kChunkK * 2;
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kWgmmaBlockTiles * kTileCodeBytes;
@@ -341,12 +352,36 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   float acc[kRows / 2];
 #pragma unroll
   for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
+  // kScaleAfter: the sums of the chunk in flight, and the scales of the chunks in a0 / a1's registers (rows g
+  // of tiles ta (.x) and ta + 1 (.y); d[4i + e] is a row of tile ta + e / 2).
+  float part[kRows / 2];
+  if constexpr (kScaleAfter) {
+#pragma unroll
+    for (int i = 0; i < kRows / 2; ++i) part[i] = 0.0f;  // never read (scale-d 0), but defined
+  }
+  float2 scale0 = {}, scale1 = {};
 
-  auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8]) {
+  // Chunk's A registers; kScaleAfter: q - z, with the scales of the chunk's group in `scale`.
+  auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8], float2& scale) {
     const uint32_t codes_s = slot_addr + kXBytes;
     uint32_t wa[kBits], wb[kBits];
     read_words<kBits>(codes_s + ta * kTileCodeBytes + lane * kBits * 4, wa);
     read_words<kBits>(codes_s + (ta + 1) * kTileCodeBytes + lane * kBits * 4, wb);
+    if constexpr (kScaleAfter) {
+      const uint32_t rec = codes_s + kCodeBytes + ta * 48;  // k32 block 0's records: the chunk's group
+      scale = make_float2(__uint_as_float(lds32(rec + 4 * g)), __uint_as_float(lds32(rec + 48 + 4 * g)));
+      const uint2 za = frag::zero_term<T, kBits>(static_cast<int>(lds16(rec + 32 + 2 * g)));
+      const uint2 zb = frag::zero_term<T, kBits>(static_cast<int>(lds16(rec + 48 + 32 + 2 * g)));
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        uint32_t ra[4], rb[4];
+        frag::dequant_block<T, kBits>(wa, b, za, ra);
+        frag::dequant_block<T, kBits>(wb, b, zb, rb);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) a[b][r] = ra[r], a[b][4 + r] = rb[r];
+      }
+      return;
+    }
     const uint4 bgs4 = lds128(codes_s + kCodeBytes + kMetaBytes);
     const int bgs[4] = {static_cast<int>(bgs4.x), static_cast<int>(bgs4.y), static_cast<int>(bgs4.z),
                         static_cast<int>(bgs4.w)};
@@ -367,22 +402,29 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       for (int r = 0; r < 4; ++r) a[b][r] = ra[r], a[b][4 + r] = rb[r];
     }
   };
+  // The 8 wgmmas of a chunk into d; fresh: the first ignores d's previous values.
+  auto mma_chunk = [&](float(&d)[kRows / 2], const uint32_t(&a)[4][8], uint64_t desc0, auto fresh) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const uint64_t desc = desc0 + ((k / 4) * (kRows * 128) + (k % 4) * 32) / 16;
+      const int b = k / 2, s = k % 2;
+      if (decltype(fresh)::value && k == 0)
+        wg::Mma<kRows>::template run<kBf16, false>(d, a[b][2 * s], a[b][4 + 2 * s], a[b][2 * s + 1],
+                                                   a[b][4 + 2 * s + 1], desc);
+      else
+        wg::Mma<kRows>::template run<kBf16>(d, a[b][2 * s], a[b][4 + 2 * s], a[b][2 * s + 1],
+                                            a[b][4 + 2 * s + 1], desc);
+    }
+  };
   // Step i: chunk i's 8 wgmmas from `cur`, then wait_group 1 (chunk i - 1 retired: its slot goes back to the
   // producer), then chunk i + 1 waited for and dequantized into `nxt` while chunk i's wgmmas run.
   int slot = 0;  // slot of chunk i
   uint32_t phase = 0;
   auto step = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8]) {
     const uint32_t slot_addr = base + slot * kStage;
-    const uint64_t desc0 = wg::desc_sw128(slot_addr);
     wg::fence();
     wg::fence_operands(acc);
-#pragma unroll
-    for (int k = 0; k < 8; ++k) {
-      const uint64_t desc = desc0 + ((k / 4) * (kRows * 128) + (k % 4) * 32) / 16;
-      const int b = k / 2, s = k % 2;
-      wg::Mma<kRows>::template run<kBf16>(acc, cur[b][2 * s], cur[b][4 + 2 * s], cur[b][2 * s + 1],
-                                          cur[b][4 + 2 * s + 1], desc);
-    }
+    mma_chunk(acc, cur, wg::desc_sw128(slot_addr), std::false_type{});
     wg::commit();
     wg::wait<1>();
     wg::fence_operands(acc);
@@ -391,18 +433,48 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (++slot == kS) slot = 0, phase ^= 1u;
     if (i + 1 < n_chunks) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      dequant_chunk(base + slot * kStage, nxt);
+      dequant_chunk(base + slot * kStage, nxt, scale0);  // (its scale output unused)
     }
+  };
+  // kScaleAfter, step i: chunk i's 8 wgmmas from `cur` into `part` (fresh sums), chunk i + 1 waited for and
+  // dequantized into `nxt` (its scales into `scale_nxt`) while they run, then wait_group 0 and acc +=
+  // scale_cur * part; chunk i's slot goes back to the producer. The sums are read only after wait_group 0:
+  // read after wait_group 1 (chunk i - 1's sums while chunk i's wgmmas run, a second set of sums), ptxas
+  // serialized every wgmma of the kernel (C7514). The tensor core idles between a warpgroup's chunks for the
+  // fold's 32 FMAs; at <= 64 rows of x it is far from busy (ncu at M = 64: 37%), and the other consumer
+  // warpgroup's wgmmas fill the gap.
+  auto step_scaled = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8], const float2& scale_cur,
+                         float2& scale_nxt) {
+    const int chunk_slot = slot;
+    wg::fence();
+    wg::fence_operands(part);
+    mma_chunk(part, cur, wg::desc_sw128(base + slot * kStage), std::true_type{});
+    wg::commit();
+    if (++slot == kS) slot = 0, phase ^= 1u;
+    if (i + 1 < n_chunks) {
+      wgp::mbar_wait(full0 + 8 * slot, phase);
+      dequant_chunk(base + slot * kStage, nxt, scale_nxt);
+    }
+    wg::wait<0>();
+    wg::fence_operands(part);
+#pragma unroll
+    for (int r = 0; r < kRows / 2; ++r) acc[r] = fmaf((r % 4) / 2 ? scale_cur.y : scale_cur.x, part[r], acc[r]);
+    if (lane == 0) wgp::mbar_arrive(empty0 + 8 * chunk_slot);
   };
 
   uint32_t a0[4][8], a1[4][8];
   if (n_chunks > 0) {
     wgp::mbar_wait(full0, 0);
-    dequant_chunk(base, a0);
+    dequant_chunk(base, a0, scale0);
   }
   for (int i = 0; i < n_chunks; i += 2) {
-    step(i, a0, a1);
-    if (i + 1 < n_chunks) step(i + 1, a1, a0);
+    if constexpr (kScaleAfter) {
+      step_scaled(i, a0, a1, scale0, scale1);
+      if (i + 1 < n_chunks) step_scaled(i + 1, a1, a0, scale1, scale0);
+    } else {
+      step(i, a0, a1);
+      if (i + 1 < n_chunks) step(i + 1, a1, a0);
+    }
   }
   wg::wait<0>();
   wg::fence_operands(acc);
@@ -431,23 +503,37 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kWgmmaBlockTiles - 1) / kWgmmaBlockTiles),
                   static_cast<unsigned>(p.splits));
+  float* const part = p.splits > 1 ? partial : nullptr;
   if (p.wgmma_ws) {
     if (!x_maps) return kBadArgument;
-    wgmma_ws_kernel<T, kBits, kRows><<<grid, kWgmmaWsThreads, wgmma_ws_smem_bytes(kBits, kRows), s>>>(
-        w, *x_maps, static_cast<T*>(y), p.splits > 1 ? partial : nullptr, static_cast<int>(M),
+    constexpr size_t smem = wgmma_ws_smem_bytes(kBits, kRows);
+    if constexpr (kRows <= 64) {
+      if (p.wgmma_scale_after) {
+        wgmma_ws_kernel<T, kBits, kRows, true><<<grid, kWgmmaWsThreads, smem, s>>>(
+            w, *x_maps, static_cast<T*>(y), part, static_cast<int>(M), p.chunks_per_split);
+        return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+      }
+    }
+    wgmma_ws_kernel<T, kBits, kRows, false><<<grid, kWgmmaWsThreads, smem, s>>>(
+        w, *x_maps, static_cast<T*>(y), part, static_cast<int>(M), p.chunks_per_split);
+    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+  }
+  if constexpr (kRows == 32) {
+    return kBadArgument;  // 32 rows of x: the warp-specialized kernel only
+  } else {
+    wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
+        w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), part, static_cast<int>(M),
         p.chunks_per_split);
     return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
   }
-  wgmma_kernel<T, kBits, kRows><<<grid, kWgmmaThreads, wgmma_smem_bytes(kBits, kRows), s>>>(
-      w, static_cast<const T*>(x), x_stride, x_direct, static_cast<T*>(y), p.splits > 1 ? partial : nullptr,
-      static_cast<int>(M), p.chunks_per_split);
-  return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
 }
 
 template <typename T, int kBits>
 int launch_bits(const PackedView& w, const Plan& p, const void* x, int64_t x_stride, bool x_direct,
                 const XTileMaps* x_maps, void* y, int64_t M, float* partial, cudaStream_t s) {
   switch (p.wgmma_rows) {
+    case 32:
+      return launch_rows<T, kBits, 32>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 64:
       return launch_rows<T, kBits, 64>(w, p, x, x_stride, x_direct, x_maps, y, M, partial, s);
     case 128:
@@ -478,12 +564,16 @@ template <typename T, int kBits>
 cudaError_t allow_bits(bool ws) {
   cudaError_t e = cudaSuccess;
   if (ws) {  // the planner runs the warp-specialized kernels only where their shared memory fits
-    e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(wgmma_ws_smem_bytes(kBits, 64)));
-    if (e != cudaSuccess) return e;
-    e = cudaFuncSetAttribute(wgmma_ws_kernel<T, kBits, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(wgmma_ws_smem_bytes(kBits, 128)));
-    if (e != cudaSuccess) return e;
+    auto allow = [](auto kernel, int rows) {
+      return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(wgmma_ws_smem_bytes(kBits, rows)));
+    };
+    if ((e = allow(wgmma_ws_kernel<T, kBits, 32, false>, 32)) != cudaSuccess ||
+        (e = allow(wgmma_ws_kernel<T, kBits, 32, true>, 32)) != cudaSuccess ||
+        (e = allow(wgmma_ws_kernel<T, kBits, 64, false>, 64)) != cudaSuccess ||
+        (e = allow(wgmma_ws_kernel<T, kBits, 64, true>, 64)) != cudaSuccess ||
+        (e = allow(wgmma_ws_kernel<T, kBits, 128, false>, 128)) != cudaSuccess)
+      return e;
   }
   e = cudaFuncSetAttribute(wgmma_kernel<T, kBits, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(wgmma_smem_bytes(kBits, 64)));

@@ -22,18 +22,20 @@
 
 namespace ark::cuda::wg {
 
-// The accumulator operand lists of the three shapes the kernels run (N = 64, 128 and 256 rows of x: 32, 64
-// and 128 fp32 per thread), spelled out once: each list is the one before it and the rest.
-#define ARK_WGMMA_REGS32                                                 \
-  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15" \
-  ", "                                                                   \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-#define ARK_WGMMA_ACC32                                                                                     \
+// The accumulator operand lists of the four shapes the kernels run (N = 32, 64, 128 and 256 rows of x: 16,
+// 32, 64 and 128 fp32 per thread), spelled out once: each list is the one before it and the rest.
+#define ARK_WGMMA_REGS16 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+#define ARK_WGMMA_ACC16                                                                                     \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),           \
-      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),            \
-      "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),            \
-      "+f"(d[30]), "+f"(d[31])
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+#define ARK_WGMMA_REGS32 \
+  ARK_WGMMA_REGS16       \
+  ", "                   \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define ARK_WGMMA_ACC32                                                                                    \
+  ARK_WGMMA_ACC16, "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),           \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),           \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
 #define ARK_WGMMA_REGS64                                                           \
   ARK_WGMMA_REGS32                                                                 \
   ", "                                                                             \
@@ -69,33 +71,38 @@ namespace ark::cuda::wg {
       "+f"(d[126]), "+f"(d[127])
 template <int kN>
 struct Mma;
-// Mma<kN>::run: one wgmma of kN rows of x (kN / 2 accumulators per thread) for T = bf16 or fp16. REGS numbers
-// the accumulators, ACC binds them, A_OPS names the four A registers and the B descriptor that follow.
+// Mma<kN>::run: one wgmma of kN rows of x (kN / 2 accumulators per thread) for T = bf16 or fp16; kAddD
+// false: d = A B, the accumulators' previous values ignored (the wgmma's scale-d operand 0), so a fresh sum
+// needs no zeroing. REGS numbers the accumulators, ACC binds them, A_OPS names the four A registers, the B
+// descriptor and scale-d that follow.
 #define ARK_WGMMA_MMA(kN, REGS, ACC, A_OPS)                                                               \
   template <>                                                                                             \
   struct Mma<kN> {                                                                                        \
-    template <bool kBf16>                                                                                 \
+    template <bool kBf16, bool kAddD = true>                                                              \
     __device__ __forceinline__ static void run(float (&d)[kN / 2], uint32_t a0, uint32_t a1, uint32_t a2, \
                                                uint32_t a3, uint64_t desc_b) {                            \
       if constexpr (kBf16)                                                                                \
         asm volatile("wgmma.mma_async.sync.aligned.m64n" #kN "k16.f32.bf16.bf16 {" REGS "}, " A_OPS       \
-                     ", 1, 1, 1, 0;\n"                                                                    \
+                     ", 1, 1, 0;\n"                                                                       \
                      : ACC                                                                                \
-                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)                                    \
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "n"(kAddD ? 1 : 0)                \
                      : "memory");                                                                         \
       else                                                                                                \
         asm volatile("wgmma.mma_async.sync.aligned.m64n" #kN "k16.f32.f16.f16 {" REGS "}, " A_OPS         \
-                     ", 1, 1, 1, 0;\n"                                                                    \
+                     ", 1, 1, 0;\n"                                                                       \
                      : ACC                                                                                \
-                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b)                                    \
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "n"(kAddD ? 1 : 0)                \
                      : "memory");                                                                         \
     }                                                                                                     \
   };
-ARK_WGMMA_MMA(64, ARK_WGMMA_REGS32, ARK_WGMMA_ACC32, "{%32, %33, %34, %35}, %36")
-ARK_WGMMA_MMA(128, ARK_WGMMA_REGS64, ARK_WGMMA_ACC64, "{%64, %65, %66, %67}, %68")
-ARK_WGMMA_MMA(256, ARK_WGMMA_REGS128, ARK_WGMMA_ACC128, "{%128, %129, %130, %131}, %132")
+ARK_WGMMA_MMA(32, ARK_WGMMA_REGS16, ARK_WGMMA_ACC16, "{%16, %17, %18, %19}, %20, %21")
+ARK_WGMMA_MMA(64, ARK_WGMMA_REGS32, ARK_WGMMA_ACC32, "{%32, %33, %34, %35}, %36, %37")
+ARK_WGMMA_MMA(128, ARK_WGMMA_REGS64, ARK_WGMMA_ACC64, "{%64, %65, %66, %67}, %68, %69")
+ARK_WGMMA_MMA(256, ARK_WGMMA_REGS128, ARK_WGMMA_ACC128, "{%128, %129, %130, %131}, %132, %133")
 
 #undef ARK_WGMMA_MMA
+#undef ARK_WGMMA_REGS16
+#undef ARK_WGMMA_ACC16
 #undef ARK_WGMMA_REGS32
 #undef ARK_WGMMA_REGS64
 #undef ARK_WGMMA_ACC32
