@@ -568,9 +568,10 @@ int sweep_wgmma(cudaStream_t s, int bits, int64_t group, bool quick, bool small)
     const int dcopies = std::min(copies, 3);
     std::vector<std::unique_ptr<CudaQuantLinear>> mma, deq, wg, autol;
     for (int c = 0; c < copies; ++c)
-      for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma, CudaKernel::kAuto}) {
+      for (auto kernel :
+           {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kWgmma, CudaKernel::kAuto}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
-        (kernel == CudaKernel::kMma    ? mma
+        (kernel == CudaKernel::kMma     ? mma
          : kernel == CudaKernel::kWgmma ? wg
          : kernel == CudaKernel::kAuto  ? autol
                                         : deq)

@@ -1999,8 +1999,8 @@ TEST(CudaPlan, WgmmaScaleAfterPlans) {
   } restore;
   for (int64_t group : {32, 64, 128})
     for (int mode : {0, 1, -1})
-      for (auto variant : {cuda::WgmmaVariant::kWarpSpecialized, cuda::WgmmaVariant::kWide,
-                           cuda::WgmmaVariant::kAllThreads})
+      for (auto variant :
+           {cuda::WgmmaVariant::kWarpSpecialized, cuda::WgmmaVariant::kWide, cuda::WgmmaVariant::kAllThreads})
         for (int64_t M : {1, 17, 32, 33, 64, 65, 128}) {
           WgmmaVariantScope scope(variant);
           cuda::set_wgmma_scale_after(mode);

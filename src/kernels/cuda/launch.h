@@ -128,7 +128,8 @@ struct Plan {
   bool wgmma_wide = false;
   bool wgmma_pingpong = false;
   // wgmma, warp-specialized kernel at <= 64 rows of x on a layer with PackedView::chunk_one_group: the
-  // weights enter the wgmmas as q - z (exact), each chunk's sums are scaled once in fp32 (set_wgmma_scale_after)
+  // weights enter the wgmmas as q - z (exact), each chunk's sums are scaled once in fp32
+  // (set_wgmma_scale_after)
   bool wgmma_scale_after = false;
   WgmmaStreamK wgmma_sk;  // wgmma, wide kernel: the stream-K schedule (blocks == 0: whole tiles x split-K)
 };
@@ -556,11 +557,11 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
 // gemv family on all six bench shapes, 1.02-1.24x (H200, 2026-11-28 13:12 and 13:16 UTC, ARK_SWEEP_MS=17,
 // 20,24,28,32 ark_cuda_bench --sweep-wgmma --quick / --small: 8192x28672 M = 17 71.1 against gemv's 79.7
 // us, M = 32 71.4 / 81.1; 11008x4096 M = 32 16.3 / 20.2; 4096x11008 M = 17 19.4 / 19.7); at 16 gemv's
-// 9..16-row kernel is ahead (8192x28672 53.7 against 70.4, 4096x4096 7.8 / 8.7). Since x comes by TMA, the tall form beats dequant + cuBLAS on all six bench
-// shapes up to 2048 rows (H200, ark_cuda_bench --sweep-wgmma --small and --quick with ARK_SWEEP_MS, 2026-11-28
-// 11:31 UTC), at 1024 by 1.11-1.41x (4096x11008 129.4 against 143.6 us, 11008x4096 107.8 against 151.8) and
-// at 2048 by 1.04-1.30x (4096x11008 238.4 against 247.8, 4096x4096 89.7 against 93.0, 28672x8192 1066.8
-// against 1390.3); larger M not measured.
+// 9..16-row kernel is ahead (8192x28672 53.7 against 70.4, 4096x4096 7.8 / 8.7). Since x comes by TMA, the
+// tall form beats dequant + cuBLAS on all six bench shapes up to 2048 rows (H200, ark_cuda_bench
+// --sweep-wgmma --small and --quick with ARK_SWEEP_MS, 2026-11-28 11:31 UTC), at 1024 by 1.11-1.41x
+// (4096x11008 129.4 against 143.6 us, 11008x4096 107.8 against 151.8) and at 2048 by 1.04-1.30x (4096x11008
+// 238.4 against 247.8, 4096x4096 89.7 against 93.0, 28672x8192 1066.8 against 1390.3); larger M not measured.
 inline constexpr int64_t kWgmmaAutoMinM = 33, kWgmmaScaledMinM = 17, kWgmmaAutoMaxM = 2048;
 bool wgmma_preferred(const PackedView& w, int64_t M, const DeviceInfo& dev);
 

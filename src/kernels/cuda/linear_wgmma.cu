@@ -458,7 +458,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wg::wait<0>();
     wg::fence_operands(part);
 #pragma unroll
-    for (int r = 0; r < kRows / 2; ++r) acc[r] = fmaf((r % 4) / 2 ? scale_cur.y : scale_cur.x, part[r], acc[r]);
+    for (int r = 0; r < kRows / 2; ++r)
+      acc[r] = fmaf((r % 4) / 2 ? scale_cur.y : scale_cur.x, part[r], acc[r]);
     if (lane == 0) wgp::mbar_arrive(empty0 + 8 * chunk_slot);
   };
 
