@@ -293,10 +293,10 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 //
 // kScaleAfter (Plan::wgmma_scale_after: <= 64 rows of x, every chunk in one group): the consumers write A =
 // q - z (exact in T, frag::dequant_block: 2 instructions per register where the scale-folding dequantizer
-// needs 5) and chunk i's wgmmas sum into a fresh accumulator set part[i % 2] (scale-d 0 on its first k16
-// step); once they are done (the next step's wait_group 1) acc += s * part, in fp32, with the two rows'
-// scales of the chunk's group. One FMA per accumulator and chunk: 32 at 64 rows against the 64 instructions
-// the 32 A registers save, and the scale is applied in fp32 instead of rounded into A.
+// needs 5), chunk i's wgmmas sum into a fresh accumulator set `part` (scale-d 0 on its first k16 step), and
+// once they are done acc += s * part, in fp32, with the two rows' scales of the chunk's group (step_scaled
+// below). One FMA per accumulator and chunk: 32 at 64 rows against the 64 instructions the 32 A registers
+// save, and the scale is applied in fp32 instead of rounded into A.
 template <typename T, int kBits, int kRows, bool kScaleAfter>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_ws_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
   static_assert(kS >= 2, "the ring needs two stages");
-  static_assert(!kScaleAfter || kRows <= 64, "two more accumulator sets fit the registers at <= 64 rows");
+  static_assert(!kScaleAfter || kRows <= 64, "one more accumulator set fits the registers at <= 64 rows");
   constexpr int kXBytes = kRows * kChunkK * 2;
   constexpr int kTileCodeBytes = kChunkK * kBits;
   constexpr int kCodeBytes = kWgmmaBlockTiles * kTileCodeBytes;
