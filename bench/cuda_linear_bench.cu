@@ -820,6 +820,7 @@ int main(int argc, char** argv) {
     shapes = {{4096, 4096}, {8192, 28672}};
     ms = {1, 4, 16, 256};
   }
+  ms = sweep_ms(ms);  // ARK_SWEEP_MS=m1,m2,...: those M only
   CublasBf16 cublas;
   const int64_t max_m = *std::max_element(ms.begin(), ms.end());
   for (const Shape& sh : shapes) {

@@ -1708,7 +1708,8 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
                            layer.kernel_name(70), true),
               0);
   }
-  {  // the warp-specialized kernel scaling after its wgmmas (g128, a K tail): 32 rows of x at 17, 64 at 33
+  {  // the warp-specialized kernel scaling after its wgmmas (g128, a K tail): 32 rows of x at 17, 64 at 33;
+     // then on the stream-K schedule over 5 blocks, its fix-up included
     WgmmaVariantScope ws(cuda::WgmmaVariant::kWarpSpecialized);
     Case c;
     c.w.n = 203;
@@ -1716,6 +1717,8 @@ TEST(CudaLinear, WgmmaMemcheckSubset) {
     c.w.group_size = 128;
     c.bias = true;
     check_case(c, {17, 33}, 24004, {CudaKernel::kWgmma});
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
+    check_case(c, {17, 33}, 24005, {CudaKernel::kWgmma});
   }
   // The wide kernel's stream-K schedule on 5 blocks: N = 264 (2 ranges), K = 2048 (16 chunks), the fix-up.
   WgmmaVariantScope wide(cuda::WgmmaVariant::kWide);
@@ -1846,13 +1849,54 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
       if (HasFailure()) return;
     }
   }
-  WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
-  Case t;
-  t.w.n = 520;
-  t.w.k = 1000;
-  t.w.act_order = true;
-  t.bias = true;
-  check_case(t, {200, 300}, 26700, {CudaKernel::kWgmma});
+  {
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 5);
+    Case t;
+    t.w.n = 520;
+    t.w.k = 1000;
+    t.w.act_order = true;
+    t.bias = true;
+    check_case(t, {200, 300}, 26700, {CudaKernel::kWgmma});
+  }
+  // The warp-specialized kernel (128 weight rows, 32 or 64 rows of x; g128 scales after its wgmmas, g32
+  // folds the scale into A): every combination over 4 blocks at M = 17 / 33 (N = 203: 2 ranges, the second
+  // with 10 of its 16 tiles; 3 chunks), then 64 chunks in g32 and g128 on 1, 3 and 7 blocks at M = 32 / 64,
+  // each run twice, bit-identical, and a graph replay.
+  WgmmaVariantScope ws(cuda::WgmmaVariant::kWarpSpecialized);
+  {
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 4);
+    uint64_t id = 26800;
+    for (Case e : every_combination(203, 320)) {
+      e.bias = !e.w.sym;
+      SCOPED_TRACE(e.name());
+      check_case(e, {17, 33}, id++, {CudaKernel::kWgmma});
+      if (HasFailure()) return;
+    }
+  }
+  for (int64_t group : {32, 128}) {
+    Case g = c;
+    g.w.group_size = group;
+    auto grng = rng_for(26900 + group);
+    std::vector<float> gbias;
+    const QuantizedWeight gw = make_weight(g, 26900 + group, &gbias, grng);
+    CudaQuantLinear glayer = make_layer(g, gw, gbias, CudaKernel::kWgmma);
+    for (int blocks : {1, 3, 7}) {
+      WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, blocks);
+      for (int64_t M : {32, 64}) {
+        const std::string what = glayer.kernel_name(M) + " blocks " + std::to_string(blocks);
+        EXPECT_NE(what.find("_sk" + std::to_string(blocks)), std::string::npos) << what;
+        const Activations x = make_x(M, g.w.k, g.bf16, grng);
+        const auto y = run(glayer, x, M, g.w.n, g.bf16);
+        EXPECT_EQ(check_output(gw, gbias, x, M, y, g.bf16, true, what, true), 0);
+        EXPECT_EQ(run(glayer, x, M, g.w.n, g.bf16), y) << what << ": a rerun differs";
+        if (HasFailure()) return;
+      }
+    }
+    WgmmaScheduleScope sched(cuda::WgmmaSchedule::kStreamK, 3);
+    const Activations x = make_x(32, g.w.k, g.bf16, grng);
+    EXPECT_EQ(run_graph(glayer, x, 32, g.w.n, g.bf16), run(glayer, x, 32, g.w.n, g.bf16))
+        << "warp-specialized stream-K: graph replay differs from eager";
+  }
 }
 
 // The stream-K schedule on the host: for tile counts around whole waves, chunk counts from 1 and block counts
@@ -2072,17 +2116,19 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
           EXPECT_GE(p.partial_bytes, static_cast<size_t>(p.splits * M * v.n) * sizeof(float));
         }
         // The wide kernel's schedule: stream-K where the split-K grid the model picks leaves more than 5% of
-        // its waves' SMs idle (wgmma_auto_schedule), one block per SM. Int4: 8192x28672 at 65..512 rows (112
-        // tiles per x-row tile: 85% of a wave) and 4096x11008 from 129 rows (43 per x-row tile), where the
-        // H200 sweep of 03:55 UTC measured it 1.01-1.15x the split-K grid; not 28672x8192, 8192x8192 or
-        // 11008x4096 (128 blocks of 132), where it measured 0.96-1.02x.
+        // its waves' SMs idle (wgmma_auto_schedule), one block per SM; also the warp-specialized kernel where
+        // it scales after (M <= 64: 224 blocks of 132 on 8192x28672, 86 on 4096x11008). Int4: 8192x28672
+        // at 65..512 rows (112 tiles per x-row tile: 85% of a wave) and 4096x11008 from 129 rows (43 per
+        // x-row tile), where the H200 sweep of 03:55 UTC measured it 1.01-1.15x the split-K grid; not
+        // 28672x8192, 8192x8192 or 11008x4096 (128 blocks of 132), where it measured 0.96-1.02x.
         {
           WgmmaScheduleScope split(cuda::WgmmaSchedule::kSplitK, 0);
           const cuda::Plan q = cuda::make_plan(v, M, cuda::Family::kWgmma, dev);
           EXPECT_EQ(q.wgmma_sk.blocks, 0);
-          const bool sk =
-              p.wgmma_wide && cuda::wgmma_auto_schedule(v, M, p.wgmma_rows, dev.sm_count, q.splits) ==
-                                  cuda::WgmmaSchedule::kStreamK;
+          const int tiles = p.wgmma_wide ? cuda::wgmma_wide_tiles(p.wgmma_rows) : cuda::kWgmmaBlockTiles;
+          const bool sk = (p.wgmma_wide || p.wgmma_scale_after) &&
+                          cuda::wgmma_auto_schedule(v, M, p.wgmma_rows, dev.sm_count, q.splits, tiles) ==
+                              cuda::WgmmaSchedule::kStreamK;
           EXPECT_EQ(p.wgmma_sk.blocks, sk ? dev.sm_count : 0);
           if (sk) {
             EXPECT_EQ(p.splits, 1);
@@ -2090,8 +2136,8 @@ TEST(CudaPlan, WgmmaFamilyAndPlans) {
             EXPECT_EQ(p.splits, q.splits);
           }
           if (bits == 4) {
-            const bool pin = (sh[0] == 8192 && sh[1] == 28672 && M > 64 && M <= 512) ||
-                             (sh[0] == 4096 && sh[1] == 11008 && M > 128 && !ws_mid);
+            const bool pin = (sh[0] == 8192 && sh[1] == 28672 && M <= 512) ||
+                             (sh[0] == 4096 && sh[1] == 11008 && (M <= 64 || (M > 128 && !ws_mid)));
             EXPECT_EQ(sk, pin);
           }
         }

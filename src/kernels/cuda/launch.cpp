@@ -238,19 +238,23 @@ int wgmma_schedule_blocks() {
   return g_wgmma_schedule_blocks.load(std::memory_order_relaxed);
 }
 
-WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits) {
-  const int64_t blocks =
-      ceil_div(M, rows) * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows)) * std::max(splits, 1);
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits,
+                                  int tiles) {
+  const int64_t blocks = ceil_div(M, rows) *
+                         ceil_div(w.n8_tiles, tiles > 0 ? tiles : wgmma_wide_tiles(rows)) *
+                         std::max(splits, 1);
   const int64_t slots = ceil_div(blocks, std::max(sm_count, 1)) * std::max(sm_count, 1);
   return static_cast<double>(blocks) < kWgmmaSkMaxFill * static_cast<double>(slots) ? WgmmaSchedule::kStreamK
                                                                                     : WgmmaSchedule::kSplitK;
 }
 
-WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves) {
+WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves,
+                            int block_tiles) {
   WgmmaStreamK s;
   s.m_tiles = static_cast<int>(ceil_div(M, rows));
   s.chunks = static_cast<int>(std::max<int64_t>(w.chunks, 1));
-  const int64_t tiles = s.m_tiles * ceil_div(w.n8_tiles, wgmma_wide_tiles(rows));
+  const int64_t tiles =
+      s.m_tiles * ceil_div(w.n8_tiles, block_tiles > 0 ? block_tiles : wgmma_wide_tiles(rows));
   blocks = std::max(blocks, 1);
   if (tiles <= blocks) {  // less than one wave: every tile shared out, no block without a chunk
     s.blocks = static_cast<int>(std::min<int64_t>(blocks, tiles * s.chunks));
@@ -618,17 +622,20 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
       p.chunks_per_split = static_cast<int>(forced_cps);
       p.splits = static_cast<int>(ceil_div(w.chunks, forced_cps));
     }
-    // Stream-K (the free-running wide kernel, no forced split factor): the schedule set_wgmma_schedule
-    // forces, or kAuto's; the pieces' slots instead of split-K planes in the workspace.
-    if (p.wgmma_wide && !p.wgmma_pingpong && forced_cps == 0) {
+    // Stream-K (the free-running wide kernel or the warp-specialized one, no forced split factor): the
+    // schedule set_wgmma_schedule forces, or kAuto's (the warp-specialized kernel where it scales after);
+    // the pieces' slots instead of split-K planes in the workspace.
+    const bool sk_ok = (p.wgmma_wide && !p.wgmma_pingpong) || p.wgmma_ws;
+    if (sk_ok && forced_cps == 0) {
       const WgmmaSchedule forced_sched = wgmma_schedule();
+      const bool auto_sk = p.wgmma_wide || p.wgmma_scale_after;
       const WgmmaSchedule sched =
-          forced_sched == WgmmaSchedule::kAuto
-              ? wgmma_auto_schedule(w, M, p.wgmma_rows, std::max(dev.sm_count, 1), p.splits)
-              : forced_sched;
+          forced_sched != WgmmaSchedule::kAuto ? forced_sched
+          : auto_sk ? wgmma_auto_schedule(w, M, p.wgmma_rows, std::max(dev.sm_count, 1), p.splits, tiles)
+                    : WgmmaSchedule::kSplitK;
       if (sched == WgmmaSchedule::kStreamK || sched == WgmmaSchedule::kStreamK2) {
         const int blocks = wgmma_schedule_blocks() > 0 ? wgmma_schedule_blocks() : std::max(dev.sm_count, 1);
-        p.wgmma_sk = wgmma_stream_k(w, M, p.wgmma_rows, blocks, sched == WgmmaSchedule::kStreamK2);
+        p.wgmma_sk = wgmma_stream_k(w, M, p.wgmma_rows, blocks, sched == WgmmaSchedule::kStreamK2, tiles);
         if (p.wgmma_sk.blocks > 0) {  // else a layer too large for its 32-bit iteration count: split-K
           p.splits = 1;
           p.chunks_per_split = static_cast<int>(w.chunks);
@@ -641,7 +648,7 @@ Plan make_plan(const PackedView& w, int64_t M, Family family, const DeviceInfo& 
     p.partial_bytes = p.splits > 1 ? align_up(static_cast<size_t>(p.splits * M * w.n) * sizeof(float)) : 0;
     if (p.wgmma_sk.blocks > 0 && p.wgmma_sk.sk_tiles > 0)
       p.partial_bytes = align_up(2 * static_cast<size_t>(p.wgmma_sk.blocks) *
-                                 wgmma_sk_slot_floats(p.wgmma_rows) * sizeof(float));
+                                 wgmma_sk_slot_floats(p.wgmma_rows, tiles) * sizeof(float));
     p.workspace_bytes = p.partial_bytes + gather_bytes;
   } else if (family == Family::kDequantGemm) {
     const int64_t rows = static_cast<int64_t>(kDequantChunkBytes) / (2 * kpn) / 128 * 128;

@@ -422,9 +422,10 @@ inline constexpr int kWgmmaTallTiles = 16;
 ARK_HD constexpr int wgmma_wide_tiles(int rows) {
   return rows > 128 ? kWgmmaTallTiles : kWgmmaWideTiles;
 }
-// fp32 slots of the stream-K pieces: 2 per block, `rows` rows of x x the block's weight rows each.
-ARK_HD constexpr size_t wgmma_sk_slot_floats(int rows) {
-  return static_cast<size_t>(rows) * wgmma_wide_tiles(rows) * kTileRows;
+// fp32 slots of the stream-K pieces: 2 per block, `rows` rows of x x the block's weight rows each (`tiles`
+// n8 tiles; 0: the wide kernel's at these rows).
+ARK_HD constexpr size_t wgmma_sk_slot_floats(int rows, int tiles = 0) {
+  return static_cast<size_t>(rows) * (tiles > 0 ? tiles : wgmma_wide_tiles(rows)) * kTileRows;
 }
 // The wide kernel's ring (both forms): the x tiles of all stages first (rows x 256 bytes each, a multiple of
 // 1024, so every tile keeps the swizzle's 1024-byte alignment), then each stage's codes, group records and
@@ -535,10 +536,14 @@ int wgmma_schedule_blocks();
 //     380.6 us; 8192x8192 M = 512: 126.3 against 115.1).
 // The wider region (kStreamK2) was slower than kStreamK at every point timed: forced only.
 inline constexpr double kWgmmaSkMaxFill = 0.95;
-WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits);
+// tiles: n8 tiles per block (0: the wide kernel's at these rows; the warp-specialized kernel has
+// kWgmmaBlockTiles).
+WgmmaSchedule wgmma_auto_schedule(const PackedView& w, int64_t M, int rows, int sm_count, int splits,
+                                  int tiles = 0);
 // The stream-K schedule of M rows of this layer on `blocks` blocks (the wide kernel, rows of x per tile);
 // two_waves: kStreamK2's wider region.
-WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves);
+WgmmaStreamK wgmma_stream_k(const PackedView& w, int64_t M, int rows, int blocks, bool two_waves,
+                            int tiles = 0);
 // The kernel kAuto runs for M rows of this layer on sm_count SMs (kWarpSpecialized, kWide or kTall; above).
 WgmmaVariant wgmma_auto_variant(const PackedView& w, int64_t M, int sm_count);
 // Whether the wgmma kernel can run on `device` (compute capability 9.x, sm_90a code in this build, and the

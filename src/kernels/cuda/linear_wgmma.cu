@@ -55,6 +55,7 @@
 #include "kernels/cuda/wgmma_ops.cuh"
 #include "kernels/cuda/wgmma_pipeline.cuh"
 #include "kernels/cuda/wgmma_producer.cuh"
+#include "kernels/cuda/wgmma_stream_k.cuh"
 
 namespace ark::cuda {
 namespace {
@@ -71,6 +72,8 @@ using wgk::cp16;
 using wgk::read_words;
 using wgk::ws_produce;
 #endif
+using wsk::Piece;
+using wsk::piece_of;
 
 template <typename T, int kBits, int kRows>
 __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
@@ -300,7 +303,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 template <typename T, int kBits, int kRows, bool kScaleAfter>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_ws_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
-                    float* __restrict__ partial, int M, int cps) {
+                    float* __restrict__ partial, int M, int cps, WgmmaStreamK sk) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kS = wgmma_ws_stages(kBits, kRows);
   static_assert(kS >= 2, "the ring needs two stages");
@@ -321,11 +324,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   const uint32_t full0 = base + kS * kStage, empty0 = full0 + 8 * kS;  // 8-byte mbarriers
 
   const int tid = threadIdx.x;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  const int64_t tile0 = static_cast<int64_t>(blockIdx.y) * kWgmmaBlockTiles;
-  const int split = blockIdx.z;
-  const int64_t c0 = static_cast<int64_t>(split) * cps;
-  const int n_chunks = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - c0));
+  const int split = sk.blocks > 0 ? 0 : blockIdx.z;
 
   if (tid == 0) {
 #pragma unroll
@@ -339,8 +338,10 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   if (tid < kProducerThreads) {
     wgp::regs_dec<kProducerRegs>();
     wgk::RingCursor ring;
-    ws_produce<kBits, kRows, kWgmmaBlockTiles, kS>(w, x_maps, m0, tile0, c0, n_chunks, base, full0, empty0,
-                                                   tid, ring);
+    Piece pc;
+    for (int j = 0; piece_of<kRows, kWgmmaBlockTiles>(sk, w, cps, j, pc); ++j)
+      ws_produce<kBits, kRows, kWgmmaBlockTiles, kS>(w, x_maps, pc.m0, pc.tile0, pc.c0, pc.n, base, full0,
+                                                     empty0, tid, ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
@@ -360,6 +361,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     for (int i = 0; i < kRows / 2; ++i) part[i] = 0.0f;  // never read (scale-d 0), but defined
   }
   float2 scale0 = {}, scale1 = {};
+  int n_chunks = 0;  // of the current piece
 
   // Chunk's A registers; kScaleAfter: q - z, with the scales of the chunk's group in `scale`.
   auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8], float2& scale) {
@@ -463,35 +465,51 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (lane == 0) wgp::mbar_arrive(empty0 + 8 * chunk_slot);
   };
 
+  // The block's pieces (one on the grid of whole tiles; several in a row on the stream-K schedule, the ring
+  // carrying over from one to the next, as in the wide kernel).
   uint32_t a0[4][8], a1[4][8];
-  if (n_chunks > 0) {
-    wgp::mbar_wait(full0, 0);
-    dequant_chunk(base, a0, scale0);
-  }
-  for (int i = 0; i < n_chunks; i += 2) {
-    if constexpr (kScaleAfter) {
-      step_scaled(i, a0, a1, scale0, scale1);
-      if (i + 1 < n_chunks) step_scaled(i + 1, a1, a0, scale1, scale0);
-    } else {
-      step(i, a0, a1);
-      if (i + 1 < n_chunks) step(i + 1, a1, a0);
+  Piece pc;
+  for (int j = 0; piece_of<kRows, kWgmmaBlockTiles>(sk, w, cps, j, pc); ++j) {
+    n_chunks = pc.n;
+#pragma unroll
+    for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
+    if (n_chunks > 0) {
+      wgp::mbar_wait(full0 + 8 * slot, phase);
+      dequant_chunk(base + slot * kStage, a0, scale0);
     }
-  }
-  wg::wait<0>();
-  wg::fence_operands(acc);
+    for (int i = 0; i < n_chunks; i += 2) {
+      if constexpr (kScaleAfter) {
+        step_scaled(i, a0, a1, scale0, scale1);
+        if (i + 1 < n_chunks) step_scaled(i + 1, a1, a0, scale1, scale0);
+      } else {
+        step(i, a0, a1);
+        if (i + 1 < n_chunks) step(i + 1, a1, a0);
+      }
+    }
+    wg::wait<0>();
+    wg::fence_operands(acc);
+    // The piece's last stage back to the producer (it may hold the next piece's chunks); step_scaled
+    // released every stage already.
+    if (!kScaleAfter && n_chunks > 0 && lane == 0)
+      wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
 
-  const int64_t n_base = (tile0 + cw * 8) * kTileRows + 16 * warp + g;
-#pragma unroll
-  for (int i = 0; i < kRows / 8; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
-      if (m >= M || n >= w.n) continue;
-      if (partial)
-        partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
-      else
-        y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+    if (pc.out >= 0) {  // a stream-K piece: its fp32 sums to the block's slot, for the fix-up launch
+      wsk::store_piece<kRows, kWgmmaBlockTiles>(partial, pc.out, 0, tid - kProducerThreads, acc);
+      continue;
     }
+    const int64_t n_base = (static_cast<int64_t>(pc.tile0) + cw * 8) * kTileRows + 16 * warp + g;
+#pragma unroll
+    for (int i = 0; i < kRows / 8; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t m = static_cast<int64_t>(pc.m0) + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
+        if (m >= M || n >= w.n) continue;
+        if (partial && sk.blocks == 0)
+          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
+        else
+          y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+      }
+  }
 #else
   __trap();
 #endif
@@ -507,17 +525,30 @@ int launch_rows(const PackedView& w, const Plan& p, const void* x, int64_t x_str
   float* const part = p.splits > 1 ? partial : nullptr;
   if (p.wgmma_ws) {
     if (!x_maps) return kBadArgument;
+    // Stream-K: a persistent grid of sk.blocks blocks, then the fix-up of the tiles cut between blocks.
+    const WgmmaStreamK& sk = p.wgmma_sk;
+    if (sk.blocks > 0 &&
+        ((sk.sk_tiles > 0 && !partial) || sk.m_tiles != (M + kRows - 1) / kRows || sk.chunks != w.chunks))
+      return kBadArgument;
+    const dim3 ws_grid = sk.blocks > 0 ? dim3(static_cast<unsigned>(sk.blocks)) : grid;
+    float* const ws_part = sk.blocks > 0 ? partial : part;
     constexpr size_t smem = wgmma_ws_smem_bytes(kBits, kRows);
+    bool scaled = false;
     if constexpr (kRows <= 64) {
       if (p.wgmma_scale_after) {
-        wgmma_ws_kernel<T, kBits, kRows, true><<<grid, kWgmmaWsThreads, smem, s>>>(
-            w, *x_maps, static_cast<T*>(y), part, static_cast<int>(M), p.chunks_per_split);
-        return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+        wgmma_ws_kernel<T, kBits, kRows, true><<<ws_grid, kWgmmaWsThreads, smem, s>>>(
+            w, *x_maps, static_cast<T*>(y), ws_part, static_cast<int>(M), p.chunks_per_split, sk);
+        scaled = true;
       }
     }
-    wgmma_ws_kernel<T, kBits, kRows, false><<<grid, kWgmmaWsThreads, smem, s>>>(
-        w, *x_maps, static_cast<T*>(y), part, static_cast<int>(M), p.chunks_per_split);
-    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+    if (!scaled)
+      wgmma_ws_kernel<T, kBits, kRows, false><<<ws_grid, kWgmmaWsThreads, smem, s>>>(
+          w, *x_maps, static_cast<T*>(y), ws_part, static_cast<int>(M), p.chunks_per_split, sk);
+    if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
+    if (sk.blocks == 0) return kOk;
+    return wsk::launch_sk_fixup<T, kRows, kWgmmaBlockTiles>(w, partial, y, M, sk, s) == cudaSuccess
+               ? kOk
+               : kLaunchFailed;
   }
   if constexpr (kRows == 32) {
     return kBadArgument;  // 32 rows of x: the warp-specialized kernel only

@@ -15,6 +15,7 @@
 #include "kernels/cuda/wgmma_ops.cuh"
 #include "kernels/cuda/wgmma_pipeline.cuh"
 #include "kernels/cuda/wgmma_producer.cuh"
+#include "kernels/cuda/wgmma_stream_k.cuh"
 
 namespace ark::cuda {
 namespace {
@@ -28,6 +29,8 @@ using ptx::smem_addr;
 using wgk::read_words;
 using wgk::ws_produce;
 #endif
+using wsk::Piece;
+using wsk::piece_of;
 
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // What a lane keeps of one 64-row weight set of one chunk between the two halves of its dequantization: its
@@ -100,41 +103,6 @@ __device__ __forceinline__ void named_bar_arrive(int id) {
   asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
 }
 #endif
-
-// One piece of a block's work: chunks c0 .. c0 + n - 1 of the output tile at x row m0, weight tile tile0;
-// out < 0: the whole tile (or a split-K plane), written with its bias; 0 or 1: a stream-K piece, written
-// in fp32 to the block's slot `out` (0: the piece that starts the block's stream-K share, 1: the one that
-// ends it).
-struct Piece {
-  int m0, tile0, c0, n, out;
-};
-
-// Piece j of this block, false past the last: the grid's one (blocks == 0: x-row tile blockIdx.x, weight
-// range blockIdx.y, split blockIdx.z), or the stream-K schedule's (launch.h: wgmma_sk_piece). A pure
-// function of j and the launch, so that producer and consumers walk the same sequence and the consumers can
-// work it out again for the epilogue instead of keeping it in registers through the main loop.
-template <int kRows>
-__device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedView& w, int cps, int j,
-                                         Piece& pc) {
-  constexpr int kTiles = wgmma_wide_tiles(kRows);
-  if (sk.blocks == 0) {
-    if (j > 0) return false;
-    pc.m0 = blockIdx.x * kRows;
-    pc.tile0 = blockIdx.y * kTiles;
-    pc.c0 = blockIdx.z * cps;
-    pc.n = static_cast<int>(min(static_cast<int64_t>(cps), w.chunks - pc.c0));
-    pc.out = -1;
-    return true;
-  }
-  WgmmaPiece p;
-  if (!wgmma_sk_piece(sk, blockIdx.x, j, p)) return false;
-  pc.m0 = (p.tile % sk.m_tiles) * kRows;
-  pc.tile0 = (p.tile / sk.m_tiles) * kTiles;
-  pc.c0 = p.c0;
-  pc.n = p.n;
-  pc.out = p.out;
-  return true;
-}
 
 // A value the compiler must treat as unknown: piece_of(opaque(j)) is computed again rather than kept.
 [[maybe_unused]] __device__ __forceinline__ int opaque(int v) {
@@ -209,7 +177,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     Piece pc;
     // opaque(tid): the thread's copy offsets are worked out per piece, not hoisted out of the piece loop
     // (at 88 registers that spilled them, ptxas: 24-48 bytes at 128 rows of x).
-    for (int j = 0; piece_of<kRows>(sk, w, cps, j, pc); ++j)
+    for (int j = 0; piece_of<kRows, kTiles>(sk, w, cps, j, pc); ++j)
       ws_produce<kBits, kRows, kTiles, kS, true>(w, x_maps, pc.m0, pc.tile0, pc.c0, pc.n, base, full0, empty0,
                                                  opaque(tid), ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
@@ -230,7 +198,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     int n_chunks;
     {
       Piece pc;
-      if (!piece_of<kRows>(sk, w, cps, j, pc)) break;
+      if (!piece_of<kRows, kTiles>(sk, w, cps, j, pc)) break;
       n_chunks = pc.n;
     }
     const int n_units = 2 * kSets * n_chunks;
@@ -295,23 +263,12 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     // The piece's last stage back to the producer (it may hold the next piece's chunks).
     if (n_chunks > 0 && lane == 0) wgp::mbar_arrive(empty0 + 8 * (slot == 0 ? kS - 1 : slot - 1));
     Piece pc;
-    piece_of<kRows>(sk, w, cps, opaque(j), pc);
+    piece_of<kRows, kTiles>(sk, w, cps, opaque(j), pc);
 
-    if (pc.out >= 0) {
-      // A stream-K piece: the fp32 sums in fragment order, 16 bytes per thread and (set, x-row group), so
-      // a warp's stores are whole 512-byte lines; the fix-up launch reads them the same way.
-      float4* dst =
-          reinterpret_cast<float4*>(partial + (2 * static_cast<int64_t>(blockIdx.x) + pc.out) *
-                                                  static_cast<int64_t>(wgmma_sk_slot_floats(kRows)));
-      const int ct = tid - kProducerThreads;
+    if (pc.out >= 0) {  // a stream-K piece: its fp32 sums to the block's slot, for the fix-up launch
 #pragma unroll
-      for (int s = 0; s < kSets; ++s) {
-        const float* acc = s == 0 ? acc0 : acc1;
-#pragma unroll
-        for (int i = 0; i < kRows / 8; ++i)
-          dst[(s * (kRows / 8) + i) * 256 + ct] =
-              make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
-      }
+      for (int s = 0; s < kSets; ++s)
+        wsk::store_piece<kRows, kTiles>(partial, pc.out, s, tid - kProducerThreads, s == 0 ? acc0 : acc1);
       continue;
     }
     // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
@@ -338,42 +295,6 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
 #endif
 }
 
-// The stream-K fix-up: per stream-K tile cut between blocks, the pieces' fp32 sums added in block order
-// (the first block's piece first), the bias added, one rounding to T, written to y with the main kernel's
-// mapping of threads to outputs. Block (tile, set and x-row group): 256 threads, one float4 per piece; kSets
-// x kRows / 8 blocks per tile.
-// Tiles one block covered were written by the main kernel; their fix-up blocks return at once.
-template <typename T, int kRows>
-__global__ void __launch_bounds__(256) wgmma_sk_fixup_kernel(PackedView w, const float* __restrict__ partial,
-                                                             T* __restrict__ y, int M, WgmmaStreamK sk) {
-  const int t = blockIdx.x, chunks = sk.chunks;
-  const int b0 = wgmma_sk_block_of(sk, t * chunks), b1 = wgmma_sk_block_of(sk, (t + 1) * chunks - 1);
-  if (b0 == b1) return;
-  constexpr int kTiles = wgmma_wide_tiles(kRows), kSets = kTiles / 16;
-  const int pair = blockIdx.y, s = pair / (kRows / 8), i = pair % (kRows / 8);
-  const int ct = threadIdx.x;
-  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  for (int b = b0; b <= b1; ++b) {
-    const int slot = wgmma_sk_slot_of(sk, t, b);
-    if (slot < 0) continue;  // an empty share (more blocks than chunks)
-    const float4 v = reinterpret_cast<const float4*>(
-        partial + (2 * static_cast<int64_t>(b) + slot) *
-                      static_cast<int64_t>(wgmma_sk_slot_floats(kRows)))[pair * 256 + ct];
-    sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
-  }
-  const int tile = sk.dp_waves * sk.blocks + t;
-  const int64_t m0 = (tile % sk.m_tiles) * kRows, tile0 = (tile / sk.m_tiles) * kTiles;
-  const int cw = ct / 128, warp = (ct / 32) % 4, lane = ct % 32, g = lane / 4, tq = lane % 4;
-  const int64_t n_base = (tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
-  const float v4[4] = {sum.x, sum.y, sum.z, sum.w};
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int64_t m = m0 + 8 * i + 2 * tq + (e % 2), n = n_base + 8 * (e / 2);
-    if (m >= M || n >= w.n) continue;
-    y[m * w.n + n] = Traits<T>::from_float(v4[e] + (w.bias ? w.bias[n] : 0.0f));
-  }
-}
-
 template <typename T, int kBits, int kRows>
 int launch_rows(const PackedView& w, const Plan& p, const XTileMaps& x_maps, void* y, int64_t M,
                 float* partial, cudaStream_t s) {
@@ -387,10 +308,8 @@ int launch_rows(const PackedView& w, const Plan& p, const XTileMaps& x_maps, voi
         <<<sk.blocks, kWgmmaWsThreads, wgmma_wide_smem_bytes(kBits, kRows), s>>>(
             w, x_maps, static_cast<T*>(y), partial, static_cast<int>(M), p.chunks_per_split, false, sk);
     if (cudaGetLastError() != cudaSuccess) return kLaunchFailed;
-    if (sk.sk_tiles > 0)
-      wgmma_sk_fixup_kernel<T, kRows><<<dim3(sk.sk_tiles, kTiles / 16 * (kRows / 8)), 256, 0, s>>>(
-          w, partial, static_cast<T*>(y), static_cast<int>(M), sk);
-    return cudaGetLastError() == cudaSuccess ? kOk : kLaunchFailed;
+    return wsk::launch_sk_fixup<T, kRows, kTiles>(w, partial, y, M, sk, s) == cudaSuccess ? kOk
+                                                                                          : kLaunchFailed;
   }
   const dim3 grid(static_cast<unsigned>((M + kRows - 1) / kRows),
                   static_cast<unsigned>((w.n8_tiles + kTiles - 1) / kTiles), static_cast<unsigned>(p.splits));
