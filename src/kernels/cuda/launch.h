@@ -535,6 +535,11 @@ int wgmma_schedule_blocks();
 //     the fix-up and the pieces' start-up cost as much as the 4 idle SMs (28672x8192 M = 512: 384.5 against
 //     380.6 us; 8192x8192 M = 512: 126.3 against 115.1).
 // The wider region (kStreamK2) was slower than kStreamK at every point timed: forced only.
+// The warp-specialized kernel takes the same rule where it scales after its wgmmas (kAuto's kernel at M <=
+// 64, 16 tiles per block): on an H200 (2026-11-28 14:11 UTC, ARK_SWEEP_MS=17,32,64 ark_cuda_bench) stream-K
+// ran 8192x28672 (224 blocks on 132 SMs) in 67.1 / 67.6 / 73.3 us at M = 17 / 32 / 64 and 4096x11008 (86
+// blocks) in 18.0 / 18.2 / 21.2, where split-K had taken 71.1 / 71.8 / 79.8 and 19.4 / 19.5 / 21.8 in the
+// 13:16-13:27 UTC runs; the other four shapes fill 97% of a wave and keep split-K.
 inline constexpr double kWgmmaSkMaxFill = 0.95;
 // tiles: n8 tiles per block (0: the wide kernel's at these rows; the warp-specialized kernel has
 // kWgmmaBlockTiles).
