@@ -60,7 +60,6 @@
 namespace ark::cuda {
 namespace {
 
-using frag::Traits;
 using ptx::cp_async_commit;
 using ptx::cp_async_wait;
 using ptx::lds128;
@@ -250,18 +249,8 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
   cp_async_wait<0>();
 
   // d[4i + e]: weight row 16 warp + g + 8 (e / 2) of the warpgroup's 64, x row 8i + 2t + e % 2.
-  const int64_t n_base = (tile0 + wg * 8) * kTileRows + 16 * warp + g;
-#pragma unroll
-  for (int i = 0; i < kRows / 8; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
-      if (m >= M || n >= w.n) continue;
-      if (partial)
-        partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
-      else
-        y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
-    }
+  wsk::store_set<T, kRows>(acc, w, (tile0 + wg * 8) * kTileRows + 16 * warp + g, m0, t, M, y,
+                           partial ? partial + static_cast<int64_t>(split) * M * w.n : nullptr);
 #else
   // Built for an architecture without wgmma: the planner never launches this (wgmma_supported).
   __trap();
@@ -497,18 +486,9 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
       wsk::store_piece<kRows, kWgmmaBlockTiles>(partial, pc.out, 0, tid - kProducerThreads, acc);
       continue;
     }
-    const int64_t n_base = (static_cast<int64_t>(pc.tile0) + cw * 8) * kTileRows + 16 * warp + g;
-#pragma unroll
-    for (int i = 0; i < kRows / 8; ++i)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t m = static_cast<int64_t>(pc.m0) + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
-        if (m >= M || n >= w.n) continue;
-        if (partial && sk.blocks == 0)
-          partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
-        else
-          y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
-      }
+    wsk::store_set<T, kRows>(
+        acc, w, (static_cast<int64_t>(pc.tile0) + cw * 8) * kTileRows + 16 * warp + g, pc.m0, t, M, y,
+        partial && sk.blocks == 0 ? partial + static_cast<int64_t>(split) * M * w.n : nullptr);
   }
 #else
   __trap();

@@ -20,7 +20,6 @@
 namespace ark::cuda {
 namespace {
 
-using frag::Traits;
 using ptx::lds128;
 using ptx::lds16;
 using ptx::lds32;
@@ -273,22 +272,11 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     }
     // d[4i + e] of set s: weight row 16 warp + g + 8 (e / 2) of the set's 64, x row 8i + 2t + e % 2.
 #pragma unroll
-    for (int s = 0; s < kSets; ++s) {
-      const float* acc = s == 0 ? acc0 : acc1;
-      const int64_t n_base =
-          static_cast<int64_t>(pc.tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g;
-#pragma unroll
-      for (int i = 0; i < kRows / 8; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int64_t m = static_cast<int64_t>(pc.m0) + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
-          if (m >= M || n >= w.n) continue;
-          if (partial && sk.blocks == 0)
-            partial[(static_cast<int64_t>(split) * M + m) * w.n + n] = acc[4 * i + e];
-          else
-            y[m * w.n + n] = Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
-        }
-    }
+    for (int s = 0; s < kSets; ++s)
+      wsk::store_set<T, kRows>(
+          s == 0 ? acc0 : acc1, w,
+          static_cast<int64_t>(pc.tile0 + cw * 8 * kSets + 8 * s) * kTileRows + 16 * warp + g, pc.m0, t, M, y,
+          partial && sk.blocks == 0 ? partial + static_cast<int64_t>(split) * M * w.n : nullptr);
   }
 #else
   __trap();

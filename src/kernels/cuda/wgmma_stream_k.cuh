@@ -48,6 +48,26 @@ __device__ __forceinline__ bool piece_of(const WgmmaStreamK& sk, const PackedVie
   return true;
 }
 
+// A whole tile's outputs of one 64-row weight set: acc holds kRows / 2 fp32, d[4i + e] being weight row
+// n_base + 8 (e / 2) and x row m0 + 8i + 2t + e % 2 (t = lane % 4); rows past M and columns past N are never
+// written. plane null: acc + bias, rounded once to T, into y; else fp32 into that split-K plane (summed with
+// the bias by the reduce launch).
+template <typename T, int kRows>
+__device__ __forceinline__ void store_set(const float* acc, const PackedView& w, int64_t n_base, int64_t m0,
+                                          int t, int M, T* y, float* plane) {
+#pragma unroll
+  for (int i = 0; i < kRows / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t m = m0 + 8 * i + 2 * t + (e % 2), n = n_base + 8 * (e / 2);
+      if (m >= M || n >= w.n) continue;
+      if (plane)
+        plane[m * w.n + n] = acc[4 * i + e];
+      else
+        y[m * w.n + n] = frag::Traits<T>::from_float(acc[4 * i + e] + (w.bias ? w.bias[n] : 0.0f));
+    }
+}
+
 // A stream-K piece's fp32 sums into the block's slot `out`, in fragment order: 16 bytes per consumer thread
 // (ct: 0 .. 255) and (set s, x-row group i), so a warp's stores are whole 512-byte lines; the fix-up reads
 // them the same way. acc: the set's kRows / 2 accumulators.
