@@ -1905,6 +1905,31 @@ TEST(CudaLinear, WgmmaStreamKMatchesOracle) {
 // tile are exactly the pieces the blocks wrote; the shares differ by at most one chunk; and the planner gives
 // the wide kernel this schedule when forced (workspace: the pieces' slots), never to ping-pong or a forced
 // split factor (kAuto's choices: CudaPlan.WgmmaFamilyAndPlans).
+// The warp-specialized kernel's stream-K plans count its 16-tile blocks (128 weight rows): 8192x28672 at
+// 32 / 64 rows of x is 224 ranges per x-row tile (one whole wave of 132 and 92 shared out), 4096x11008 86
+// (all shared out); its slots hold rows x 128 fp32 each; 28672x8192 (64 ranges x split-K 2 = 128 blocks)
+// keeps split-K.
+TEST(CudaPlan, WgmmaStreamKBlockTiles) {
+  const cuda::DeviceInfo dev = hopper_device(true);
+  for (int64_t M : {17, 32, 64}) {
+    SCOPED_TRACE("M=" + std::to_string(M));
+    const int rows = M <= 32 ? 32 : 64;
+    const cuda::Plan p = cuda::make_plan(planner_view(8192, 28672), M, cuda::Family::kWgmma, dev);
+    ASSERT_TRUE(p.wgmma_ws && p.wgmma_scale_after);
+    EXPECT_EQ(p.wgmma_rows, rows);
+    EXPECT_EQ(p.wgmma_sk.blocks, 132);
+    EXPECT_EQ(p.wgmma_sk.dp_waves, 1);
+    EXPECT_EQ(p.wgmma_sk.sk_tiles, 224 - 132);
+    EXPECT_EQ(p.splits, 1);
+    EXPECT_EQ(cuda::wgmma_sk_slot_floats(rows, cuda::kWgmmaBlockTiles), static_cast<size_t>(rows) * 128);
+    EXPECT_EQ(p.partial_bytes, 2 * 132 * cuda::wgmma_sk_slot_floats(rows, cuda::kWgmmaBlockTiles) * 4);
+    const cuda::Plan q = cuda::make_plan(planner_view(4096, 11008), M, cuda::Family::kWgmma, dev);
+    EXPECT_EQ(q.wgmma_sk.dp_waves, 0);
+    EXPECT_EQ(q.wgmma_sk.sk_tiles, 86);
+    EXPECT_EQ(cuda::make_plan(planner_view(28672, 8192), M, cuda::Family::kWgmma, dev).wgmma_sk.blocks, 0);
+  }
+}
+
 TEST(CudaPlan, WgmmaStreamKCoversEveryChunkOnce) {
   for (int64_t nb : {1, 2, 3, 5, 7, 112, 131, 132, 133, 200})
     for (int64_t mt : {1, 2, 3})
