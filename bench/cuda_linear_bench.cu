@@ -4,7 +4,7 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
+//   ark_cuda_bench [--quick] [--auto-only] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
 //                  [--sweep-gemv-pairs]
 //                  [--sweep-gemv-sk]
 //                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
@@ -744,6 +744,7 @@ int main(int argc, char** argv) {
   bool sweep_pdl = false;     // --sweep-gemv-pdl
   bool sweep_pairs = false;   // --sweep-gemv-pairs
   bool sweep_wsk = false;     // --sweep-wgmma-sk
+  bool auto_only = false;     // --auto-only: the table's kAuto and cuBLAS columns only
   int64_t once_k = 0, once_n = 0, once_m = 0;
   const char* once_family = nullptr;
   int bits = 4;
@@ -769,6 +770,8 @@ int main(int argc, char** argv) {
       sweep_ga = sweep_pairs = true;
     else if (!std::strcmp(argv[i], "--sweep-wgmma-sk"))
       sweep_wsk = true;
+    else if (!std::strcmp(argv[i], "--auto-only"))
+      auto_only = true;
     else if (!std::strcmp(argv[i], "--once") && i + 4 < argc) {
       once_k = std::atoll(argv[i + 1]), once_n = std::atoll(argv[i + 2]), once_m = std::atoll(argv[i + 3]);
       once_family = argv[i + 4];
@@ -833,6 +836,7 @@ int main(int argc, char** argv) {
     for (int c = 0; c < copies; ++c)
       for (auto kernel : {CudaKernel::kMma, CudaKernel::kDequantGemm, CudaKernel::kGemv, CudaKernel::kAuto}) {
         if (kernel == CudaKernel::kDequantGemm && c >= dcopies) continue;
+        if (auto_only && kernel != CudaKernel::kAuto) continue;
         (kernel == CudaKernel::kMma    ? mma
          : kernel == CudaKernel::kGemv ? gem
          : kernel == CudaKernel::kAuto ? aut
@@ -843,21 +847,20 @@ int main(int argc, char** argv) {
     const int bcopies = static_cast<int>(wb.size());
     size_t ws_bytes = 0;
     for (int64_t M : ms)
-      ws_bytes = std::max(
-          {ws_bytes, mma[0]->workspace_bytes(M), deq[0]->workspace_bytes(M), gem[0]->workspace_bytes(M),
-           aut[0]->workspace_bytes(M)});
+      for (const auto* family : {&mma, &deq, &gem, &aut})
+        if (!family->empty()) ws_bytes = std::max(ws_bytes, family->front()->workspace_bytes(M));
     const CallBuffers io(max_m, sh.K, sh.N, ws_bytes);
     void *x = io.x, *y = io.y, *ws = io.ws;
     for (int64_t M : ms) {
       const int reps = M >= 256 ? 3 : 10;
-      const double t_mma = time_graph(s, copies, reps, [&](int i) {
+      const double t_mma = auto_only ? 0.0 : time_graph(s, copies, reps, [&](int i) {
         mma[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       });
       const double t_gemv =
-          M <= 32 ? time_graph(s, copies, reps,
+          M <= 32 && !auto_only ? time_graph(s, copies, reps,
                                [&](int i) { gem[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
                   : 0.0;
-      const double t_deq = M >= 64 ? time_graph(s, dcopies, reps, [&](int i) {
+      const double t_deq = M >= 64 && !auto_only ? time_graph(s, dcopies, reps, [&](int i) {
         deq[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       })
                                    : 0.0;
@@ -870,7 +873,7 @@ int main(int argc, char** argv) {
       const std::string kname = aut[0]->kernel_name(M);
       const double t = time_graph(s, kname.rfind("dequant", 0) == 0 ? dcopies : copies, reps,
                                   [&](int i) { aut[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); });
-      const double tbps = static_cast<double>(mma[0]->packed_bytes()) / t;
+      const double tbps = static_cast<double>(aut[0]->packed_bytes()) / t;
       std::printf("%lld,%lld,%lld,%s,%.2f,%.2f,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f,%.2f%s\n",
                   static_cast<long long>(sh.K), static_cast<long long>(sh.N), static_cast<long long>(M),
                   kname.c_str(), t * 1e6, t_blas * 1e6, tbps * 1e-12, tbps / bw, t_blas / t, t_mma * 1e6,

@@ -76,7 +76,12 @@ struct RingCursor {
 // the stage's expected bytes; the codes and records by cp.async from every thread. At 256 rows of x a
 // thread's share of the x tile was 32 cp.async per chunk: issue slots and registers the producer no longer
 // spends.
-template <int kBits, int kRows, int kTiles, int kS, bool kSplit = false>
+//
+// kOneGroup (the warp-specialized kernel scaling after its wgmmas: every chunk's blocks in one group): only
+// k32 block 0's records are copied, and no block groups. Where the layout gives block 0's group as chunk x
+// chunk_group_step (g = 128, one group), the producer computes it: no table load, whose latency would
+// otherwise sit in the producer's chain once per chunk.
+template <int kBits, int kRows, int kTiles, int kS, bool kSplit = false, bool kOneGroup = false>
 __device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps& x, int64_t m0, int64_t tile0,
                                            int64_t c0, int n_chunks, uint32_t base, uint32_t full0,
                                            uint32_t empty0, int pt, RingCursor& ring) {
@@ -125,13 +130,20 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps&
     m_dst[r] = kCodeBytes + (mb * kTiles + mt) * 48 + mp * 16;  // from the slot's codes
   }
   // The chunk's 4 block groups, loaded one chunk ahead (the copies need them; their latency stays off the
-  // copy issue).
-  int4 bg = n_chunks > 0 ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0) : make_int4(0, 0, 0, 0);
+  // copy issue); kOneGroup where the step gives them: computed.
+  const int step = kOneGroup ? w.chunk_group_step : -1;
+  auto block_groups = [&](int64_t c) {
+    if (step >= 0) {
+      const int g = static_cast<int>(c) * step;
+      return make_int4(g, g, g, g);
+    }
+    return __ldg(reinterpret_cast<const int4*>(w.block_group) + c);
+  };
+  int4 bg = n_chunks > 0 ? block_groups(c0) : make_int4(0, 0, 0, 0);
   int slot = ring.slot;
   uint32_t phase = ring.phase;  // use of the slot, mod 2
   for (int j = 0; j < n_chunks; ++j) {
-    const int4 bg_next =
-        j + 1 < n_chunks ? __ldg(reinterpret_cast<const int4*>(w.block_group) + c0 + j + 1) : bg;
+    const int4 bg_next = j + 1 < n_chunks ? block_groups(c0 + j + 1) : bg;
     // A slot's use u waits for the release of use u - 1: the phase of parity (u - 1) & 1 of its `empty`
     // barrier. For u = 0 that is parity 1, the phase before the barrier's first, which counts as complete:
     // the wait returns at once (no count of the chunks copied so far has to be kept).
@@ -169,10 +181,11 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps&
       const int mb = m_block[r];
       const int gcur = mb == 0 ? g4[0] : mb == 1 ? g4[1] : mb == 2 ? g4[2] : g4[3];
       const int gprev = mb == 0 ? -1 : mb == 1 ? g4[0] : mb == 2 ? g4[1] : g4[2];
+      if (kOneGroup && mb != 0) continue;
       if (((m_ok >> r) & 1u) && gcur != gprev)
         cp16(meta + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
     }
-    if (pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces copies the block groups
+    if (!kOneGroup && pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces: block groups
       cp16(meta + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
     wgp::mbar_arrive_cp_async(full0 + 8 * slot);
     bg = bg_next;
