@@ -352,17 +352,30 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   float2 scale0 = {}, scale1 = {};
   int n_chunks = 0;  // of the current piece
 
+  // This thread's shared-memory addresses in slot 0 (a slot's are kStage further on per slot): its code
+  // words of tile ta, and (kScaleAfter) its rows' scale and zero point in k32 block 0's records. Worked out
+  // once and kept opaque: left to itself the compiler re-derived them from the thread index every chunk (17
+  // instructions of the consumer's ~184 per chunk at 32 rows), and the stage's wgmma descriptor from the
+  // block's shared-memory window (10 more).
+  uint32_t codes0 = base + kXBytes + ta * kTileCodeBytes + lane * kBits * 4;
+  uint32_t scale_rec0 = base + kXBytes + kCodeBytes + ta * 48 + 4 * g;
+  uint32_t zero_rec0 = base + kXBytes + kCodeBytes + ta * 48 + 32 + 2 * g;
+  uint64_t desc_slot0 = wg::desc_sw128(base);
+  asm volatile("" : "+r"(codes0), "+r"(scale_rec0), "+r"(zero_rec0), "+l"(desc_slot0));
+  // The descriptor of a slot: its start address field is the shared address / 16 (< 2^14 for every slot).
+  auto slot_desc = [&](int s) { return desc_slot0 + static_cast<uint64_t>(s * (kStage >> 4)); };
+
   // Chunk's A registers; kScaleAfter: q - z, with the scales of the chunk's group in `scale`.
-  auto dequant_chunk = [&](uint32_t slot_addr, uint32_t(&a)[4][8], float2& scale) {
-    const uint32_t codes_s = slot_addr + kXBytes;
+  auto dequant_chunk = [&](int s, uint32_t(&a)[4][8], float2& scale) {
+    const uint32_t slot_addr = base + s * kStage, codes_s = slot_addr + kXBytes;
     uint32_t wa[kBits], wb[kBits];
-    read_words<kBits>(codes_s + ta * kTileCodeBytes + lane * kBits * 4, wa);
-    read_words<kBits>(codes_s + (ta + 1) * kTileCodeBytes + lane * kBits * 4, wb);
+    read_words<kBits>(codes0 + s * kStage, wa);
+    read_words<kBits>(codes0 + s * kStage + kTileCodeBytes, wb);
     if constexpr (kScaleAfter) {
-      const uint32_t rec = codes_s + kCodeBytes + ta * 48;  // k32 block 0's records: the chunk's group
-      scale = make_float2(__uint_as_float(lds32(rec + 4 * g)), __uint_as_float(lds32(rec + 48 + 4 * g)));
-      const uint2 za = frag::zero_term<T, kBits>(static_cast<int>(lds16(rec + 32 + 2 * g)));
-      const uint2 zb = frag::zero_term<T, kBits>(static_cast<int>(lds16(rec + 48 + 32 + 2 * g)));
+      const uint32_t sr = scale_rec0 + s * kStage, zr = zero_rec0 + s * kStage;  // the chunk's group
+      scale = make_float2(__uint_as_float(lds32(sr)), __uint_as_float(lds32(sr + 48)));
+      const uint2 za = frag::zero_term<T, kBits>(static_cast<int>(lds16(zr)));
+      const uint2 zb = frag::zero_term<T, kBits>(static_cast<int>(lds16(zr + 48)));
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         uint32_t ra[4], rb[4];
@@ -412,10 +425,9 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
   int slot = 0;  // slot of chunk i
   uint32_t phase = 0;
   auto step = [&](int i, uint32_t(&cur)[4][8], uint32_t(&nxt)[4][8]) {
-    const uint32_t slot_addr = base + slot * kStage;
     wg::fence();
     wg::fence_operands(acc);
-    mma_chunk(acc, cur, wg::desc_sw128(slot_addr), std::false_type{});
+    mma_chunk(acc, cur, slot_desc(slot), std::false_type{});
     wg::commit();
     wg::wait<1>();
     wg::fence_operands(acc);
@@ -424,7 +436,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     if (++slot == kS) slot = 0, phase ^= 1u;
     if (i + 1 < n_chunks) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      dequant_chunk(base + slot * kStage, nxt, scale0);  // (its scale output unused)
+      dequant_chunk(slot, nxt, scale0);  // (its scale output unused)
     }
   };
   // kScaleAfter, step i: chunk i's 8 wgmmas from `cur` into `part` (fresh sums), chunk i + 1 waited for and
@@ -439,12 +451,12 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     const int chunk_slot = slot;
     wg::fence();
     wg::fence_operands(part);
-    mma_chunk(part, cur, wg::desc_sw128(base + slot * kStage), std::true_type{});
+    mma_chunk(part, cur, slot_desc(slot), std::true_type{});
     wg::commit();
     if (++slot == kS) slot = 0, phase ^= 1u;
     if (i + 1 < n_chunks) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      dequant_chunk(base + slot * kStage, nxt, scale_nxt);
+      dequant_chunk(slot, nxt, scale_nxt);
     }
     wg::wait<0>();
     wg::fence_operands(part);
@@ -464,7 +476,7 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     for (int i = 0; i < kRows / 2; ++i) acc[i] = 0.0f;
     if (n_chunks > 0) {
       wgp::mbar_wait(full0 + 8 * slot, phase);
-      dequant_chunk(base + slot * kStage, a0, scale0);
+      dequant_chunk(slot, a0, scale0);
     }
     for (int i = 0; i < n_chunks; i += 2) {
       if constexpr (kScaleAfter) {
