@@ -4,13 +4,12 @@
 // one forward per copy, so launch overhead and L2 residency are both out of the figures. Prints CSV; never
 // passes or fails on time. torch's int4 kernel is timed by bench/cuda_torch_baselines.py.
 //
-//   ark_cuda_bench [--quick] [--auto-only] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto] [--sweep-gemv-pdl]
-//                  [--sweep-gemv-pairs]
-//                  [--sweep-gemv-sk]
+//   ark_cuda_bench [--quick] [--auto-only] [--sweep-splits] [--sweep-gemv [--quick]] [--sweep-gemv-auto]
+//                  [--sweep-gemv-pdl] [--sweep-gemv-pairs] [--sweep-gemv-sk]
 //                  [--sweep-wgmma [--quick | --small]] [--sweep-wgmma-sk]
-//                  [--once K N M auto|mma|gemv|wgmma] [--bits
-//   B]
-//                  [--group G]
+//                  [--once K N M auto|mma|gemv|wgmma] [--bits B] [--group G]
+// --auto-only: the table with its kAuto and cuBLAS columns only (the family columns print 0), to compare
+// build variants in a short call.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -857,13 +856,15 @@ int main(int argc, char** argv) {
         mma[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
       });
       const double t_gemv =
-          M <= 32 && !auto_only ? time_graph(s, copies, reps,
-                               [&](int i) { gem[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
-                  : 0.0;
-      const double t_deq = M >= 64 && !auto_only ? time_graph(s, dcopies, reps, [&](int i) {
-        deq[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes);
-      })
-                                   : 0.0;
+          M <= 32 && !auto_only
+              ? time_graph(s, copies, reps,
+                           [&](int i) { gem[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
+              : 0.0;
+      const double t_deq =
+          M >= 64 && !auto_only
+              ? time_graph(s, dcopies, reps,
+                           [&](int i) { deq[i]->forward(x, y, M, DType::BF16, s, ws, ws_bytes); })
+              : 0.0;
       bool ok = true;
       const double t_blas = time_graph(s, bcopies, reps, [&](int i) {
         ok = cublas.run(wb[i], x, y, sh.N, sh.K, M, s) && ok;

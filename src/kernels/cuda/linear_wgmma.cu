@@ -329,8 +329,8 @@ __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgk::RingCursor ring;
     Piece pc;
     for (int j = 0; piece_of<kRows, kWgmmaBlockTiles>(sk, w, cps, j, pc); ++j)
-      ws_produce<kBits, kRows, kWgmmaBlockTiles, kS, false, kScaleAfter>(w, x_maps, pc.m0, pc.tile0, pc.c0, pc.n,
-                                                                         base, full0, empty0, tid, ring);
+      ws_produce<kBits, kRows, kWgmmaBlockTiles, kS, false, kScaleAfter>(
+          w, x_maps, pc.m0, pc.tile0, pc.c0, pc.n, base, full0, empty0, tid, ring);
     wgp::cp_async_wait_all();  // exit only with no copy of ours in flight
     return;
   }
