@@ -566,8 +566,10 @@ Family auto_family(const PackedView& w, int64_t M, int64_t large_m_threshold, co
 // 1.35-1.55x faster (H100, docs/CUDA.md, 2026-11-27). At 17..32 rows the scaled-after 32-row kernel beat the
 // gemv family on all six bench shapes, 1.02-1.24x (H200, 2026-11-28 13:12 and 13:16 UTC, ARK_SWEEP_MS=17,
 // 20,24,28,32 ark_cuda_bench --sweep-wgmma --quick / --small: 8192x28672 M = 17 71.1 against gemv's 79.7
-// us, M = 32 71.4 / 81.1; 11008x4096 M = 32 16.3 / 20.2; 4096x11008 M = 17 19.4 / 19.7); at 16 gemv's
-// 9..16-row kernel is ahead (8192x28672 53.7 against 70.4, 4096x4096 7.8 / 8.7). Since x comes by TMA, the
+// us, M = 32 71.4 / 81.1; 11008x4096 M = 32 16.3 / 20.2; 4096x11008 M = 17 19.4 / 19.7). With its producer
+// computing the groups (v10) it ties or beats gemv's 9..16-row kernel at M = 16 on four shapes but loses on
+// 28672x8192 (51.0 against 49.2 us) and 4096x4096 (7.84 / 7.70), and at 9..12 rows gemv wins on three to four
+// (H200, 2026-11-28 15:31 UTC, ARK_SWEEP_MS=9,12,14,16 --sweep-wgmma): 17 stays. Since x comes by TMA, the
 // tall form beats dequant + cuBLAS on all six bench shapes up to 2048 rows (H200, ark_cuda_bench
 // --sweep-wgmma --small and --quick with ARK_SWEEP_MS, 2026-11-28 11:31 UTC), at 1024 by 1.11-1.41x
 // (4096x11008 129.4 against 143.6 us, 11008x4096 107.8 against 151.8) and at 2048 by 1.04-1.30x (4096x11008
