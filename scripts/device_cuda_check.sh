@@ -37,6 +37,10 @@
 #           (--sweep-wgmma-sk), the kAuto wgmma tests with stream-K forced (WGMMA5_FINAL=1: every wgmma test
 #           as planned but the stream-K oracle test), memcheck, within WGMMA5_END_S (default 290) s of the
 #           start, the build included)
+#           ab: kAuto's table (ark_cuda_bench --auto-only) of build variants built here, alternated in one
+#           call: AB_VARIANTS="a b ..." names folders under BIN_DIR that each hold an ark_cuda_bench (e.g.
+#           BIN_DIR=.devbin with .devbin/a, .devbin/b), AB_ROUNDS rounds (default 2), AB_MS its rows of x
+#           (default 17,32,64), AB_ARGS more arguments (e.g. --group 32); one CSV per variant, ~25 s a run
 #           (carry .device_cuda; build: only build, e.g. a variant in BIN_DIR with ARK_CUDA_DEFINES)
 #           all may pass the 10-minute limit of one call: run `test`, then `bench` on the same warm machine
 #           (the second call reuses the build in /tmp/cuda_build). Each is under 8 minutes.
@@ -214,7 +218,10 @@ memcheck() {
   newer=$(find include src/kernels/cuda src/format tests/gpu tests/cuda_pack_test.cpp bench/cuda_linear_bench.cu \
     -newer $BIN/ark_cuda_bench 2>/dev/null | head -1)
   # ARK_PREBUILT=1: the binaries in BIN_DIR were built from this tree elsewhere (file times do not travel)
-  if [ -x $BIN/ark_gpu_tests ] && [ -x $BIN/ark_cuda_bench ] && { [ -z "$newer" ] || [ "${ARK_PREBUILT:-0}" = 1 ]; }; then
+  if [ "$WHAT" = ab ]; then  # prebuilt variants, one folder each under BIN_DIR
+    export LD_LIBRARY_PATH="$(cublas_dir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "variants: ${AB_VARIANTS:-none named} under $BIN"
+  elif [ -x $BIN/ark_gpu_tests ] && [ -x $BIN/ark_cuda_bench ] && { [ -z "$newer" ] || [ "${ARK_PREBUILT:-0}" = 1 ]; }; then
     # (built elsewhere, e.g. carried in from the development machine: cuBLASLt from where this host has it)
     export LD_LIBRARY_PATH="$(cublas_dir)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "binaries in $BIN are up to date"
@@ -484,14 +491,28 @@ for block in re.split(r"\n\s*Function : ", open(sys.argv[1]).read())[1:]:
     name = block.split("\n", 1)[0]
     if "Li4E" not in name:
         continue
+    ins = re.findall(r"/\*[0-9a-f]{4,}\*/\s+([^;]*);", block)
+    hgmma = [i for i, x in enumerate(ins) if "HGMMA" in x]
+    # the warp-specialized kernel issues a chunk's 8 wgmmas together: a consumer's step is the span from
+    # one chunk's first to the next's (its dequantizing, fold and waits)
+    step = f" step {hgmma[8] - hgmma[0]}" if "ws_kernel" in name and len(hgmma) >= 16 else ""
     print(re.sub(r".*(wgmma(?:_ws|_wide)?_kernel)I", r"\1<", name).split("EEEv")[0],
-          "HGMMA", block.count("HGMMA"), "local", len(re.findall(r"\b(?:LDL|STL)", block)),
-          "instructions", len(re.findall(r"/\*[0-9a-f]{4,}\*/", block)))
+          "HGMMA", len(hgmma), "local", len(re.findall(r"\b(?:LDL|STL)", block)), "instructions", f"{len(ins)}{step}")
 EOF
     rm -f "$OUT_DIR/${o}_sass.txt"  # too large to come back
   done
   grep -h "C7513\|C7512" $BIN/obj/linear_wgmma*.cu.ptxas.log 2>/dev/null | head -3  # serialized wgmmas
 }
+
+if [ "$WHAT" = ab ]; then  # build variants A/B: kAuto's table of each, alternated, in one process per run
+  for r in $(seq "${AB_ROUNDS:-2}"); do
+    for v in ${AB_VARIANTS:-}; do
+      echo "== $v, round $r, $(date -u +%T)"
+      ARK_SWEEP_MS=${AB_MS:-17,32,64} timeout "${AB_TIMEOUT_S:-150}" $BIN/$v/ark_cuda_bench --auto-only ${AB_ARGS:-} |
+        tee -a "$OUT_DIR/ab_$v.csv" | grep -v '^#' | cut -d, -f1-6,9
+    done
+  done
+fi
 
 if [ "$WHAT" = wgmmafast ]; then  # the wgmma kernels in one 6-minute call: SASS, tests, sweeps, memcheck
   wgmma_sass_summary
