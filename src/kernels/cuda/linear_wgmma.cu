@@ -288,7 +288,11 @@ __global__ void __launch_bounds__(kWgmmaThreads, wgmma_max_blocks_per_sm(kRows))
 // needs 5), chunk i's wgmmas sum into a fresh accumulator set `part` (scale-d 0 on its first k16 step), and
 // once they are done acc += s * part, in fp32, with the two rows' scales of the chunk's group (step_scaled
 // below). One FMA per accumulator and chunk: 32 at 64 rows against the 64 instructions the 32 A registers
-// save, and the scale is applied in fp32 instead of rounded into A.
+// save, and the scale is applied in fp32 instead of rounded into A. Its producer copies only k32 block 0's
+// records and, where the layout has a chunk_group_step, computes the chunk's group rather than loading it
+// (ws_produce<..., kOneGroup>): that load had made the producer the bound (docs/CUDA.md, wgmma v10).
+// Tried and slower: the chunk's 8 wgmmas split over 2 or 4 interleaved accumulator sets (shorter chains of
+// dependent wgmmas, 1.01-1.07x slower on every shape, v10).
 template <typename T, int kBits, int kRows, bool kScaleAfter>
 __global__ void __launch_bounds__(kWgmmaWsThreads, 1)
     wgmma_ws_kernel(PackedView w, const __grid_constant__ XTileMaps x_maps, T* __restrict__ y,
