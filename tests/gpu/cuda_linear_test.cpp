@@ -1600,7 +1600,8 @@ TEST(CudaLinear, WgmmaInt4EveryM) {
   REQUIRE_WGMMA();
   uint64_t id = 20000;
   for (bool bf16 : {true, false})
-    for (int64_t g : {128, 32, -1})
+    for (int64_t g : {128, 32, -1, 256})  // 256: chunks in one group without a chunk_group_step (the
+                                          // scaled-after producer then loads each chunk's group)
       for (bool sym : {true, false}) {
         Case c;
         c.w.n = 203;  // a partial n8 tile and a partial 128-row block

@@ -185,8 +185,8 @@ __device__ __forceinline__ void ws_produce(const PackedView& w, const XTileMaps&
       if (((m_ok >> r) & 1u) && gcur != gprev)
         cp16(meta + m_dst[r], m_src[r] + static_cast<int64_t>(gcur) * m_stride[r]);
     }
-    if (!kOneGroup &&
-        pt == kMetaPieces % kProducerThreads)  // a thread with fewer record pieces: block groups
+    // The block groups, for the consumers that read them, by a thread with fewer record pieces.
+    if (!kOneGroup && pt == kMetaPieces % kProducerThreads)
       cp16(meta + kCodeBytes + kMetaBytes, w.block_group + (c0 + j) * 4);
     wgp::mbar_arrive_cp_async(full0 + 8 * slot);
     bg = bg_next;

@@ -56,7 +56,8 @@ template <typename T, int kRows>
 __device__ __forceinline__ void store_set(const float* acc, const PackedView& w, int64_t n_base, int64_t m0,
                                           int t, int M, T* y, float* plane) {
   // The branch on plane stays outside the loops: with it inside, ptxas kept a predicate per element and the
-  // wide kernel's code grew by two thirds (its 128-row form from 29 to 1951 PLOP3), 11-21% slower at M = 128.
+  // wide kernel's code grew by a third (its 128-row form from 29 to 1951 PLOP3), 11-27% slower at
+  // M = 128..512.
   if (plane) {
 #pragma unroll
     for (int i = 0; i < kRows / 8; ++i)
