@@ -319,7 +319,7 @@ if [ -e "$OUT_DIR/build_failed" ]; then
   note "BUILD FAILED: nothing was run (see build.log)"
   exit 1
 fi
-[ -x $BIN/ark_gpu_tests ] || BIN=$DEV/bin
+[ "$WHAT" = ab ] || [ -x $BIN/ark_gpu_tests ] || BIN=$DEV/bin  # ab: variant folders under BIN
 
 if [ "$WHAT" = all ] || [ "$WHAT" = test ]; then
   echo "== GPU tests" | tee "$OUT_DIR/tests.log"
